@@ -1,0 +1,145 @@
+/**
+ * The kernel contract shared by the `native` (C, N-API) and `reference` (plain TypeScript)
+ * backends. Everything above this layer (tensors, autograd, models) is backend-agnostic.
+ *
+ * Conventions — every implementation must follow them exactly:
+ * - All arrays are dense, row-major, and may be subarrays (non-zero byteOffset).
+ * - Forward kernels OVERWRITE their outputs.
+ * - Backward kernels ACCUMULATE (+=) into every gradient output (dx, dweight, ...), so autograd can
+ *   hand them the parents' zero-initialised gradient buffers directly.
+ * - `bf16 = true` (autocast) means: round the GEMM/attention *inputs* to bfloat16 (round to nearest
+ *   even), multiply, and accumulate in fp32; outputs stay fp32.
+ * - The reference backend accepts Float32Array or Float64Array (float64 is used for finite-difference
+ *   checks); the native backend accepts Float32Array only.
+ * - Integer inputs (token ids, labels) are Int32Array; masks are Uint8Array (1 = keep).
+ */
+export type FloatArray = Float32Array | Float64Array;
+
+export const enum Unary {
+  GeluTanh = 0, // 0.5 x (1 + tanh(√(2/π) (x + 0.044715 x³)))  — GPT-2 "gelu_new"
+  GeluErf = 1, //  0.5 x (1 + erf(x / √2))                       — BERT "gelu"
+  Tanh = 2,
+  Relu = 3,
+}
+
+export interface Backend {
+  readonly name: 'native' | 'reference';
+
+  /**
+   * Batched GEMM with bias epilogue. For each batch index i in [0, batch):
+   *   C_i (m×n) = (accumulate ? C_i : 0) + op(A_i) · op(B_i) + bias
+   * op(A) = transA ? Aᵀ where A_i is stored k×m : A_i stored m×k.
+   * op(B) = transB ? Bᵀ where B_i is stored n×k : B_i stored k×n.
+   * A_i starts at a[i*strideA], B_i at b[i*strideB], C_i at c[i*strideC] (strides in elements;
+   * strideB = 0 shares one B across the batch). bias (length n) is added to every row, or null.
+   */
+  gemm(
+    a: FloatArray, b: FloatArray, c: FloatArray, bias: FloatArray | null,
+    m: number, n: number, k: number, transA: boolean, transB: boolean, accumulate: boolean,
+    batch: number, strideA: number, strideB: number, strideC: number, bf16: boolean,
+  ): void;
+
+  /** out[j] (+)= Σ_r x[r, j] for x rows×cols — the bias gradient. Always accumulates into out. */
+  sumRows(x: FloatArray, out: FloatArray, rows: number, cols: number): void;
+
+  /** out[i] = a[i] + b[i] (same length n). out may alias a or b. */
+  add(a: FloatArray, b: FloatArray, out: FloatArray, n: number): void;
+  /** out[i] = a[i] · b[i]. out may alias a or b. */
+  mul(a: FloatArray, b: FloatArray, out: FloatArray, n: number): void;
+  /** y[i] += alpha · x[i] */
+  axpy(alpha: number, x: FloatArray, y: FloatArray, n: number): void;
+  /** out[i] = alpha · x[i]. out may alias x. */
+  scale(x: FloatArray, alpha: number, out: FloatArray, n: number): void;
+  /** Σ x[i]² accumulated in double — for global gradient-norm clipping. */
+  sumSquares(x: FloatArray, n: number): number;
+
+  /** out = f(x) elementwise for the Unary op. */
+  unary(op: Unary, x: FloatArray, out: FloatArray, n: number): void;
+  /** dx += f'(x) · dout. */
+  unaryBackward(op: Unary, x: FloatArray, dout: FloatArray, dx: FloatArray, n: number): void;
+
+  /**
+   * General permutation of a dense tensor of rank ≤ 6: out has shape shape[perm[0]], …,
+   * out[idx] = x[idx mapped back through perm] (numpy.transpose semantics).
+   * When accumulate is true, out += permuted x (used for the backward pass).
+   */
+  permute(x: FloatArray, out: FloatArray, shape: readonly number[], perm: readonly number[], accumulate: boolean): void;
+
+  /**
+   * LayerNorm over the last dim of x (rows×cols):
+   *   μ = mean(x_r), σ² = mean((x_r-μ)²), rstd = 1/√(σ²+eps), out = (x-μ)·rstd·weight + bias
+   * Saves mean[r] and rstd[r] for the backward pass.
+   */
+  layerNorm(x: FloatArray, weight: FloatArray, bias: FloatArray, out: FloatArray,
+    mean: FloatArray, rstd: FloatArray, rows: number, cols: number, eps: number): void;
+  /**
+   * x̂ = (x-μ)·rstd, g = dout·weight:
+   *   dx += rstd · (g − mean(g) − x̂ · mean(g·x̂)),  dweight += Σ_r dout·x̂,  dbias += Σ_r dout
+   */
+  layerNormBackward(dout: FloatArray, x: FloatArray, weight: FloatArray, mean: FloatArray, rstd: FloatArray,
+    dx: FloatArray, dweight: FloatArray, dbias: FloatArray, rows: number, cols: number): void;
+
+  /** Row softmax of x (rows×cols): out = exp(x − max) / Σ exp(x − max). */
+  softmax(x: FloatArray, out: FloatArray, rows: number, cols: number): void;
+  /** dx += y ⊙ (dy − Σ_j dy_j·y_j) per row, where y = softmax output. */
+  softmaxBackward(y: FloatArray, dy: FloatArray, dx: FloatArray, rows: number, cols: number): void;
+
+  /**
+   * Fused softmax cross-entropy over logits (rows×V) with integer labels. Rows whose label equals
+   * ignoreIndex get loss 0 and are skipped. With label smoothing ε:
+   *   loss_r = lse_r − (1−ε)·z[label] − (ε/V)·Σ_j z_j,   lse_r = log Σ_j exp(z_j)
+   * Writes loss[r] and lse[r]; returns the number of non-ignored rows.
+   * Out-of-range labels (not ignoreIndex and not in [0,V)) throw a RangeError naming the row.
+   */
+  crossEntropy(logits: FloatArray, labels: Int32Array, loss: FloatArray, lse: FloatArray,
+    rows: number, v: number, ignoreIndex: number, smoothing: number): number;
+  /**
+   * dlogits[r,j] += scale · (softmax(z_r)_j − (1−ε)·[j = label_r] − ε/V) for non-ignored rows;
+   * scale is d(total)/d(loss_r) (e.g. 1/count for a mean).
+   */
+  crossEntropyBackward(logits: FloatArray, labels: Int32Array, lse: FloatArray, dlogits: FloatArray,
+    rows: number, v: number, ignoreIndex: number, smoothing: number, scale: number): void;
+
+  /** out[i, :] = table[ids[i], :] for i < n (table rows×dim). Out-of-range ids throw RangeError. */
+  embedding(table: FloatArray, ids: Int32Array, out: FloatArray, n: number, dim: number): void;
+  /** dtable[ids[i], :] += dout[i, :] (scatter-add; must be race-free when threaded). */
+  embeddingBackward(dout: FloatArray, ids: Int32Array, dtable: FloatArray, n: number, dim: number): void;
+
+  /**
+   * Dropout with a counter-based RNG, so the mask is recomputed (not stored) for backward and does
+   * not depend on thread count: keep_i = uniform(seed, offset + i) ≥ p; out_i = keep_i ? x_i/(1−p) : 0.
+   * uniform(seed, c) is defined in src/tensor/random.ts (`uniformAt`) and must match bit-exactly.
+   */
+  dropout(x: FloatArray, out: FloatArray, n: number, p: number, seed: number, offset: number): void;
+  /** dx_i += keep_i ? dout_i/(1−p) : 0 with the same mask as dropout. */
+  dropoutBackward(dout: FloatArray, dx: FloatArray, n: number, p: number, seed: number, offset: number): void;
+
+  /**
+   * Fused scaled-dot-product attention, q (B,H,Tq,D), k and v (B,H,Tk,D), out (B,H,Tq,D):
+   *   s_ij = scale · q_i·k_j, masked to −∞ where (causal and j > i + (Tk−Tq)) or keyMask[b, j] = 0,
+   *   out_i = Σ_j softmax_j(s_i)·v_j,   lse[b,h,i] = log Σ_j exp(s_ij)   (saved for backward).
+   * Online softmax over key blocks (flash-attention style): no Tq×Tk matrix is kept.
+   * A row with every key masked outputs zeros and lse = −∞ (and gets zero gradient).
+   * keyMask is (B,Tk) bytes, 1 = attend, or null.
+   */
+  attention(q: FloatArray, k: FloatArray, v: FloatArray, out: FloatArray, lse: FloatArray,
+    b: number, h: number, tq: number, tk: number, d: number, scale: number, causal: boolean,
+    keyMask: Uint8Array | null, bf16: boolean): void;
+  /**
+   * Recomputes p_ij = exp(s_ij − lse_i) block by block; with D_i = Σ_d dout_i·out_i:
+   *   dv_j += Σ_i p_ij·dout_i,  ds_ij = p_ij·(dout_i·v_j − D_i),
+   *   dq_i += scale·Σ_j ds_ij·k_j,  dk_j += scale·Σ_i ds_ij·q_i
+   */
+  attentionBackward(q: FloatArray, k: FloatArray, v: FloatArray, out: FloatArray, lse: FloatArray,
+    dout: FloatArray, dq: FloatArray, dk: FloatArray, dv: FloatArray,
+    b: number, h: number, tq: number, tk: number, d: number, scale: number, causal: boolean,
+    keyMask: Uint8Array | null, bf16: boolean): void;
+
+  /**
+   * Fused AdamW (decoupled weight decay, PyTorch semantics), step t ≥ 1:
+   *   p −= lr·wd·p;  m = β1·m + (1−β1)·g;  v = β2·v + (1−β2)·g²
+   *   p −= lr · (m / (1−β1ᵗ)) / (√(v / (1−β2ᵗ)) + eps)
+   */
+  adamw(param: FloatArray, grad: FloatArray, m: FloatArray, v: FloatArray, n: number,
+    lr: number, beta1: number, beta2: number, eps: number, weightDecay: number, step: number): void;
+}
