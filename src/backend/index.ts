@@ -1,0 +1,39 @@
+/**
+ * Backend selection. Native is the default; `PRIMER_BACKEND=reference` (or setBackend('reference'))
+ * selects the plain-TypeScript reference backend.
+ */
+import type { Backend } from './types.ts';
+import { referenceBackend } from './reference/index.ts';
+import { createNativeBackend, loadNativeAddon } from './native.ts';
+
+export type BackendName = 'native' | 'reference';
+let current: Backend | null = null;
+let native: Backend | null = null;
+
+export function getBackendByName(name: BackendName): Backend {
+  if (name === 'reference') return referenceBackend;
+  if (name === 'native') return (native ??= createNativeBackend(referenceBackend));
+  throw new Error(`primer: unknown backend "${String(name)}" (expected "native" or "reference")`);
+}
+
+export function backend(): Backend {
+  if (current) return current;
+  const env = process.env.PRIMER_BACKEND as BackendName | undefined;
+  current = getBackendByName(env ?? (loadNativeAddon() ? 'native' : 'reference'));
+  return current;
+}
+
+export function setBackend(name: BackendName): void {
+  current = getBackendByName(name);
+}
+
+/** Number of threads the native kernels use (OpenMP); 1 for the reference backend. */
+export function setNumThreads(n: number): void {
+  loadNativeAddon()?.setThreads(n);
+}
+export function getNumThreads(): number {
+  return loadNativeAddon()?.getThreads() ?? 1;
+}
+
+export { referenceBackend };
+export type { Backend };
