@@ -1,7 +1,9 @@
-// Runs every test/**/*.test.ts with Node's built-in test runner (TypeScript through tsx).
-// Extra arguments filter files by substring: `node scripts/run-tests.mjs tokenizer`.
-import { readdirSync, statSync } from 'node:fs';
+// Runs every test/**/*.test.ts with Node's built-in test runner (TypeScript through tsx), then the
+// native-kernel tests again against portable builds (AVX2-only and SSE2-only) of the addon.
+// Arguments filter files by substring: `node scripts/run-tests.mjs tokenizer` (skips the variants).
+import { readdirSync, statSync, mkdtempSync } from 'node:fs';
 import { join } from 'node:path';
+import { tmpdir } from 'node:os';
 import { spawnSync } from 'node:child_process';
 
 function walk(dir) {
@@ -11,10 +13,28 @@ function walk(dir) {
   });
 }
 const filters = process.argv.slice(2);
-const files = walk('test').filter((f) => filters.length === 0 || filters.some((s) => f.includes(s))).sort();
+const all = walk('test').sort();
+const files = all.filter((f) => filters.length === 0 || filters.some((s) => f.includes(s)));
 if (files.length === 0) {
   console.error('no test files matched');
   process.exit(1);
 }
-const r = spawnSync(process.execPath, ['--import', 'tsx', '--test', '--test-reporter=spec', ...files], { stdio: 'inherit' });
-process.exit(r.status ?? 1);
+const run = (list, env = {}) =>
+  spawnSync(process.execPath, ['--expose-gc', '--import', 'tsx', '--test', '--test-reporter=spec', ...list], {
+    stdio: 'inherit',
+    env: { ...process.env, ...env },
+  }).status ?? 1;
+
+let status = run(files);
+if (filters.length === 0 && process.arch === 'x64') {
+  const dir = mkdtempSync(join(tmpdir(), 'primer-variants-'));
+  const backendTests = all.filter((f) => f.startsWith(join('test', 'backend')));
+  for (const march of ['x86-64-v3', 'x86-64']) {
+    const out = join(dir, `primer_${march}.node`);
+    const built = spawnSync(process.execPath, ['scripts/build-variant.mjs', march, out], { stdio: 'inherit' }).status;
+    console.log(`\n# native kernel tests with the -march=${march} build`);
+    status ||= built ?? 1;
+    if (built === 0) status ||= run(backendTests, { PRIMER_NATIVE_PATH: out });
+  }
+}
+process.exit(status);

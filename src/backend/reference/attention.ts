@@ -1,3 +1,142 @@
-// Placeholder until the attention work lands.
-export function attention(..._args: unknown[]): void { throw new Error('reference attention: not implemented yet'); }
-export function attentionBackward(..._args: unknown[]): void { throw new Error('reference attentionBackward: not implemented yet'); }
+/**
+ * Reference scaled-dot-product attention: the executable spec of Backend.attention / attentionBackward.
+ * Materialises one score row per query (length Tk) and accumulates in float64; the native kernel
+ * computes the same thing block by block with an online softmax.
+ *
+ * Layout: q (B,H,Tq,D), k and v (B,H,Tk,D), out (B,H,Tq,D), lse (B,H,Tq), keyMask (B,Tk) or null.
+ * Query i may see key j when keyMask[b,j] = 1 and, if causal, j ≤ i + (Tk − Tq): the causal diagonal
+ * is aligned to the END of the keys, so with a KV cache the Tq new queries follow the Tk − Tq cached keys.
+ */
+import type { FloatArray } from '../types.ts';
+import { roundBf16 } from './bf16.ts';
+
+function checkShapes(kernel: string, arrays: Record<string, FloatArray | Uint8Array | null>,
+  b: number, h: number, tq: number, tk: number, d: number): void {
+  for (const [name, n] of [['b', b], ['h', h], ['tq', tq], ['tk', tk], ['d', d]] as const) {
+    if (!Number.isInteger(n) || n < 0) throw new RangeError(`${kernel}: ${name} must be a non-negative integer, got ${n}`);
+  }
+  const need: Record<string, number> = {
+    q: b * h * tq * d, k: b * h * tk * d, v: b * h * tk * d, out: b * h * tq * d, lse: b * h * tq,
+    dout: b * h * tq * d, dq: b * h * tq * d, dk: b * h * tk * d, dv: b * h * tk * d, keyMask: b * tk,
+  };
+  for (const [name, arr] of Object.entries(arrays)) {
+    if (arr !== null && arr.length < need[name]!) {
+      throw new RangeError(`${kernel}: ${name} has ${arr.length} elements, shape (b=${b}, h=${h}, tq=${tq}, tk=${tk}, d=${d}) needs ${need[name]}`);
+    }
+  }
+}
+
+/** Copy of x (or x itself) with every element rounded to bf16 when bf16 autocast is on. */
+function maybeRound(x: FloatArray, n: number, bf16: boolean): FloatArray {
+  if (!bf16) return x;
+  const r = new Float64Array(n);
+  for (let i = 0; i < n; i++) r[i] = roundBf16(x[i]!);
+  return r;
+}
+
+/**
+ * Scores of query row i of head (bi, hi): s_j = scale·q_i·k_j, or −∞ where masked. Returns the row.
+ * qBase/kBase are the element offsets of the head's q and k matrices.
+ */
+function scoreRow(q: FloatArray, k: FloatArray, qBase: number, kBase: number, i: number, bi: number,
+  tq: number, tk: number, d: number, scale: number, causal: boolean, keyMask: Uint8Array | null): Float64Array {
+  const s = new Float64Array(tk);
+  const lastVisible = causal ? i + (tk - tq) : tk - 1;
+  for (let j = 0; j < tk; j++) {
+    if (j > lastVisible || (keyMask !== null && keyMask[bi * tk + j] === 0)) { s[j] = -Infinity; continue; }
+    let dot = 0;
+    for (let c = 0; c < d; c++) dot += q[qBase + i * d + c]! * k[kBase + j * d + c]!;
+    s[j] = scale * dot;
+  }
+  return s;
+}
+
+export function attention(q: FloatArray, k: FloatArray, v: FloatArray, out: FloatArray, lse: FloatArray,
+  b: number, h: number, tq: number, tk: number, d: number, scale: number, causal: boolean,
+  keyMask: Uint8Array | null, bf16: boolean): void {
+  checkShapes('attention', { q, k, v, out, lse, keyMask }, b, h, tq, tk, d);
+  const qr = maybeRound(q, b * h * tq * d, bf16);
+  const kr = maybeRound(k, b * h * tk * d, bf16);
+  const vr = maybeRound(v, b * h * tk * d, bf16);
+  for (let bi = 0; bi < b; bi++) {
+    for (let hi = 0; hi < h; hi++) {
+      const head = bi * h + hi;
+      const qBase = head * tq * d, kBase = head * tk * d;
+      for (let i = 0; i < tq; i++) {
+        const s = scoreRow(qr, kr, qBase, kBase, i, bi, tq, tk, d, scale, causal, keyMask);
+        let max = -Infinity;
+        for (let j = 0; j < tk; j++) max = Math.max(max, s[j]!);
+        const o = qBase + i * d;
+        if (max === -Infinity) { // every key masked: defined as zero output, lse = −∞
+          for (let c = 0; c < d; c++) out[o + c] = 0;
+          lse[head * tq + i] = -Infinity;
+          continue;
+        }
+        // Subtracting the row max keeps exp() from overflowing; it cancels in the normalisation.
+        let sum = 0;
+        for (let j = 0; j < tk; j++) sum += (s[j] = Math.exp(s[j]! - max));
+        for (let c = 0; c < d; c++) {
+          let acc = 0;
+          for (let j = 0; j < tk; j++) acc += s[j]! * vr[kBase + j * d + c]!;
+          out[o + c] = acc / sum;
+        }
+        lse[head * tq + i] = max + Math.log(sum);
+      }
+    }
+  }
+}
+
+/**
+ * FlashAttention-2 style backward from the saved lse, with p_ij = exp(s_ij − lse_i):
+ *   D_i = dout_i·out_i  (= Σ_j p_ij dout_i·v_j, the softmax Jacobian's row term)
+ *   dv_j += Σ_i p_ij dout_i,   ds_ij = p_ij (dout_i·v_j − D_i),
+ *   dq_i += scale Σ_j ds_ij k_j,   dk_j += scale Σ_i ds_ij q_i
+ * With bf16 autocast q, k, v and dout are rounded to bf16 first, as in the forward pass.
+ */
+export function attentionBackward(q: FloatArray, k: FloatArray, v: FloatArray, out: FloatArray, lse: FloatArray,
+  dout: FloatArray, dq: FloatArray, dk: FloatArray, dv: FloatArray,
+  b: number, h: number, tq: number, tk: number, d: number, scale: number, causal: boolean,
+  keyMask: Uint8Array | null, bf16: boolean): void {
+  checkShapes('attentionBackward', { q, k, v, out, lse, dout, dq, dk, dv, keyMask }, b, h, tq, tk, d);
+  const qr = maybeRound(q, b * h * tq * d, bf16);
+  const kr = maybeRound(k, b * h * tk * d, bf16);
+  const vr = maybeRound(v, b * h * tk * d, bf16);
+  const dor = maybeRound(dout, b * h * tq * d, bf16);
+  for (let bi = 0; bi < b; bi++) {
+    for (let hi = 0; hi < h; hi++) {
+      const head = bi * h + hi;
+      const qBase = head * tq * d, kBase = head * tk * d;
+      // float64 accumulators, added to the (possibly fp32) gradients once at the end
+      const dkAcc = new Float64Array(tk * d), dvAcc = new Float64Array(tk * d), dqRow = new Float64Array(d);
+      for (let i = 0; i < tq; i++) {
+        const rowLse = lse[head * tq + i]!;
+        if (rowLse === -Infinity) continue; // fully masked row: its output is constant 0
+        const s = scoreRow(qr, kr, qBase, kBase, i, bi, tq, tk, d, scale, causal, keyMask);
+        const o = qBase + i * d;
+        let rowD = 0;
+        for (let c = 0; c < d; c++) rowD += dor[o + c]! * out[o + c]!;
+        dqRow.fill(0);
+        for (let j = 0; j < tk; j++) {
+          if (s[j] === -Infinity) continue;
+          const p = Math.exp(s[j]! - rowLse);
+          const kv = kBase + j * d;
+          let dp = 0;
+          for (let c = 0; c < d; c++) {
+            dp += dor[o + c]! * vr[kv + c]!;
+            dvAcc[j * d + c] += p * dor[o + c]!;
+          }
+          const ds = scale * p * (dp - rowD);
+          for (let c = 0; c < d; c++) {
+            dqRow[c] += ds * kr[kv + c]!;
+            dkAcc[j * d + c] += ds * qr[o + c]!;
+          }
+        }
+        for (let c = 0; c < d; c++) dq[o + c] += dqRow[c]!;
+      }
+      for (let x = 0; x < tk * d; x++) {
+        dk[kBase + x] += dkAcc[x]!;
+        dv[kBase + x] += dvAcc[x]!;
+      }
+    }
+  }
+}

@@ -1,0 +1,152 @@
+/**
+ * Every op's backward against central finite differences, in float64 on the reference backend.
+ * Objective: L = Σ w ⊙ op(inputs) with fixed random w, so every output element matters.
+ */
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { setBackend } from '../../src/backend/index.ts';
+import { Tensor, setDefaultDtype, noGrad } from '../../src/tensor/tensor.ts';
+import * as T from '../../src/tensor/index.ts';
+import { Rng } from '../../src/tensor/random.ts';
+import { randomTensor, relError, numericGrads } from '../helpers/numeric.ts';
+
+before(() => {
+  setBackend('reference');
+  setDefaultDtype('float64');
+});
+after(() => {
+  setDefaultDtype('float32');
+});
+
+/** Checks analytic vs numeric gradients of Σ w ⊙ op(inputs) for every input. */
+function check(name: string, inputs: Tensor[], op: (...xs: Tensor[]) => Tensor, tol = 1e-6): void {
+  const rng = new Rng(1234);
+  for (const t of inputs) t.requiresGrad = true;
+  const probe = noGrad(() => op(...inputs));
+  const w = randomTensor(probe.shape, rng);
+  const objective = () => noGrad(() => {
+    const y = op(...inputs);
+    let s = 0;
+    for (let i = 0; i < y.size; i++) s += y.data[i]! * w.data[i]!;
+    return s;
+  });
+  for (const t of inputs) t.grad = null;
+  T.sum(T.mul(op(...inputs), w)).backward();
+  const numeric = numericGrads(inputs, objective);
+  inputs.forEach((t, i) => {
+    assert.ok(t.grad, `${name}: input ${i} got no gradient`);
+    const err = relError(t.grad!.data, numeric[i]!);
+    assert.ok(err < tol, `${name}: input ${i} gradient relative error ${err.toExponential(2)} ≥ ${tol}`);
+  });
+}
+
+const rng = new Rng(7);
+const r = (...shape: number[]) => randomTensor(shape, rng);
+
+test('elementwise ops with broadcasting', () => {
+  check('add', [r(3, 4), r(4)], T.add);
+  check('add same shape', [r(2, 5), r(2, 5)], T.add);
+  check('sub', [r(2, 3, 4), r(3, 1)], T.sub);
+  check('mul', [r(3, 4), r(3, 4)], T.mul);
+  check('mul broadcast', [r(2, 1, 4), r(3, 1)], T.mul);
+  check('div', [r(3, 4), T.addScalar(T.mul(r(3, 4), r(3, 4)), 1.5)], T.div);
+  check('scale', [r(7)], (x) => T.scale(x, -2.5));
+  check('addScalar', [r(7)], (x) => T.addScalar(x, 3));
+});
+
+test('reductions', () => {
+  check('sum', [r(3, 5)], T.sum);
+  check('mean', [r(3, 5)], T.mean);
+  check('sumAxis 0', [r(3, 4, 2)], (x) => T.sumAxis(x, 0));
+  check('sumAxis 1', [r(3, 4, 2)], (x) => T.sumAxis(x, 1));
+  check('sumAxis -1', [r(3, 4, 2)], (x) => T.sumAxis(x, -1));
+});
+
+test('shape ops', () => {
+  check('reshape', [r(2, 6)], (x) => T.reshape(x, [3, -1]));
+  check('permute', [r(2, 3, 4, 5)], (x) => T.permute(x, [2, 0, 3, 1]));
+  check('transpose', [r(3, 7)], (x) => T.transpose(x));
+  check('slice', [r(4, 6)], (x) => T.slice(x, 1, 1, 5));
+  check('slice axis 0', [r(4, 3)], (x) => T.slice(x, 0, 2, 4));
+  check('concat', [r(2, 3), r(2, 1), r(2, 4)], (...xs) => T.concat(xs, 1));
+  check('select0', [r(3, 2, 2)], (x) => T.mul(T.select0(x, 1), T.select0(x, 2)));
+});
+
+test('matmul: transposes, batching, shared weights, bias', () => {
+  for (const transA of [false, true]) {
+    for (const transB of [false, true]) {
+      const a = transA ? r(4, 3) : r(3, 4);
+      const b = transB ? r(5, 4) : r(4, 5);
+      check(`matmul 2-D tA=${transA} tB=${transB}`, [a, b, r(5)], (x, y, z) => T.matmul(x, y, { transA, transB }, z));
+      const ab = transA ? r(2, 4, 3) : r(2, 3, 4);
+      check(`matmul shared B tA=${transA} tB=${transB}`, [ab, b], (x, y) => T.matmul(x, y, { transA, transB }));
+      const bb = transB ? r(2, 5, 4) : r(2, 4, 5);
+      check(`matmul batched tA=${transA} tB=${transB}`, [ab, bb], (x, y) => T.matmul(x, y, { transA, transB }));
+    }
+  }
+  check('linear in_out', [r(2, 3, 4), r(4, 6), r(6)], (x, w, b) => T.linear(x, w, b, 'in_out'));
+  check('linear out_in', [r(5, 4), r(6, 4), r(6)], (x, w, b) => T.linear(x, w, b, 'out_in'));
+});
+
+test('embedding, layerNorm, activations, softmax, dropout', () => {
+  const ids = new Int32Array([3, 0, 3, 1, 4]);
+  check('embedding (repeated ids)', [r(5, 3)], (t) => T.embedding(t, ids, [5]));
+  check('layerNorm', [r(4, 6), r(6), r(6)], (x, w, b) => T.layerNorm(x, w, b, 1e-5));
+  check('layerNorm eps 1e-12', [r(3, 5), r(5), r(5)], (x, w, b) => T.layerNorm(x, w, b, 1e-12));
+  check('gelu tanh', [r(3, 7)], (x) => T.gelu(x, 'tanh'));
+  check('gelu erf', [r(3, 7)], (x) => T.gelu(x, 'erf'));
+  check('tanh', [r(9)], T.tanh);
+  // Keep relu inputs away from the kink at 0, where finite differences are meaningless.
+  const x = r(9);
+  for (let i = 0; i < x.size; i++) x.data[i] = x.data[i]! + Math.sign(x.data[i]!) * 0.1;
+  check('relu', [x], T.relu);
+  check('softmax', [r(3, 6)], T.softmax);
+  const seedRng = () => new Rng(99);
+  check('dropout', [r(4, 8)], (y) => T.dropout(y, 0.3, true, seedRng()));
+});
+
+test('fused attention: causal, padding mask, Tq ≠ Tk', () => {
+  check('attention causal', [r(1, 2, 5, 3), r(1, 2, 5, 3), r(1, 2, 5, 3)], (q, k, v) => T.attention(q, k, v, { causal: true }));
+  const mask = new Uint8Array([1, 1, 1, 0, 0, 1, 1, 1, 1, 1]);
+  check('attention key mask', [r(2, 1, 5, 4), r(2, 1, 5, 4), r(2, 1, 5, 4)], (q, k, v) => T.attention(q, k, v, { keyMask: mask }));
+  check('attention Tq<Tk causal', [r(1, 1, 3, 2), r(1, 1, 7, 2), r(1, 1, 7, 2)], (q, k, v) => T.attention(q, k, v, { causal: true, scale: 0.7 }));
+});
+
+test('cross-entropy: ignore index, label smoothing, sum reduction', () => {
+  const labels = new Int32Array([2, -100, 0, 4]);
+  check('crossEntropy', [r(4, 5)], (z) => T.crossEntropy(z, labels));
+  check('crossEntropy smoothing', [r(4, 5)], (z) => T.crossEntropy(z, labels, { labelSmoothing: 0.1 }));
+  check('crossEntropy sum', [r(2, 2, 5)], (z) => T.crossEntropy(z, labels, { reduction: 'sum' }));
+});
+
+test('gradients accumulate across backward calls and a graph can branch', () => {
+  const x = r(3);
+  x.requiresGrad = true;
+  const y = T.add(T.mul(x, x), x); // x² + x, used twice below
+  T.sum(T.add(y, y)).backward();
+  const expected = x.toArray().map((v) => 2 * (2 * v + 1));
+  assert.ok(relError(x.grad!.data, expected) < 1e-12);
+  T.sum(T.mul(x, x)).backward();
+  const expected2 = x.toArray().map((v, i) => expected[i]! + 2 * v);
+  assert.ok(relError(x.grad!.data, expected2) < 1e-12);
+});
+
+test('noGrad records nothing', () => {
+  const x = r(3);
+  x.requiresGrad = true;
+  const y = noGrad(() => T.mul(x, x));
+  assert.equal(y.requiresGrad, false);
+  assert.equal(y.parents.length, 0);
+});
+
+test('bad input: errors name the op and the shapes', () => {
+  assert.throws(() => T.matmul(r(2, 3), r(4, 5)), /matmul: inner dimensions differ: a \[2, 3\] · b \[4, 5\]/);
+  assert.throws(() => T.add(r(2, 3), r(4)), /add: shapes \[2, 3\] and \[4\] cannot be broadcast/);
+  assert.throws(() => T.layerNorm(r(2, 3), r(4), r(3), 1e-5), /layerNorm: weight has shape \[4\], expected \[3\]/);
+  assert.throws(() => T.reshape(r(2, 3), [4, 2]), /reshape: cannot reshape \[2, 3\]/);
+  assert.throws(() => T.crossEntropy(r(2, 3), new Int32Array(3)), /crossEntropy: 3 labels for logits \[2, 3\]/);
+  assert.throws(() => T.attention(r(1, 2, 3, 4), r(1, 2, 3, 5), r(1, 2, 3, 4)), /attention: k has shape \[1, 2, 3, 5\], expected \[1, 2, \*, 4\]/);
+  assert.throws(() => T.embedding(r(3), new Int32Array([0])), /embedding: table must be 2-D/);
+  assert.throws(() => T.permute(r(2, 3), [0, 0]), /permute: perm \[0, 0\] is not a permutation/);
+  assert.throws(() => T.concat([r(2, 3), r(3, 3)], 1), /concat: shapes \[2, 3\], \[3, 3\] differ outside axis 1/);
+});
