@@ -12,7 +12,7 @@
  */
 import * as fs from 'node:fs';
 import { SafetensorsError, type SafetensorsErrorCode } from './errors.ts';
-import { DTYPES, LITTLE_ENDIAN_HOST, MAX_HEADER_BYTES, type SafetensorsDtype } from './safetensors-write.ts';
+import { DTYPES, LITTLE_ENDIAN_HOST, MAX_HEADER_BYTES, quoteName, type SafetensorsDtype } from './safetensors-write.ts';
 
 export { SafetensorsError } from './errors.ts';
 export {
@@ -187,7 +187,7 @@ export class SafetensorsFile {
   }
 
   private where(name: string): string {
-    return `${this.source}: tensor ${JSON.stringify(name)} `;
+    return `${this.source}: tensor ${quoteName(name)} `;
   }
 
   private entry(name: string): SafetensorsTensorInfo {
@@ -216,6 +216,18 @@ function intView(raw: Uint8Array, dtype: SafetensorsDtype): Int8Array | Uint8Arr
 
 function isPlainObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+/** Names an untrusted JSON value's kind without stringifying it (it may be huge or nested too deep to print). */
+function describe(value: unknown): string {
+  if (typeof value === 'string') return quoteName(value);
+  if (typeof value === 'number' || typeof value === 'boolean') return String(value);
+  return value === null ? 'null' : Array.isArray(value) ? 'array' : 'object';
+}
+
+/** A validated shape for a message, elided when absurdly long. */
+function dims(shape: number[]): string {
+  return shape.length > 8 ? `[${shape.slice(0, 8)},… (${shape.length} dims)]` : `[${shape}]`;
 }
 
 /** A record whose keys may include "__proto__" without touching the prototype chain. */
@@ -259,14 +271,14 @@ export function parseSafetensors(bytes: Uint8Array, source = '<buffer>'): Safete
   const entries: Array<SafetensorsTensorInfo & { name: string }> = [];
   for (const name of Object.keys(root)) {
     const value = root[name];
-    const tensor = `tensor ${JSON.stringify(name)}`;
+    const tensor = `tensor ${quoteName(name)}`;
     if (name === '__metadata__') {
       if (value === null) continue; // serde reads null as "no metadata"
       if (!isPlainObject(value)) throw fail('BAD_HEADER', '__metadata__ is not an object');
       metadata = {};
       for (const key of Object.keys(value)) {
         const v = value[key];
-        if (typeof v !== 'string') throw fail('BAD_HEADER', `__metadata__ value for ${JSON.stringify(key)} is not a string`);
+        if (typeof v !== 'string') throw fail('BAD_HEADER', `__metadata__ value for ${quoteName(key)} is not a string`);
         defineEntry(metadata, key, v);
       }
       continue;
@@ -277,7 +289,7 @@ export function parseSafetensors(bytes: Uint8Array, source = '<buffer>'): Safete
     }
     const { dtype, shape, data_offsets: offsets } = value;
     const dtypeInfo = typeof dtype === 'string' ? DTYPES.get(dtype) : undefined;
-    if (!dtypeInfo) throw fail('BAD_DTYPE', `${tensor}: unknown dtype ${JSON.stringify(dtype)?.slice(0, 40)}`);
+    if (!dtypeInfo) throw fail('BAD_DTYPE', `${tensor}: unknown dtype ${describe(dtype)}`);
     const isCount = (n: unknown): n is number => Number.isSafeInteger(n) && (n as number) >= 0;
     if (!Array.isArray(shape) || !shape.every(isCount)) {
       throw fail('BAD_SHAPE', `${tensor}: shape must be an array of non-negative integers`);
@@ -291,14 +303,14 @@ export function parseSafetensors(bytes: Uint8Array, source = '<buffer>'): Safete
     if (shape.includes(0)) count = 0;
     else {
       for (const d of shape as number[]) {
-        if (count > Number.MAX_SAFE_INTEGER / d) throw fail('BAD_SHAPE', `${tensor}: element count of [${shape}] overflows`);
+        if (count > Number.MAX_SAFE_INTEGER / d) throw fail('BAD_SHAPE', `${tensor}: element count of ${dims(shape)} overflows`);
         count *= d;
       }
     }
     const byteLength = count * dtypeInfo.size;
-    if (!Number.isSafeInteger(byteLength)) throw fail('BAD_SHAPE', `${tensor}: byte size of [${shape}] overflows`);
+    if (!Number.isSafeInteger(byteLength)) throw fail('BAD_SHAPE', `${tensor}: byte size of ${dims(shape)} overflows`);
     if (byteLength !== end - begin) {
-      throw fail('SIZE_MISMATCH', `${tensor}: ${dtype} [${shape}] needs ${byteLength} bytes but data_offsets [${begin}, ${end}] span ${end - begin}`);
+      throw fail('SIZE_MISMATCH', `${tensor}: ${dtype} ${dims(shape)} needs ${byteLength} bytes but data_offsets [${begin}, ${end}] span ${end - begin}`);
     }
     if (end > dataLength) throw fail('BAD_OFFSETS', `${tensor}: data_offsets [${begin}, ${end}] pass the end of the ${dataLength}-byte data buffer`);
     entries.push({
@@ -317,8 +329,8 @@ export function parseSafetensors(bytes: Uint8Array, source = '<buffer>'): Safete
   let previous = '';
   for (const e of entries) {
     const [begin] = e.dataOffsets;
-    const tensor = `tensor ${JSON.stringify(e.name)}`;
-    if (begin < cursor) throw fail('OVERLAP', `${tensor} starts at ${begin}, inside tensor ${JSON.stringify(previous)} which ends at ${cursor}`);
+    const tensor = `tensor ${quoteName(e.name)}`;
+    if (begin < cursor) throw fail('OVERLAP', `${tensor} starts at ${begin}, inside tensor ${quoteName(previous)} which ends at ${cursor}`);
     if (begin > cursor) throw fail('INCOMPLETE', `${tensor} starts at ${begin}, leaving unowned bytes [${cursor}, ${begin})`);
     cursor = e.dataOffsets[1];
     previous = e.name;
