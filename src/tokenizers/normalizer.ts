@@ -18,6 +18,8 @@
  * U+FFFD would be); without it they become U+FFFD, which is what a UTF-8 encoder (and so HF) sees.
  */
 
+import { formatError, readBool, readObject } from './json-fields.ts';
+
 export interface BertNormalizerOptions {
   cleanText?: boolean;
   handleChineseChars?: boolean;
@@ -61,23 +63,55 @@ const CHINESE_CHAR_RE =
 const DROPPED_BY_CLEAN_RE = /[\0\uFFFD]|(?![\t\n\r])\p{C}/gu;
 const WHITESPACE_RE = /\p{White_Space}/gu;
 const LONE_SURROGATE_RE = /\p{Cs}/gu;
+const PRINTABLE_ASCII_RE = /^[\t\n\r\x20-\x7e]*$/;
 const NONSPACING_MARK_RE = /\p{Mn}/gu;
 const IS_OTHER_RE = /^\p{C}$/u;
 const IS_WHITESPACE_RE = /^\p{White_Space}$/u;
 const IS_MARK_RE = /^\p{M}$/u;
 const IS_NONSPACING_MARK_RE = /^\p{Mn}$/u;
 
-function isDroppedByClean(cp: number): boolean {
-  if (cp === 0 || cp === 0xfffd) return true;
-  if (cp === 9 || cp === 10 || cp === 13) return false;
-  if (cp < 0x20 || cp === 0x7f) return true;
-  if (cp < 0x80) return false;
-  return IS_OTHER_RE.test(String.fromCodePoint(cp));
+// Per-code-point properties, computed once per character seen (regex tests are slow per character).
+const F_KNOWN = 128;
+const F_DROP = 1; // removed by clean_text: NUL, U+FFFD, category C* other than \t \n \r
+const F_SPACE = 2; // White_Space
+const F_MARK = 4; // M*
+const F_NONSPACING = 8; // Mn
+const F_DECOMPOSES = 16; // NFD(c) ≠ c
+const F_LOWERS = 32; // lowercase(c) ≠ c
+const bmpFlags = new Uint8Array(0x10000);
+const astralFlags = new Map<number, number>();
+const decompositions = new Map<number, number[]>();
+const lowercasings = new Map<number, number[]>();
+
+function computeFlags(cp: number): number {
+  const ch = String.fromCodePoint(cp);
+  let f = F_KNOWN;
+  if (cp === 0 || cp === 0xfffd || (cp !== 9 && cp !== 10 && cp !== 13 && IS_OTHER_RE.test(ch))) f |= F_DROP;
+  if (IS_WHITESPACE_RE.test(ch)) f |= F_SPACE;
+  if (IS_MARK_RE.test(ch)) f |= F_MARK;
+  if (IS_NONSPACING_MARK_RE.test(ch)) f |= F_NONSPACING;
+  const nfd = ch.normalize('NFD');
+  if (nfd !== ch) {
+    f |= F_DECOMPOSES;
+    decompositions.set(cp, [...nfd].map((c) => c.codePointAt(0)!));
+  }
+  const lower = ch.toLowerCase();
+  if (lower !== ch) {
+    f |= F_LOWERS;
+    lowercasings.set(cp, [...lower].map((c) => c.codePointAt(0)!));
+  }
+  return f;
 }
 
-function isWhitespace(cp: number): boolean {
-  if (cp < 0x80) return cp === 0x20 || (cp >= 9 && cp <= 13) || (cp >= 0x1c && cp <= 0x1f);
-  return IS_WHITESPACE_RE.test(String.fromCodePoint(cp));
+function flagsOf(cp: number): number {
+  if (cp < 0x10000) {
+    let f = bmpFlags[cp];
+    if (f === 0) bmpFlags[cp] = f = computeFlags(cp);
+    return f;
+  }
+  let f = astralFlags.get(cp);
+  if (f === undefined) astralFlags.set(cp, (f = computeFlags(cp)));
+  return f;
 }
 
 /** Growable parallel arrays of code points and their original ranges. */
@@ -124,6 +158,18 @@ export class BertNormalizer {
 
   /** The normalized text with, per UTF-16 unit, the original [start, end) range it came from. */
   normalizeWithOffsets(text: string): NormalizedText {
+    // Printable ASCII (most English) maps one unit to one unit: only case and \t \n \r can change.
+    if (PRINTABLE_ASCII_RE.test(text)) {
+      let s = this.cleanText ? text.replace(/[\t\n\r]/g, ' ') : text;
+      if (this.lowercase) s = s.toLowerCase();
+      const starts = new Int32Array(text.length);
+      const ends = new Int32Array(text.length);
+      for (let i = 0; i < text.length; i++) {
+        starts[i] = i;
+        ends[i] = i + 1;
+      }
+      return { text: s, starts, ends };
+    }
     let buf = this.cleanAndSpace(text);
     if (this.effectiveStripAccents) buf = stripAccentsOf(buf);
     if (this.lowercase) buf = lowercaseOf(buf);
@@ -140,30 +186,19 @@ export class BertNormalizer {
     };
   }
 
-  /** Reads tokenizer.json's `normalizer`; `field` names it in errors. Missing flags take HF's defaults. */
+  /** Reads tokenizer.json's `normalizer`; errors name the field. Missing flags take HF's defaults. */
   static fromJSON(json: unknown, field = 'normalizer'): BertNormalizer {
-    if (json === null || typeof json !== 'object' || Array.isArray(json)) {
-      throw new TypeError(`${field}: expected an object, got ${describe(json)}`);
-    }
-    const obj = json as Record<string, unknown>;
-    if (obj.type !== 'BertNormalizer') {
-      throw new TypeError(`${field}.type: expected "BertNormalizer", got ${describe(obj.type)}`);
-    }
-    const flag = (name: string, fallback: boolean): boolean => {
-      const v = obj[name];
-      if (v === undefined) return fallback;
-      if (typeof v !== 'boolean') throw new TypeError(`${field}.${name}: expected a boolean, got ${describe(v)}`);
-      return v;
-    };
+    const obj = readObject(json, field);
+    if (obj.type !== 'BertNormalizer') formatError(`${field}.type`, `must be "BertNormalizer", got ${JSON.stringify(obj.type) ?? 'nothing'}`);
     const strip = obj.strip_accents;
     if (strip !== undefined && strip !== null && typeof strip !== 'boolean') {
-      throw new TypeError(`${field}.strip_accents: expected a boolean or null, got ${describe(strip)}`);
+      formatError(`${field}.strip_accents`, `must be true, false or null, got ${JSON.stringify(strip)}`);
     }
     return new BertNormalizer({
-      cleanText: flag('clean_text', true),
-      handleChineseChars: flag('handle_chinese_chars', true),
-      stripAccents: strip ?? null,
-      lowercase: flag('lowercase', true),
+      cleanText: readBool(obj.clean_text, `${field}.clean_text`, true),
+      handleChineseChars: readBool(obj.handle_chinese_chars, `${field}.handle_chinese_chars`, true),
+      stripAccents: (strip as boolean | null | undefined) ?? null,
+      lowercase: readBool(obj.lowercase, `${field}.lowercase`, true),
     });
   }
 
@@ -175,8 +210,9 @@ export class BertNormalizer {
       const start = i;
       i += cp > 0xffff ? 2 : 1;
       if (this.cleanText) {
-        if (isDroppedByClean(cp)) continue;
-        if (isWhitespace(cp)) cp = 0x20;
+        const f = flagsOf(cp);
+        if (f & F_DROP) continue;
+        if (f & F_SPACE) cp = 0x20;
       } else if (cp >= 0xd800 && cp <= 0xdfff) {
         cp = 0xfffd;
       }
@@ -202,28 +238,38 @@ function stripAccentsOf(src: CodePointBuffer): CodePointBuffer {
   const n = src.cps.length;
   for (let i = 0; i < n; ) {
     const cp = src.cps[i];
-    if (cp < 0x80 && (i + 1 >= n || src.cps[i + 1] < 0x80)) {
-      out.push(cp, src.starts[i], src.ends[i]);
-      i++;
-      continue;
-    }
     let j = i + 1;
-    while (j < n && src.cps[j] >= 0x300 && IS_MARK_RE.test(String.fromCodePoint(src.cps[j]))) j++;
-    let perChar = '';
-    for (let k = i; k < j; k++) perChar += String.fromCodePoint(src.cps[k]).normalize('NFD');
-    let segment = '';
-    for (let k = i; k < j; k++) segment += String.fromCodePoint(src.cps[k]);
-    const whole = segment.normalize('NFD');
-    if (whole === perChar) {
+    while (j < n && src.cps[j] >= 0x300 && flagsOf(src.cps[j]) & F_MARK) j++;
+    if (j > i + 1) {
+      let perChar = '';
+      let segment = '';
       for (let k = i; k < j; k++) {
-        for (const ch of String.fromCodePoint(src.cps[k]).normalize('NFD')) {
-          if (!IS_NONSPACING_MARK_RE.test(ch)) out.push(ch.codePointAt(0)!, src.starts[k], src.ends[k]);
-        }
+        const ch = String.fromCodePoint(src.cps[k]);
+        segment += ch;
+        perChar += ch.normalize('NFD');
       }
-    } else {
-      const start = src.starts[i];
-      const end = src.ends[j - 1];
-      for (const ch of whole) if (!IS_NONSPACING_MARK_RE.test(ch)) out.push(ch.codePointAt(0)!, start, end);
+      const whole = segment.normalize('NFD');
+      if (whole !== perChar) {
+        for (const ch of whole) {
+          const c = ch.codePointAt(0)!;
+          if (!(flagsOf(c) & F_NONSPACING)) out.push(c, src.starts[i], src.ends[j - 1]);
+        }
+        i = j;
+        continue;
+      }
+    }
+    for (let k = i; k < j; k++) {
+      const c = k === i ? cp : src.cps[k];
+      if (c < 0x80) {
+        out.push(c, src.starts[k], src.ends[k]);
+        continue;
+      }
+      const f = flagsOf(c);
+      if (f & F_DECOMPOSES) {
+        for (const d of decompositions.get(c)!) if (!(flagsOf(d) & F_NONSPACING)) out.push(d, src.starts[k], src.ends[k]);
+      } else if (!(f & F_NONSPACING)) {
+        out.push(c, src.starts[k], src.ends[k]);
+      }
     }
     i = j;
   }
@@ -235,11 +281,9 @@ function lowercaseOf(src: CodePointBuffer): CodePointBuffer {
   const out = new CodePointBuffer();
   for (let i = 0; i < src.cps.length; i++) {
     const cp = src.cps[i];
-    if (cp < 0x80) {
-      out.push(cp >= 0x41 && cp <= 0x5a ? cp + 32 : cp, src.starts[i], src.ends[i]);
-      continue;
-    }
-    for (const ch of String.fromCodePoint(cp).toLowerCase()) out.push(ch.codePointAt(0)!, src.starts[i], src.ends[i]);
+    if (cp < 0x80) out.push(cp >= 0x41 && cp <= 0x5a ? cp + 32 : cp, src.starts[i], src.ends[i]);
+    else if (flagsOf(cp) & F_LOWERS) for (const l of lowercasings.get(cp)!) out.push(l, src.starts[i], src.ends[i]);
+    else out.push(cp, src.starts[i], src.ends[i]);
   }
   return out;
 }
@@ -301,11 +345,4 @@ export function identityNormalized(text: string): NormalizedText {
     ends[i] = pairStart ? i + 2 : i + 1;
   }
   return { text, starts, ends };
-}
-
-function describe(v: unknown): string {
-  if (v === null) return 'null';
-  if (Array.isArray(v)) return 'an array';
-  if (typeof v === 'string') return JSON.stringify(v.length > 40 ? v.slice(0, 40) + '…' : v);
-  return typeof v === 'object' ? 'an object' : String(v);
 }

@@ -27,7 +27,7 @@ export interface WordPieceTrainerOptions {
   vocabSize?: number;
   /** Pairs seen fewer times than this are never merged (default 0, as HF). */
   minFrequency?: number;
-  /** Default [PAD] [UNK] [CLS] [SEP] [MASK], ids 0..4. */
+  /** Default [PAD] [UNK] [CLS] [SEP] [MASK], ids 0..4; the unk token is appended when missing. */
   specialTokens?: readonly string[];
   /** Keep at most this many distinct characters (the most frequent ones). */
   limitAlphabet?: number | null;
@@ -115,15 +115,19 @@ export class WordPieceTrainer {
     }
     const prefix = options.continuingSubwordPrefix ?? '##';
     if (prefix.length === 0) throw new RangeError('WordPieceTrainer: continuingSubwordPrefix must not be empty');
+    const unkToken = options.unkToken ?? '[UNK]';
+    const specialTokens = [...(options.specialTokens ?? DEFAULT_WORDPIECE_SPECIAL_TOKENS)];
+    // WordPiece cannot encode without its unk token: append it when the list lacks it.
+    if (!specialTokens.includes(unkToken)) specialTokens.push(unkToken);
     this.options = {
       vocabSize,
       minFrequency: options.minFrequency ?? 0,
-      specialTokens: [...(options.specialTokens ?? DEFAULT_WORDPIECE_SPECIAL_TOKENS)],
+      specialTokens,
       limitAlphabet: options.limitAlphabet ?? null,
       initialAlphabet: [...(options.initialAlphabet ?? [])],
       continuingSubwordPrefix: prefix,
       maxTokenLength: options.maxTokenLength ?? null,
-      unkToken: options.unkToken ?? '[UNK]',
+      unkToken,
     };
     this.normalizer = new BertNormalizer(options.normalizer);
     this.onProgress = options.onProgress;
@@ -159,17 +163,21 @@ export class WordPieceTrainer {
     const { vocabSize, specialTokens, continuingSubwordPrefix: prefix } = this.options;
     const idOf = new Map<string, number>();
     const tokens: string[] = [];
-    const add = (token: string): number => {
+    // Token lengths in characters, prefix excluded (for maxTokenLength).
+    const charLength: number[] = [];
+    const add = (token: string, length: number): number => {
       let id = idOf.get(token);
       if (id === undefined) {
         id = tokens.length;
         tokens.push(token);
+        charLength.push(length);
         idOf.set(token, id);
       }
       return id;
     };
-    for (const special of specialTokens) add(special);
-    for (const ch of this.alphabet()) add(ch);
+    for (const special of specialTokens) add(special, [...special].length);
+    const alphabet = new Set(this.alphabet());
+    for (const ch of alphabet) add(ch, 1);
 
     // Words as id sequences; characters outside the alphabet are dropped, as HF does.
     const words: Int32Array[] = [];
@@ -179,7 +187,7 @@ export class WordPieceTrainer {
       const ids: number[] = [];
       let first = true;
       for (const ch of word) {
-        if (idOf.has(ch)) ids.push(add(first ? ch : prefix + ch));
+        if (alphabet.has(ch)) ids.push(add(first ? ch : prefix + ch, 1));
         first = false;
       }
       if (ids.length === 0) continue;
@@ -188,7 +196,6 @@ export class WordPieceTrainer {
       counts.push(count);
     }
 
-    const charLength = this.tokenCharLengths(tokens, prefix);
     const maxLen = this.options.maxTokenLength ?? Infinity;
     const pairCount = new Map<number, number>();
     const pairWords = new Map<number, number[]>();
@@ -198,7 +205,7 @@ export class WordPieceTrainer {
       for (let i = 0; i + 1 < lengths[w]; i++) {
         const a = ids[i];
         const b = ids[i + 1];
-        if (charLength(a) + charLength(b) > maxLen) continue;
+        if (charLength[a] + charLength[b] > maxLen) continue;
         const key = a * PAIR_SHIFT + b;
         pairCount.set(key, (pairCount.get(key) ?? 0) + c);
         // Only pairs that are new to this word need the word in their index (-1: all pairs, initial pass).
@@ -226,7 +233,7 @@ export class WordPieceTrainer {
       const a = Math.floor(top.key / PAIR_SHIFT);
       const b = top.key - a * PAIR_SHIFT;
       const partB = tokens[b].startsWith(prefix) ? tokens[b].slice(prefix.length) : tokens[b];
-      const merged = add(tokens[a] + partB);
+      const merged = add(tokens[a] + partB, charLength[a] + charLength[b]);
       const touched = pairWords.get(top.key) ?? [];
       pairWords.delete(top.key);
       for (const w of touched) {
@@ -235,14 +242,17 @@ export class WordPieceTrainer {
         lengths[w] = mergeInPlace(words[w], lengths[w], a, b, merged);
         countPairs(w, 1, merged);
       }
+      // Pairs with the new token only grew: queue each once with its final count.
+      const grown = new Set<number>();
       for (const w of touched) {
         const ids = words[w];
         for (let i = 0; i + 1 < lengths[w]; i++) {
-          if (ids[i] !== merged && ids[i + 1] !== merged) continue;
-          const key = ids[i] * PAIR_SHIFT + ids[i + 1];
-          const count = pairCount.get(key) ?? 0;
-          if (count > 0) heap.push(count, key);
+          if (ids[i] === merged || ids[i + 1] === merged) grown.add(ids[i] * PAIR_SHIFT + ids[i + 1]);
         }
+      }
+      for (const key of grown) {
+        const count = pairCount.get(key) ?? 0;
+        if (count > 0) heap.push(count, key);
       }
       pairCount.delete(top.key);
       merges++;
@@ -269,34 +279,17 @@ export class WordPieceTrainer {
   private alphabet(): string[] {
     const freq = new Map<string, number>();
     for (const [word, count] of this.wordCounts) for (const ch of word) freq.set(ch, (freq.get(ch) ?? 0) + count);
-    for (const ch of this.options.initialAlphabet) {
-      const first = String.fromCodePoint(ch.codePointAt(0) ?? 0x20);
-      if (ch.length > 0) freq.set(first, Infinity);
-    }
+    // As HF, only the first character of each initial-alphabet string counts.
+    for (const s of this.options.initialAlphabet) if (s.length > 0) freq.set(String.fromCodePoint(s.codePointAt(0)!), Infinity);
     let kept = [...freq.entries()];
     const limit = this.options.limitAlphabet;
     if (limit !== null && kept.length > limit) {
       // Least frequent go first; among equals, the higher code point (deterministic, HF leaves it open).
       kept.sort((x, y) => (x[1] !== y[1] ? x[1] - y[1] : y[0].codePointAt(0)! - x[0].codePointAt(0)!));
+      // Initial-alphabet characters (count ∞) sort last, so they go only if there are more than `limit`.
       kept = kept.slice(kept.length - Math.max(limit, 0));
-      // HF removes exactly len - limit entries, but initial-alphabet ones (count ∞) survive any cut.
     }
     return kept.map(([ch]) => ch).sort((x, y) => x.codePointAt(0)! - y.codePointAt(0)!);
-  }
-
-  /** Length in characters (prefix excluded) of each token, looked up lazily as the vocabulary grows. */
-  private tokenCharLengths(tokens: string[], prefix: string): (id: number) => number {
-    const cache: number[] = [];
-    return (id: number): number => {
-      let n = cache[id];
-      if (n === undefined) {
-        const t = tokens[id].startsWith(prefix) && id >= this.options.specialTokens.length ? tokens[id].slice(prefix.length) : tokens[id];
-        n = 0;
-        for (const _ of t) n++;
-        cache[id] = n;
-      }
-      return n;
-    };
   }
 }
 

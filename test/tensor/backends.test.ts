@@ -37,6 +37,13 @@ function agree(label: string, a: Run, b: Run, tol: number): void {
     assert.ok(err < tol, `${label}: output ${i} relative error ${err.toExponential(2)} ≥ ${tol}`);
   });
   for (const [name, g] of a.grads) {
+    // The key bias adds the same q·b to every score of a row, which softmax cancels: its true
+    // gradient is exactly zero and both backends return rounding noise. Check it is tiny instead.
+    if (name.endsWith('attention.self.key.bias')) {
+      const noise = Math.max(...g.map(Math.abs));
+      assert.ok(noise < 1e-5, `${label}: ${name} should be ~0, got ${noise}`);
+      continue;
+    }
     const err = relError(g, b.grads.get(name)!);
     assert.ok(err < tol, `${label}: grad ${name} relative error ${err.toExponential(2)} ≥ ${tol}`);
   }
