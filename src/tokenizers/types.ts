@@ -1,4 +1,14 @@
-/** Shared shapes for Primer's tokenizers (byte-level BPE and WordPiece). */
+/**
+ * Shared shapes for Primer's tokenizers (byte-level BPE and WordPiece).
+ *
+ * Added for the shared infrastructure (BPE engineer), all optional / additive:
+ *   - AddedTokenSpec: one entry of tokenizer.json `added_tokens` (HF field names); see added-tokens.ts
+ *     (AddedVocabulary: atomic splitting of raw text on added/special tokens).
+ *   - TruncationStrategy, Side and the extra EncodeOptions fields (truncationStrategy, truncationSide,
+ *     paddingSide, padToMultipleOf); see postprocess.ts (truncation, padding, post-processors and
+ *     `encodeWithPipeline` / `encodeBatchWithPipeline`, which turn a per-sequence encoder into the
+ *     full Tokenizer.encode / encodeBatch behaviour).
+ */
 
 /** One encoded text (or text pair), as Hugging Face `tokenizers` returns it. */
 export interface Encoding {
@@ -22,6 +32,33 @@ export interface EncodeOptions {
   maxLength?: number;
   /** Pad to maxLength ('max_length') or to the longest in the batch ('longest'). */
   padding?: 'max_length' | 'longest' | false;
+  /** How a pair is shortened to maxLength (HF names). Default 'longest_first'. */
+  truncationStrategy?: TruncationStrategy;
+  /** Which end loses tokens. Default 'right'. */
+  truncationSide?: Side;
+  /** Which end gets the padding. Default 'right'. */
+  paddingSide?: Side;
+  /** Round the padded length up to a multiple of this (e.g. 8 for tensor cores). */
+  padToMultipleOf?: number;
+}
+
+export type TruncationStrategy = 'longest_first' | 'only_first' | 'only_second';
+export type Side = 'left' | 'right';
+
+/** One entry of tokenizer.json `added_tokens`, with Hugging Face's field names. */
+export interface AddedTokenSpec {
+  id: number;
+  content: string;
+  /** Only match when not inside a word (no letter, digit or '_' right before or after). */
+  single_word?: boolean;
+  /** Swallow the whitespace on the left into the token's span. */
+  lstrip?: boolean;
+  /** Swallow the whitespace on the right into the token's span. */
+  rstrip?: boolean;
+  /** Matched in the normalized text (true) or in the raw text (false, the usual for specials). */
+  normalized?: boolean;
+  /** A control token (<|endoftext|>, [CLS], …): skipped by decode({skipSpecialTokens}), 1 in specialTokensMask. */
+  special?: boolean;
 }
 
 export interface Tokenizer {

@@ -1,0 +1,137 @@
+/**
+ * Tokenizers: loading (Hugging Face tokenizer.json, or legacy vocab.json + merges.txt / vocab.txt) and
+ * training, for byte-level BPE (GPT-2 style) and WordPiece (BERT style).
+ */
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
+import type { Tokenizer } from './types.ts';
+import { BpeTokenizer, type SpecialRoles } from './bpe.ts';
+import { readTextChunks, trainBpe, trainBpeFromFiles } from './bpe-train.ts';
+import { WordPieceTokenizer } from './wordpiece.ts';
+import { WordPieceTrainer } from './wordpiece-train.ts';
+import { formatError, isObject, readObject, readString } from './json-fields.ts';
+
+export type { Tokenizer, Encoding, EncodeOptions } from './types.ts';
+export { BpeTokenizer } from './bpe.ts';
+export { WordPieceTokenizer } from './wordpiece.ts';
+export { trainBpe, trainBpeFromFiles } from './bpe-train.ts';
+export { encodeParallel } from './parallel.ts';
+
+/** A parsed tokenizer.json: dispatches on model.type. */
+export function tokenizerFromJSON(json: unknown, roles?: SpecialRoles): Tokenizer {
+  const root = readObject(json, '(root)');
+  const model = readObject(root.model, 'model');
+  const type = readString(model.type ?? (isObject(model.merges) || Array.isArray(model.merges) ? 'BPE' : undefined), 'model.type');
+  if (type === 'BPE') return BpeTokenizer.fromJSON(json, roles);
+  if (type === 'WordPiece') return WordPieceTokenizer.fromJSON(json, roles);
+  return formatError('model.type', `${JSON.stringify(type)} is not supported (BPE, WordPiece)`);
+}
+
+function readJsonFile(path: string): unknown {
+  const name = basename(path);
+  try {
+    return JSON.parse(readFileSync(path, 'utf8'));
+  } catch (e) {
+    return formatError('(file)', `is not valid JSON: ${(e as Error).message}`, name);
+  }
+}
+
+/**
+ * Special-token roles from tokenizer_config.json / special_tokens_map.json next to the tokenizer, as
+ * transformers writes them ("eos_token": "</s>" or {"content": "</s>", …}); undefined when neither exists.
+ */
+function readRoles(dir: string): SpecialRoles | undefined {
+  let roles: Record<string, string> | undefined;
+  for (const name of ['special_tokens_map.json', 'tokenizer_config.json']) {
+    const path = join(dir, name);
+    if (!existsSync(path)) continue;
+    const json = readJsonFile(path);
+    if (!isObject(json)) continue;
+    for (const role of ['pad', 'unk', 'cls', 'sep', 'mask', 'bos', 'eos']) {
+      const v = json[`${role}_token`];
+      const content = typeof v === 'string' ? v : isObject(v) && typeof v.content === 'string' ? v.content : undefined;
+      if (content !== undefined) (roles ??= {})[role] = content;
+    }
+  }
+  return roles;
+}
+
+/** do_lower_case from tokenizer_config.json (BERT's legacy files), default true (bert-base-uncased). */
+function readLowercase(dir: string): boolean {
+  const path = join(dir, 'tokenizer_config.json');
+  if (!existsSync(path)) return true;
+  const json = readJsonFile(path);
+  return isObject(json) && typeof json.do_lower_case === 'boolean' ? json.do_lower_case : true;
+}
+
+/**
+ * Loads a tokenizer from a tokenizer.json file or a directory holding tokenizer.json, or the legacy
+ * files vocab.json + merges.txt (byte-level BPE) or vocab.txt (WordPiece).
+ */
+export function loadTokenizer(dirOrFile: string): Tokenizer {
+  if (!existsSync(dirOrFile)) throw new Error(`loadTokenizer: ${dirOrFile} does not exist`);
+  const isDir = statSync(dirOrFile).isDirectory();
+  const dir = isDir ? dirOrFile : dirname(dirOrFile);
+  const roles = readRoles(dir);
+  if (!isDir) {
+    const name = basename(dirOrFile);
+    if (name.endsWith('.txt')) {
+      return WordPieceTokenizer.fromVocabFile(dirOrFile, { lowercase: readLowercase(dir) });
+    }
+    const json = readJsonFile(dirOrFile);
+    if (isObject(json) && isObject(json.model)) return tokenizerFromJSON(json, roles);
+    const merges = join(dir, 'merges.txt');
+    if (existsSync(merges)) return BpeTokenizer.fromFiles(dirOrFile, merges, { roles });
+    throw new Error(`loadTokenizer: ${dirOrFile} is neither a tokenizer.json nor a vocab.json with merges.txt beside it`);
+  }
+  const tokenizerJson = join(dir, 'tokenizer.json');
+  if (existsSync(tokenizerJson)) return tokenizerFromJSON(readJsonFile(tokenizerJson), roles);
+  if (existsSync(join(dir, 'vocab.json')) && existsSync(join(dir, 'merges.txt'))) {
+    return BpeTokenizer.fromFiles(join(dir, 'vocab.json'), join(dir, 'merges.txt'), { roles });
+  }
+  if (existsSync(join(dir, 'vocab.txt'))) return WordPieceTokenizer.fromVocabFile(join(dir, 'vocab.txt'), { lowercase: readLowercase(dir) });
+  throw new Error(`loadTokenizer: ${dir} has no tokenizer.json, vocab.json + merges.txt, or vocab.txt`);
+}
+
+export interface TrainTokenizerOptions {
+  type: 'bpe' | 'wordpiece';
+  vocabSize: number;
+  /** UTF-8 text files (read streaming for BPE). */
+  files?: readonly string[];
+  /** Or texts. */
+  texts?: Iterable<string>;
+  /** Default 2 for BPE (HF's ByteLevelBPETokenizer), 0 for WordPiece (HF's WordPieceTrainer). */
+  minFrequency?: number;
+  /** Default ['<|endoftext|>'] for BPE, [PAD] [UNK] [CLS] [SEP] [MASK] for WordPiece. */
+  specialTokens?: string[];
+  /** WordPiece only: lowercase and strip accents (bert-base-uncased). Default true. */
+  lowercase?: boolean;
+  /** (done, total) in merges (BPE) or vocabulary size (WordPiece). */
+  onProgress?: (done: number, total: number) => void;
+}
+
+export function trainTokenizer(options: TrainTokenizerOptions): Tokenizer {
+  if (!options.files && !options.texts) throw new TypeError('trainTokenizer: give files or texts');
+  if (options.type === 'bpe') {
+    if (options.lowercase) throw new RangeError('trainTokenizer: lowercase is not supported for byte-level BPE (it keeps text exactly)');
+    const bpeOptions = { vocabSize: options.vocabSize, minFrequency: options.minFrequency, specialTokens: options.specialTokens, onProgress: options.onProgress };
+    if (!options.texts) return trainBpeFromFiles(options.files!, bpeOptions);
+    return trainBpe(concatSources(options.texts, options.files ?? []), bpeOptions);
+  }
+  if (options.type === 'wordpiece') {
+    const lowercase = options.lowercase ?? true;
+    const trainer = new WordPieceTrainer({
+      vocabSize: options.vocabSize, minFrequency: options.minFrequency, specialTokens: options.specialTokens,
+      normalizer: { lowercase }, onProgress: options.onProgress,
+    });
+    for (const t of options.texts ?? []) trainer.feed(t);
+    if (options.files) trainer.feedFiles(options.files);
+    return trainer.train();
+  }
+  throw new RangeError(`trainTokenizer: type must be 'bpe' or 'wordpiece', got ${JSON.stringify(options.type)}`);
+}
+
+function* concatSources(texts: Iterable<string>, files: readonly string[]): Generator<string> {
+  yield* texts;
+  for (const p of files) yield* readTextChunks(p);
+}
