@@ -1,0 +1,133 @@
+/**
+ * RFC 4180 CSV/TSV parsing that remembers where every field starts, so that errors about the data
+ * (a ragged row, an empty text, an unknown label) can name file, line and column.
+ *
+ * Rules: fields are separated by the delimiter, records by CRLF or LF; a field that starts with a
+ * double quote is quoted — it may contain delimiters, newlines and "" (an escaped quote) and must be
+ * followed by a delimiter or the end of the record. A quote inside an unquoted field is kept as is
+ * (lenient, like Python's csv module). A trailing newline does not start an empty record; blank lines
+ * are skipped.
+ */
+import { PrimerError } from '../io/errors.ts';
+
+/** Bad task data; `file`, `line` and `column` (1-based, column in UTF-16 code units) say where. */
+export class TaskDataError extends PrimerError {
+  constructor(readonly file: string, readonly line: number, readonly column: number, message: string) {
+    super('TASK_DATA', `${file}:${line}:${column}: ${message}`);
+  }
+}
+
+export interface CsvField {
+  value: string;
+  quoted: boolean;
+  /** Where the field starts (its opening quote for a quoted field). */
+  line: number;
+  column: number;
+}
+
+export interface CsvRecord {
+  fields: CsvField[];
+  /** Line of the record's first field. */
+  line: number;
+  /** Line and column just past the record's last character (for "missing field" errors). */
+  endLine: number;
+  endColumn: number;
+}
+
+export function parseDelimited(content: string, delimiter: string, file: string): CsvRecord[] {
+  if (delimiter.length !== 1 || delimiter === '"' || delimiter === '\n' || delimiter === '\r') {
+    throw new RangeError(`parseDelimited: the delimiter must be one character other than a quote or newline, got ${JSON.stringify(delimiter)}`);
+  }
+  const records: CsvRecord[] = [];
+  let i = content.charCodeAt(0) === 0xfeff ? 1 : 0; // a UTF-8 BOM is not part of the first header
+  let line = 1;
+  let lineStart = 0;
+  let fields: CsvField[] = [];
+  const n = content.length;
+  const col = (at: number) => at - lineStart + 1;
+
+  while (i < n) {
+    const fieldLine = line;
+    const fieldColumn = col(i);
+    const fieldStart = i;
+    let value = '';
+    if (content[i] === '"') {
+      i++;
+      for (;;) {
+        if (i >= n) throw new TaskDataError(file, fieldLine, fieldColumn, 'unterminated quoted field (no closing ")');
+        const ch = content[i]!;
+        if (ch === '"') {
+          if (content[i + 1] === '"') {
+            value += '"';
+            i += 2;
+            continue;
+          }
+          i++;
+          break;
+        }
+        if (ch === '\n') {
+          line++;
+          lineStart = i + 1;
+        }
+        value += ch;
+        i++;
+      }
+      const next = content[i];
+      if (i < n && next !== delimiter && next !== '\n' && next !== '\r') {
+        throw new TaskDataError(file, line, col(i), `unexpected ${JSON.stringify(next)} after a closing quote (a quote inside a quoted field is written "")`);
+      }
+    } else {
+      const start = i;
+      while (i < n && content[i] !== delimiter && content[i] !== '\n' && content[i] !== '\r') i++;
+      value = content.slice(start, i);
+    }
+    fields.push({ value, quoted: content[fieldStart] === '"', line: fieldLine, column: fieldColumn });
+    if (i < n && content[i] === delimiter) {
+      i++;
+      if (i >= n || content[i] === '\n' || content[i] === '\r') fields.push({ value: '', quoted: false, line, column: col(i) }); // "a,b," ends in an empty field
+      else continue;
+    }
+    // End of record.
+    const endLine = line;
+    const endColumn = col(i);
+    if (content[i] === '\r') i++;
+    if (content[i] === '\n') i++;
+    line++;
+    lineStart = i;
+    const blank = fields.length === 1 && fields[0]!.value === '' && !fields[0]!.quoted;
+    if (!blank) records.push({ fields, line: fields[0]!.line, endLine, endColumn });
+    fields = [];
+  }
+  return records;
+}
+
+
+/**
+ * Line and column of the first syntax error in JSON text. V8's messages do not always carry a
+ * position, so find it: the shortest prefix that fails for a reason other than "ended too early"
+ * ends at the offending character (binary search, O(n log n)).
+ */
+export function jsonErrorPosition(text: string): { line: number; column: number } {
+  const incomplete = (k: number): boolean => {
+    try {
+      JSON.parse(text.slice(0, k));
+      return true;
+    } catch (e) {
+      const message = (e as Error).message;
+      // "…at position N" with N at the cut means the prefix was fine up to its end.
+      const at = /position (\d+)/.exec(message);
+      return /end of JSON input/i.test(message) || (at !== null && Number(at[1]) >= k);
+    }
+  };
+  let lo = 0;
+  let hi = text.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if (incomplete(mid + 1)) lo = mid + 1;
+    else hi = mid;
+  }
+  const at = Math.min(lo, text.length);
+  const before = text.slice(0, at);
+  const line = before.split('\n').length;
+  return { line, column: at - (before.lastIndexOf('\n') + 1) + 1 };
+}

@@ -1,0 +1,328 @@
+/**
+ * Fine-tuning a sequence or token classifier with the shared trainer (src/train/trainer.ts): AdamW
+ * (HF defaults β = (0.9, 0.999), weight decay 0.01 on ≥2-D weights), linear warmup then linear decay
+ * to 0, gradient clipping at 1, one trainer call per epoch (stopAtStep/resumeFrom) so that after each
+ * epoch the validation metric is computed; training stops when it has not improved for `patience`
+ * epochs and the best epoch's weights are restored. Optional freezing of the embeddings and the first
+ * N layers (their parameters stop requiring gradients, so AdamW leaves them untouched).
+ */
+import type { Tokenizer } from '../tokenizers/types.ts';
+import { noGrad, withScope } from '../tensor/tensor.ts';
+import { train, type TrainResult } from '../train/trainer.ts';
+import type { BatchSource } from '../data/clm.ts';
+import { shuffled } from './labels.ts';
+import type { TextExample, TokenExample } from './data.ts';
+import { collate, encodeWords, alignLabels, padTokenId, wordPredictions, type TokenBatch } from './encode.ts';
+import { QuestionAnswering, SequenceClassifier, TokenClassifier, type TaskModel } from './heads.ts';
+import { classificationReport, squadMetrics, tokenClassificationReport, type ClassificationReport } from './metrics.ts';
+import type { QAExample } from './data.ts';
+import { collateFeatures, predictAnswers, prepareQAFeatures } from './qa.ts';
+import { GPT2Model } from '../models/gpt.ts';
+import { mix32 } from '../tensor/random.ts';
+
+/** One pre-tokenized example: ids and token types, labels (one per example, per token, or a QA [start, end]). */
+interface Encoded {
+  ids: number[];
+  typeIds: number[];
+  label: number | Int32Array | [number, number];
+}
+
+type Batch = TokenBatch & { labels: Int32Array; startPositions: Int32Array; endPositions: Int32Array; tokens: number };
+
+/** Epoch-wise shuffled mini-batches (a new seeded order every epoch); its position survives resume. */
+class EpochBatches implements BatchSource<Batch> {
+  private order: number[] = [];
+  constructor(private readonly items: readonly Encoded[], private readonly batchSize: number, private readonly seed: number, private readonly padId: number, private epoch = 0, private pos = 0) {
+    this.order = this.orderOf(epoch);
+  }
+  private orderOf(epoch: number): number[] {
+    return shuffled(this.items.map((_, i) => i), mix32(this.seed ^ mix32(epoch + 1)));
+  }
+  get stepsPerEpoch(): number {
+    return Math.ceil(this.items.length / this.batchSize);
+  }
+  next(): Batch {
+    if (this.pos >= this.order.length) {
+      this.epoch++;
+      this.pos = 0;
+      this.order = this.orderOf(this.epoch);
+    }
+    const rows = this.order.slice(this.pos, this.pos + this.batchSize).map((i) => this.items[i]!);
+    this.pos += rows.length;
+    return makeBatch(rows, this.padId);
+  }
+  state(): { epoch: number; pos: number } {
+    return { epoch: this.epoch, pos: this.pos };
+  }
+  loadState(s: unknown): void {
+    const st = s as { epoch: number; pos: number };
+    this.epoch = st.epoch;
+    this.pos = st.pos;
+    this.order = this.orderOf(st.epoch);
+  }
+}
+
+function makeBatch(rows: readonly Encoded[], padId: number): Batch {
+  const b = collate(rows, padId);
+  let labels = new Int32Array(0);
+  const startPositions = Int32Array.from(rows, (r) => (Array.isArray(r.label) ? r.label[0] : 0));
+  const endPositions = Int32Array.from(rows, (r) => (Array.isArray(r.label) ? r.label[1] : 0));
+  if (Array.isArray(rows[0]!.label)) {
+    // QA: the positions are the labels.
+  } else if (typeof rows[0]!.label === 'number') {
+    labels = Int32Array.from(rows, (r) => r.label as number);
+  } else {
+    labels = new Int32Array(b.batch * b.length).fill(-100);
+    rows.forEach((r, i) => labels.set(r.label as Int32Array, i * b.length));
+  }
+  return { ...b, labels, startPositions, endPositions, tokens: b.attentionMask.reduce((s, m) => s + m, 0) };
+}
+
+function encodeAll(model: TaskModel, tokenizer: Tokenizer, examples: ReadonlyArray<TextExample | TokenExample | QAExample>, maxLength: number, stride: number): Encoded[] {
+  if (model instanceof QuestionAnswering) {
+    return prepareQAFeatures(tokenizer, examples as QAExample[], { maxLength, stride }).map((f) => ({ ids: f.ids, typeIds: f.typeIds, label: [f.startPosition, f.endPosition] }));
+  }
+  if (model instanceof SequenceClassifier) {
+    return (examples as TextExample[]).map((ex) => {
+      const e = tokenizer.encode(ex.text, ex.textPair ?? null, { maxLength });
+      return { ids: e.ids, typeIds: e.typeIds, label: ex.label === undefined ? -100 : model.labels.id(ex.label, ex.where) };
+    });
+  }
+  if (model instanceof TokenClassifier) {
+    return (examples as TokenExample[]).map((ex) => {
+      const { encoding, wordIds } = encodeWords(tokenizer, ex.tokens, maxLength);
+      return { ids: encoding.ids, typeIds: encoding.typeIds, label: alignLabels(wordIds, model.labels.encodeTags(ex)) };
+    });
+  }
+  throw new TypeError('finetune: the model must be a SequenceClassifier, TokenClassifier or QuestionAnswering');
+}
+
+export interface FreezeOptions {
+  embeddings?: boolean;
+  /** Freeze the first N transformer layers. */
+  layers?: number;
+}
+
+/** Stops gradients into the embeddings and/or the first N layers of the body. */
+export function freezeBackbone(model: TaskModel, freeze: FreezeOptions): number {
+  const prefix = model.kind === 'gpt2' ? 'transformer.' : 'bert.';
+  const embed = model.kind === 'gpt2' ? /^(wte|wpe)\./ : /^embeddings\./;
+  const layer = model.kind === 'gpt2' ? /^h\.(\d+)\./ : /^encoder\.layer\.(\d+)\./;
+  let frozen = 0;
+  for (const [name, p] of model.namedParameters()) {
+    if (!name.startsWith(prefix)) continue;
+    const rest = name.slice(prefix.length);
+    const m = layer.exec(rest);
+    if ((freeze.embeddings && embed.test(rest)) || (m && Number(m[1]) < (freeze.layers ?? 0))) {
+      p.requiresGrad = false;
+      frozen += p.size;
+    }
+  }
+  return frozen;
+}
+
+export interface EvalOptions {
+  batchSize?: number;
+  maxLength?: number;
+}
+
+/** Predicted class ids for texts (eval mode, no gradients). */
+export function predictClasses(model: SequenceClassifier, tokenizer: Tokenizer, examples: ReadonlyArray<{ text: string; textPair?: string }>, o: EvalOptions = {}): Int32Array {
+  const bs = o.batchSize ?? 32;
+  const out = new Int32Array(examples.length);
+  const was = model.training;
+  model.eval();
+  try {
+    for (let i = 0; i < examples.length; i += bs) {
+      const encs = examples.slice(i, i + bs).map((ex) => tokenizer.encode(ex.text, ex.textPair ?? null, { maxLength: o.maxLength ?? 128 }));
+      const batch = collate(encs, padTokenId(tokenizer));
+      noGrad(() => withScope(() => {
+        const logits = model.forward(batch).logits;
+        const k = model.labels.size;
+        for (let r = 0; r < batch.batch; r++) out[i + r] = argmax(logits.data, r * k, k);
+      }));
+    }
+  } finally {
+    model.train(was);
+  }
+  return out;
+}
+
+/** Per-word predicted tag ids (-1 for words truncated away). */
+export function predictTags(model: TokenClassifier, tokenizer: Tokenizer, sentences: ReadonlyArray<readonly string[]>, o: EvalOptions = {}): Int32Array[] {
+  const bs = o.batchSize ?? 32;
+  const out: Int32Array[] = [];
+  const was = model.training;
+  model.eval();
+  try {
+    for (let i = 0; i < sentences.length; i += bs) {
+      const enc = sentences.slice(i, i + bs).map((words) => encodeWords(tokenizer, words, o.maxLength ?? 128));
+      const batch = collate(enc.map((e) => e.encoding), padTokenId(tokenizer));
+      noGrad(() => withScope(() => {
+        const logits = model.forward(batch).logits;
+        const k = model.labels.size;
+        enc.forEach((e, r) => {
+          const preds = Array.from({ length: batch.length }, (_, t) => argmax(logits.data, (r * batch.length + t) * k, k));
+          out.push(wordPredictions(e.wordIds, preds, sentences[i + r]!.length));
+        });
+      }));
+    }
+  } finally {
+    model.train(was);
+  }
+  return out;
+}
+
+function argmax(data: ArrayLike<number>, offset: number, k: number): number {
+  let best = 0;
+  for (let j = 1; j < k; j++) if (data[offset + j]! > data[offset + best]!) best = j;
+  return best;
+}
+
+/** Accuracy, macro-F1, per-class scores and confusion matrix on labelled examples. */
+export function evaluateTask(model: TaskModel, tokenizer: Tokenizer, examples: ReadonlyArray<TextExample | TokenExample>, o: EvalOptions = {}): ClassificationReport {
+  if (model instanceof SequenceClassifier) {
+    const ex = examples as TextExample[];
+    return classificationReport(model.labels.encode(ex), predictClasses(model, tokenizer, ex, o), model.labels.labels);
+  }
+  if (model instanceof TokenClassifier) {
+    const ex = examples as TokenExample[];
+    return tokenClassificationReport(ex.map((e) => model.labels.encodeTags(e)), predictTags(model, tokenizer, ex.map((e) => e.tokens), o), model.labels.labels);
+  }
+  throw new TypeError('evaluateTask: the model must be a SequenceClassifier or a TokenClassifier (QA: evaluateQA)');
+}
+
+export interface QAEvalOptions extends EvalOptions {
+  stride?: number;
+  maxAnswerLength?: number;
+}
+
+export interface QAReport {
+  exactMatch: number;
+  f1: number;
+  count: number;
+  predictions: Map<string, string>;
+}
+
+/** SQuAD exact match and F1 of the best spans over all windows of each question. */
+export function evaluateQA(model: QuestionAnswering, tokenizer: Tokenizer, examples: readonly QAExample[], o: QAEvalOptions = {}): QAReport {
+  const maxLength = o.maxLength ?? 384;
+  const features = prepareQAFeatures(tokenizer, examples, { maxLength, stride: o.stride ?? defaultStride(maxLength) });
+  const starts: Float64Array[] = [];
+  const ends: Float64Array[] = [];
+  const bs = o.batchSize ?? 32;
+  const was = model.training;
+  model.eval();
+  try {
+    for (let i = 0; i < features.length; i += bs) {
+      const batch = collateFeatures(tokenizer, features.slice(i, i + bs));
+      noGrad(() => withScope(() => {
+        const out = model.forward(batch);
+        for (let r = 0; r < batch.batch; r++) {
+          starts.push(Float64Array.from(out.startLogits.data.subarray(r * batch.length, (r + 1) * batch.length)));
+          ends.push(Float64Array.from(out.endLogits.data.subarray(r * batch.length, (r + 1) * batch.length)));
+        }
+      }));
+    }
+  } finally {
+    model.train(was);
+  }
+  const predictions = predictAnswers(examples, features, starts, ends, { maxAnswerLength: o.maxAnswerLength });
+  return { ...squadMetrics(predictions, examples), predictions };
+}
+
+/** A quarter of the window (run_qa.py: 128 of 384), leaving room for the question. */
+function defaultStride(maxLength: number): number {
+  return Math.max(1, Math.floor(maxLength / 4));
+}
+
+type Examples = ReadonlyArray<TextExample> | ReadonlyArray<TokenExample> | ReadonlyArray<QAExample>;
+
+export interface FinetuneOptions {
+  model: SequenceClassifier | TokenClassifier | QuestionAnswering;
+  tokenizer: Tokenizer;
+  train: Examples;
+  val?: Examples;
+  runDir: string;
+  epochs?: number;
+  batchSize?: number;
+  lr?: number;
+  /** Fraction of the steps spent warming up (default 0.1). */
+  warmupRatio?: number;
+  weightDecay?: number;
+  maxLength?: number;
+  /** QA: tokens shared by consecutive context windows (default maxLength / 4). */
+  stride?: number;
+  seed?: number;
+  /** Stop after this many epochs without a better validation metric (default: never). */
+  patience?: number;
+  /** Which validation metric picks the best epoch (default 'accuracy', QA 'f1'). */
+  metric?: 'accuracy' | 'macroF1' | 'exactMatch' | 'f1';
+  freeze?: FreezeOptions;
+  onEpoch?: (r: EpochRecord) => void;
+}
+
+export interface EpochRecord {
+  epoch: number;
+  trainLoss: number;
+  val: ClassificationReport | QAReport | null;
+}
+
+export interface FinetuneResult {
+  history: EpochRecord[];
+  bestEpoch: number;
+  bestMetric: number | null;
+  stoppedEarly: boolean;
+  lastCheckpoint: string | null;
+}
+
+export async function finetune(o: FinetuneOptions): Promise<FinetuneResult> {
+  const body = o.model.backbone;
+  const maxLength = o.maxLength ?? Math.min(o.model instanceof QuestionAnswering ? 384 : 128, body instanceof GPT2Model ? body.cfg.n_positions : body.cfg.max_position_embeddings);
+  const stride = o.stride ?? defaultStride(maxLength);
+  const items = encodeAll(o.model, o.tokenizer, o.train, maxLength, stride);
+  if (items.length === 0) throw new RangeError('finetune: no training examples');
+  if (o.freeze) freezeBackbone(o.model, o.freeze);
+  const seed = o.seed ?? 0;
+  const data = new EpochBatches(items, o.batchSize ?? 16, seed, padTokenId(o.tokenizer));
+  const epochs = o.epochs ?? 3;
+  const steps = epochs * data.stepsPerEpoch;
+  const qa = o.model instanceof QuestionAnswering;
+  const metric = o.metric ?? (qa ? 'f1' : 'accuracy');
+  const model = o.model;
+  const lossFn = (b: Batch) => (model instanceof QuestionAnswering ? model.forward(b, b.startPositions, b.endPositions) : model.forward(b, b.labels)).loss!;
+  const validate = (): ClassificationReport | QAReport | null => {
+    if (!o.val?.length) return null;
+    return model instanceof QuestionAnswering
+      ? evaluateQA(model, o.tokenizer, o.val as QAExample[], { maxLength, stride })
+      : evaluateTask(model, o.tokenizer, o.val as ReadonlyArray<TextExample | TokenExample>, { maxLength });
+  };
+  const history: EpochRecord[] = [];
+  let best: { epoch: number; value: number; weights: Float32Array[] | null } = { epoch: 0, value: -Infinity, weights: null };
+  let last = null as TrainResult | null;
+  let stoppedEarly = false;
+  for (let epoch = 1; epoch <= epochs; epoch++) {
+    last = await train({
+      model, lossFn, data, runDir: o.runDir, steps, stopAtStep: epoch * data.stepsPerEpoch,
+      lr: o.lr ?? 5e-5, minLr: 0, warmupSteps: Math.round((o.warmupRatio ?? 0.1) * steps), decay: 'linear',
+      weightDecay: o.weightDecay ?? 0.01, betas: [0.9, 0.999], eps: 1e-8, gradClip: 1,
+      rngs: { dropout: model.rng }, resumeFrom: last?.lastCheckpoint ?? undefined, keepCheckpoints: 1,
+      run: { task: 'finetune', epochs, seed }, progress: false, handleSignals: false,
+    });
+    const val = validate();
+    const rec = { epoch, trainLoss: last.trainLoss, val };
+    history.push(rec);
+    o.onEpoch?.(rec);
+    if (!val) continue;
+    const value = (val as unknown as Record<string, number>)[metric];
+    if (typeof value !== 'number') throw new RangeError(`finetune: metric "${metric}" does not apply to this task`);
+    if (value > best.value) {
+      best = { epoch, value, weights: model.parameters().map((p) => Float32Array.from(p.data)) };
+    } else if (o.patience !== undefined && epoch - best.epoch >= o.patience) {
+      stoppedEarly = true;
+      break;
+    }
+  }
+  if (best.weights) model.parameters().forEach((p, i) => p.data.set(best.weights![i]!));
+  return { history, bestEpoch: best.weights ? best.epoch : history.length, bestMetric: best.weights ? best.value : null, stoppedEarly, lastCheckpoint: last?.lastCheckpoint ?? null };
+}

@@ -1,0 +1,60 @@
+/**
+ * Task-model directories in Hugging Face layout (config.json with architectures/id2label/label2id +
+ * model.safetensors + tokenizer files), readable by transformers' Auto*For* classes and back.
+ *
+ * Loading accepts what the Hub holds: body tensors with or without the `bert.`/`transformer.` prefix,
+ * LayerNorm gamma/beta, GPT-2's attention-mask buffers (all via load.ts's canonicalTensorName), and a
+ * BERT without a pooler (BertForTokenClassification / BertForQuestionAnswering are saved without one:
+ * the pooler then keeps its initialisation and is unused by those heads).
+ */
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { readSafetensors, writeSafetensors } from '../io/safetensors.ts';
+import { writeJsonAtomic } from '../io/atomic.ts';
+import { canonicalTensorName, loadModelDir, modelTensors, ModelLoadError } from '../models/load.ts';
+import type { Tokenizer } from '../tokenizers/types.ts';
+import { createTaskModel, taskConfigJson, type Backbone, type TaskModel } from './heads.ts';
+
+const HEAD = /^(classifier|qa_outputs|score)\./;
+
+export function saveTaskModelDir(dir: string, model: TaskModel, tokenizer?: Tokenizer): void {
+  mkdirSync(dir, { recursive: true });
+  writeSafetensors(join(dir, 'model.safetensors'), modelTensors(model), { format: 'pt' });
+  writeJsonAtomic(join(dir, 'config.json'), taskConfigJson(model), { indent: 2 });
+  tokenizer?.save(dir);
+}
+
+export function loadTaskModelDir(dir: string): TaskModel {
+  for (const f of ['config.json', 'model.safetensors']) if (!existsSync(join(dir, f))) throw new ModelLoadError(`${dir}: no ${f}`);
+  const config = JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8')) as Record<string, unknown>;
+  const model = createTaskModel(config);
+  const file = readSafetensors(join(dir, 'model.safetensors'));
+  const state = new Map<string, Float32Array>();
+  const shapes = new Map<string, number[]>();
+  for (const name of file.names) {
+    const target = HEAD.test(name) ? name : canonicalTensorName(model.kind, name);
+    if (target === null) continue;
+    state.set(target, file.getFloat32(name));
+    shapes.set(target, file.info(name).shape);
+  }
+  let result: { missing: string[]; unexpected: string[] };
+  try {
+    result = model.loadStateDict(state, shapes);
+  } catch (e) {
+    throw new ModelLoadError(`${file.source}: ${(e as Error).message}`, { cause: e });
+  }
+  const missing = result.missing.filter((n) => !/^bert\.pooler\./.test(n) || model.architecture === 'BertForSequenceClassification');
+  // A pre-training head left in the file (cls.*, lm_head) is not an error: fine-tuning drops it.
+  const unexpected = result.unexpected.filter((n) => !/^(cls\.|lm_head\.)/.test(n));
+  if (missing.length || unexpected.length) {
+    const parts = [missing.length ? `missing tensors: ${missing.join(', ')}` : '', unexpected.length ? `unexpected tensors: ${unexpected.join(', ')}` : ''].filter(Boolean);
+    throw new ModelLoadError(`${file.source} does not match its ${String((config.architectures as string[] | undefined)?.[0])} config: ${parts.join('; ')}`);
+  }
+  return model;
+}
+
+/** The pre-trained body of a GPT-2 or BERT model directory (config.json + model.safetensors), for a new head. */
+export function loadBackbone(dir: string): Backbone {
+  const loaded = loadModelDir(dir);
+  return loaded.kind === 'gpt2' ? loaded.model.transformer : loaded.model.bert;
+}
