@@ -1,16 +1,21 @@
-// Fused scaled-dot-product attention, flash-attention style (see Backend.attention in
-// src/backend/types.ts for the contract). Per head, with queries in blocks of BQ rows and keys in
-// blocks of BK:
-//   forward:  S = scale·Q·Kᵀ per (query block, key block), masked to −∞; an online softmax keeps per
-//             row the running max m and sum l:  m' = max(m, max_j s_j),  l' = l·e^(m−m') + Σ_j e^(s_j−m'),
-//             O' = O·e^(m−m') + P·V;  at the end out = O/l and lse = m + log l. No Tq×Tk matrix exists.
-//   backward (FlashAttention-2): P = exp(S − lse) is recomputed block by block; with D_i = dout_i·out_i
-//             dP = dO·Vᵀ, dS = scale·P∘(dP − D), dV += Pᵀ·dO, dK += dSᵀ·Q, dQ += dS·K.
-// The products are register-tiled broadcast-FMA micro-kernels on GCC vector types: Kᵀ and Vᵀ blocks
-// are packed D×BK so that S = Q·Kᵀ runs along the key lanes, and V, K, Q, dO are packed with D padded
-// to the vector width so that P·V-shaped products run along the feature lanes; any D works.
-// bf16 autocast rounds q, k, v (and dout) to bfloat16 while packing; with AVX512_BF16 the Q·Kᵀ and
-// P·V products of the forward pass run on VDPBF16PS (P rounded to bf16 too), see attention_bf16.
+// Fused scaled-dot-product attention, flash-attention style (contract: Backend.attention in
+// src/backend/types.ts). Per head, queries and keys are cut into blocks of NB:
+//   forward:  for each query block, over the key blocks it can see, Sᵀ = scale·K·Qᵀ (keys × queries,
+//             masked to −∞) and an online softmax keeps per query the running max m and sum l:
+//               m' = max(m, max_j s_j),  l' = l·e^(m−m') + Σ_j e^(s_j−m'),  O' = O·e^(m−m') + P·V,
+//             finally out = O/l and lse = m + log l. No Tq×Tk matrix exists.
+//   backward (FlashAttention-2): with D_i = dout_i·out_i, per (query block, key block) recompute
+//             P = e^(scale·Q·Kᵀ − lse), then dP = dO·Vᵀ, dS = scale·P∘(dP − D),
+//             dV += Pᵀ·dO, dK += dSᵀ·Q, dQ += dS·K.
+// Products are register-tiled broadcast-FMA micro-kernels on GCC vector types: mul_abt runs along the
+// lanes of a transposed (d × NB) operand, mul_acc along the (padded) feature dimension, so any D
+// works; both skip the tiles that the causal mask zeroes. The forward pass keeps the queries on the
+// lanes (Sᵀ) so its softmax is vertical (no horizontal reductions) and K is read in place; only the
+// query block is transposed. The backward pass packs each head once and gives every thread whole heads
+// (or, with too few heads, splits dK/dV and dQ into separate passes that redo P).
+// bf16 autocast rounds q, k, v (and dout) to bfloat16 while packing. With AVX512_BF16, VDPBF16PS runs
+// the forward's K·Qᵀ and P·V (P rounded to bf16 too) and the backward's Q·Kᵀ and dO·Vᵀ (products of
+// rounded inputs only); everything else is fp32 FMAs on the rounded values.
 #include "common.h"
 #include <math.h>
 #include <stdio.h>
@@ -23,8 +28,8 @@
 #include <immintrin.h>
 #endif
 
-// VL floats per vector; micro-tiles are MR rows × NR vectors of accumulators (16 on AVX-512 leaves
-// registers for the NR operand loads and the broadcast; narrower ISAs get fewer to avoid spills).
+// VL floats per vector; micro-tiles are MR rows × NR vectors of accumulators (16 zmm on AVX-512
+// leaves registers for the NR operand loads and the broadcast; narrower ISAs get fewer to avoid spills).
 #if defined(__AVX512F__)
 #define VL 16
 #define NR 4
@@ -36,32 +41,75 @@
 #define NR 2
 #endif
 #define MR 4
-#define BQ 64 // query rows per block
-#define BK 64 // keys per block (a multiple of VL·NR)
+#define NB 64 // queries and keys per block (a multiple of VL·NR)
+#define NO_LIMIT ((int64_t)1 << 40)
 typedef float vf __attribute__((vector_size(VL * 4)));
+typedef float vf_u __attribute__((vector_size(VL * 4), aligned(4))); // for unaligned loads
 typedef int32_t vi __attribute__((vector_size(VL * 4)));
+
+// Keeps a loaded operand in a register: without it GCC folds the load into every FMA that uses it,
+// which quadruples the loads of a micro-kernel step and makes it load-bound.
+#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
+#define IN_REGISTER(x) __asm__("" : "+v"(x))
+#else
+#define IN_REGISTER(x) (void)0
+#endif
 
 static inline int64_t round_up(int64_t x, int64_t m) { return (x + m - 1) / m * m; }
 static inline int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
 static inline int64_t max64(int64_t a, int64_t b) { return a > b ? a : b; }
 
-// Round to the nearest bfloat16, ties to even (NaN kept): the same bit trick as reference/bf16.ts.
+// Round to the nearest bfloat16, ties to even, NaN kept: the bit trick of reference/bf16.ts, written
+// branch-free so that the packing loops vectorise.
 static inline float round_bf16(float x) {
   uint32_t u; memcpy(&u, &x, 4);
-  if ((u & 0x7f800000u) == 0x7f800000u && (u & 0x007fffffu)) return x;
-  u = (u + 0x7fffu + ((u >> 16) & 1u)) & 0xffff0000u;
+  uint32_t r = (u + 0x7fffu + ((u >> 16) & 1u)) & 0xffff0000u;
+  u = (u & 0x7fffffffu) > 0x7f800000u ? u : r;
   memcpy(&x, &u, 4); return x;
 }
-static inline float load_round(const float *p, bool bf16) { return bf16 ? round_bf16(*p) : *p; }
+
+// round_bf16 on a vector, for the kernels that round while they load.
+typedef uint32_t vu __attribute__((vector_size(VL * 4)));
+static inline vf vround_bf16(vf x) {
+  vu u = (vu)x;
+  vu r = (u + 0x7fffu + ((u >> 16) & 1u)) & 0xffff0000u;
+  vu nan = (vu)((u & 0x7fffffffu) > 0x7f800000u);
+  return (vf)((u & nan) | (r & ~nan));
+}
+
+// dst rows (stride ldd) = src rows (stride lds), rounded to bf16 when asked; columns n..npad and rows
+// rows..rows_pad are zeroed so padded lanes contribute nothing.
+static void copy_rows(float *dst, int64_t ldd, const float *src, int64_t lds, int64_t rows, int64_t rows_pad,
+    int64_t n, int64_t npad, bool bf16) {
+  for (int64_t r = 0; r < rows; r++) {
+    float *o = dst + r * ldd; const float *x = src + r * lds;
+    if (bf16) for (int64_t c = 0; c < n; c++) o[c] = round_bf16(x[c]);
+    else memcpy(o, x, sizeof(float) * n);
+    for (int64_t c = n; c < npad; c++) o[c] = 0.0f;
+  }
+  for (int64_t r = rows; r < rows_pad; r++) memset(dst + r * ldd, 0, sizeof(float) * npad);
+}
 
 static inline vf vselect(vi mask, vf yes, vf no) { return (vf)(((vi)yes & mask) | ((vi)no & ~mask)); }
+static inline vf vmax(vf a, vf b) { return vselect(a > b, a, b); }
+static inline vi iota(void) { vi x; for (int l = 0; l < VL; l++) x[l] = l; return x; }
+// Horizontal sum and max by rotate-and-combine (log2 VL steps).
+static inline float hsum(vf x) {
+  for (int w = VL / 2; w >= 1; w /= 2) x += __builtin_shuffle(x, (iota() + w) & (VL - 1));
+  return x[0];
+}
+static inline float hmax(vf x) {
+  for (int w = VL / 2; w >= 1; w /= 2) x = vmax(x, __builtin_shuffle(x, (iota() + w) & (VL - 1)));
+  return x[0];
+}
 
 // e^x for a vector (Cephes expf, ~1 ulp): x = n·ln2 + r with |r| ≤ ln2/2, e^r ≈ 1 + r + r²·poly(r),
-// 2^n built in the exponent bits. x < −87 (where 2^n would be denormal), −∞ included, gives exactly 0,
-// so masked scores contribute nothing; x is capped at 88 so a bad lse cannot produce garbage bits.
+// 2^n built in the exponent bits. x < −87 (where 2^n would be denormal), −∞ and NaN (−∞ − −∞ of a
+// row with nothing visible yet) give exactly 0, so masked scores contribute nothing; x is capped at
+// 88 so that a bad lse cannot produce garbage bits.
 static inline vf vexp(vf x) {
   vi keep = x >= -87.0f;
-  x = vselect(x < -87.0f, (vf){0} - 87.0f, x);
+  x = vselect(keep, x, (vf){0} - 87.0f);
   x = vselect(x > 88.0f, (vf){0} + 88.0f, x);
   vf n = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f; // round to nearest integer
   vf r = x - n * 0.693359375f + n * 2.12194440e-4f;
@@ -76,39 +124,53 @@ static inline vf vexp(vf x) {
   return (vf)((vi)(y * pow2n) & keep);
 }
 
-static inline float hmax(vf x) { float m = x[0]; for (int i = 1; i < VL; i++) m = x[i] > m ? x[i] : m; return m; }
-static inline float hsum(vf x) { float s = 0; for (int i = 0; i < VL; i++) s += x[i]; return s; }
+// One MR×nv tile of C[m][j] = alpha·Σ_c A[m][c]·Bt[c][j] for the lanes j from col: A has row stride
+// lda (any alignment), Bt is d×NB and aligned, so every step broadcasts one A element into nv FMAs.
+static inline __attribute__((always_inline)) void mul_abt_tile(const float *A, int64_t lda, const float *Bt,
+    int64_t d, float alpha, float *C, int64_t m, int64_t col, int nv) {
+  vf acc[MR][NR];
+  for (int r = 0; r < MR; r++) for (int n = 0; n < nv; n++) acc[r][n] = (vf){0};
+  for (int64_t c = 0; c < d; c++) {
+    vf bv[NR];
+    for (int n = 0; n < nv; n++) { bv[n] = *(const vf *)(Bt + c * NB + col + n * VL); IN_REGISTER(bv[n]); }
+    for (int r = 0; r < MR; r++) {
+      float a = A[(m + r) * lda + c];
+      for (int n = 0; n < nv; n++) acc[r][n] += a * bv[n];
+    }
+  }
+  for (int r = 0; r < MR; r++)
+    for (int n = 0; n < nv; n++) *(vf *)(C + (m + r) * NB + col + n * VL) = alpha * acc[r][n];
+}
 
-// C[m][j] = alpha·Σ_c A[m][c]·Bt[c][j] for m < M (a multiple of MR) and j < BK: A has row stride lda,
-// Bt is d×BK with the keys along the lanes, so every step broadcasts one A element into an FMA.
-static void mul_abt(const float *A, int64_t lda, const float *Bt, int64_t d, float alpha, float *C, int64_t M) {
+// C (M×NB) = alpha·A·Bt for M a multiple of MR, computing only the vectors that cover lanes < lanes
+// and, for the causal structure, lanes [m − lo, m + MR + hi) in the tile of rows m..m+MR−1 (NO_LIMIT:
+// no bound). The other entries of C are left as they were: the caller masks or ignores them.
+static void mul_abt(const float *A, int64_t lda, const float *Bt, int64_t d, float alpha, float *C, int64_t M,
+    int64_t lo, int64_t hi, int64_t lanes) {
   for (int64_t m = 0; m < M; m += MR) {
-    for (int jc = 0; jc < BK; jc += NR * VL) {
-      vf acc[MR][NR];
-      for (int r = 0; r < MR; r++) for (int n = 0; n < NR; n++) acc[r][n] = (vf){0};
-      for (int64_t c = 0; c < d; c++) {
-        vf bv[NR];
-        for (int n = 0; n < NR; n++) bv[n] = *(const vf *)(Bt + c * BK + jc + n * VL);
-        for (int r = 0; r < MR; r++) {
-          float a = A[(m + r) * lda + c];
-          for (int n = 0; n < NR; n++) acc[r][n] += a * bv[n];
-        }
-      }
-      for (int r = 0; r < MR; r++)
-        for (int n = 0; n < NR; n++) *(vf *)(C + (m + r) * BK + jc + n * VL) = alpha * acc[r][n];
+    const int64_t v0 = max64(0, m - lo) / VL, v1 = (min64(lanes, m + MR + hi) + VL - 1) / VL;
+    int64_t v = v0;
+    for (; v + NR <= v1; v += NR) mul_abt_tile(A, lda, Bt, d, alpha, C, m, v * VL, NR);
+    switch (v1 - v) {
+      case 1: mul_abt_tile(A, lda, Bt, d, alpha, C, m, v * VL, 1); break;
+#if NR > 2
+      case 2: mul_abt_tile(A, lda, Bt, d, alpha, C, m, v * VL, 2); break;
+      case 3: mul_abt_tile(A, lda, Bt, d, alpha, C, m, v * VL, 3); break;
+#endif
+      default: break;
     }
   }
 }
 
-// One MR×nv tile of C[m][:] += Σ_k A(m,k)·B[k][:], A(m,k) = A[m·sam + k·sak]. nv is a compile-time
-// constant at every call site, so acc lives in registers.
+// One MR×nv tile of C[m][:] += Σ_{klo ≤ k < khi} A(m,k)·B[k][:]. nv is a compile-time constant at
+// every call site, so acc lives in registers.
 static inline __attribute__((always_inline)) void mul_acc_tile(const float *A, int64_t sam, int64_t sak,
-    const float *B, int64_t ldb, float *C, int64_t ldc, int64_t K, int64_t m, int64_t col, int nv) {
+    const float *B, int64_t ldb, float *C, int64_t ldc, int64_t klo, int64_t khi, int64_t m, int64_t col, int nv) {
   vf acc[MR][NR];
   for (int r = 0; r < MR; r++) for (int n = 0; n < nv; n++) acc[r][n] = *(vf *)(C + (m + r) * ldc + col + n * VL);
-  for (int64_t k = 0; k < K; k++) {
+  for (int64_t k = klo; k < khi; k++) {
     vf bv[NR];
-    for (int n = 0; n < nv; n++) bv[n] = *(const vf *)(B + k * ldb + col + n * VL);
+    for (int n = 0; n < nv; n++) { bv[n] = *(const vf_u *)(B + k * ldb + col + n * VL); IN_REGISTER(bv[n]); }
     for (int r = 0; r < MR; r++) {
       float a = A[(m + r) * sam + k * sak];
       for (int n = 0; n < nv; n++) acc[r][n] += a * bv[n];
@@ -117,22 +179,122 @@ static inline __attribute__((always_inline)) void mul_acc_tile(const float *A, i
   for (int r = 0; r < MR; r++) for (int n = 0; n < nv; n++) *(vf *)(C + (m + r) * ldc + col + n * VL) = acc[r][n];
 }
 
-// C (M×dp, stride dp) += A·B with A(m,k) = A[m·sam + k·sak] (M a multiple of MR), B K×dp (stride dp).
-static void mul_acc(const float *A, int64_t sam, int64_t sak, const float *B, float *C, int64_t dp, int64_t M, int64_t K) {
-  int64_t nvec = dp / VL;
+// C (M×dp, stride dp, aligned) += A·B with A(m,k) = A[m·sam + k·sak] (M a multiple of MR) and B K×dp
+// with row stride ldb. Causal structure skips the zero part of A: the tile of rows m..m+MR−1 only
+// sums k in [m − lo, m + MR + hi) (NO_LIMIT when A is dense).
+static void mul_acc(const float *A, int64_t sam, int64_t sak, const float *B, int64_t ldb, float *C, int64_t dp,
+    int64_t M, int64_t K, int64_t lo, int64_t hi) {
+  const int64_t nvec = dp / VL;
   for (int64_t m = 0; m < M; m += MR) {
+    const int64_t klo = max64(0, m - lo), khi = min64(K, m + MR + hi);
+    if (klo >= khi) continue;
     int64_t v = 0;
-    for (; v + NR <= nvec; v += NR) mul_acc_tile(A, sam, sak, B, dp, C, dp, K, m, v * VL, NR);
+    for (; v + NR <= nvec; v += NR) mul_acc_tile(A, sam, sak, B, ldb, C, dp, klo, khi, m, v * VL, NR);
     switch (nvec - v) {
-      case 1: mul_acc_tile(A, sam, sak, B, dp, C, dp, K, m, v * VL, 1); break;
+      case 1: mul_acc_tile(A, sam, sak, B, ldb, C, dp, klo, khi, m, v * VL, 1); break;
 #if NR > 2
-      case 2: mul_acc_tile(A, sam, sak, B, dp, C, dp, K, m, v * VL, 2); break;
-      case 3: mul_acc_tile(A, sam, sak, B, dp, C, dp, K, m, v * VL, 3); break;
+      case 2: mul_acc_tile(A, sam, sak, B, ldb, C, dp, klo, khi, m, v * VL, 2); break;
+      case 3: mul_acc_tile(A, sam, sak, B, ldb, C, dp, klo, khi, m, v * VL, 3); break;
 #endif
       default: break;
     }
   }
 }
+
+#ifdef __AVX512BF16__
+// VDPBF16PS computes acc[l] += a[2l]·b[2l] + a[2l+1]·b[2l+1] on bf16 pairs, so both operands are
+// packed as 32-bit words holding two bf16 values (low half = even index) along the reduced dimension.
+
+// mul_abt_tile on bf16 pairs: Ah is M×npair (row stride lda), Bth is npair×NB.
+static inline __attribute__((always_inline)) void mul_abt_bf16_tile(const uint32_t *Ah, int64_t lda, int64_t npair,
+    const uint32_t *Bth, float alpha, float *C, int64_t m, int64_t col, int nv) {
+  __m512 acc[MR][NR];
+  for (int r = 0; r < MR; r++) for (int n = 0; n < nv; n++) acc[r][n] = _mm512_setzero_ps();
+  for (int64_t p = 0; p < npair; p++) {
+    __m512bh bv[NR];
+    for (int n = 0; n < nv; n++) { bv[n] = (__m512bh)_mm512_load_si512(Bth + p * NB + col + n * VL); IN_REGISTER(bv[n]); }
+    for (int r = 0; r < MR; r++) {
+      __m512bh av = (__m512bh)_mm512_set1_epi32((int)Ah[(m + r) * lda + p]);
+      for (int n = 0; n < nv; n++) acc[r][n] = _mm512_dpbf16_ps(acc[r][n], av, bv[n]);
+    }
+  }
+  for (int r = 0; r < MR; r++)
+    for (int n = 0; n < nv; n++) _mm512_store_ps(C + (m + r) * NB + col + n * VL, _mm512_mul_ps(_mm512_set1_ps(alpha), acc[r][n]));
+}
+
+// mul_abt on bf16 pairs (same skipping).
+static void mul_abt_bf16(const uint32_t *Ah, int64_t lda, int64_t npair, const uint32_t *Bth, float alpha, float *C,
+    int64_t M, int64_t lo, int64_t hi, int64_t lanes) {
+  for (int64_t m = 0; m < M; m += MR) {
+    const int64_t v0 = max64(0, m - lo) / VL, v1 = (min64(lanes, m + MR + hi) + VL - 1) / VL;
+    switch (v1 - v0) {
+      case 1: mul_abt_bf16_tile(Ah, lda, npair, Bth, alpha, C, m, v0 * VL, 1); break;
+      case 2: mul_abt_bf16_tile(Ah, lda, npair, Bth, alpha, C, m, v0 * VL, 2); break;
+      case 3: mul_abt_bf16_tile(Ah, lda, npair, Bth, alpha, C, m, v0 * VL, 3); break;
+      case 4: mul_abt_bf16_tile(Ah, lda, npair, Bth, alpha, C, m, v0 * VL, 4); break;
+      default: break;
+    }
+  }
+}
+
+static inline __attribute__((always_inline)) void mul_acc_bf16_tile(const uint32_t *Ah, int64_t sam, int64_t sak,
+    const uint32_t *Bh, float *C, int64_t dp, int64_t plo, int64_t phi, int64_t m, int64_t col, int nv) {
+  __m512 acc[MR][NR];
+  for (int r = 0; r < MR; r++) for (int n = 0; n < nv; n++) acc[r][n] = _mm512_load_ps(C + (m + r) * dp + col + n * VL);
+  for (int64_t p = plo; p < phi; p++) {
+    __m512bh bv[NR];
+    for (int n = 0; n < nv; n++) { bv[n] = (__m512bh)_mm512_load_si512(Bh + p * dp + col + n * VL); IN_REGISTER(bv[n]); }
+    for (int r = 0; r < MR; r++) {
+      __m512bh av = (__m512bh)_mm512_set1_epi32((int)Ah[(m + r) * sam + p * sak]);
+      for (int n = 0; n < nv; n++) acc[r][n] = _mm512_dpbf16_ps(acc[r][n], av, bv[n]);
+    }
+  }
+  for (int r = 0; r < MR; r++) for (int n = 0; n < nv; n++) _mm512_store_ps(C + (m + r) * dp + col + n * VL, acc[r][n]);
+}
+
+// C (M×dp) += A·B like mul_acc with hi, on pairs along k: A(m,p) = Ah[m·sam + p·sak], Bh is Kp×dp.
+static void mul_acc_bf16(const uint32_t *Ah, int64_t sam, int64_t sak, const uint32_t *Bh, float *C, int64_t dp,
+    int64_t M, int64_t Kp, int64_t hi) {
+  const int64_t nvec = dp / VL;
+  for (int64_t m = 0; m < M; m += MR) {
+    const int64_t phi = min64(Kp, (m + MR + hi + 1) / 2);
+    if (phi <= 0) continue;
+    int64_t v = 0;
+    for (; v + NR <= nvec; v += NR) mul_acc_bf16_tile(Ah, sam, sak, Bh, C, dp, 0, phi, m, v * VL, NR);
+    switch (nvec - v) {
+      case 1: mul_acc_bf16_tile(Ah, sam, sak, Bh, C, dp, 0, phi, m, v * VL, 1); break;
+      case 2: mul_acc_bf16_tile(Ah, sam, sak, Bh, C, dp, 0, phi, m, v * VL, 2); break;
+      case 3: mul_acc_bf16_tile(Ah, sam, sak, Bh, C, dp, 0, phi, m, v * VL, 3); break;
+      default: break;
+    }
+  }
+}
+
+// Rows row0 and row1 (n floats each, row1 may be NULL = zeros) interleaved into bf16 pairs
+// {row0[i], row1[i]}, zero from n to npad (a multiple of VL; out aligned): the layout for a product
+// that reduces over the row index. Conversions use VCVTNEPS2BF16 (nearest even; like VDPBF16PS itself
+// it treats denormals as zero).
+static inline void pack_pairs_of_rows(const float *row0, const float *row1, int64_t n, int64_t npad, uint32_t *out) {
+  for (int64_t i = 0; i < npad; i += VL) {
+    __mmask16 mask = n - i >= VL ? (__mmask16)0xffff : n <= i ? 0 : (__mmask16)((1u << (n - i)) - 1);
+    __m512i lo = _mm512_cvtepu16_epi32((__m256i)_mm512_cvtneps_pbh(_mm512_maskz_loadu_ps(mask, row0 + i)));
+    __m512i hi = row1 ? _mm512_cvtepu16_epi32((__m256i)_mm512_cvtneps_pbh(_mm512_maskz_loadu_ps(mask, row1 + i))) : _mm512_setzero_si512();
+    _mm512_store_si512(out + i, _mm512_or_si512(lo, _mm512_slli_epi32(hi, 16)));
+  }
+}
+
+// A row of n floats as ⌈n/2⌉ bf16 pairs {x[2p], x[2p+1]} (zero beyond n): the layout for a product
+// that reduces along the row. Writes whole vectors: out must have room for round_up(n, 2·VL)/2 words.
+static inline void pack_pairs_in_row(const float *x, int64_t n, uint32_t *out) {
+  for (int64_t c = 0; c < n; c += 2 * VL) {
+    int64_t left = n - c;
+    __mmask16 m0 = left >= VL ? (__mmask16)0xffff : (__mmask16)((1u << left) - 1);
+    __mmask16 m1 = left >= 2 * VL ? (__mmask16)0xffff : left <= VL ? 0 : (__mmask16)((1u << (left - VL)) - 1);
+    __m512bh pairs = _mm512_cvtne2ps_pbh(_mm512_maskz_loadu_ps(m1, x + c + VL), _mm512_maskz_loadu_ps(m0, x + c));
+    _mm512_storeu_si512(out + c / 2, (__m512i)pairs);
+  }
+}
+#endif
 
 // The arguments of one call, shared by all threads.
 typedef struct {
@@ -150,8 +312,7 @@ static __thread size_t tls_scratch_len;
 static float *scratch(size_t n) {
   if (n > tls_scratch_len) {
     free(tls_scratch);
-    size_t bytes = (size_t)round_up((int64_t)n * 4, 64);
-    tls_scratch = aligned_alloc(64, bytes);
+    tls_scratch = aligned_alloc(64, (size_t)round_up((int64_t)n * 4, 64));
     tls_scratch_len = tls_scratch ? n : 0;
   }
   return tls_scratch;
@@ -159,11 +320,11 @@ static float *scratch(size_t n) {
 // Carves the next n floats (64-byte aligned) off *cursor.
 static float *carve(float **cursor, int64_t n) { float *p = *cursor; *cursor += round_up(n, 16); return p; }
 
-// bias[j] = 0 where key k0+j exists and is not padding-masked, else −∞; returns whether any key is visible.
+// bias[j] = 0 where key k0+j exists and keyMask allows it, else −∞; returns whether any key is visible.
 static bool key_bias(const attn_args *a, int64_t bi, int64_t k0, float *bias) {
-  int64_t kcount = min64(BK, a->tk - k0);
+  const int64_t kcount = min64(NB, a->tk - k0);
   bool any = false;
-  for (int64_t j = 0; j < BK; j++) {
+  for (int64_t j = 0; j < NB; j++) {
     bool visible = j < kcount && (!a->mask || a->mask[bi * a->tk + k0 + j]);
     bias[j] = visible ? 0.0f : -INFINITY;
     any |= visible;
@@ -171,18 +332,496 @@ static bool key_bias(const attn_args *a, int64_t bi, int64_t k0, float *bias) {
   return any;
 }
 
-// Masks row r of a score block in place: adds the key bias and sets keys past the causal limit
+// ---------------------------------------------------------------------------------------------------
+// Forward
+
+static int64_t forward_scratch_len(int64_t d, int64_t dp) {
+  const int64_t npair = (d + 1) / 2;
+  const int64_t kh_stride = round_up(npair, VL);
+  return d * NB + 2 * NB * dp + NB * d + NB * NB + 4 * NB             // Qᵀ, O, V, K, Sᵀ, m, l, alpha, bias
+    + npair * NB + NB * kh_stride + NB / 2 * dp + NB / 2 * NB + 14 * 16; // the same as bf16 pairs
+}
+
+// First lane (query of the block) that sees key j: NB when keyMask hides the key, else j − diag
+// clamped to [0, NB] (query i sees key j when j ≤ i + diag).
+static inline int64_t first_lane(const float *bias, int64_t j, int64_t diag) {
+  return bias[j] != 0.0f ? NB : min64(NB, max64(0, j - diag));
+}
+
+// Blocks of at most FEW_ROWS queries (decoding with a KV cache: one new token per step) would waste
+// most of every lane vector in forward_block, so they take one query at a time with dot products
+// along d: per key block s_j = scale·q·k_j, then the same online softmax update and o += Σ_j p_j·v_j.
+#define FEW_ROWS 4
+
+// x (d floats, any alignment) loaded as padded vectors, rounded to bf16 when asked.
+static inline vf load_chunk(const float *x, int64_t c, int64_t d, bool bf16) {
+  vf v;
+  if (c + VL <= d) v = *(const vf_u *)(x + c);
+  else for (int l = 0; l < VL; l++) v[l] = c + l < d ? x[c + l] : 0.0f;
+  return bf16 ? vround_bf16(v) : v;
+}
+
+static void forward_rows(const attn_args *a, int64_t head, int64_t q0, int64_t rows, float *ws) {
+  const int64_t d = a->d, dp = a->dp, tq = a->tq, tk = a->tk, off = tk - tq, bi = head / a->h;
+  const bool bf16 = a->bf16;
+  float *cur = ws;
+  float *qv = carve(&cur, dp), *o = carve(&cur, dp), *s = carve(&cur, NB), *bias = carve(&cur, NB);
+  const float *k = a->k + head * tk * d, *v = a->v + head * tk * d;
+  for (int64_t r = 0; r < rows; r++) {
+    const int64_t i = q0 + r;
+    for (int64_t c = 0; c < dp; c += VL) *(vf *)(qv + c) = load_chunk(a->q + (head * tq + i) * d, c, d, bf16);
+    memset(o, 0, sizeof(float) * dp);
+    float m = -INFINITY, l = 0.0f;
+    const int64_t kend = a->causal ? min64(tk, i + off + 1) : tk;
+    for (int64_t k0 = 0; k0 < kend; k0 += NB) {
+      if (!key_bias(a, bi, k0, bias)) continue;
+      const int64_t kcount = min64(NB, kend - k0);
+      for (int64_t j = 0; j < NB; j++) {
+        if (j >= kcount || bias[j] != 0.0f) { s[j] = -INFINITY; continue; }
+        vf acc = (vf){0};
+        for (int64_t c = 0; c < dp; c += VL) acc += *(vf *)(qv + c) * load_chunk(k + (k0 + j) * d, c, d, bf16);
+        s[j] = a->scale * hsum(acc);
+      }
+      vf mx = (vf){0} - INFINITY;
+      for (int jv = 0; jv < NB; jv += VL) mx = vmax(mx, *(vf *)(s + jv));
+      const float m_new = fmaxf(m, hmax(mx));
+      if (m_new == -INFINITY) continue;
+      vf sum = (vf){0};
+      for (int jv = 0; jv < NB; jv += VL) { vf p = vexp(*(vf *)(s + jv) - m_new); *(vf *)(s + jv) = p; sum += p; }
+      const float alpha = m == -INFINITY ? 0.0f : expf(m - m_new);
+      l = l * alpha + hsum(sum);
+      m = m_new;
+      for (int64_t c = 0; c < dp; c++) o[c] *= alpha;
+      for (int64_t j = 0; j < kcount; j++) {
+        if (s[j] == 0.0f) continue;
+        for (int64_t c = 0; c < dp; c += VL) *(vf *)(o + c) += s[j] * load_chunk(v + (k0 + j) * d, c, d, bf16);
+      }
+    }
+    float *out = a->out_w + (head * tq + i) * d;
+    if (l == 0.0f) { memset(out, 0, sizeof(float) * d); a->lse_w[head * tq + i] = -INFINITY; continue; }
+    for (int64_t c = 0; c < d; c++) out[c] = o[c] / l;
+    a->lse_w[head * tq + i] = m + logf(l);
+  }
+}
+
+// One (head, query block of NB rows from q0). ws is this thread's scratch (forward_scratch_len floats).
+static void forward_block(const attn_args *a, int64_t head, int64_t q0, float *ws) {
+  const int64_t d = a->d, dp = a->dp, tq = a->tq, tk = a->tk, off = tk - tq, bi = head / a->h;
+  const int64_t rows = min64(NB, tq - q0), rows4 = round_up(rows, MR), npair = (d + 1) / 2;
+  if (rows <= FEW_ROWS) { forward_rows(a, head, q0, rows, ws); return; }
+  const int nvl = (int)((rows + VL - 1) / VL); // vectors of lanes holding the block's queries
+  const bool bf16 = a->bf16;
+#ifdef __AVX512BF16__
+  const bool dpbf16 = bf16;
+#else
+  const bool dpbf16 = false;
+#endif
+  float *cur = ws;
+  float *Qt = carve(&cur, d * NB), *O = carve(&cur, NB * dp), *Vb = carve(&cur, NB * dp), *Kb = carve(&cur, NB * d);
+  float *St = carve(&cur, NB * NB), *m = carve(&cur, NB), *l = carve(&cur, NB), *alpha = carve(&cur, NB), *bias = carve(&cur, NB);
+  const int64_t kh_stride = round_up(npair, VL);
+  uint32_t *Qth = (uint32_t *)carve(&cur, npair * NB), *Kh = (uint32_t *)carve(&cur, NB * kh_stride);
+  uint32_t *Vh = (uint32_t *)carve(&cur, NB / 2 * dp), *Ph = (uint32_t *)carve(&cur, NB / 2 * NB);
+  (void)Qth; (void)Kh; (void)Vh; (void)Ph; (void)kh_stride;
+  const float *q = a->q + (head * tq + q0) * d, *k = a->k + head * tk * d, *v = a->v + head * tk * d;
+
+  // Qᵀ: the block's queries along the lanes, padding lanes zero.
+  for (int64_t i = 0; i < NB; i++)
+    for (int64_t c = 0; c < d; c++) Qt[c * NB + i] = i >= rows ? 0.0f : bf16 ? round_bf16(q[i * d + c]) : q[i * d + c];
+#ifdef __AVX512BF16__
+  if (dpbf16)
+    for (int64_t p = 0; p < npair; p++) pack_pairs_of_rows(Qt + 2 * p * NB, 2 * p + 1 < d ? Qt + (2 * p + 1) * NB : NULL, NB, NB, Qth + p * NB);
+#endif
+  memset(O, 0, sizeof(float) * rows4 * dp);
+  for (int64_t i = 0; i < NB; i++) { m[i] = -INFINITY; l[i] = 0.0f; }
+
+  // With the causal mask the block's last query sees keys up to q0 + rows − 1 + off.
+  const int64_t kend = a->causal ? min64(tk, q0 + rows + off) : tk;
+  for (int64_t k0 = 0; k0 < kend; k0 += NB) {
+    if (!key_bias(a, bi, k0, bias)) continue;
+    const int64_t kcount = min64(NB, tk - k0), kc4 = round_up(kcount, MR);
+    const int64_t diag = a->causal ? q0 + off - k0 : NO_LIMIT;
+    const float *kin = k + k0 * d, *vin = v + k0 * d, *V = vin;
+    int64_t ldv = d;
+    if (dpbf16) {
+#ifdef __AVX512BF16__
+      for (int64_t j = 0; j < kcount; j++) pack_pairs_in_row(kin + j * d, d, Kh + j * kh_stride);
+      memset(Kh + kcount * kh_stride, 0, sizeof(uint32_t) * (kc4 - kcount) * kh_stride);
+      for (int64_t jp = 0; jp < (kcount + 1) / 2; jp++)
+        pack_pairs_of_rows(vin + 2 * jp * d, 2 * jp + 1 < kcount ? vin + (2 * jp + 1) * d : NULL, d, dp, Vh + jp * dp);
+      mul_abt_bf16(Kh, kh_stride, npair, Qth, a->scale, St, kc4, diag, NO_LIMIT, rows);
+#endif
+    } else {
+      // K is used in place unless it must be rounded or padded; V likewise unless D is not a whole
+      // number of vectors.
+      const float *K = kin;
+      if (bf16 || kcount != kc4) { copy_rows(Kb, d, kin, d, kcount, kc4, d, d, bf16); K = Kb; }
+      if (bf16 || d % VL) { copy_rows(Vb, dp, vin, d, kcount, kcount, d, dp, bf16); V = Vb; ldv = dp; }
+      mul_abt(K, d, Qt, d, a->scale, St, kc4, diag, NO_LIMIT, rows);
+    }
+
+    // Online softmax down the key rows, each query on its own lane (only the nvl vectors holding the
+    // block's rows): first the masks and new maxima...
+    vf mv[NB / VL];
+    for (int n = 0; n < nvl; n++) mv[n] = *(vf *)(m + n * VL);
+    for (int64_t j = 0; j < kcount; j++) {
+      const int64_t first = first_lane(bias, j, diag);
+      if (first >= nvl * VL) continue;
+      for (int n = 0; n < nvl; n++) {
+        vf *s = (vf *)(St + j * NB + n * VL);
+        if (first > n * VL) *s = vselect(iota() + n * VL < (vi){0} + (int32_t)first, (vf){0} - INFINITY, *s);
+        mv[n] = vmax(mv[n], *s);
+      }
+    }
+    // ...then P = e^(s − m'), its column sums, and the rescaling e^(m − m') of the old sums.
+    vf sum[NB / VL];
+    for (int n = 0; n < nvl; n++) sum[n] = (vf){0};
+    for (int64_t j = 0; j < kcount; j++) {
+      float *s = St + j * NB;
+      if (first_lane(bias, j, diag) >= nvl * VL) { memset(s, 0, sizeof(float) * NB); continue; }
+      for (int n = 0; n < nvl; n++) {
+        vf p = vexp(*(vf *)(s + n * VL) - mv[n]);
+        *(vf *)(s + n * VL) = p;
+        sum[n] += p;
+      }
+    }
+    for (int n = 0; n < nvl; n++) {
+      vf al = vexp(*(vf *)(m + n * VL) - mv[n]); // 0 while a lane has seen nothing (−∞ − −∞)
+      *(vf *)(alpha + n * VL) = al;
+      *(vf *)(l + n * VL) = *(vf *)(l + n * VL) * al + sum[n];
+      *(vf *)(m + n * VL) = mv[n];
+    }
+    for (int64_t i = 0; i < rows4; i++)
+      if (alpha[i] != 1.0f) for (int64_t c = 0; c < dp; c++) O[i * dp + c] *= alpha[i];
+
+#ifdef __AVX512BF16__
+    if (dpbf16) {
+      for (int64_t jp = 0; jp < (kcount + 1) / 2; jp++)
+        pack_pairs_of_rows(St + 2 * jp * NB, 2 * jp + 1 < kcount ? St + (2 * jp + 1) * NB : NULL, nvl * VL, nvl * VL, Ph + jp * NB);
+      mul_acc_bf16(Ph, 1, NB, Vh, O, dp, rows4, (kcount + 1) / 2, diag);
+      continue;
+    }
+#endif
+    mul_acc(St, 1, NB, V, ldv, O, dp, rows4, kcount, NO_LIMIT, diag); // O += P·V
+  }
+
+  float *out = a->out_w + (head * tq + q0) * d, *lse = a->lse_w + head * tq + q0;
+  for (int64_t i = 0; i < rows; i++) {
+    if (l[i] == 0.0f) { // every key masked
+      memset(out + i * d, 0, sizeof(float) * d);
+      lse[i] = -INFINITY;
+      continue;
+    }
+    const float inv = 1.0f / l[i];
+    for (int64_t c = 0; c < d; c++) out[i * d + c] = O[i * dp + c] * inv;
+    lse[i] = m[i] + logf(l[i]);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Backward
+
+// One head's operands, packed once (rounded when bf16, D padded to dp), plus the block buffers.
+typedef struct {
+  int64_t head, bi, nkb;
+  float *Q, *dO, *dQ, *Drow, *lse, *K, *Vr, *Kt, *Vt, *P, *dS, *dK, *dV, *bias;
+  // bf16 pairs for VDPBF16PS (AVX512_BF16 builds with bf16 = true): Q and dO rows (pairs along d,
+  // row stride pair_stride), Kᵀ and Vᵀ blocks (npair × NB pairs of feature rows).
+  uint32_t *Qp, *dOp, *Ktp, *Vtp;
+  int64_t npair, pair_stride;
+  bool dpbf16;
+} head_ws;
+
+static int64_t backward_scratch_len(const attn_args *a) {
+  const int64_t tq4 = round_up(a->tq, MR), tkp = round_up(a->tk, NB);
+  const int64_t npair = (a->d + 1) / 2, pair_stride = round_up(npair, VL);
+  return 3 * tq4 * a->dp + 2 * tq4 + 2 * tkp * a->dp + 2 * tkp * a->d + 2 * NB * NB + 2 * NB * a->dp + NB
+    + 2 * tq4 * pair_stride + 2 * tkp * npair + 20 * 16;
+}
+
+static void pack_head(const attn_args *a, int64_t head, float *ws, head_ws *w) {
+  const int64_t d = a->d, dp = a->dp, tq = a->tq, tk = a->tk, tq4 = round_up(tq, MR);
+  const bool bf16 = a->bf16;
+  w->head = head; w->bi = head / a->h; w->nkb = round_up(tk, NB) / NB;
+  const int64_t tkp = w->nkb * NB;
+  float *cur = ws;
+  w->Q = carve(&cur, tq4 * dp); w->dO = carve(&cur, tq4 * dp); w->dQ = carve(&cur, tq4 * dp);
+  w->Drow = carve(&cur, tq4); w->lse = carve(&cur, tq4);
+  w->K = carve(&cur, tkp * dp); w->Vr = carve(&cur, tkp * dp); w->Kt = carve(&cur, tkp * d); w->Vt = carve(&cur, tkp * d);
+  w->P = carve(&cur, NB * NB); w->dS = carve(&cur, NB * NB);
+  w->dK = carve(&cur, NB * dp); w->dV = carve(&cur, NB * dp); w->bias = carve(&cur, NB);
+  w->npair = (d + 1) / 2; w->pair_stride = round_up(w->npair, VL);
+  w->Qp = (uint32_t *)carve(&cur, tq4 * w->pair_stride); w->dOp = (uint32_t *)carve(&cur, tq4 * w->pair_stride);
+  w->Ktp = (uint32_t *)carve(&cur, tkp * w->npair); w->Vtp = (uint32_t *)carve(&cur, tkp * w->npair);
+#ifdef __AVX512BF16__
+  w->dpbf16 = bf16;
+#else
+  w->dpbf16 = false;
+#endif
+
+  const float *out = a->out + head * tq * d;
+  copy_rows(w->Q, dp, a->q + head * tq * d, d, tq, tq4, d, dp, bf16);
+  copy_rows(w->dO, dp, a->dout + head * tq * d, d, tq, tq4, d, dp, bf16);
+  memset(w->dQ, 0, sizeof(float) * tq4 * dp);
+  for (int64_t i = 0; i < tq4; i++) {
+    float D = 0.0f;
+    if (i < tq) for (int64_t c = 0; c < d; c++) D += w->dO[i * dp + c] * out[i * d + c];
+    w->Drow[i] = D;
+    // A fully masked row (lse = −∞) and the padding rows get lse = +∞, so that P = e^(s−lse) = 0.
+    const float L = i < tq ? a->lse[head * tq + i] : INFINITY;
+    w->lse[i] = L == -INFINITY ? INFINITY : L;
+  }
+  copy_rows(w->K, dp, a->k + head * tk * d, d, tk, tkp, d, dp, bf16);
+  copy_rows(w->Vr, dp, a->v + head * tk * d, d, tk, tkp, d, dp, bf16);
+  // Kᵀ and Vᵀ per key block (d × NB), for the S = Q·Kᵀ and dP = dO·Vᵀ products.
+  for (int64_t j = 0; j < tkp; j++) {
+    float *kt = w->Kt + (j / NB) * d * NB + j % NB, *vt = w->Vt + (j / NB) * d * NB + j % NB;
+    for (int64_t c = 0; c < d; c++) { kt[c * NB] = w->K[j * dp + c]; vt[c * NB] = w->Vr[j * dp + c]; }
+  }
+#ifdef __AVX512BF16__
+  if (w->dpbf16) {
+    for (int64_t i = 0; i < tq4; i++) {
+      pack_pairs_in_row(w->Q + i * dp, d, w->Qp + i * w->pair_stride);
+      pack_pairs_in_row(w->dO + i * dp, d, w->dOp + i * w->pair_stride);
+    }
+    for (int64_t kb = 0; kb < w->nkb; kb++)
+      for (int64_t p = 0; p < w->npair; p++) {
+        const float *kt = w->Kt + kb * d * NB + 2 * p * NB, *vt = w->Vt + kb * d * NB + 2 * p * NB;
+        const int64_t at = (kb * w->npair + p) * NB;
+        pack_pairs_of_rows(kt, 2 * p + 1 < d ? kt + NB : NULL, NB, NB, w->Ktp + at);
+        pack_pairs_of_rows(vt, 2 * p + 1 < d ? vt + NB : NULL, NB, NB, w->Vtp + at);
+      }
+  }
+#endif
+}
+
+// Masks a score row in place: adds the key bias and sets the keys past the causal limit
 // (j > lim, in block coordinates) to −∞.
 static inline void mask_row(float *s, const float *bias, int64_t lim) {
-  for (int jv = 0; jv < BK; jv += VL) {
+  for (int jv = 0; jv < NB; jv += VL) {
     vf x = *(vf *)(s + jv) + *(const vf *)(bias + jv);
-    if (lim < jv + VL - 1) {
-      vi idx;
-      for (int l = 0; l < VL; l++) idx[l] = jv + l;
-      x = vselect(idx > (vi){0} + (int32_t)max64(min64(lim, BK), -1), (vf){0} - INFINITY, x);
-    }
+    if (lim < jv + VL - 1) x = vselect(iota() + jv > (vi){0} + (int32_t)max64(lim, -1), (vf){0} - INFINITY, x);
     *(vf *)(s + jv) = x;
   }
 }
 
-#include "attention_impl.inc"
+// First query block that sees key block k0 (causal: row i sees k0 once i + off ≥ k0).
+static int64_t first_query_block(const attn_args *a, int64_t k0) {
+  if (!a->causal) return 0;
+  return max64(0, k0 - (a->tk - a->tq)) / NB * NB;
+}
+
+// The (query block q0, key block k0) step: recompute P and dS, then accumulate dV and dK (into the
+// block buffers w->dV, w->dK) and/or dQ (into w->dQ). w->bias must hold key_bias(k0).
+static void backward_pair(const attn_args *a, head_ws *w, int64_t q0, int64_t k0, bool want_dkv, bool want_dq) {
+  const int64_t d = a->d, dp = a->dp;
+  const int64_t rows = min64(NB, a->tq - q0), rows4 = round_up(rows, MR), kcount = min64(NB, a->tk - k0);
+  const int64_t diag = a->causal ? q0 + (a->tk - a->tq) - k0 : NO_LIMIT; // row i sees key j ≤ i + diag
+  const float *Qb = w->Q + q0 * dp, *dOb = w->dO + q0 * dp;
+  if (w->dpbf16) {
+#ifdef __AVX512BF16__
+    // only the products of rounded inputs use bf16 pairs; P and dS stay fp32
+    const int64_t ps = w->pair_stride, at = k0 / NB * w->npair * NB;
+    mul_abt_bf16(w->Qp + q0 * ps, ps, w->npair, w->Ktp + at, a->scale, w->P, rows4, NO_LIMIT, diag, kcount);
+    mul_abt_bf16(w->dOp + q0 * ps, ps, w->npair, w->Vtp + at, 1.0f, w->dS, rows4, NO_LIMIT, diag, kcount);
+#endif
+  } else {
+    mul_abt(Qb, dp, w->Kt + k0 * d, d, a->scale, w->P, rows4, NO_LIMIT, diag, kcount);
+    mul_abt(dOb, dp, w->Vt + k0 * d, d, 1.0f, w->dS, rows4, NO_LIMIT, diag, kcount);
+  }
+  for (int64_t r = 0; r < rows4; r++) {
+    float *s = w->P + r * NB, *ds = w->dS + r * NB;
+    mask_row(s, w->bias, min64(r + diag, NB));
+    const float L = w->lse[q0 + r], D = w->Drow[q0 + r];
+    for (int jv = 0; jv < NB; jv += VL) {
+      vf p = vexp(*(vf *)(s + jv) - L);
+      *(vf *)(s + jv) = p;
+      // where p = 0 dP may be a stale (skipped) entry: select rather than multiply by 0
+      *(vf *)(ds + jv) = vselect(p > 0.0f, a->scale * p * (*(vf *)(ds + jv) - D), (vf){0});
+    }
+  }
+  if (want_dkv) {
+    mul_acc(w->P, 1, NB, dOb, dp, w->dV, dp, NB, rows, diag, NO_LIMIT);  // dV += Pᵀ·dO
+    mul_acc(w->dS, 1, NB, Qb, dp, w->dK, dp, NB, rows, diag, NO_LIMIT);  // dK += dSᵀ·Q
+  }
+  if (want_dq) mul_acc(w->dS, NB, 1, w->K + k0 * dp, dp, w->dQ + q0 * dp, dp, rows4, kcount, NO_LIMIT, diag); // dQ += dS·K
+}
+
+// dk, dv rows of key block k0 += the block buffers.
+static void flush_dkv(const attn_args *a, head_ws *w, int64_t k0) {
+  const int64_t d = a->d, dp = a->dp, kcount = min64(NB, a->tk - k0);
+  float *dk = a->dk + (w->head * a->tk + k0) * d, *dv = a->dv + (w->head * a->tk + k0) * d;
+  for (int64_t j = 0; j < kcount; j++)
+    for (int64_t c = 0; c < d; c++) { dk[j * d + c] += w->dK[j * dp + c]; dv[j * d + c] += w->dV[j * dp + c]; }
+}
+static void flush_dq(const attn_args *a, head_ws *w, int64_t q0, int64_t rows) {
+  const int64_t d = a->d, dp = a->dp;
+  float *dq = a->dq + w->head * a->tq * d;
+  for (int64_t i = q0; i < q0 + rows; i++)
+    for (int64_t c = 0; c < d; c++) dq[i * d + c] += w->dQ[i * dp + c];
+}
+
+// dK, dV (and optionally the dQ contributions) of key block kb of a packed head, over the query
+// blocks that see it.
+static void backward_key_block(const attn_args *a, head_ws *w, int64_t kb, bool want_dq) {
+  const int64_t k0 = kb * NB;
+  if (!key_bias(a, w->bi, k0, w->bias)) return;
+  memset(w->dK, 0, sizeof(float) * NB * a->dp);
+  memset(w->dV, 0, sizeof(float) * NB * a->dp);
+  for (int64_t q0 = first_query_block(a, k0); q0 < a->tq; q0 += NB) backward_pair(a, w, q0, k0, true, want_dq);
+  flush_dkv(a, w, k0);
+}
+
+// dQ of query block q0 of a packed head: the same pairs in the same key order as the one-pass loop,
+// so both schedules give bit-identical results.
+static void backward_query_block(const attn_args *a, head_ws *w, int64_t q0) {
+  for (int64_t kb = 0; kb < w->nkb; kb++) {
+    if (q0 < first_query_block(a, kb * NB) || !key_bias(a, w->bi, kb * NB, w->bias)) continue;
+    backward_pair(a, w, q0, kb * NB, false, true);
+  }
+  flush_dq(a, w, q0, min64(NB, a->tq - q0));
+}
+
+// ---------------------------------------------------------------------------------------------------
+// N-API bindings
+
+static int threads(void) {
+#ifdef _OPENMP
+  return omp_get_max_threads();
+#else
+  return 1;
+#endif
+}
+
+// Reads and validates the arguments shared by both kernels; nf is the number of float arrays
+// (5 forward: q k v out lse; 9 backward: q k v out lse dout dq dk dv).
+static bool read_args(napi_env env, napi_callback_info info, const char *kernel, int nf, attn_args *a) {
+  static const char *names[9] = {"q", "k", "v", "out", "lse", "dout", "dq", "dk", "dv"};
+  napi_value argv[18];
+  size_t argc = (size_t)nf + 9;
+  if (!get_args(env, info, argc, argv, kernel)) return false;
+  float *f[9]; size_t len[9];
+  for (int i = 0; i < nf; i++) if (!arg_f32(env, argv[i], &f[i], &len[i], names[i])) return false;
+  int64_t dims[5]; double scale; size_t mask_len; uint8_t *mask;
+  static const char *dim_names[5] = {"b", "h", "tq", "tk", "d"};
+  for (int i = 0; i < 5; i++) if (!arg_int(env, argv[nf + i], &dims[i], dim_names[i])) return false;
+  if (!arg_double(env, argv[nf + 5], &scale, "scale") || !arg_bool(env, argv[nf + 6], &a->causal, "causal") ||
+      !arg_u8_or_null(env, argv[nf + 7], &mask, &mask_len, "keyMask") || !arg_bool(env, argv[nf + 8], &a->bf16, "bf16"))
+    return false;
+  char msg[256];
+  for (int i = 0; i < 5; i++) {
+    if (dims[i] < (i == 4 ? 1 : 0) || dims[i] > (1 << 30)) {
+      snprintf(msg, sizeof msg, "primer native: %s: %s = %lld is out of range", kernel, dim_names[i], (long long)dims[i]);
+      napi_throw_range_error(env, NULL, msg);
+      return false;
+    }
+  }
+  a->b = dims[0]; a->h = dims[1]; a->tq = dims[2]; a->tk = dims[3]; a->d = dims[4];
+  a->dp = round_up(a->d, VL);
+  a->scale = (float)scale;
+  const double nq = (double)a->b * a->h * a->tq, nk = (double)a->b * a->h * a->tk;
+  const double need[9] = {nq * a->d, nk * a->d, nk * a->d, nq * a->d, nq, nq * a->d, nq * a->d, nk * a->d, nk * a->d};
+  for (int i = 0; i < nf; i++) {
+    if ((double)len[i] < need[i]) {
+      snprintf(msg, sizeof msg, "primer native: %s: %s has %zu elements but shape (b=%lld, h=%lld, tq=%lld, tk=%lld, d=%lld) needs %.0f",
+        kernel, names[i], len[i], (long long)a->b, (long long)a->h, (long long)a->tq, (long long)a->tk, (long long)a->d, need[i]);
+      napi_throw_range_error(env, NULL, msg);
+      return false;
+    }
+  }
+  if (mask && (double)mask_len < (double)a->b * a->tk) {
+    snprintf(msg, sizeof msg, "primer native: %s: keyMask has %zu elements but (b=%lld, tk=%lld) needs %lld",
+      kernel, mask_len, (long long)a->b, (long long)a->tk, (long long)(a->b * a->tk));
+    napi_throw_range_error(env, NULL, msg);
+    return false;
+  }
+  a->q = f[0]; a->k = f[1]; a->v = f[2]; a->mask = mask;
+  if (nf == 5) { a->out_w = f[3]; a->lse_w = f[4]; a->out = f[3]; a->lse = f[4]; a->dout = NULL; a->dq = a->dk = a->dv = NULL; }
+  else { a->out = f[3]; a->lse = f[4]; a->dout = f[5]; a->dq = f[6]; a->dk = f[7]; a->dv = f[8]; a->out_w = a->lse_w = NULL; }
+  return true;
+}
+
+static napi_value out_of_memory(napi_env env, const char *kernel) {
+  char msg[128];
+  snprintf(msg, sizeof msg, "primer native: %s: out of memory for scratch buffers", kernel);
+  napi_throw_error(env, NULL, msg);
+  return NULL;
+}
+
+static napi_value js_attention(napi_env env, napi_callback_info info) {
+  attn_args a;
+  if (!read_args(env, info, "attention", 5, &a)) return NULL;
+  const int64_t heads = a.b * a.h, nqb = round_up(a.tq, NB) / NB, tasks = heads * nqb;
+  const size_t len = (size_t)forward_scratch_len(a.d, a.dp);
+  int failed = 0;
+  #pragma omp parallel for schedule(dynamic, 1) if (tasks > 1 && (double)a.tq * a.tk * a.d * heads > 1e5)
+  for (int64_t t = 0; t < tasks; t++) {
+    float *ws = scratch(len);
+    if (!ws) {
+      #pragma omp atomic write
+      failed = 1;
+      continue;
+    }
+    forward_block(&a, t / nqb, (t % nqb) * NB, ws);
+  }
+  return failed ? out_of_memory(env, "attention") : js_undefined(env);
+}
+
+static napi_value js_attention_backward(napi_env env, napi_callback_info info) {
+  attn_args a;
+  if (!read_args(env, info, "attentionBackward", 9, &a)) return NULL;
+  const int64_t heads = a.b * a.h, nkb = round_up(a.tk, NB) / NB, nqb = round_up(a.tq, NB) / NB;
+  const size_t len = (size_t)backward_scratch_len(&a);
+  const bool tiny = (double)a.tq * a.tk * a.d * heads <= 1e5;
+  const int nthreads = threads();
+  int failed = 0;
+  if (tiny || nkb == 1 || heads % nthreads == 0 || heads >= 4 * nthreads) {
+    // One pass per head: every thread owns whole heads, so dq, dk and dv rows are never shared.
+    #pragma omp parallel for schedule(dynamic, 1) if (heads > 1 && !tiny)
+    for (int64_t hd = 0; hd < heads; hd++) {
+      float *ws = scratch(len);
+      if (!ws) {
+        #pragma omp atomic write
+        failed = 1;
+        continue;
+      }
+      head_ws w;
+      pack_head(&a, hd, ws, &w);
+      for (int64_t kb = 0; kb < nkb; kb++) backward_key_block(&a, &w, kb, true);
+      flush_dq(&a, &w, 0, a.tq);
+    }
+  } else {
+    // Too few heads to share evenly between the threads: dK/dV over (head, key block) tasks, then
+    // dQ over (head, query block) tasks, recomputing P in each (same sums in the same order).
+    #pragma omp parallel for schedule(dynamic, 1)
+    for (int64_t t = 0; t < heads * nkb; t++) {
+      float *ws = scratch(len);
+      if (!ws) {
+        #pragma omp atomic write
+        failed = 1;
+        continue;
+      }
+      head_ws w;
+      pack_head(&a, t / nkb, ws, &w);
+      backward_key_block(&a, &w, t % nkb, false);
+    }
+    #pragma omp parallel for schedule(dynamic, 1)
+    for (int64_t t = 0; t < heads * nqb; t++) {
+      float *ws = scratch(len);
+      if (!ws) {
+        #pragma omp atomic write
+        failed = 1;
+        continue;
+      }
+      head_ws w;
+      pack_head(&a, t / nqb, ws, &w);
+      backward_query_block(&a, &w, (t % nqb) * NB);
+    }
+  }
+  return failed ? out_of_memory(env, "attentionBackward") : js_undefined(env);
+}
+
+void register_attention(napi_env env, napi_value exports) {
+  export_fn(env, exports, "attention", js_attention);
+  export_fn(env, exports, "attentionBackward", js_attention_backward);
+}
