@@ -47,7 +47,7 @@ class BertEmbeddings extends Module {
   readonly position_embeddings: Embedding;
   readonly token_type_embeddings: Embedding;
   readonly LayerNorm: LayerNorm;
-  constructor(readonly cfg: BertConfig, private readonly rng: Rng) {
+  constructor(readonly cfg: BertConfig, readonly rng: Rng) {
     super();
     this.word_embeddings = this.module('word_embeddings', new Embedding(cfg.vocab_size, cfg.hidden_size, rng, std(cfg)));
     this.position_embeddings = this.module('position_embeddings', new Embedding(cfg.max_position_embeddings, cfg.hidden_size, rng, std(cfg)));

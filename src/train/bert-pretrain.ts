@@ -1,0 +1,248 @@
+/**
+ * BERT pre-training end to end — the library function behind `primer pretrain --objective mlm|mlm+nsp`:
+ *   prepared shards (or: corpus → WordPiece tokenizer, trained or given → `data prepare` into <run>/data)
+ *   → BertForPreTraining from a preset → the shared trainer (trainer.ts) on packed MLM blocks or
+ *   NSP sentence pairs with dynamic masking → evaluation (MLM loss, MLM accuracy, NSP accuracy) →
+ *   checkpoints and the final model in Hugging Face BertForPreTraining layout.
+ *
+ * The trainer reports one validation loss (MLM + NSP loss); the BERT metrics are gathered by the loss
+ * function itself while the trainer evaluates (it calls it on each fixed evaluation batch, in order,
+ * with the model in eval mode) and appended to metrics.jsonl as {step, mlm_loss, mlm_accuracy, nsp_accuracy}.
+ */
+import { appendFileSync, existsSync, mkdirSync, readdirSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import type { Tokenizer } from '../tokenizers/types.ts';
+import { loadTokenizer } from '../tokenizers/index.ts';
+import { WordPieceTrainer } from '../tokenizers/wordpiece-train.ts';
+import { Bert, type BertConfig } from '../models/bert.ts';
+import { bertPreset, type PresetName } from '../models/presets.ts';
+import { configJson, readModelConfig, writeModelFiles } from '../models/load.ts';
+import { writeJsonAtomic } from '../io/atomic.ts';
+import type { Rng } from '../tensor/random.ts';
+import { builtinCorpusFiles } from '../data/builtin.ts';
+import { readCorpus } from '../data/corpus.ts';
+import { prepareData } from '../data/prepare.ts';
+import { openShards, type ShardSplit } from '../data/shards.ts';
+import { maskingOptionsFor } from '../data/mlm.ts';
+import {
+  MlmBlocks, NspBatches, bertSpecialIds, mlmEvalBatches, nspEvalBatches, type BertBatch, type NspBatchOptions,
+} from '../data/bert-batches.ts';
+import { readCheckpoint, runDirOf } from './checkpoint.ts';
+import { train, type TrainResult } from './trainer.ts';
+import type { ProgressReporter } from './progress.ts';
+import { MetricsAccumulator, bertInputs, evaluateBert, type BertMetrics } from './bert-metrics.ts';
+
+export interface BertPretrainConfig {
+  objective: 'mlm' | 'mlm+nsp';
+  /** A directory written by `primer data prepare`; else `corpus` is prepared into <run>/data. */
+  data?: string;
+  /** Corpus paths (empty = the built-in corpus) when no `data` is given. */
+  corpus: string[];
+  jsonlField: string;
+  documents: 'file' | 'blank-line';
+  /** tokenizer.json or directory; default: a WordPiece trained on the corpus. */
+  tokenizer?: string;
+  vocabSize: number;
+  lowercase: boolean;
+  preset: PresetName;
+  layers?: number;
+  dims?: number;
+  heads?: number;
+  intermediate?: number;
+  maxSeqLength: number;
+  batchSize: number;
+  gradAccum: number;
+  steps: number;
+  lr: number;
+  minLr: number;
+  warmupSteps: number;
+  decay: 'cosine' | 'linear' | 'constant';
+  weightDecay: number;
+  betas: [number, number];
+  eps: number;
+  gradClip: number;
+  dropout: number;
+  bf16: boolean;
+  maskProbability: number;
+  wholeWordMask: boolean;
+  shortSeqProb: number;
+  evalEvery: number;
+  evalBatches: number;
+  checkpointEvery: number;
+  keepCheckpoints: number;
+  valFraction: number;
+  seed: number;
+}
+
+/**
+ * Optimiser defaults as in ../shared/bench/ref_bert.py (AdamW lr 2e-3, β₂ 0.99, ε 1e-6, weight decay 0.01,
+ * linear warmup then decay): post-LN BERTs sit on a unigram plateau for hundreds of steps, and with
+ * lr 1e-3 / β₂ 0.999 a small one may not leave it at all.
+ */
+export const BERT_PRETRAIN_DEFAULTS: BertPretrainConfig = {
+  objective: 'mlm+nsp', corpus: [], jsonlField: 'text', documents: 'file', vocabSize: 8192, lowercase: true, preset: 'mini',
+  maxSeqLength: 128, batchSize: 16, gradAccum: 1, steps: 600, lr: 2e-3, minLr: 2e-4, warmupSteps: 100, decay: 'linear',
+  weightDecay: 0.01, betas: [0.9, 0.99], eps: 1e-6, gradClip: 1, dropout: 0.1, bf16: false, maskProbability: 0.15, wholeWordMask: false,
+  shortSeqProb: 0.1, evalEvery: 100, evalBatches: 8, checkpointEvery: 200, keepCheckpoints: 3, valFraction: 0.02, seed: 1337,
+};
+
+export interface BertPretrainOptions extends Partial<BertPretrainConfig> {
+  out?: string;
+  resume?: string;
+  maxMinutes?: number;
+  /** Threads for `data prepare` (default: all cores). */
+  workers?: number;
+  log?: (message: string) => void;
+  progress?: ProgressReporter | false;
+}
+
+export interface BertPretrainResult {
+  runDir: string;
+  config: BertPretrainConfig;
+  modelConfig: BertConfig;
+  parameters: number;
+  training: TrainResult;
+  /** Final evaluation on the validation batches. */
+  metrics: BertMetrics;
+  /** Every evaluation during training. */
+  history: Array<{ step: number } & BertMetrics>;
+  seconds: { data: number; training: number; total: number };
+}
+
+function pick<T extends object>(o: T): Partial<T> {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
+}
+
+async function trainWordPieceOnCorpus(paths: string[], c: BertPretrainConfig): Promise<Tokenizer> {
+  const trainer = new WordPieceTrainer({ vocabSize: c.vocabSize, normalizer: { lowercase: c.lowercase } });
+  for await (const chunk of readCorpus(paths, { jsonlField: c.jsonlField, warn: () => {} })) trainer.feed(chunk.text);
+  return trainer.train();
+}
+
+/** The split to evaluate on: val when it is big enough, else train (with a warning). */
+function evalSplit(train: ShardSplit, val: ShardSplit, c: BertPretrainConfig, log: (m: string) => void): ShardSplit {
+  const enough = c.objective === 'mlm' ? val.tokenCount >= c.maxSeqLength : val.count >= 2;
+  if (!enough) log(`warning: the validation split is too small (${val.count} documents, ${val.tokenCount} tokens); evaluating on training data`);
+  return enough ? val : train;
+}
+
+export async function pretrainBert(opts: BertPretrainOptions = {}): Promise<BertPretrainResult> {
+  const log = opts.log ?? ((m: string) => console.log(m));
+  const tStart = performance.now();
+  const { out, resume, maxMinutes, workers, log: _l, progress, ...given } = opts;
+  let config: BertPretrainConfig;
+  let runDir: string;
+  let checkpoint: ReturnType<typeof readCheckpoint> | undefined;
+  let modelConfig: BertConfig | null = null;
+  if (resume) {
+    checkpoint = readCheckpoint(resume);
+    runDir = runDirOf(checkpoint.dir);
+    config = { ...BERT_PRETRAIN_DEFAULTS, ...(checkpoint.state.run as Partial<BertPretrainConfig>), ...pick({ steps: given.steps }) };
+    const mc = readModelConfig(checkpoint.dir);
+    if (mc.model_type !== 'bert') throw new Error(`--resume: ${checkpoint.dir} holds a ${mc.model_type} model, not a BERT`);
+    modelConfig = mc;
+    log(`resuming ${runDir} from step ${checkpoint.state.step}`);
+  } else {
+    config = { ...BERT_PRETRAIN_DEFAULTS, ...pick(given) };
+    const stamp = new Date().toISOString().replace(/[-:]/g, '').replace('T', '-').slice(0, 15);
+    runDir = resolve(out ?? join('runs', `bert-${config.preset}-${stamp}`));
+    if (existsSync(join(runDir, 'checkpoints')) && readdirSync(join(runDir, 'checkpoints')).length > 0) {
+      throw new Error(`${runDir} already holds a training run; continue it with --resume ${runDir} or choose another --out`);
+    }
+  }
+  if (config.objective !== 'mlm' && config.objective !== 'mlm+nsp') throw new RangeError(`pretrainBert: objective must be "mlm" or "mlm+nsp", got "${config.objective}"`);
+  mkdirSync(runDir, { recursive: true });
+
+  // Data: prepared shards, prepared now into <run>/data (resumable), or reopened on resume.
+  let t = performance.now();
+  if (!config.data) {
+    const dataDir = join(runDir, 'data');
+    let tokenizer: Tokenizer;
+    const corpus = config.corpus.length ? config.corpus : builtinCorpusFiles();
+    if (existsSync(join(dataDir, 'tokenizer.json'))) tokenizer = loadTokenizer(dataDir);
+    else if (config.tokenizer) tokenizer = loadTokenizer(config.tokenizer);
+    else {
+      log(`training a WordPiece tokenizer (vocab ${config.vocabSize}) on ${config.corpus.length ? config.corpus.join(', ') : 'the built-in corpus'}…`);
+      tokenizer = await trainWordPieceOnCorpus(corpus, config);
+    }
+    const prepared = await prepareData({
+      tokenizer, corpus, out: dataDir, valFraction: config.valFraction, jsonlField: config.jsonlField, documents: config.documents,
+      seed: config.seed, workers, warn: (m) => log(`warning: ${m}`),
+    });
+    if (!prepared.alreadyComplete) log(`data: prepared ${prepared.manifest.counts.trainTokens.toLocaleString('en-US')} training tokens into ${dataDir} (${prepared.mbPerSecond.toFixed(1)} MB/s)`);
+    config = { ...config, data: dataDir };
+  }
+  const data = openShards(config.data!);
+  const tokenizer = loadTokenizer(config.data!);
+  const dataSeconds = (performance.now() - t) / 1000;
+  const ids = bertSpecialIds(tokenizer);
+  const masking = maskingOptionsFor(tokenizer, { probability: config.maskProbability, wholeWord: config.wholeWordMask });
+  log(`data: ${data.train.count} training documents (${data.train.tokenCount.toLocaleString('en-US')} tokens), ${data.val.count} validation documents`);
+
+  modelConfig ??= {
+    ...bertPreset(config.preset, { vocabSize: tokenizer.vocabSize, layers: config.layers, dims: config.dims, heads: config.heads, dropout: config.dropout }),
+    ...(config.intermediate ? { intermediate_size: config.intermediate } : {}),
+    pad_token_id: ids.pad,
+  };
+  if (config.maxSeqLength > modelConfig.max_position_embeddings) throw new RangeError(`maxSeqLength ${config.maxSeqLength} exceeds max_position_embeddings ${modelConfig.max_position_embeddings}`);
+  if (modelConfig.vocab_size < tokenizer.vocabSize) throw new RangeError(`the tokenizer has ${tokenizer.vocabSize} tokens but the model only ${modelConfig.vocab_size}`);
+  const model = new Bert(modelConfig, config.seed);
+  // The dropout stream is the Rng the model was built with; it must survive a resume.
+  const dropoutRng = model.bert.embeddings.rng;
+  const parameters = model.numParameters();
+  log(`model: BERT ${config.preset} — ${modelConfig.num_hidden_layers} layers, ${modelConfig.hidden_size} hidden, ${(parameters / 1e6).toFixed(2)}M parameters; objective ${config.objective}`);
+
+  const batchOptions: NspBatchOptions = { batchSize: config.batchSize, maxSeqLength: config.maxSeqLength, seed: config.seed + 1, ids, masking, shortSeqProb: config.shortSeqProb };
+  const evalFrom = evalSplit(data.train, data.val, config, log);
+  const source = config.objective === 'mlm' ? new MlmBlocks(data.train, batchOptions) : new NspBatches(data.train, batchOptions);
+  const evalData = config.objective === 'mlm' ? mlmEvalBatches(evalFrom, batchOptions, config.evalBatches) : nspEvalBatches(evalFrom, batchOptions, config.evalBatches);
+
+  const history: BertPretrainResult['history'] = [];
+  const metricsPath = join(runDir, 'metrics.jsonl');
+  let acc = new MetricsAccumulator();
+  const lossFn = (b: BertBatch) => {
+    const outputs = model.forward(bertInputs(b), b.labels, b.nspLabels);
+    if (!model.training && evalData.includes(b)) {
+      if (b === evalData[0]) acc = new MetricsAccumulator();
+      acc.add(outputs, b);
+      if (b === evalData[evalData.length - 1]) {
+        const step = Math.round(source.state().batches / config.gradAccum);
+        const m = acc.result();
+        history.push({ step, ...m });
+        appendFileSync(metricsPath, JSON.stringify({ step, mlm_loss: m.mlmLoss, mlm_accuracy: m.mlmAccuracy, nsp_accuracy: m.nspAccuracy }) + '\n');
+        log(`step ${step}: MLM loss ${m.mlmLoss.toFixed(4)}, MLM accuracy ${(100 * m.mlmAccuracy).toFixed(1)}%${m.nspAccuracy !== null ? `, NSP accuracy ${(100 * m.nspAccuracy).toFixed(1)}%` : ''}`);
+      }
+    }
+    return outputs.loss!;
+  };
+  if (!checkpoint) {
+    // The untrained model's metrics, so that every run shows where it started.
+    const m = evaluateBert(model, evalData, config.bf16);
+    history.push({ step: 0, ...m });
+    appendFileSync(metricsPath, JSON.stringify({ step: 0, mlm_loss: m.mlmLoss, mlm_accuracy: m.mlmAccuracy, nsp_accuracy: m.nspAccuracy }) + '\n');
+  }
+  const finalConfig = modelConfig;
+  t = performance.now();
+  const training = await train<BertBatch>({
+    model, lossFn, data: source, evalData, runDir, steps: config.steps, maxSeconds: maxMinutes !== undefined ? maxMinutes * 60 : undefined,
+    lr: config.lr, minLr: config.minLr, warmupSteps: config.warmupSteps, decay: config.decay, weightDecay: config.weightDecay,
+    betas: config.betas, eps: config.eps, gradClip: config.gradClip, gradAccum: config.gradAccum, bf16: config.bf16,
+    evalEvery: config.evalEvery, checkpointEvery: config.checkpointEvery, keepCheckpoints: config.keepCheckpoints,
+    rngs: { dropout: dropoutRng }, run: { ...config },
+    writeExtraFiles: (dir) => {
+      writeJsonAtomic(join(dir, 'config.json'), configJson(finalConfig), { durable: false });
+      tokenizer.save(dir);
+    },
+    resumeFrom: checkpoint, progress, logEvery: Math.max(1, Math.round(config.steps / 50)),
+  });
+  const trainingSeconds = (performance.now() - t) / 1000;
+  writeModelFiles(runDir, model, finalConfig, tokenizer);
+  const metrics = history.length && history[history.length - 1]!.step === training.step ? history[history.length - 1]! : evaluateBert(model, evalData, config.bf16);
+  log(`${training.status === 'completed' ? 'finished' : training.status} at step ${training.step}: MLM loss ${metrics.mlmLoss.toFixed(4)}, `
+    + `MLM accuracy ${(100 * metrics.mlmAccuracy).toFixed(1)}%${metrics.nspAccuracy !== null ? `, NSP accuracy ${(100 * metrics.nspAccuracy).toFixed(1)}%` : ''}, `
+    + `${Math.round(training.tokensPerSecond).toLocaleString('en-US')} tokens/s; model saved to ${runDir}`);
+  return {
+    runDir, config, modelConfig: finalConfig, parameters, training, metrics, history,
+    seconds: { data: dataSeconds, training: trainingSeconds, total: (performance.now() - tStart) / 1000 },
+  };
+}

@@ -1,0 +1,115 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, mkdirSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Command } from 'commander';
+import { trainTokenizer } from '../../src/tokenizers/index.ts';
+import type { Rng } from '../../src/tensor/random.ts';
+import { prepareData } from '../../src/data/prepare.ts';
+import { openShards } from '../../src/data/shards.ts';
+import { IGNORE_INDEX, maskingOptionsFor } from '../../src/data/mlm.ts';
+import { MlmBlocks, NspBatches, bertSpecialIds, mlmEvalBatches, nspEvalBatches, type BertBatchOptions } from '../../src/data/bert-batches.ts';
+import { inspectData, registerDataCommands } from '../../src/cli/data.ts';
+
+const dir = mkdtempSync(join(tmpdir(), 'primer-bert-batches-'));
+const corpus = join(dir, 'corpus');
+mkdirSync(corpus);
+const words = 'alpha beta gamma delta epsilon zeta eta theta iota kappa lambda mu'.split(' ');
+for (let d = 0; d < 12; d++) {
+  const sentences = Array.from({ length: 8 + d }, (_, s) => `${words[(d + s) % 12]!.toUpperCase()} ${words[(d * s) % 12]} ${words[(s + 3) % 12]} number ${d}.`);
+  writeFileSync(join(corpus, `d${d}.txt`), sentences.join(' '));
+}
+const tokenizer = trainTokenizer({ type: 'wordpiece', vocabSize: 80, texts: [words.join(' ') + ' number 0 1 2 3 4 5 6 7 8 9 10 11 .'] });
+const prepared = await prepareData({ tokenizer, corpus: [corpus], out: join(dir, 'data'), valFraction: 0, workers: 0, durable: false, warn: () => {} });
+const data = openShards(prepared.dir);
+const ids = bertSpecialIds(tokenizer);
+const o: BertBatchOptions = { batchSize: 4, maxSeqLength: 32, seed: 5, ids, masking: maskingOptionsFor(tokenizer) };
+
+test('MLM packed blocks: [CLS] … [SEP], documents joined by [SEP], masked, replayable state', () => {
+  const source = new MlmBlocks(data.train, o);
+  const b = source.next();
+  assert.equal(b.batch, 4);
+  assert.equal(b.length, 32);
+  for (let r = 0; r < 4; r++) {
+    assert.equal(b.inputIds[r * 32], ids.cls);
+    assert.equal(b.inputIds[r * 32 + 31], ids.sep);
+    assert.equal(b.labels[r * 32], IGNORE_INDEX);
+    for (let i = 1; i < 31; i++) {
+      const original = b.labels[r * 32 + i] === IGNORE_INDEX ? b.inputIds[r * 32 + i]! : b.labels[r * 32 + i]!;
+      assert.ok(original !== ids.pad && original !== ids.cls, 'no padding or [CLS] inside a block');
+    }
+  }
+  assert.ok(b.attentionMask.every((m) => m === 1));
+  // A block starting at the last token of document 0 continues with [SEP] and document 1.
+  const doc0 = data.train.document(0);
+  const edge = source.blockAt([doc0.length - 1], { next: () => 0.99, int: () => 0 } as unknown as Rng); // never masks
+  assert.equal(edge.inputIds[1], doc0[doc0.length - 1]);
+  assert.equal(edge.inputIds[2], ids.sep);
+  assert.deepEqual(Array.from(edge.inputIds.subarray(3, 8)), Array.from(data.train.document(1).subarray(0, 5)));
+  // Resume: replaying the state gives the next batch exactly.
+  source.next();
+  const state = source.state();
+  const expected = source.next();
+  const resumed = new MlmBlocks(data.train, o);
+  resumed.loadState(JSON.parse(JSON.stringify(state)));
+  assert.deepEqual(resumed.next(), expected);
+  const evalA = mlmEvalBatches(data.train, o, 2);
+  assert.deepEqual(mlmEvalBatches(data.train, o, 2), evalA, 'evaluation batches are fixed');
+  assert.equal(evalA.length, 2);
+});
+
+test('MLM+NSP batches: padded pairs with token types, attention mask, NSP labels, replayable state', () => {
+  const source = new NspBatches(data.train, { ...o, shuffleBuffer: 50 });
+  let random = 0;
+  let rows = 0;
+  for (let k = 0; k < 20; k++) {
+    const b = source.next();
+    assert.equal(b.length % 8, 0);
+    assert.ok(b.length <= 32);
+    for (let r = 0; r < b.batch; r++) {
+      const row = Array.from(b.inputIds.subarray(r * b.length, (r + 1) * b.length));
+      const mask = Array.from(b.attentionMask.subarray(r * b.length, (r + 1) * b.length));
+      const n = mask.indexOf(0) < 0 ? b.length : mask.indexOf(0);
+      assert.ok(mask.slice(n).every((m) => m === 0) && row.slice(n).every((t) => t === ids.pad), 'padding after the pair');
+      assert.equal(row[0], ids.cls);
+      const original = row.map((t, i) => (b.labels[r * b.length + i] === IGNORE_INDEX ? t : b.labels[r * b.length + i]!));
+      assert.equal(original[n - 1], ids.sep);
+      const firstSep = original.indexOf(ids.sep);
+      const types = Array.from(b.tokenTypeIds.subarray(r * b.length, r * b.length + n));
+      assert.deepEqual(types, original.slice(0, n).map((_, i) => (i <= firstSep ? 0 : 1)));
+      for (let i = n; i < b.length; i++) assert.equal(b.labels[r * b.length + i], IGNORE_INDEX);
+      random += b.nspLabels![r]!;
+      rows++;
+    }
+    assert.equal(b.tokens, b.attentionMask.reduce((s, m) => s + m, 0));
+  }
+  assert.ok(random > rows * 0.3 && random < rows * 0.8, `${random}/${rows} random`);
+  const state = source.state();
+  const expected = source.next();
+  const resumed = new NspBatches(data.train, { ...o, shuffleBuffer: 50 });
+  resumed.loadState(state);
+  assert.deepEqual(resumed.next(), expected);
+  assert.equal(nspEvalBatches(data.train, o, 3).length, 3);
+});
+
+test('data inspect and the data CLI commands', async () => {
+  const report = inspectData(prepared.dir, { samples: 2 });
+  assert.match(report, /complete/);
+  assert.match(report, /train: 12 documents/);
+  assert.match(report, /sample 2: train document 6/);
+  assert.match(report, /first sentence: "\w+ \w+ \w+ number \d+\."/);
+  const printed: string[] = [];
+  const log = console.log;
+  console.log = (m: string) => printed.push(m);
+  try {
+    const program = new Command().exitOverride();
+    registerDataCommands(program);
+    await program.parseAsync(['node', 'primer', 'data', 'prepare', '--tokenizer', prepared.dir, '--corpus', corpus, '--out', join(dir, 'cli'), '--workers', '0', '--val-fraction', '0.2']);
+    await program.parseAsync(['node', 'primer', 'data', 'inspect', join(dir, 'cli'), '--samples', '1']);
+  } finally {
+    console.log = log;
+  }
+  assert.match(printed[0]!, /^finished in .* MB\/s\): \d+ train \/ \d+ val documents/);
+  assert.match(printed[1]!, /sample 1: train document 0/);
+});
