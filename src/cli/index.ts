@@ -1,0 +1,31 @@
+/** The `primer` command-line program. Each command is a thin layer over the library API. */
+import { Command } from 'commander';
+import { registerPretrainCommand } from './pretrain.ts';
+import { registerGenerateCommand } from './generate.ts';
+import { registerVerifyCommand } from './verify.ts';
+import { registerTokenizerCommands } from './tokenizer.ts';
+import { registerBertCommands } from './bert.ts';
+import { registerDataCommands } from './data.ts';
+import { registerFinetuneCommands } from './finetune.ts';
+import { registerServeCommands } from './serve.ts';
+
+export function createProgram(): Command {
+  const program = new Command('primer')
+    .description('pre-train, fine-tune and serve transformer language models in Node.js')
+    .version('0.1.0')
+    .showHelpAfterError();
+  registerPretrainCommand(program);
+  registerGenerateCommand(program);
+  registerVerifyCommand(program);
+  registerTokenizerCommands(program);
+  registerDataCommands(program);
+  registerBertCommands(program);
+  registerFinetuneCommands(program);
+  registerServeCommands(program);
+  return program;
+}
+
+export async function main(argv: readonly string[] = process.argv): Promise<void> {
+  const program = createProgram();
+  await program.parseAsync([...argv]);
+}

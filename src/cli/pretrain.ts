@@ -1,0 +1,125 @@
+/** `primer pretrain`: option parsing only; the work is done by pretrain() in src/train/pretrain.ts. */
+import { join } from 'node:path';
+import type { Command } from 'commander';
+import { pretrain, PRETRAIN_DEFAULTS as D, type PretrainOptions } from '../train/pretrain.ts';
+import { TrainingDivergedError } from '../train/trainer.ts';
+import { PRESET_NAMES } from '../models/presets.ts';
+import { action, choiceArg, floatArg, intArg } from './options.ts';
+import { runBertPretrain } from './bert.ts';
+
+interface PretrainFlags {
+  objective?: 'clm' | 'mlm' | 'mlm+nsp';
+  data?: string;
+  documents?: 'file' | 'blank-line';
+  maxSeqLength?: number;
+  maskProb?: number;
+  wholeWordMask?: boolean;
+  workers?: number;
+  corpus?: string[];
+  jsonlField?: string;
+  preset?: PretrainOptions['preset'];
+  layers?: number;
+  dims?: number;
+  heads?: number;
+  vocabSize?: number;
+  tokenizer?: string;
+  blockSize?: number;
+  batchSize?: number;
+  gradAccum?: number;
+  steps?: number;
+  lr?: number;
+  minLr?: number;
+  warmup?: number;
+  decay?: PretrainOptions['decay'];
+  weightDecay?: number;
+  gradClip?: number;
+  dropout?: number;
+  bf16?: boolean;
+  evalEvery?: number;
+  evalBatches?: number;
+  checkpointEvery?: number;
+  keep?: number;
+  seed?: number;
+  out?: string;
+  name?: string;
+  resume?: string;
+  maxMinutes?: number;
+  samples?: boolean;
+  sampleTokens?: number;
+}
+
+export function registerPretrainCommand(program: Command): void {
+  program
+    .command('pretrain')
+    .description('pre-train a GPT (clm) or a BERT (mlm, mlm+nsp) from scratch; with no options: BPE tokenizer + mini GPT on the built-in corpus, < 10 minutes')
+    .option('--objective <name>', 'clm (GPT, default), mlm or mlm+nsp (BERT)', choiceArg(['clm', 'mlm', 'mlm+nsp'] as const))
+    .option('--corpus <paths...>', 'text files or directories (.txt, .md, .jsonl, .gz); default: the built-in corpus')
+    .option('--jsonl-field <name>', `JSONL field holding the text (default "${D.jsonlField}")`)
+    .option('--preset <name>', `model size: ${PRESET_NAMES.join(', ')} (default ${D.preset})`, choiceArg(PRESET_NAMES))
+    .option('--layers <n>', 'override the preset\'s number of layers', intArg(1))
+    .option('--dims <n>', 'override the preset\'s embedding size', intArg(1))
+    .option('--heads <n>', 'override the preset\'s number of heads', intArg(1))
+    .option('--vocab-size <n>', `BPE vocabulary size (default ${D.vocabSize})`, intArg(258))
+    .option('--tokenizer <path>', 'use this tokenizer.json (or directory) instead of training a BPE')
+    .option('--block-size <n>', `tokens per training sequence (default ${D.blockSize})`, intArg(2))
+    .option('--batch-size <n>', `sequences per micro-batch (default ${D.batchSize})`, intArg(1))
+    .option('--grad-accum <n>', 'micro-batches per optimizer step (default 1)', intArg(1))
+    .option('--steps <n>', `optimizer steps (default ${D.steps})`, intArg(1))
+    .option('--lr <x>', `peak learning rate (default ${D.lr})`, floatArg(0))
+    .option('--min-lr <x>', `learning-rate floor (default ${D.minLr})`, floatArg(0))
+    .option('--warmup <n>', `linear warmup steps (default ${D.warmupSteps})`, intArg(0))
+    .option('--decay <kind>', `cosine, linear or constant (default ${D.decay})`, choiceArg(['cosine', 'linear', 'constant'] as const))
+    .option('--weight-decay <x>', `AdamW weight decay on ≥2-D weights (default ${D.weightDecay})`, floatArg(0))
+    .option('--grad-clip <x>', `max gradient norm, 0 = off (default ${D.gradClip})`, floatArg(0))
+    .option('--dropout <p>', `dropout probability (default ${D.dropout})`, floatArg(0, 0.99))
+    .option('--bf16', 'bf16 autocast for matrix products (fp32 accumulation and master weights)')
+    .option('--eval-every <n>', `evaluate every N steps (default ${D.evalEvery})`, intArg(0))
+    .option('--eval-batches <n>', `validation batches per evaluation (default ${D.evalBatches})`, intArg(1))
+    .option('--checkpoint-every <n>', `checkpoint every N steps (default ${D.checkpointEvery})`, intArg(0))
+    .option('--keep <n>', `checkpoints to keep (default ${D.keepCheckpoints})`, intArg(1))
+    .option('--seed <n>', `random seed (default ${D.seed})`, intArg(0))
+    .option('--out <dir>', 'run directory (default runs/<preset>-<date>)')
+    .option('--name <name>', 'run name: the run directory becomes runs/<name>')
+    .option('--resume <dir>', 'continue from a checkpoint or run directory')
+    .option('--max-minutes <m>', 'stop (with a checkpoint) after this many minutes of training', floatArg(0))
+    .option('--no-samples', 'do not print sample continuations at the end')
+    .option('--sample-tokens <n>', 'tokens per sample continuation (default 40)', intArg(1))
+    .option('--data <dir>', 'BERT: prepared shards from `primer data prepare` instead of --corpus')
+    .option('--documents <how>', 'BERT: a document is a "file" or a "blank-line"-separated paragraph', choiceArg(['file', 'blank-line'] as const))
+    .option('--max-seq-length <n>', 'BERT: tokens per sequence (default: --block-size)', intArg(8))
+    .option('--mask-prob <p>', 'BERT: masking probability (default 0.15)', floatArg(0, 1))
+    .option('--whole-word-mask', 'BERT: mask whole words')
+    .option('--workers <n>', 'BERT: data-preparation worker threads', intArg(1))
+    .action(action(async (f: PretrainFlags) => {
+      if (f.objective === 'mlm' || f.objective === 'mlm+nsp') {
+        await runBertPretrain({ ...f, objective: f.objective, out: f.out ?? (f.name ? join('runs', f.name) : undefined) });
+        return;
+      }
+      const result = await pretrain({
+        objective: 'clm', corpus: f.corpus, jsonlField: f.jsonlField, preset: f.preset, layers: f.layers, dims: f.dims, heads: f.heads,
+        vocabSize: f.vocabSize, tokenizer: f.tokenizer, blockSize: f.blockSize, batchSize: f.batchSize, gradAccum: f.gradAccum,
+        steps: f.steps, lr: f.lr, minLr: f.minLr, warmupSteps: f.warmup, decay: f.decay, weightDecay: f.weightDecay,
+        gradClip: f.gradClip === 0 ? Infinity : f.gradClip, dropout: f.dropout, bf16: f.bf16, evalEvery: f.evalEvery,
+        evalBatches: f.evalBatches, checkpointEvery: f.checkpointEvery, keepCheckpoints: f.keep, seed: f.seed,
+        out: f.out ?? (f.name ? join('runs', f.name) : undefined), resume: f.resume, maxMinutes: f.maxMinutes,
+        samplePrompts: f.samples === false ? [] : undefined, sampleTokens: f.sampleTokens,
+      }).catch((e: unknown) => {
+        if (e instanceof TrainingDivergedError) {
+          console.error(`primer: ${e.message}`);
+          process.exit(1);
+        }
+        throw e;
+      });
+      const { training } = result;
+      if (result.samples.length) {
+        console.log('\nsample continuations:');
+        for (const s of result.samples) console.log(`\n> ${s.prompt}${s.text}`);
+        console.log('');
+      }
+      console.log(`total time ${result.seconds.total.toFixed(0)}s. Try: primer generate --model ${result.runDir} --prompt "Once upon a time"`);
+      if (training.status === 'interrupted') {
+        console.log(`interrupted: resume with primer pretrain --resume ${result.runDir}`);
+        process.exitCode = training.signal === 'SIGTERM' ? 143 : 130;
+      }
+    }));
+}

@@ -1,0 +1,221 @@
+/**
+ * Reading a text corpus: files and directories (recursively), plain text (.txt, .md, …), JSON Lines
+ * (one document per line, text in a configurable field) and gzip of either.
+ *
+ * Text is streamed in chunks of about 1 MiB cut at whitespace, so a 100 MB single-line file never
+ * becomes one giant string. Bad input is handled, not fatal: binary files are skipped with a warning
+ * naming the file, invalid UTF-8 is decoded with U+FFFD replacement characters and a warning, bad
+ * JSONL lines are counted and skipped; a corpus with no text at all is an error.
+ */
+import { createReadStream, existsSync, readdirSync, statSync } from 'node:fs';
+import { createGunzip } from 'node:zlib';
+import { createInterface } from 'node:readline';
+import { extname, join } from 'node:path';
+import type { Readable } from 'node:stream';
+import { PrimerError } from '../io/errors.ts';
+
+export class CorpusError extends PrimerError {
+  constructor(message: string) {
+    super('CORPUS', message);
+  }
+}
+
+/** A piece of one document. Documents longer than the chunk size arrive as several pieces. */
+export interface CorpusChunk {
+  /** Running document number across the whole corpus (0, 1, 2, …). */
+  doc: number;
+  source: string;
+  text: string;
+  /** True on the last piece of the document. */
+  end: boolean;
+}
+
+export interface CorpusOptions {
+  /** JSONL field holding the text (default "text"). */
+  jsonlField?: string;
+  /** Target chunk size in characters (default 1 MiB). */
+  chunkChars?: number;
+  /** Where warnings go (default: console.warn). */
+  warn?: (message: string) => void;
+}
+
+const TEXT_EXTENSIONS = new Set(['.txt', '.text', '.md', '.jsonl', '.ndjson']);
+
+function isJsonl(path: string): boolean {
+  const p = path.endsWith('.gz') ? path.slice(0, -3) : path;
+  return ['.jsonl', '.ndjson'].includes(extname(p).toLowerCase());
+}
+
+function hasTextExtension(path: string): boolean {
+  const p = path.endsWith('.gz') ? path.slice(0, -3) : path;
+  return TEXT_EXTENSIONS.has(extname(p).toLowerCase());
+}
+
+/**
+ * Expands paths into a sorted list of files: a directory contributes every text file below it
+ * (.txt/.text/.md/.jsonl/.ndjson, optionally .gz); a file named explicitly is read whatever its extension.
+ */
+export function listCorpusFiles(paths: readonly string[]): string[] {
+  if (paths.length === 0) throw new CorpusError('no corpus paths given');
+  const out: string[] = [];
+  const walk = (dir: string): void => {
+    for (const name of readdirSync(dir).sort()) {
+      if (name.startsWith('.')) continue;
+      const full = join(dir, name);
+      const st = statSync(full);
+      if (st.isDirectory()) walk(full);
+      else if (st.isFile() && hasTextExtension(full)) out.push(full);
+    }
+  };
+  for (const p of paths) {
+    if (!existsSync(p)) throw new CorpusError(`corpus path not found: ${p}`);
+    const st = statSync(p);
+    if (st.isDirectory()) walk(p);
+    else out.push(p);
+  }
+  return out;
+}
+
+function openStream(path: string): Readable {
+  const raw = createReadStream(path, { highWaterMark: 1 << 20 });
+  return path.endsWith('.gz') ? raw.pipe(createGunzip()) : raw;
+}
+
+/**
+ * Binary sniffing on the first bytes, like git and grep: a NUL byte, or more than 10% control
+ * characters other than tab/newline/CR/form feed/escape, means "not text".
+ */
+export function looksBinary(head: Uint8Array): boolean {
+  if (head.length === 0) return false;
+  let control = 0;
+  for (const b of head) {
+    if (b === 0) return true;
+    if (b < 32 && b !== 9 && b !== 10 && b !== 13 && b !== 12 && b !== 27) control++;
+  }
+  return control / head.length > 0.1;
+}
+
+/** Counts U+FFFD in decoded text that were not U+FFFD (EF BF BD) in the input bytes. */
+function countReplacements(text: string, bytes: Uint8Array): number {
+  let decoded = 0;
+  for (let i = text.indexOf('\uFFFD'); i >= 0; i = text.indexOf('\uFFFD', i + 1)) decoded++;
+  if (decoded === 0) return 0;
+  let genuine = 0;
+  for (let i = 0; i + 2 < bytes.length; i++) if (bytes[i] === 0xef && bytes[i + 1] === 0xbf && bytes[i + 2] === 0xbd) genuine++;
+  return Math.max(0, decoded - genuine);
+}
+
+/** Where to cut a chunk: after the last newline, else the last space, else anywhere (never inside a surrogate pair). */
+function cutPoint(text: string, target: number): number {
+  const nl = text.lastIndexOf('\n', target - 1);
+  if (nl > target / 2) return nl + 1;
+  const sp = text.lastIndexOf(' ', target - 1);
+  if (sp > target / 2) return sp + 1;
+  const c = text.charCodeAt(target - 1);
+  return c >= 0xd800 && c <= 0xdbff ? target - 1 : target;
+}
+
+interface FileReport {
+  binary: boolean;
+  invalidUtf8: number;
+}
+
+/** Streams a plain-text file as one document in chunks. */
+async function* readTextFile(path: string, chunkChars: number, report: FileReport): AsyncGenerator<string> {
+  const decoder = new TextDecoder('utf-8', { fatal: false, ignoreBOM: false });
+  let pending = '';
+  let first = true;
+  for await (const buf of openStream(path) as AsyncIterable<Buffer>) {
+    const bytes = new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength);
+    if (first) {
+      first = false;
+      if (looksBinary(bytes.subarray(0, 8192))) {
+        report.binary = true;
+        return;
+      }
+    }
+    const text = decoder.decode(bytes, { stream: true });
+    report.invalidUtf8 += countReplacements(text, bytes);
+    pending += text;
+    while (pending.length >= chunkChars) {
+      const cut = cutPoint(pending, chunkChars);
+      yield pending.slice(0, cut);
+      pending = pending.slice(cut);
+    }
+  }
+  const tail = decoder.decode();
+  report.invalidUtf8 += countReplacements(tail, new Uint8Array(0));
+  pending += tail;
+  if (pending.length > 0) yield pending;
+}
+
+/** Streams a JSON Lines file: one document per line, text taken from `field`. */
+async function* readJsonlFile(path: string, field: string, warn: (m: string) => void, report: FileReport): AsyncGenerator<string> {
+  const lines = createInterface({ input: openStream(path), crlfDelay: Infinity });
+  let lineNo = 0;
+  let bad = 0;
+  let firstBad = '';
+  for await (const line of lines) {
+    lineNo++;
+    if (lineNo === 1 && line.includes('\0')) {
+      report.binary = true;
+      lines.close();
+      return;
+    }
+    if (line.trim() === '') continue;
+    if (line.includes('\uFFFD')) report.invalidUtf8++;
+    let value: unknown;
+    try {
+      value = (JSON.parse(line) as Record<string, unknown>)?.[field];
+    } catch {
+      value = undefined;
+    }
+    if (typeof value !== 'string') {
+      if (bad++ === 0) firstBad = `line ${lineNo}`;
+      continue;
+    }
+    if (value.length > 0) yield value;
+  }
+  if (bad > 0) warn(`${path}: skipped ${bad} line(s) that are not JSON objects with a string "${field}" field (first: ${firstBad})`);
+}
+
+/**
+ * Streams the documents of a corpus. A text file is one document; each JSONL line is one document.
+ * Throws CorpusError when no text is found at all.
+ */
+export async function* readCorpus(paths: readonly string[], opts: CorpusOptions = {}): AsyncGenerator<CorpusChunk> {
+  const warn = opts.warn ?? ((m: string) => console.warn(`warning: ${m}`));
+  const chunkChars = opts.chunkChars ?? 1 << 20;
+  const field = opts.jsonlField ?? 'text';
+  const files = listCorpusFiles(paths);
+  let doc = 0;
+  let sawText = false;
+  for (const file of files) {
+    const report: FileReport = { binary: false, invalidUtf8: 0 };
+    if (isJsonl(file)) {
+      for await (const text of readJsonlFile(file, field, warn, report)) {
+        if (/\S/.test(text)) sawText = true;
+        for (let i = 0; i < text.length; i += chunkChars) {
+          yield { doc, source: file, text: text.slice(i, i + chunkChars), end: i + chunkChars >= text.length };
+        }
+        doc++;
+      }
+    } else {
+      let previous: string | null = null;
+      for await (const text of readTextFile(file, chunkChars, report)) {
+        if (previous !== null) yield { doc, source: file, text: previous, end: false };
+        previous = text;
+        if (!sawText && /\S/.test(text)) sawText = true;
+      }
+      if (previous !== null) {
+        yield { doc, source: file, text: previous, end: true };
+        doc++;
+      }
+    }
+    if (report.binary) warn(`${file}: looks like a binary file (NUL bytes or control characters); skipped`);
+    if (report.invalidUtf8 > 0) warn(`${file}: ${report.invalidUtf8} invalid UTF-8 sequence(s) replaced with U+FFFD`);
+  }
+  if (!sawText) {
+    throw new CorpusError(`the corpus is empty: no text found in ${files.length} file(s) under ${paths.join(', ')}`);
+  }
+}

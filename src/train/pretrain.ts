@@ -1,0 +1,213 @@
+/**
+ * GPT pre-training end to end — the library function behind `primer pretrain`:
+ *   corpus (files or the built-in one) → byte-level BPE tokenizer (trained, or given) → train/val token
+ *   streams split by document → GPT from a preset → the generic trainer (CLM loss on random blocks)
+ *   → final model saved in HF layout in the run directory → sample continuations.
+ * Resuming takes everything (tokenizer, model config, hyper-parameters) from the checkpoint.
+ */
+import { existsSync, readdirSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import type { Tokenizer } from '../tokenizers/types.ts';
+import { GPT, type GPTConfig } from '../models/gpt.ts';
+import { gptPreset, type PresetName } from '../models/presets.ts';
+import { configJson, readModelConfig, writeModelFiles } from '../models/load.ts';
+import { writeJsonAtomic } from '../io/atomic.ts';
+import { crossEntropy } from '../tensor/nn-ops.ts';
+import { builtinCorpusFiles } from '../data/builtin.ts';
+import { readCorpus } from '../data/corpus.ts';
+import { RandomBlocks, evalBatches, tokenizeCorpus, type ClmBatch } from '../data/clm.ts';
+import { loadTokenizerJson, separatorId, trainBpeOnCorpus } from '../data/tokenizer.ts';
+import { generateText } from '../infer/generate.ts';
+import { readCheckpoint, runDirOf } from './checkpoint.ts';
+import { train, type TrainResult } from './trainer.ts';
+import type { ProgressReporter } from './progress.ts';
+
+/** Hyper-parameters of a pre-training run (all stored in its checkpoints). */
+export interface PretrainConfig {
+  objective: 'clm';
+  /** Corpus paths; empty = the built-in corpus. */
+  corpus: string[];
+  jsonlField: string;
+  preset: PresetName;
+  layers?: number;
+  dims?: number;
+  heads?: number;
+  vocabSize: number;
+  /** Existing tokenizer.json (or a directory with one) instead of training a BPE. */
+  tokenizer?: string;
+  blockSize: number;
+  batchSize: number;
+  gradAccum: number;
+  steps: number;
+  lr: number;
+  minLr: number;
+  warmupSteps: number;
+  decay: 'cosine' | 'linear' | 'constant';
+  weightDecay: number;
+  betas: [number, number];
+  gradClip: number;
+  dropout: number;
+  bf16: boolean;
+  evalEvery: number;
+  evalBatches: number;
+  checkpointEvery: number;
+  keepCheckpoints: number;
+  valFraction: number;
+  seed: number;
+}
+
+export const PRETRAIN_DEFAULTS: PretrainConfig = {
+  objective: 'clm', corpus: [], jsonlField: 'text', preset: 'mini', vocabSize: 8192,
+  blockSize: 128, batchSize: 16, gradAccum: 1, steps: 1000, lr: 1e-3, minLr: 1e-4, warmupSteps: 50, decay: 'cosine',
+  weightDecay: 0.1, betas: [0.9, 0.95], gradClip: 1, dropout: 0, bf16: false, evalEvery: 100, evalBatches: 8,
+  checkpointEvery: 250, keepCheckpoints: 3, valFraction: 0.05, seed: 1337,
+};
+
+export interface PretrainOptions extends Partial<PretrainConfig> {
+  /** Run directory (default ./runs/<preset>-<date>). */
+  out?: string;
+  /** A checkpoint or run directory to continue; its stored config is used, `steps` may extend it. */
+  resume?: string;
+  /** Stop (saving a checkpoint) after this many minutes of training (default DEFAULT_MAX_MINUTES when steps are not given). */
+  maxMinutes?: number;
+  /** Prompts for the sample continuations printed at the end ([] = none). */
+  samplePrompts?: string[];
+  sampleTokens?: number;
+  log?: (message: string) => void;
+  progress?: ProgressReporter | false;
+}
+
+export interface PretrainResult {
+  runDir: string;
+  config: PretrainConfig;
+  modelConfig: GPTConfig;
+  parameters: number;
+  trainTokens: number;
+  valTokens: number;
+  training: TrainResult;
+  samples: Array<{ prompt: string; text: string }>;
+  seconds: { tokenizer: number; data: number; training: number; total: number };
+}
+
+export const DEFAULT_SAMPLE_PROMPTS = ['The', 'It was a dark and stormy night', 'Mr. President, the state of the Union'];
+
+/**
+ * With no --steps (the README's main job), training also stops after this many minutes, so the
+ * whole command stays under 10 minutes on a slow or busy 2-core machine; the checkpoint is kept.
+ */
+export const DEFAULT_MAX_MINUTES = 8.5;
+
+function defaultRunDir(preset: string): string {
+  const stamp = new Date().toISOString().replace(/[-:]/g, '').replace('T', '-').slice(0, 15);
+  return resolve('runs', `${preset}-${stamp}`);
+}
+
+function pick<T extends object>(o: T): Partial<T> {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
+}
+
+export async function pretrain(opts: PretrainOptions = {}): Promise<PretrainResult> {
+  const log = opts.log ?? ((m: string) => console.log(m));
+  const tStart = performance.now();
+  const { out, resume, maxMinutes, samplePrompts, sampleTokens, log: _log, progress, ...given } = opts;
+
+  let config: PretrainConfig;
+  let runDir: string;
+  let tokenizer: Tokenizer | null = null;
+  let modelConfig: GPTConfig | null = null;
+  let checkpoint: ReturnType<typeof readCheckpoint> | undefined;
+  if (resume) {
+    checkpoint = readCheckpoint(resume); // validates everything before any write
+    runDir = runDirOf(checkpoint.dir);
+    config = { ...PRETRAIN_DEFAULTS, ...(checkpoint.state.run as Partial<PretrainConfig>), ...pick({ steps: given.steps }) };
+    tokenizer = loadTokenizerJson(checkpoint.dir);
+    const mc = readModelConfig(checkpoint.dir);
+    if (mc.model_type !== 'gpt2') throw new Error(`--resume: ${checkpoint.dir} holds a ${mc.model_type} model, not a GPT`);
+    modelConfig = mc;
+    log(`resuming ${runDir} from step ${checkpoint.state.step} (${checkpoint.dir})`);
+  } else {
+    config = { ...PRETRAIN_DEFAULTS, ...pick(given) };
+    // Absolute paths, so a resume from another working directory finds the same corpus.
+    config.corpus = config.corpus.map((p) => resolve(p));
+    if (config.tokenizer) config.tokenizer = resolve(config.tokenizer);
+    runDir = resolve(out ?? defaultRunDir(config.preset));
+    if (existsSync(join(runDir, 'checkpoints')) && readdirSync(join(runDir, 'checkpoints')).length > 0) {
+      throw new Error(`${runDir} already holds a training run; continue it with --resume ${runDir} or choose another --out`);
+    }
+  }
+  if (config.objective !== 'clm') throw new Error(`objective "${config.objective}" is not supported by pretrain yet (only "clm")`);
+
+  const corpus = config.corpus.length ? config.corpus : builtinCorpusFiles();
+  const corpusLabel = config.corpus.length ? config.corpus.join(', ') : `built-in corpus (${corpus.length} files)`;
+  const warn = (m: string) => log(`warning: ${m}`);
+  let t = performance.now();
+  if (!tokenizer) {
+    if (config.tokenizer) {
+      tokenizer = loadTokenizerJson(config.tokenizer);
+      log(`tokenizer: ${config.tokenizer} (${tokenizer.vocabSize} tokens)`);
+    } else {
+      log(`training a byte-level BPE tokenizer (vocab ${config.vocabSize}) on ${corpusLabel}…`);
+      tokenizer = await trainBpeOnCorpus(corpus, config.vocabSize, { jsonlField: config.jsonlField, warn: () => {} });
+      log(`  done in ${((performance.now() - t) / 1000).toFixed(1)}s: ${tokenizer.vocabSize} tokens`);
+    }
+  }
+  const tokenizerSeconds = (performance.now() - t) / 1000;
+
+  t = performance.now();
+  const sep = separatorId(tokenizer);
+  const streams = await tokenizeCorpus(readCorpus(corpus, { jsonlField: config.jsonlField, warn }), tokenizer, {
+    separatorId: sep, valFraction: config.valFraction, seed: config.seed,
+  });
+  const dataSeconds = (performance.now() - t) / 1000;
+  log(`data: ${streams.train.length.toLocaleString('en-US')} training tokens (${streams.trainDocuments} documents), `
+    + `${streams.val.length.toLocaleString('en-US')} validation tokens (${streams.valDocuments} documents), ${dataSeconds.toFixed(1)}s`);
+
+  modelConfig ??= {
+    ...gptPreset(config.preset, { vocabSize: tokenizer.vocabSize, layers: config.layers, dims: config.dims, heads: config.heads, dropout: config.dropout }),
+    n_positions: config.blockSize, bos_token_id: sep, eos_token_id: sep,
+  };
+  if (config.blockSize > modelConfig.n_positions) throw new RangeError(`block size ${config.blockSize} exceeds the model's n_positions ${modelConfig.n_positions}`);
+  if (modelConfig.vocab_size < tokenizer.vocabSize) throw new RangeError(`the tokenizer has ${tokenizer.vocabSize} tokens but the model only ${modelConfig.vocab_size}`);
+  const model = new GPT(modelConfig, config.seed);
+  const parameters = model.numParameters();
+  log(`model: GPT ${config.preset} — ${modelConfig.n_layer} layers, ${modelConfig.n_embd} dims, ${modelConfig.n_head} heads, `
+    + `context ${modelConfig.n_positions}, ${(parameters / 1e6).toFixed(2)}M parameters`);
+  log(`run: ${runDir} — ${config.steps} steps × ${config.batchSize}×${config.blockSize}${config.gradAccum > 1 ? `×${config.gradAccum}` : ''} tokens, lr ${config.lr}${config.bf16 ? ', bf16' : ''}`);
+
+  const timeLimit = maxMinutes ?? (given.steps === undefined && !resume ? DEFAULT_MAX_MINUTES : undefined);
+  const lossFn = (b: ClmBatch) => crossEntropy(model.forward(b.input, b.batch, b.length).logits, b.target);
+  const finalConfig = modelConfig;
+  const writeExtraFiles = (dir: string) => {
+    writeJsonAtomic(join(dir, 'config.json'), configJson(finalConfig), { durable: false });
+    tokenizer!.save(dir);
+  };
+  t = performance.now();
+  const training = await train<ClmBatch>({
+    model, lossFn,
+    data: new RandomBlocks(streams.train, config.batchSize, config.blockSize, config.seed + 1),
+    evalData: evalBatches(streams.val, config.batchSize, config.blockSize, config.evalBatches),
+    runDir, steps: config.steps, maxSeconds: timeLimit !== undefined ? timeLimit * 60 : undefined,
+    lr: config.lr, minLr: config.minLr, warmupSteps: config.warmupSteps, decay: config.decay,
+    weightDecay: config.weightDecay, betas: config.betas, gradClip: config.gradClip, gradAccum: config.gradAccum, bf16: config.bf16,
+    evalEvery: config.evalEvery, checkpointEvery: config.checkpointEvery, keepCheckpoints: config.keepCheckpoints,
+    rngs: { dropout: model.transformer.rng }, run: { ...config }, writeExtraFiles,
+    resumeFrom: checkpoint, progress, logEvery: Math.max(1, Math.round(config.steps / 50)),
+  });
+  const trainingSeconds = (performance.now() - t) / 1000;
+  writeModelFiles(runDir, model, finalConfig, tokenizer);
+  log(`${training.status === 'completed' ? 'finished' : training.status} at step ${training.step}: train loss ${training.trainLoss.toFixed(4)}`
+    + `${training.valLoss !== null ? `, val loss ${training.valLoss.toFixed(4)} (perplexity ${Math.exp(training.valLoss).toFixed(1)})` : ''}, `
+    + `${Math.round(training.tokensPerSecond).toLocaleString('en-US')} tokens/s, ${trainingSeconds.toFixed(0)}s; model saved to ${runDir}`);
+
+  const samples: PretrainResult['samples'] = [];
+  if (training.status !== 'interrupted') {
+    for (const prompt of samplePrompts ?? DEFAULT_SAMPLE_PROMPTS) {
+      const text = generateText(model, tokenizer, prompt, { maxTokens: sampleTokens ?? 40, temperature: 0.8, topK: 40, seed: config.seed });
+      samples.push({ prompt, text });
+    }
+  }
+  return {
+    runDir, config, modelConfig: finalConfig, parameters, trainTokens: streams.train.length, valTokens: streams.val.length, training, samples,
+    seconds: { tokenizer: tokenizerSeconds, data: dataSeconds, training: trainingSeconds, total: (performance.now() - tStart) / 1000 },
+  };
+}
