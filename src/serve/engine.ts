@@ -1,0 +1,198 @@
+/**
+ * What the server's workers do with a loaded model directory: completions (KV-cached decoding),
+ * fill-mask, classification, embeddings and attention maps. Plain functions on loaded models, so
+ * they run the same in a worker thread or in-process.
+ */
+import { readFileSync } from 'node:fs';
+import { basename, join, resolve } from 'node:path';
+import { loadModelDir, readModelConfig } from '../models/load.ts';
+import { loadTokenizer } from '../tokenizers/index.ts';
+import type { Tokenizer } from '../tokenizers/types.ts';
+import { loadTaskModelDir } from '../tasks/model-dir.ts';
+import { SequenceClassifier, runBackbone, type Backbone } from '../tasks/heads.ts';
+import { collate, padTokenId } from '../tasks/encode.ts';
+import { noGrad, withScope } from '../tensor/tensor.ts';
+import { fillMask, type FillMaskResult } from '../infer/fill-mask.ts';
+import { encodePrompt, streamCompletionsAsync, type Completion, type TextDecodeOptions, type TextEvent } from '../infer/decode.ts';
+import { KVCache, forwardCached } from '../infer/kv-cache.ts';
+import type { GPT } from '../models/gpt.ts';
+import type { Bert } from '../models/bert.ts';
+import { ModelLoadError } from '../models/load.ts';
+
+export type ModelKind = 'gpt2' | 'bert' | 'classifier';
+
+/** What the main thread knows about a model without loading its weights. */
+export interface ModelInfo {
+  id: string;
+  dir: string;
+  kind: ModelKind;
+  architecture: string;
+  /** Context size in tokens (n_positions / max_position_embeddings). */
+  context: number;
+  labels?: string[];
+}
+
+/** Checks a model directory enough to fail at startup with a clear message (no weights loaded). */
+export function describeModelDir(dir: string): ModelInfo {
+  const abs = resolve(dir);
+  const config = readModelConfig(abs); // clear ModelLoadError for a missing dir / config.json
+  const raw = JSON.parse(readFileSync(join(abs, 'config.json'), 'utf8')) as { architectures?: string[]; id2label?: Record<string, string> };
+  const architecture = raw.architectures?.[0] ?? (config.model_type === 'gpt2' ? 'GPT2LMHeadModel' : 'BertForPreTraining');
+  try {
+    loadTokenizer(abs);
+  } catch (e) {
+    throw new ModelLoadError(`${abs}: no usable tokenizer (${(e as Error).message})`, { cause: e });
+  }
+  const context = config.model_type === 'gpt2' ? config.n_positions : config.max_position_embeddings;
+  if (architecture.endsWith('ForSequenceClassification')) {
+    const labels = Object.entries(raw.id2label ?? {}).sort((a, b) => +a[0] - +b[0]).map(([, l]) => l);
+    return { id: basename(abs), dir: abs, kind: 'classifier', architecture, context, labels };
+  }
+  if (!/LMHeadModel$|ForPreTraining$|ForMaskedLM$/.test(architecture)) {
+    throw new ModelLoadError(`${abs}: architecture ${architecture} cannot be served (expected GPT2LMHeadModel, BertForPreTraining or *ForSequenceClassification)`);
+  }
+  return { id: basename(abs), dir: abs, kind: config.model_type === 'gpt2' ? 'gpt2' : 'bert', architecture, context };
+}
+
+export type LoadedServeModel =
+  | { info: ModelInfo; kind: 'gpt2'; model: GPT; tokenizer: Tokenizer }
+  | { info: ModelInfo; kind: 'bert'; model: Bert; tokenizer: Tokenizer }
+  | { info: ModelInfo; kind: 'classifier'; model: SequenceClassifier; tokenizer: Tokenizer };
+
+export function loadServeModel(info: ModelInfo): LoadedServeModel {
+  const tokenizer = loadTokenizer(info.dir);
+  if (info.kind === 'classifier') {
+    const model = loadTaskModelDir(info.dir);
+    if (!(model instanceof SequenceClassifier)) throw new ModelLoadError(`${info.dir}: not a sequence classifier`);
+    return { info, kind: 'classifier', model: model.eval(), tokenizer };
+  }
+  const loaded = loadModelDir(info.dir);
+  if (loaded.kind === 'gpt2') return { info, kind: 'gpt2', model: loaded.model.eval(), tokenizer };
+  return { info, kind: 'bert', model: loaded.model.eval(), tokenizer };
+}
+
+/** A client-facing problem with the request (HTTP 400), as opposed to a server fault. */
+export class RequestError extends Error {
+  constructor(message: string, readonly status = 400) {
+    super(message);
+  }
+}
+
+function need<K extends ModelKind>(m: LoadedServeModel, kind: K, what: string): asserts m is Extract<LoadedServeModel, { kind: K }> {
+  if (m.kind !== kind) throw new RequestError(`model "${m.info.id}" is a ${m.info.architecture}; ${what} needs a ${kind === 'gpt2' ? 'GPT-2 language model' : kind === 'bert' ? 'BERT pre-training model' : 'sequence classifier'}`);
+}
+
+export interface CompletionJob extends TextDecodeOptions {
+  prompts: string[];
+}
+
+/** Streams completion events; checks the prompt against the context first (a 400, not a crash). */
+export async function* runCompletion(m: LoadedServeModel, job: CompletionJob, signal?: AbortSignal): AsyncGenerator<TextEvent, Completion[] | null> {
+  need(m, 'gpt2', 'a completion');
+  const n = m.model.config.n_positions;
+  for (const [i, p] of job.prompts.entries()) {
+    const len = encodePrompt(m.tokenizer, p).length;
+    if (len > n) throw new RequestError(`prompt ${i} has ${len} tokens, more than the model's context of ${n} tokens`);
+  }
+  return yield* streamCompletionsAsync(m.model, m.tokenizer, job.prompts, { ...job, signal });
+}
+
+export function runFillMask(m: LoadedServeModel, text: string, topK: number): FillMaskResult[] {
+  need(m, 'bert', 'fill-mask');
+  try {
+    return fillMask(m.model, m.tokenizer, text, { topK });
+  } catch (e) {
+    if (e instanceof RangeError) throw new RequestError(e.message);
+    throw e;
+  }
+}
+
+export interface ClassifyResult {
+  label: string;
+  scores: Array<{ label: string; probability: number }>;
+}
+
+export function runClassify(m: LoadedServeModel, texts: string[]): ClassifyResult[] {
+  need(m, 'classifier', 'classification');
+  const { model, tokenizer } = m;
+  const encs = texts.map((t) => tokenizer.encode(t, null, { maxLength: m.info.context }));
+  const batch = collate(encs, padTokenId(tokenizer));
+  return noGrad(() => withScope(() => {
+    const logits = model.forward(batch).logits.data;
+    const k = model.labels.size;
+    return texts.map((_, r) => {
+      const row = Array.from(logits.subarray(r * k, (r + 1) * k));
+      const max = Math.max(...row);
+      const z = row.reduce((s, v) => s + Math.exp(v - max), 0);
+      const scores = row.map((v, i) => ({ label: model.labels.label(i), probability: Math.exp(v - max) / z }));
+      scores.sort((a, b) => b.probability - a.probability);
+      return { label: scores[0]!.label, scores };
+    });
+  }));
+}
+
+/** Mean-pooled last hidden states over real tokens, L2-normalised (cosine similarity = dot product). */
+export function runEmbeddings(m: LoadedServeModel, texts: string[]): { vectors: number[][]; tokens: number } {
+  const backbone: Backbone = m.kind === 'gpt2' ? m.model.transformer : m.kind === 'bert' ? m.model.bert : m.model.backbone;
+  const addSpecial = m.kind !== 'gpt2';
+  let tokens = 0;
+  const vectors = texts.map((text) => {
+    let ids = m.tokenizer.encode(text, null, { addSpecialTokens: addSpecial, maxLength: m.info.context }).ids;
+    if (ids.length === 0) ids = [padTokenId(m.tokenizer)];
+    tokens += ids.length;
+    return noGrad(() => withScope(() => {
+      const { hidden } = runBackbone(backbone, { inputIds: Int32Array.from(ids), batch: 1, length: ids.length, attentionMask: new Uint8Array(ids.length).fill(1) });
+      const c = hidden.shape[2]!;
+      const v = new Float64Array(c);
+      for (let t = 0; t < ids.length; t++) for (let j = 0; j < c; j++) v[j]! += hidden.data[t * c + j]! / ids.length;
+      const norm = Math.hypot(...v) || 1;
+      return Array.from(v, (x) => x / norm);
+    }));
+  });
+  return { vectors, tokens };
+}
+
+export interface AttentionMaps {
+  tokens: string[];
+  layers: number;
+  heads: number;
+  /** probs[layer][head][i][j] = attention of query i on key j. */
+  probs: number[][][][];
+}
+
+/**
+ * Attention probabilities of a GPT-2 for a short text, computed by a small non-fused path from the
+ * queries and cached keys of each layer: p_ij = softmax_j(q_i·k_j/√D), j ≤ i.
+ */
+export function runAttention(m: LoadedServeModel, text: string, maxTokens = 48): AttentionMaps {
+  need(m, 'gpt2', 'the attention view');
+  const ids = encodePrompt(m.tokenizer, text).slice(0, Math.min(maxTokens, m.model.config.n_positions));
+  const cfg = m.model.config;
+  const H = cfg.n_head, D = cfg.n_embd / H, T = ids.length;
+  const cache = KVCache.forModel(m.model, 1, T);
+  const probs: number[][][][] = [];
+  forwardCached(m.model, cache, Int32Array.from(ids), T, undefined, {
+    capture: (_l, q, k) => {
+      const layer: number[][][] = [];
+      for (let h = 0; h < H; h++) {
+        const rows: number[][] = [];
+        for (let i = 0; i < T; i++) {
+          const s = new Array<number>(T).fill(0);
+          let max = -Infinity;
+          for (let j = 0; j <= i; j++) {
+            let dot = 0;
+            for (let d = 0; d < D; d++) dot += q[(h * T + i) * D + d]! * k[(h * T + j) * D + d]!;
+            s[j] = dot / Math.sqrt(D);
+            max = Math.max(max, s[j]!);
+          }
+          let z = 0;
+          for (let j = 0; j <= i; j++) z += (s[j] = Math.exp(s[j]! - max));
+          rows.push(s.map((v, j) => (j <= i ? v / z : 0)));
+        }
+        layer.push(rows);
+      }
+      probs.push(layer);
+    },
+  });
+  return { tokens: ids.map((id) => m.tokenizer.decode([id], { skipSpecialTokens: false })), layers: cfg.n_layer, heads: H, probs };
+}

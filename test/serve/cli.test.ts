@@ -1,0 +1,82 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { buildFixtures } from './fixtures.ts';
+import { parseSse } from './helpers.ts';
+
+const MAIN = fileURLToPath(new URL('./serve-main.ts', import.meta.url));
+
+function startCli(args: string[]) {
+  const child = spawn(process.execPath, ['--import', 'tsx', MAIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (d) => { stdout += d; });
+  child.stderr.on('data', (d) => { stderr += d; });
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  const url = new Promise<string>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`no URL printed; stderr: ${stderr}`)), 60_000);
+    child.stdout.on('data', () => {
+      const m = /(http:\/\/127\.0\.0\.1:\d+)/.exec(stdout);
+      if (m) { clearTimeout(timer); resolve(m[1]!); }
+    });
+    void exited.then(() => { clearTimeout(timer); reject(new Error(`exited early; stderr: ${stderr}`)); });
+  });
+  url.catch(() => undefined); // awaited only by the tests that expect a running server
+  return { child, exited, url, output: () => ({ stdout, stderr }) };
+}
+
+test('serve: a nonexistent model directory fails at startup with one clear line', async () => {
+  const run = startCli(['serve', '--model', '/nonexistent/primer-model', '--port', '0']);
+  assert.equal(await run.exited, 1);
+  assert.match(run.output().stderr, /^primer: error: \/nonexistent\/primer-model: no config\.json/m);
+  assert.doesNotMatch(run.output().stderr, /\n\s+at /, 'no stack trace');
+});
+
+test('serve: SIGTERM lets a running streamed request finish, then exits 0', async () => {
+  const fx = buildFixtures();
+  const run = startCli(['serve', '--model', fx.gpt, '--port', '0', '--workers', '1']);
+  const base = await run.url;
+  assert.match(run.output().stdout, /primer serve: http:\/\/127\.0\.0\.1:\d+\/ui\/ {2}\(models: tiny-gpt \[gpt2\]\)/);
+  const res = await fetch(`${base}/v1/completions`, {
+    method: 'POST', headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ prompt: 'the cat', max_tokens: 300, temperature: 0, stream: true }),
+  });
+  assert.equal(res.status, 200);
+  const reader = res.body!.getReader();
+  const first = await reader.read(); // the request is running on the worker now
+  run.child.kill('SIGTERM');
+  let text = new TextDecoder().decode(first.value);
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    text += new TextDecoder().decode(value);
+  }
+  const parsed = parseSse(text);
+  assert.equal(parsed.done, true);
+  assert.deepEqual(parsed.finish, ['length']);
+  assert.equal(await run.exited, 0);
+  assert.match(run.output().stderr, /SIGTERM, finishing running requests/);
+});
+
+test('dashboard: serves the metrics of a run directory', async () => {
+  const fx = buildFixtures();
+  const { mkdirSync, writeFileSync } = await import('node:fs');
+  const runDir = `${fx.root}/run-cli`;
+  mkdirSync(runDir, { recursive: true });
+  writeFileSync(`${runDir}/metrics.jsonl`, '{"step":1,"loss":5.5,"lr":0.001}\n{"step":2,"loss":5.1,"lr":0.002}\n{"step":3,"lo');
+  const run = startCli(['dashboard', '--run', runDir, '--port', '0']);
+  try {
+    const base = await run.url;
+    assert.match(run.output().stdout, /\/ui\/#dashboard/);
+    const first = await (await fetch(`${base}/v1/run/metrics`)).json();
+    assert.deepEqual(first.records, [{ step: 1, loss: 5.5, lr: 0.001 }, { step: 2, loss: 5.1, lr: 0.002 }]);
+    const again = await (await fetch(`${base}/v1/run/metrics?offset=${first.offset}`)).json();
+    assert.deepEqual(again.records, [], 'the partial last line waits');
+    const bad = await fetch(`${base}/v1/run/metrics?offset=-3`);
+    assert.equal(bad.status, 400);
+  } finally {
+    run.child.kill('SIGTERM');
+    assert.equal(await run.exited, 0);
+  }
+});
