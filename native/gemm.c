@@ -2,25 +2,23 @@
 //
 //   C_i (m×n) = (accumulate ? C_i : 0) + op(A_i)·op(B_i) + bias
 //
-// Loop nest for one thread's block of C (rows r0..r1, cols c0..c1):
-//   for jc (NC columns):            B block kc×nc packed into NR-wide panels  (lives in L2)
-//     for pc (KC depth):
-//       for ir (MR rows):           A micro-panel MR×kc packed                (lives in L1)
-//         for jr (NR cols):         micro-kernel: MR×NR tile of C += Ap·Bp, B panel streamed from L2
-// The micro-kernel keeps the whole MR×NR tile in vector registers; per k step it loads NV vectors of
+// Loop nest for one thread's block of C (rows r0..r1, cols c0..c1), see gemm_block:
+//   for jc (NC_MAX columns):
+//     for pc (depth blocks ≤ KC_MAX):  pack B block kc×nc into NR-wide panels       (L2/L3)
+//       for ic (MC rows):              pack A block into MR-row micro-panels       (L2)
+//         for ir (MR rows):            A micro-panel MR×kc                         (L1)
+//           for jr (NR cols):          micro-kernel: C tile MR×NR += Ap·Bp, B panel streamed
+// The micro-kernel keeps the MR×NR tile in vector registers; per depth step it loads NV vectors of
 // B and broadcasts MR scalars of A:  acc[i][v] += A[i,p] · B[p, v·VL .. v·VL+VL).
-// Threads split C into a grid of tiles (no shared buffers, no barriers), or take whole matrices when
-// the batch is large. Every C element is computed by the same sequence of operations whatever the
-// partition, so results do not depend on the thread count.
+// Up to SMALL_M rows skip packing (gemm_small.inc). Threads split C into a grid of tiles (no shared
+// buffers, no barriers), or take whole matrices when the batch is large. Every C element goes
+// through the same operations whatever the partition, so results do not depend on the thread count.
 #include "common.h"
 #include <stdlib.h>
 #include <string.h>
 #include <stdio.h>
 #ifdef _OPENMP
 #include <omp.h>
-#endif
-#if defined(__AVX512BF16__)
-#include <immintrin.h>
 #endif
 
 // Register blocking per instruction set: MR·NV accumulators + NV B vectors + 1 broadcast must fit
@@ -41,15 +39,33 @@
 // [chunk][row][KU] so packing is a plain copy (no transpose) and the kernel's broadcast offsets
 // i·KU + u are still compile-time constants.
 #define KU 8
-#define KC_MAX 256
-#define NC_MAX 512
+// Blocking, measured on Zen 4 (32 KiB L1d, 1 MiB L2 per core): a 512-deep block keeps the A
+// micro-panel (14×512 floats, 28 KiB) in L1 while B panels stream from L2/L3, which easily supply the
+// ~5 B/cycle the kernel reads; a wide NC_MAX avoids re-packing A per column block. MC rows of A are
+// packed at once so transposed A is read in contiguous runs. (#ifndef: benchmarks can override.)
+#ifndef KC_MAX
+#define KC_MAX 512
+#endif
+#ifndef MC
+#define MC (8 * MR)
+#endif
+#ifndef NC_MAX
+#define NC_MAX 1024
+#endif
 
 typedef float vf __attribute__((vector_size(VL * 4)));
 typedef float vf_u __attribute__((vector_size(VL * 4), aligned(4)));
 typedef uint32_t vu __attribute__((vector_size(VL * 4)));
-typedef uint32_t vu_u __attribute__((vector_size(VL * 4), aligned(4)));
 
 static inline vf loadu(const float *p) { return *(const vf_u *)p; }
+// Brace-initialised broadcast: GCC turns it into one vbroadcastss (`(vf){0} + x` would add 0).
+#if VL == 16
+#define SPLAT(x) (vf){x, x, x, x, x, x, x, x, x, x, x, x, x, x, x, x}
+#elif VL == 8
+#define SPLAT(x) (vf){x, x, x, x, x, x, x, x}
+#else
+#define SPLAT(x) (vf){x, x, x, x}
+#endif
 static inline void storeu(float *p, vf v) { *(vf_u *)p = v; }
 
 // bf16 rounding of the fp32 bit pattern: nearest even on the low 16 bits; NaN stays a (quiet) NaN.
@@ -67,9 +83,38 @@ static inline vu bf16_bits_v(vf x) {
   return (r & ~nan) | (((bits | 0x00400000u) & 0xffff0000u) & nan);
 }
 
+// One depth chunk of a packed A row.
+typedef float vk __attribute__((vector_size(KU * 4)));
+typedef float vk_u __attribute__((vector_size(KU * 4), aligned(4)));
+typedef uint32_t vku __attribute__((vector_size(KU * 4)));
+// dst[0..KU) = src[0..KU), rounded to bf16 when `round` (pointers only: no 32-byte vector
+// arguments, whose ABI differs between SSE and AVX builds).
+static inline void copy_chunk(float *dst, const float *src, bool round) {
+  vk x = *(const vk_u *)src;
+  if (round) {
+    vku bits = (vku)x;
+    vku nan = (vku)((bits & 0x7fffffffu) > 0x7f800000u);
+    vku r = (bits + 0x7fffu + ((bits >> 16) & 1u)) & 0xffff0000u;
+    x = (vk)((r & ~nan) | (((bits | 0x00400000u) & 0xffff0000u) & nan));
+  }
+  *(vk *)dst = x;
+}
+
+// bf16 pairs for VDPBF16PS (see gemm_pack.inc): pair = bf16(x[2q]) | bf16(x[2q+1]) << 16. Without
+// AVX512-BF16 the fp32 kernel runs on bf16-rounded inputs instead (same inputs, fp32 FMA).
+#if defined(__AVX512BF16__)
+#include <immintrin.h>
+#define HAVE_BF16_KERNEL 1
+typedef uint64_t vq __attribute__((vector_size(64)));
+typedef uint32_t vu8 __attribute__((vector_size(32)));
+static inline uint32_t bf16_pair(float lo, float hi) { return (bf16_bits(lo) >> 16) | bf16_bits(hi); }
+#else
+#define HAVE_BF16_KERNEL 0
+#endif
+
 // Thread-local packing buffers, grown on demand and kept (no malloc per call in steady state).
 typedef struct { void *p; size_t cap; } scratch;
-static __thread scratch tls_a, tls_b, tls_t;
+static __thread scratch tls_a, tls_b;
 static void *scratch_get(scratch *s, size_t bytes) {
   if (s->cap < bytes) {
     free(s->p);
@@ -85,119 +130,256 @@ typedef struct {
   float *c;
   long m, n, k;
   bool ta, tb, accumulate, bf16;
+  int *failed;  // set when a packing buffer could not be allocated
 } gemm_job;
 
-// ---------------------------------------------------------------- fp32 packing
-// A micro-panel, rows i0..i0+mr of op(A), depth p0..p0+kc, padded with zeros to MR rows and kcp
-// (a multiple of KU) depth. Row-major A → [kcp/KU][MR][KU]; transposed A (k×m) → [kcp][MR], since
-// there a depth step is contiguous over rows. `round` rounds to bf16 (the no-AVX512BF16 bf16 path).
-static void pack_a(const gemm_job *g, long i0, int mr, long p0, long kc, long kcp, float *out, bool round) {
-  if (!g->ta) {
-    for (long c = 0; c < kcp; c += KU) {
-      float *dst = out + c * MR;
-      for (int i = 0; i < MR; i++) {
-        const float *src = g->a + (i0 + i) * g->k + p0 + c;
-        if (i < mr && c + KU <= kc) {
-          for (int u = 0; u < KU; u++) dst[i * KU + u] = round ? round_bf16(src[u]) : src[u];
-        } else {
-          for (int u = 0; u < KU; u++) dst[i * KU + u] = (i < mr && c + u < kc) ? (round ? round_bf16(src[u]) : src[u]) : 0.0f;
-        }
-      }
-    }
-  } else {
-    for (long p = 0; p < kcp; p++) {
-      float *dst = out + p * MR;
-      const float *src = g->a + (p0 + p) * g->m + i0;
-      for (int i = 0; i < MR; i++) dst[i] = (i < mr && p < kc) ? (round ? round_bf16(src[i]) : src[i]) : 0.0f;
+// Packing (gemm_pack.inc), micro-kernels (gemm_kernels.inc) and the few-rows path (gemm_small.inc)
+// live in their own files, included here so they share this file's configuration and types.
+#include "gemm_pack.inc"
+#include "gemm_kernels.inc"
+#include "gemm_small.inc"
+
+// ---------------------------------------------------------------- blocking driver
+typedef void ukernel_fn(long chunks, const void *a, const void *b, float *tile);
+static long round_up(long x, long to) { return (x + to - 1) / to * to; }
+
+// Tiles of C rows ic..ic+rows × the packed B block's nc columns for one depth block: packs the A
+// rows, then runs the micro-kernel over every MR×NR tile.
+typedef struct {
+  long jc, nc, pc, kc, depth;
+  bool pairs, round, first;
+  const float *bp;
+  float *ap;
+  ukernel_fn *kernel;
+} block_ctx;
+
+static void compute_rows(const gemm_job *g, const block_ctx *x, long ic, long rows) {
+  const long ldc = g->n;
+  float tile[MR * NR] __attribute__((aligned(64)));
+#if HAVE_BF16_KERNEL
+  if (x->pairs) pack_a_bf16(g, ic, rows, x->pc, x->kc, x->depth, (uint32_t *)x->ap);
+  else
+#endif
+  pack_a(g, ic, rows, x->pc, x->kc, x->depth, x->ap, x->round);
+  for (long ir = 0; ir < rows; ir += MR) {
+    const int mr = rows - ir < MR ? (int)(rows - ir) : MR;
+    const float *apanel = x->ap + (ir / MR) * MR * x->depth;
+    for (long jr = 0; jr < x->nc; jr += NR) {
+      const int nr = x->nc - jr < NR ? (int)(x->nc - jr) : NR;
+      float *ct = g->c + (ic + ir) * ldc + x->jc + jr;
+      const float *bias = x->first && g->bias ? g->bias + x->jc + jr : NULL;
+      x->kernel(x->depth / KU, apanel, x->bp + (jr / NR) * x->depth * NR, tile);
+      store_tile(tile, ct, ldc, mr, nr, x->first && !g->accumulate, bias);
     }
   }
 }
 
-// B block, depth p0..p0+kc, columns j0..j0+nc of op(B), as ceil(nc/NR) panels of [kcp][NR] (zero
-// padded). Row-major B copies rows; transposed B (n×k) is transposed VL×VL tile by tile.
-static void pack_b(const gemm_job *g, long p0, long kc, long kcp, long j0, long nc, float *out, bool round) {
-  for (long jp = 0; jp < nc; jp += NR) {
-    float *panel = out + (jp / NR) * kcp * NR;
-    int nr = nc - jp < NR ? (int)(nc - jp) : NR;
-    if (!g->tb) {
-      for (long p = 0; p < kcp; p++) {
-        float *dst = panel + p * NR;
-        const float *src = g->b + (p0 + p) * g->n + j0 + jp;
-        if (p < kc && nr == NR) {
-          for (int v = 0; v < NV; v++) {
-            vf x = loadu(src + v * VL);
-            storeu(dst + v * VL, round ? (vf)bf16_bits_v(x) : x);
-          }
-        } else {
-          for (int j = 0; j < NR; j++) dst[j] = (p < kc && j < nr) ? (round ? round_bf16(src[j]) : src[j]) : 0.0f;
-        }
-      }
-    } else {
-      for (int j = 0; j < NR; j++) {
-        const float *src = g->b + (j0 + jp + j) * g->k + p0;
-        if (j < nr) {
-          long p = 0;
-          if (round) for (; p < kc; p++) panel[p * NR + j] = round_bf16(src[p]);
-          else for (; p < kc; p++) panel[p * NR + j] = src[p];
-          for (; p < kcp; p++) panel[p * NR + j] = 0.0f;
-        } else {
-          for (long p = 0; p < kcp; p++) panel[p * NR + j] = 0.0f;
-        }
-      }
-    }
-  }
-}
+// Rows handed out dynamically inside a parallel region, in chunks of this many micro-panels, so a
+// thread slowed by another process on its core does not hold the others up.
+#define ROW_CHUNK_PANELS 2
 
-// ---------------------------------------------------------------- epilogue
-// C tile = (overwrite ? 0 : C) + acc + bias, for the mr×nr valid part of the MR×NR register tile.
-static inline __attribute__((always_inline))
-void store_tile(vf acc[MR][NV], float *c, long ldc, int mr, int nr, bool overwrite, const float *bias) {
-  if (mr == MR && nr == NR) {
-    for (int i = 0; i < MR; i++) {
-      for (int v = 0; v < NV; v++) {
-        vf x = acc[i][v];
-        if (!overwrite) x = loadu(c + i * ldc + v * VL) + x;
-        if (bias) x += loadu(bias + v * VL);
-        storeu(c + i * ldc + v * VL, x);
-      }
-    }
+// C[r0:r1, c0:c1] of one matrix. With `shared_rows`, every thread of the enclosing parallel region
+// calls this with the same arguments, packs B itself and takes row chunks dynamically (a barrier
+// after each depth block keeps each tile's depth blocks in order); otherwise it runs on the calling
+// thread alone.
+static void gemm_block(const gemm_job *g, long r0, long r1, long c0, long c1, bool shared_rows) {
+  if (r0 >= r1 || c0 >= c1) return;
+  const long k = g->k, ldc = g->n;
+  if (k == 0) {
+    for (long i = r0; i < r1; i++)
+      for (long j = c0; j < c1; j++)
+        g->c[i * ldc + j] = (g->accumulate ? g->c[i * ldc + j] : 0.0f) + (g->bias ? g->bias[j] : 0.0f);
     return;
   }
-  float tile[MR * NR] __attribute__((aligned(64)));
-  for (int i = 0; i < MR; i++)
-    for (int v = 0; v < NV; v++) *(vf *)(tile + i * NR + v * VL) = acc[i][v];
-  for (int i = 0; i < mr; i++) {
-    for (int j = 0; j < nr; j++) {
-      float x = tile[i * NR + j];
-      if (!overwrite) x = c[i * ldc + j] + x;
-      if (bias) x += bias[j];
-      c[i * ldc + j] = x;
+  if (g->m <= SMALL_M) {
+    gemm_small(g, c0, c1);
+    return;
+  }
+  block_ctx x = {.pairs = HAVE_BF16_KERNEL && g->bf16};  // pairs: depth counted in bf16 pairs
+  x.round = g->bf16 && !x.pairs;
+  // Equal depth blocks (a function of k only, so the summation order is partition-independent).
+  const long unit = x.pairs ? 2 * KU : KU, kmax = x.pairs ? 2 * KC_MAX : KC_MAX;
+  const long nkb = (k + kmax - 1) / kmax;
+  const long kstep = round_up((k + nkb - 1) / nkb, unit);
+  const long ncmax = round_up(c1 - c0 < NC_MAX ? c1 - c0 : NC_MAX, NR);
+  const long slots = x.pairs ? kstep / 2 : kstep;     // 4-byte slots per depth row of a panel
+  x.ap = scratch_get(&tls_a, (size_t)MC * slots * 4);
+  float *bp = scratch_get(&tls_b, (size_t)ncmax * slots * 4);
+  x.bp = bp;
+  x.kernel = g->ta ? ukernel_depthmajor : ukernel_rowchunk;
+#if HAVE_BF16_KERNEL
+  if (x.pairs) x.kernel = g->ta ? ukernel_bf16_depthmajor : ukernel_bf16_rowchunk;
+#endif
+  // A thread without buffers still walks the loops (with shared_rows the others wait for it at
+  // each barrier) but computes nothing; the caller reports the failure.
+  const bool ok = x.ap && bp;
+  if (!ok) {
+#pragma omp atomic write
+    *g->failed = 1;
+    if (!shared_rows) return;
+  }
+  const long chunk_rows = ROW_CHUNK_PANELS * MR, chunks = (r1 - r0 + chunk_rows - 1) / chunk_rows;
+  for (x.jc = c0; x.jc < c1; x.jc += NC_MAX) {
+    x.nc = c1 - x.jc < NC_MAX ? c1 - x.jc : NC_MAX;
+    for (x.pc = 0; x.pc < k; x.pc += kstep) {
+      x.kc = k - x.pc < kstep ? k - x.pc : kstep;
+      x.depth = x.pairs ? round_up(x.kc, unit) / 2 : round_up(x.kc, unit);
+      x.first = x.pc == 0;
+      if (ok) {
+#if HAVE_BF16_KERNEL
+        if (x.pairs) pack_b_bf16(g, x.pc, x.kc, x.depth, x.jc, x.nc, (uint32_t *)bp);
+        else
+#endif
+        pack_b(g, x.pc, x.kc, x.depth, x.jc, x.nc, bp, x.round);
+      }
+      if (shared_rows) {
+#pragma omp for schedule(dynamic, 1)
+        for (long chunk = 0; chunk < chunks; chunk++) {
+          const long ic = r0 + chunk * chunk_rows;
+          if (ok) compute_rows(g, &x, ic, r1 - ic < chunk_rows ? r1 - ic : chunk_rows);
+        }
+      } else {
+        for (long ic = r0; ic < r1; ic += MC) compute_rows(g, &x, ic, r1 - ic < MC ? r1 - ic : MC);
+      }
     }
   }
 }
 
-// ---------------------------------------------------------------- fp32 micro-kernels
-// acc[i][v] += Σ_p A[i,p] · B[p, v·VL ..]; A_OFF(i, u) locates A[i, chunk·KU + u] inside a packed
-// A chunk of MR·KU floats (two layouts, see pack_a). kcp is a multiple of KU.
-#define DEFINE_KERNEL(name, A_OFF)                                                                  \
-  static void name(long kcp, const float *restrict a, const float *restrict b, float *c, long ldc, \
-                   int mr, int nr, bool overwrite, const float *bias) {                            \
-    vf acc[MR][NV];                                                                                 \
-    for (int i = 0; i < MR; i++)                                                                    \
-      for (int v = 0; v < NV; v++) acc[i][v] = (vf){0};                                             \
-    for (long c0 = 0; c0 < kcp; c0 += KU, a += MR * KU, b += KU * NR) {                            \
-      _Pragma("GCC unroll 8") for (int u = 0; u < KU; u++) {                                       \
-        vf bv[NV];                                                                                  \
-        for (int v = 0; v < NV; v++) bv[v] = *(const vf *)(b + u * NR + v * VL);                   \
-        _Pragma("GCC unroll 16") for (int i = 0; i < MR; i++) {                                    \
-          vf ai = (vf){0} + a[A_OFF(i, u)];                                                         \
-          for (int v = 0; v < NV; v++) acc[i][v] += ai * bv[v];                                     \
-        }                                                                                           \
-      }                                                                                             \
-    }                                                                                               \
-    store_tile(acc, c, ldc, mr, nr, overwrite, bias);                                              \
+static int max_threads(void) {
+#ifdef _OPENMP
+  return omp_get_max_threads();
+#else
+  return 1;
+#endif
+}
+
+// Below this many flops a parallel region costs more than it saves.
+#define SERIAL_FLOPS 200000.0
+
+// Splits one matrix's tile grid (mp×np micro-tiles) over the team as a tm×tn grid minimising the
+// largest per-thread tile count; ties go to splitting rows (each thread then packs B's full width
+// once). A rows-only split (tn = 1) hands out row chunks dynamically instead of fixed ranges.
+static void gemm_parallel(const gemm_job *g) {
+  const long mp = (g->m + MR - 1) / MR, np = (g->n + NR - 1) / NR;
+  if (max_threads() == 1 || 2.0 * g->m * g->n * g->k < SERIAL_FLOPS || mp * np == 1) {
+    gemm_block(g, 0, g->m, 0, g->n, false);
+    return;
   }
-#define A_OFF_ROWCHUNK(i, u) ((i) * KU + (u))
-#define A_OFF_DEPTHMAJOR(i, u) ((u) * MR + (i))
-DEFINE_KERNEL(kernel_rowchunk, A_OFF_ROWCHUNK)
-DEFINE_KERNEL(kernel_depthmajor, A_OFF_DEPTHMAJOR)
+#pragma omp parallel
+  {
+    int t = 0, team = 1;
+#ifdef _OPENMP
+    t = omp_get_thread_num(); team = omp_get_num_threads();
+#endif
+    int tm = team, tn = 1;
+    long best = -1;
+    for (int d = team; d >= 1; d--) {
+      if (team % d) continue;
+      long cost = ((mp + d - 1) / d) * ((np + team / d - 1) / (team / d));
+      if (best < 0 || cost < best) { best = cost; tm = d; tn = team / d; }
+    }
+    if (tn == 1) {
+      gemm_block(g, 0, g->m, 0, g->n, true);  // rows shared out dynamically
+    } else {
+      const int ti = t / tn, tj = t % tn;
+      long pr0 = mp * ti / tm, pr1 = mp * (ti + 1) / tm, pc0 = np * tj / tn, pc1 = np * (tj + 1) / tn;
+      long r1 = pr1 * MR < g->m ? pr1 * MR : g->m, c1 = pc1 * NR < g->n ? pc1 * NR : g->n;
+      gemm_block(g, pr0 * MR, r1, pc0 * NR, c1, false);
+    }
+  }
+}
+
+static bool run_gemm(gemm_job base, long batch, long sa, long sb, long sc) {
+  int failed = 0;
+  base.failed = &failed;
+  const int nt = max_threads();
+  const double flops = 2.0 * base.m * base.n * base.k * batch;
+  // Whole matrices per thread when the batch divides well and outputs do not overlap (with
+  // overlapping outputs, e.g. strideC = 0 with accumulate, items must run in order).
+  const bool by_item = nt > 1 && batch >= nt && (batch % nt == 0 || batch >= 4 * nt) &&
+                       sc >= base.m * base.n && flops >= SERIAL_FLOPS;
+  if (by_item) {
+#pragma omp parallel for schedule(static)
+    for (long i = 0; i < batch; i++) {
+      gemm_job g = base;
+      g.a += i * sa; g.b += i * sb; g.c += i * sc;
+      gemm_block(&g, 0, g.m, 0, g.n, false);
+    }
+  } else {
+    for (long i = 0; i < batch; i++) {
+      gemm_job g = base;
+      g.a += i * sa; g.b += i * sb; g.c += i * sc;
+      gemm_parallel(&g);
+    }
+  }
+  return !failed;
+}
+
+// ---------------------------------------------------------------- N-API binding
+// Elements needed to hold `count` matrices of `size` elements `stride` apart; -1 on overflow.
+static int64_t span(int64_t count, int64_t stride, int64_t size) {
+  if (count == 0 || size == 0) return 0;
+  int64_t r;
+  if (__builtin_mul_overflow(count - 1, stride, &r) || __builtin_add_overflow(r, size, &r)) return -1;
+  return r;
+}
+
+static bool check_len(napi_env env, const char *name, size_t len, int64_t need, const char *shape) {
+  if (need >= 0 && (uint64_t)need <= len) return true;
+  char msg[320];
+  if (need < 0) snprintf(msg, sizeof msg, "gemm: %s size overflows for %s", name, shape);
+  else snprintf(msg, sizeof msg, "gemm: %s has %zu elements but %s needs %lld", name, len, shape, (long long)need);
+  napi_throw_range_error(env, NULL, msg);
+  return false;
+}
+
+// gemm(a, b, c, bias, m, n, k, transA, transB, accumulate, batch, strideA, strideB, strideC, bf16)
+static napi_value js_gemm(napi_env env, napi_callback_info info) {
+  napi_value argv[15];
+  if (!get_args(env, info, 15, argv, "gemm")) return NULL;
+  float *a, *b, *c, *bias;
+  size_t la, lb, lc, lbias;
+  int64_t dims[7];  // m, n, k, batch, strideA, strideB, strideC
+  static const char *dim_names[7] = {"gemm: m", "gemm: n", "gemm: k", "gemm: batch", "gemm: strideA",
+                                     "gemm: strideB", "gemm: strideC"};
+  static const int dim_args[7] = {4, 5, 6, 10, 11, 12, 13};
+  bool ta, tb, accumulate, bf16;
+  if (!arg_f32(env, argv[0], &a, &la, "gemm: a") || !arg_f32(env, argv[1], &b, &lb, "gemm: b") ||
+      !arg_f32(env, argv[2], &c, &lc, "gemm: c") || !arg_f32_or_null(env, argv[3], &bias, &lbias, "gemm: bias"))
+    return NULL;
+  for (int i = 0; i < 7; i++) {
+    if (!arg_int(env, argv[dim_args[i]], &dims[i], dim_names[i])) return NULL;
+    if (dims[i] < 0 || dims[i] > ((int64_t)1 << 40)) {
+      char msg[160];
+      snprintf(msg, sizeof msg, "%s must be a non-negative integer below 2^40, got %lld", dim_names[i], (long long)dims[i]);
+      napi_throw_range_error(env, NULL, msg);
+      return NULL;
+    }
+  }
+  if (!arg_bool(env, argv[7], &ta, "gemm: transA") || !arg_bool(env, argv[8], &tb, "gemm: transB") ||
+      !arg_bool(env, argv[9], &accumulate, "gemm: accumulate") || !arg_bool(env, argv[14], &bf16, "gemm: bf16"))
+    return NULL;
+  const int64_t m = dims[0], n = dims[1], k = dims[2], batch = dims[3];
+  char shape[200];
+  snprintf(shape, sizeof shape, "(batch=%lld, m=%lld, n=%lld, k=%lld, strides %lld/%lld/%lld)", (long long)batch,
+           (long long)m, (long long)n, (long long)k, (long long)dims[4], (long long)dims[5], (long long)dims[6]);
+  int64_t mk, kn, mn;
+  if (__builtin_mul_overflow(m, k, &mk) || __builtin_mul_overflow(k, n, &kn) || __builtin_mul_overflow(m, n, &mn)) {
+    mk = kn = mn = -1;
+  }
+  if (!check_len(env, "a", la, mk < 0 ? -1 : span(batch, dims[4], mk), shape) ||
+      !check_len(env, "b", lb, kn < 0 ? -1 : span(batch, dims[5], kn), shape) ||
+      !check_len(env, "c", lc, mn < 0 ? -1 : span(batch, dims[6], mn), shape) ||
+      (bias && !check_len(env, "bias", lbias, n, shape)))
+    return NULL;
+  if (batch == 0 || m == 0 || n == 0) return js_undefined(env);
+  gemm_job job = {.a = a, .b = b, .bias = bias, .c = c, .m = m, .n = n, .k = k,
+                  .ta = ta, .tb = tb, .accumulate = accumulate, .bf16 = bf16};
+  if (!run_gemm(job, batch, dims[4], dims[5], dims[6])) {
+    napi_throw_error(env, NULL, "gemm: out of memory for packing buffers");
+    return NULL;
+  }
+  return js_undefined(env);
+}
+
+void register_gemm(napi_env env, napi_value exports) { export_fn(env, exports, "gemm", js_gemm); }

@@ -29,6 +29,13 @@ export function loadNativeAddon(): NativeAddon | null {
   if (addon !== undefined) return addon;
   const path = process.env.PRIMER_NATIVE_PATH ?? join(root, 'build', 'Release', 'primer_native.node');
   if (!existsSync(path)) return (addon = null);
+  // libgomp spins ~300k iterations between parallel regions by default; when the machine is busy
+  // (other processes, other Primer workers) spinning threads steal the cores the kernels need and a
+  // step can run 5–10× slower. A short spin keeps back-to-back kernels fast on an idle machine and
+  // yields quickly on a busy one. Must be set before the addon (and libgomp) loads.
+  if (process.env.OMP_WAIT_POLICY === undefined && process.env.GOMP_SPINCOUNT === undefined) {
+    process.env.GOMP_SPINCOUNT = '10000';
+  }
   addon = createRequire(import.meta.url)(path) as NativeAddon;
   return addon;
 }
