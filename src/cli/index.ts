@@ -8,6 +8,7 @@ import { registerBertCommands } from './bert.ts';
 import { registerDataCommands } from './data.ts';
 import { registerFinetuneCommands } from './finetune.ts';
 import { registerServeCommands } from './serve.ts';
+import { registerInteropCommands } from './interop.ts';
 
 export function createProgram(): Command {
   const program = new Command('primer')
@@ -22,6 +23,7 @@ export function createProgram(): Command {
   registerBertCommands(program);
   registerFinetuneCommands(program);
   registerServeCommands(program);
+  registerInteropCommands(program);
   return program;
 }
 

@@ -1,0 +1,46 @@
+/**
+ * `primer import DIR [--out DIR]` and `primer export --format hf --model DIR --out DIR`.
+ *
+ * Import checks a Hugging Face directory (any supported architecture, sharded or not, F32/F16/BF16)
+ * and, with --out, writes it in Primer's canonical layout (fp32, one model.safetensors), which every
+ * other command loads. Export writes what transformers' from_pretrained loads.
+ */
+import type { Command } from 'commander';
+import { loadPretrained, type Pretrained } from '../interop/import.ts';
+import { exportHf } from '../interop/export-hf.ts';
+import { InteropError } from '../interop/errors.ts';
+import { action, choiceArg } from './options.ts';
+
+function summary(p: Pretrained, dir: string): Record<string, unknown> {
+  return {
+    model: dir, architecture: p.architecture, kind: p.kind, dtypes: p.dtypes, shards: p.shards,
+    parameters: p.model.namedParameters().reduce((n, [, t]) => n + t.size, 0),
+    tokenizer: p.tokenizer ? { type: p.tokenizer.type, vocabSize: p.tokenizer.vocabSize } : null,
+    newlyInitialized: p.newlyInitialized,
+  };
+}
+
+export function registerInteropCommands(program: Command): void {
+  program
+    .command('import')
+    .description('check a Hugging Face model directory (GPT-2 / BERT, safetensors) and optionally convert it to Primer layout')
+    .argument('<dir>', 'directory with config.json + model.safetensors (or model.safetensors.index.json) + tokenizer files')
+    .option('--out <dir>', 'write the model in Primer layout (fp32, one model.safetensors) to this directory')
+    .action(action((dir: string, o: { out?: string }) => {
+      const p = loadPretrained(dir);
+      const files = o.out ? exportHf(p, o.out) : [];
+      console.log(JSON.stringify({ ...summary(p, dir), ...(o.out ? { out: o.out, files } : {}) }, null, 2));
+    }));
+  program
+    .command('export')
+    .description('export a model directory for other frameworks (hf: transformers from_pretrained)')
+    .requiredOption('--model <dir>', 'model directory (Primer or Hugging Face layout)')
+    .requiredOption('--out <dir>', 'output directory')
+    .option('--format <format>', 'output format', choiceArg(['hf', 'onnx'] as const), 'hf')
+    .action(action((o: { model: string; out: string; format: 'hf' | 'onnx' }) => {
+      if (o.format === 'onnx') throw new InteropError('UNSUPPORTED_ARCHITECTURE', 'export --format onnx is not implemented yet; use --format hf');
+      const p = loadPretrained(o.model);
+      const files = exportHf(p, o.out);
+      console.log(JSON.stringify({ ...summary(p, o.model), format: o.format, out: o.out, files }, null, 2));
+    }));
+}

@@ -1,0 +1,76 @@
+/**
+ * `exportHf(model, outDir)`: writes a directory that transformers' from_pretrained loads as is:
+ *
+ *   config.json             architectures, model_type, torch_dtype "float32", transformers_version,
+ *                           id2label/label2id for classifiers
+ *   model.safetensors       fp32, HF tensor names, {"format": "pt"} metadata, and tied weights dropped
+ *                           as save_pretrained drops them (GPT-2: no lm_head.weight; BERT: no
+ *                           cls.predictions.decoder.{weight,bias}); BertForTokenClassification and
+ *                           BertForQuestionAnswering are built without a pooler, so none is written
+ *   generation_config.json  GPT-2 LM only (bos/eos ids, as transformers derives it from the config)
+ *   tokenizer.json, tokenizer_config.json, special_tokens_map.json and the legacy vocab files
+ *
+ * Tensors are written in the safetensors library's canonical order, as save_pretrained does.
+ */
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { writeSafetensors } from '../io/safetensors.ts';
+import { writeJsonAtomic } from '../io/atomic.ts';
+import { configJson, modelTensors } from '../models/load.ts';
+import { taskConfigJson } from '../tasks/heads.ts';
+import type { Tokenizer } from '../tokenizers/types.ts';
+import { loadPretrained, type Pretrained } from './import.ts';
+
+/** The transformers release whose conventions the export follows (written into the JSON files). */
+export const TRANSFORMERS_VERSION = '4.46.0';
+
+/** Names save_pretrained never writes: tied copies and modules the HF class does not have. */
+function droppedByHf(p: Pretrained, name: string): boolean {
+  if (name === 'lm_head.weight' || name === 'cls.predictions.decoder.weight' || name === 'cls.predictions.decoder.bias') return true;
+  const noPooler = p.task && (p.task.architecture === 'BertForTokenClassification' || p.task.architecture === 'BertForQuestionAnswering');
+  return Boolean(noPooler && name.startsWith('bert.pooler.'));
+}
+
+/** config.json content for the exported model. */
+export function hfConfig(p: Pretrained): Record<string, unknown> {
+  const base = p.task ? taskConfigJson(p.task) : configJson(p.config);
+  const out: Record<string, unknown> = { ...base, model_type: p.kind, torch_dtype: 'float32', transformers_version: TRANSFORMERS_VERSION };
+  if (!p.task) out.architectures = [p.kind === 'gpt2' ? 'GPT2LMHeadModel' : 'BertForPreTraining'];
+  // Primer only implements tied output embeddings, which is transformers' default too.
+  out.tie_word_embeddings = true;
+  return out;
+}
+
+function writeTokenizer(dir: string, tokenizer: Tokenizer): void {
+  tokenizer.save(dir);
+  const map: Record<string, string> = {};
+  for (const [role, token] of Object.entries(tokenizer.specialTokens)) if (typeof token === 'string') map[`${role}_token`] = token;
+  writeFileSync(join(dir, 'special_tokens_map.json'), JSON.stringify(map, null, 2) + '\n');
+}
+
+/** Writes the HF directory for an imported/loaded model (see the module comment). */
+export function exportHf(p: Pretrained, outDir: string): string[] {
+  mkdirSync(outDir, { recursive: true });
+  const tensors = modelTensors(p.model).filter((t) => !droppedByHf(p, t.name));
+  writeSafetensors(join(outDir, 'model.safetensors'), tensors, { format: 'pt' });
+  writeJsonAtomic(join(outDir, 'config.json'), hfConfig(p), { indent: 2 });
+  const written = ['config.json', 'model.safetensors'];
+  if (p.kind === 'gpt2' && !p.task) {
+    const c = p.config as { bos_token_id?: number | null; eos_token_id?: number | null };
+    const generation: Record<string, unknown> = { _from_model_config: true, transformers_version: TRANSFORMERS_VERSION };
+    if (c.bos_token_id != null) generation.bos_token_id = c.bos_token_id;
+    if (c.eos_token_id != null) generation.eos_token_id = c.eos_token_id;
+    writeJsonAtomic(join(outDir, 'generation_config.json'), generation, { indent: 2 });
+    written.push('generation_config.json');
+  }
+  if (p.tokenizer) {
+    writeTokenizer(outDir, p.tokenizer);
+    written.push('tokenizer.json', 'tokenizer_config.json', 'special_tokens_map.json', ...(p.tokenizer.type === 'bpe' ? ['vocab.json', 'merges.txt'] : ['vocab.txt']));
+  }
+  return written;
+}
+
+/** `primer export --format hf`: a Primer (or HF) model directory → an HF directory. */
+export function exportHfDir(modelDir: string, outDir: string): string[] {
+  return exportHf(loadPretrained(modelDir), outDir);
+}
