@@ -23,9 +23,13 @@ export interface BpeParts {
 export function readVocabObject(value: unknown, field: string, file?: string): Map<string, number> {
   const vocab = new Map<string, number>();
   const owner = new Map<number, string>();
-  for (const [token, id] of Object.entries(readObject(value, field, file))) {
+  const entries = Object.entries(readObject(value, field, file));
+  // Ids index dense tables later: a sparse id like 2³¹ would allocate gigabytes, so bound them.
+  const maxId = 2 * entries.length + 1024;
+  for (const [token, id] of entries) {
     const f = `${field}[${JSON.stringify(token)}]`;
     readIndex(id, f, file);
+    if ((id as number) > maxId) formatError(f, `id ${id} is far beyond the vocabulary size (${entries.length} tokens)`, file);
     const clash = owner.get(id as number);
     if (clash !== undefined) formatError(f, `reuses id ${id}, already given to ${JSON.stringify(clash)}`, file);
     owner.set(id as number, token);
