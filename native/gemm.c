@@ -140,7 +140,10 @@ typedef struct {
 #include "gemm_small.inc"
 
 // ---------------------------------------------------------------- blocking driver
-typedef void ukernel_fn(long chunks, const void *a, const void *b, float *tile);
+// Micro-kernel: the MR×NR tile product over `chunks` depth chunks. With mode 0 it goes to `tile`
+// (edge tiles, finished by store_tile); mode 1 stores acc + bias into C, mode 2 (C + acc) + bias.
+typedef void ukernel_fn(long chunks, const void *a, const void *b, float *tile, float *c, long ldc,
+                        int mode, const float *bias);
 static long round_up(long x, long to) { return (x + to - 1) / to * to; }
 
 // Tiles of C rows ic..ic+rows × the packed B block's nc columns for one depth block: packs the A
@@ -168,8 +171,14 @@ static void compute_rows(const gemm_job *g, const block_ctx *x, long ic, long ro
       const int nr = x->nc - jr < NR ? (int)(x->nc - jr) : NR;
       float *ct = g->c + (ic + ir) * ldc + x->jc + jr;
       const float *bias = x->first && g->bias ? g->bias + x->jc + jr : NULL;
-      x->kernel(x->depth / KU, apanel, x->bp + (jr / NR) * x->depth * NR, tile);
-      store_tile(tile, ct, ldc, mr, nr, x->first && !g->accumulate, bias);
+      const bool overwrite = x->first && !g->accumulate;
+      const float *bpanel = x->bp + (jr / NR) * x->depth * NR;
+      if (mr == MR && nr == NR) {
+        x->kernel(x->depth / KU, apanel, bpanel, tile, ct, ldc, overwrite ? 1 : 2, bias);
+      } else {
+        x->kernel(x->depth / KU, apanel, bpanel, tile, ct, ldc, 0, NULL);
+        store_tile(tile, ct, ldc, mr, nr, overwrite, bias);
+      }
     }
   }
 }
