@@ -33,8 +33,8 @@ if (filters.length === 0 && process.arch === 'x64') {
     const out = join(dir, `primer_${march}.node`);
     const built = spawnSync(process.execPath, ['scripts/build-variant.mjs', march, out], { stdio: 'inherit' }).status;
     console.log(`\n# native kernel tests with the -march=${march} build`);
-    status ||= built ?? 1;
-    if (built === 0) status ||= run(backendTests, { PRIMER_NATIVE_PATH: out });
+    if (built !== 0) status = 1;
+    else if (run(backendTests, { PRIMER_NATIVE_PATH: out }) !== 0) status = 1;
   }
 }
 process.exit(status);

@@ -4,6 +4,7 @@ import { loadModelDir } from '../models/load.ts';
 import { loadTokenizerJson } from '../data/tokenizer.ts';
 import { generateText } from '../infer/generate.ts';
 import { action, floatArg, intArg } from './options.ts';
+import { readChatTemplate, renderChatText } from '../adapt/chat-template.ts';
 
 export function registerGenerateCommand(program: Command): void {
   program
@@ -16,13 +17,18 @@ export function registerGenerateCommand(program: Command): void {
     .option('--top-k <k>', 'sample among the k most likely tokens (0 = all)', intArg(0), 40)
     .option('--top-p <p>', 'nucleus sampling mass (1 = off)', floatArg(0, 1), 1)
     .option('--seed <n>', 'random seed', intArg(0), 0)
-    .action(action((o: { model: string; prompt: string; maxTokens: number; temperature: number; topK: number; topP: number; seed: number }) => {
+    .option('--chat', 'treat --prompt as one user turn of the model\'s chat template and print only the reply')
+    .action(action((o: { model: string; prompt: string; maxTokens: number; temperature: number; topK: number; topP: number; seed: number; chat?: boolean }) => {
       const loaded = loadModelDir(o.model);
       if (loaded.kind !== 'gpt2') throw new RangeError(`generate: ${o.model} is a ${loaded.kind} model; generation needs a GPT`);
       const tokenizer = loadTokenizerJson(o.model);
-      const text = generateText(loaded.model, tokenizer, o.prompt, {
+      const eos = tokenizer.specialTokens.eos ?? '<|endoftext|>';
+      const prompt = o.chat
+        ? renderChatText(readChatTemplate(o.model), { messages: [{ role: 'user', content: o.prompt }], addGenerationPrompt: true, eosToken: eos })
+        : o.prompt;
+      const text = generateText(loaded.model, tokenizer, prompt, {
         maxTokens: o.maxTokens, temperature: o.temperature, topK: o.topK, topP: o.topP > 0 ? o.topP : undefined, seed: o.seed,
       });
-      console.log(o.prompt + text);
+      console.log(o.chat ? text.split('\nUser:')[0]!.trim() : o.prompt + text);
     }));
 }

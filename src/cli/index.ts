@@ -9,6 +9,7 @@ import { registerDataCommands } from './data.ts';
 import { registerFinetuneCommands } from './finetune.ts';
 import { registerServeCommands } from './serve.ts';
 import { registerInteropCommands } from './interop.ts';
+import { registerAdaptCommands } from './adapt.ts';
 
 export function createProgram(): Command {
   const program = new Command('primer')
@@ -24,6 +25,7 @@ export function createProgram(): Command {
   registerFinetuneCommands(program);
   registerServeCommands(program);
   registerInteropCommands(program);
+  registerAdaptCommands(program);
   return program;
 }
 

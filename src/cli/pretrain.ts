@@ -43,6 +43,7 @@ interface PretrainFlags {
   out?: string;
   name?: string;
   resume?: string;
+  initFrom?: string;
   maxMinutes?: number;
   samples?: boolean;
   sampleTokens?: number;
@@ -81,6 +82,7 @@ export function registerPretrainCommand(program: Command): void {
     .option('--out <dir>', 'run directory (default runs/<preset>-<date>)')
     .option('--name <name>', 'run name: the run directory becomes runs/<name>')
     .option('--resume <dir>', 'continue from a checkpoint or run directory')
+    .option('--init-from <dir>', 'continued pre-training: start from this model directory (its weights, config and tokenizer) with a fresh optimizer and schedule')
     .option('--max-minutes <m>', 'stop (with a checkpoint) after this many minutes of training', floatArg(0))
     .option('--no-samples', 'do not print sample continuations at the end')
     .option('--sample-tokens <n>', 'tokens per sample continuation (default 40)', intArg(1))
@@ -100,7 +102,7 @@ export function registerPretrainCommand(program: Command): void {
         vocabSize: f.vocabSize, tokenizer: f.tokenizer, blockSize: f.blockSize, batchSize: f.batchSize, gradAccum: f.gradAccum,
         steps: f.steps, lr: f.lr, minLr: f.minLr, warmupSteps: f.warmup, decay: f.decay, weightDecay: f.weightDecay,
         gradClip: f.gradClip === 0 ? Infinity : f.gradClip, dropout: f.dropout, bf16: f.bf16, evalEvery: f.evalEvery,
-        evalBatches: f.evalBatches, checkpointEvery: f.checkpointEvery, keepCheckpoints: f.keep, seed: f.seed,
+        evalBatches: f.evalBatches, checkpointEvery: f.checkpointEvery, keepCheckpoints: f.keep, seed: f.seed, initFrom: f.initFrom,
         out: f.out ?? (f.name ? join('runs', f.name) : undefined), resume: f.resume, maxMinutes: f.maxMinutes,
         samplePrompts: f.samples === false ? [] : undefined, sampleTokens: f.sampleTokens,
       }).catch((e: unknown) => {

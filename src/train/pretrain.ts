@@ -5,12 +5,13 @@
  *   → final model saved in HF layout in the run directory → sample continuations.
  * Resuming takes everything (tokenizer, model config, hyper-parameters) from the checkpoint.
  */
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { Tokenizer } from '../tokenizers/types.ts';
 import { GPT, type GPTConfig } from '../models/gpt.ts';
 import { gptPreset, type PresetName } from '../models/presets.ts';
-import { configJson, readModelConfig, writeModelFiles } from '../models/load.ts';
+import { configJson, loadModelDir, readModelConfig, writeModelFiles } from '../models/load.ts';
+import { modelFingerprint } from '../adapt/lora.ts';
 import { writeJsonAtomic } from '../io/atomic.ts';
 import { crossEntropy } from '../tensor/nn-ops.ts';
 import { builtinCorpusFiles } from '../data/builtin.ts';
@@ -54,6 +55,13 @@ export interface PretrainConfig {
   keepCheckpoints: number;
   valFraction: number;
   seed: number;
+  /**
+   * Continued pre-training: the parent model directory (Primer run or imported HF GPT-2) whose weights,
+   * config and tokenizer the run starts from, with a fresh optimizer and schedule. Recorded in every
+   * checkpoint with the parent's weight fingerprint.
+   */
+  initFrom?: string;
+  parentFingerprint?: string;
 }
 
 export const PRETRAIN_DEFAULTS: PretrainConfig = {
@@ -130,6 +138,11 @@ export async function pretrain(opts: PretrainOptions = {}): Promise<PretrainResu
     // Absolute paths, so a resume from another working directory finds the same corpus.
     config.corpus = config.corpus.map((p) => resolve(p));
     if (config.tokenizer) config.tokenizer = resolve(config.tokenizer);
+    if (config.initFrom) {
+      config.initFrom = resolve(config.initFrom);
+      if (config.tokenizer) throw new Error('--init-from uses the parent model\'s tokenizer; do not combine it with --tokenizer');
+      config.tokenizer = config.initFrom;
+    }
     runDir = resolve(out ?? defaultRunDir(config.preset));
     if (existsSync(join(runDir, 'checkpoints')) && readdirSync(join(runDir, 'checkpoints')).length > 0) {
       throw new Error(`${runDir} already holds a training run; continue it with --resume ${runDir} or choose another --out`);
@@ -162,6 +175,13 @@ export async function pretrain(opts: PretrainOptions = {}): Promise<PretrainResu
   log(`data: ${streams.train.length.toLocaleString('en-US')} training tokens (${streams.trainDocuments} documents), `
     + `${streams.val.length.toLocaleString('en-US')} validation tokens (${streams.valDocuments} documents), ${dataSeconds.toFixed(1)}s`);
 
+  let parent: ReturnType<typeof loadModelDir> | null = null;
+  if (config.initFrom && !resume) {
+    parent = loadModelDir(config.initFrom);
+    if (parent.kind !== 'gpt2') throw new Error(`--init-from: ${config.initFrom} holds a ${parent.kind} model, not a GPT`);
+    modelConfig = { ...parent.config, resid_pdrop: config.dropout, embd_pdrop: config.dropout, attn_pdrop: config.dropout };
+    config.parentFingerprint = modelFingerprint(parent.model);
+  }
   modelConfig ??= {
     ...gptPreset(config.preset, { vocabSize: tokenizer.vocabSize, layers: config.layers, dims: config.dims, heads: config.heads, dropout: config.dropout }),
     n_positions: config.blockSize, bos_token_id: sep, eos_token_id: sep,
@@ -169,6 +189,11 @@ export async function pretrain(opts: PretrainOptions = {}): Promise<PretrainResu
   if (config.blockSize > modelConfig.n_positions) throw new RangeError(`block size ${config.blockSize} exceeds the model's n_positions ${modelConfig.n_positions}`);
   if (modelConfig.vocab_size < tokenizer.vocabSize) throw new RangeError(`the tokenizer has ${tokenizer.vocabSize} tokens but the model only ${modelConfig.vocab_size}`);
   const model = new GPT(modelConfig, config.seed);
+  if (parent) {
+    // Start from the parent's exact weights (the fresh init above is overwritten).
+    model.loadStateDict(new Map(parent.model.namedParameters().map(([n, p]) => [n, p.data])));
+    log(`init: weights from ${config.initFrom} (fingerprint ${config.parentFingerprint!.slice(0, 12)}…); fresh optimizer and schedule`);
+  }
   const parameters = model.numParameters();
   log(`model: GPT ${config.preset} — ${modelConfig.n_layer} layers, ${modelConfig.n_embd} dims, ${modelConfig.n_head} heads, `
     + `context ${modelConfig.n_positions}, ${(parameters / 1e6).toFixed(2)}M parameters`);
@@ -181,6 +206,8 @@ export async function pretrain(opts: PretrainOptions = {}): Promise<PretrainResu
     writeJsonAtomic(join(dir, 'config.json'), configJson(finalConfig), { durable: false });
     tokenizer!.save(dir);
   };
+  if (config.initFrom) mkdirSync(runDir, { recursive: true });
+  if (config.initFrom) writeJsonAtomic(join(runDir, 'parent.json'), { init_from: config.initFrom, parent_fingerprint: config.parentFingerprint });
   t = performance.now();
   const training = await train<ClmBatch>({
     model, lossFn,

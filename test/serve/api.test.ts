@@ -169,7 +169,9 @@ test('a crashed worker fails only its job and is replaced', async () => {
     assert.equal(h.workers, 1);
     const r = await postJson(url, '/v1/completions', { prompt: 'the cat', max_tokens: 3 });
     assert.equal(r.status, 200);
-    assert.equal(r.json.usage.completion_tokens, 3);
+    // Sampling from a random tiny model may hit end-of-text early: 1..3 tokens, with a finish reason.
+    assert.ok(r.json.usage.completion_tokens >= 1 && r.json.usage.completion_tokens <= 3, `completion_tokens = ${r.json.usage.completion_tokens}`);
+    assert.match(r.json.choices[0].finish_reason, /^(length|stop)$/);
   } finally {
     await own.close();
   }

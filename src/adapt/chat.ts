@@ -1,0 +1,98 @@
+/**
+ * A chat session over a GPT: the conversation is rendered with the chat template on every turn and
+ * the reply is streamed token by token through the KV-cache decoder (infer/decode.ts).
+ *
+ * Context policy: prompt tokens + maxTokens must fit n_positions. When they do not, the oldest turns
+ * are dropped (a user message together with the assistant reply that followed it); the system prompt
+ * and the new user message are always kept. If even those alone do not fit, the turn is refused.
+ */
+import type { GPT } from '../models/gpt.ts';
+import type { Tokenizer } from '../tokenizers/types.ts';
+import { streamCompletions } from '../infer/decode.ts';
+import { DEFAULT_CHAT_TEMPLATE, renderChatText, type ChatMessage } from './chat-template.ts';
+
+export interface ChatOptions {
+  template?: string;
+  system?: string;
+  maxTokens?: number;
+  temperature?: number;
+  topK?: number;
+  topP?: number;
+  repetitionPenalty?: number;
+  seed?: number;
+}
+
+export class ChatSession {
+  readonly history: ChatMessage[] = [];
+  readonly template: string;
+  /** Turns dropped from the start of the history to fit the context, over the whole session. */
+  droppedTurns = 0;
+  private turn = 0;
+  constructor(readonly model: GPT, readonly tokenizer: Tokenizer, readonly options: ChatOptions = {}) {
+    this.template = options.template ?? DEFAULT_CHAT_TEMPLATE;
+  }
+
+  reset(): void {
+    this.history.length = 0;
+  }
+
+  private render(messages: readonly ChatMessage[]): string {
+    const eos = this.tokenizer.specialTokens.eos ?? '<|endoftext|>';
+    return renderChatText(this.template, { messages, addGenerationPrompt: true, eosToken: eos, bosToken: this.tokenizer.specialTokens.bos ?? eos });
+  }
+
+  private countTokens(text: string): number {
+    return this.tokenizer.encode(text, null, { addSpecialTokens: false }).ids.length;
+  }
+
+  /** The prompt for a new user message, dropping the oldest turns until it fits the context. */
+  promptFor(userMessage: string): string {
+    const budget = this.model.config.n_positions - (this.options.maxTokens ?? 64);
+    const system: ChatMessage[] = this.options.system ? [{ role: 'system', content: this.options.system }] : [];
+    const user: ChatMessage = { role: 'user', content: userMessage };
+    for (;;) {
+      const prompt = this.render([...system, ...this.history, user]);
+      if (this.countTokens(prompt) <= budget) return prompt;
+      if (this.history.length === 0) {
+        throw new RangeError(`chat: the message does not fit the model's context of ${this.model.config.n_positions} tokens `
+          + `(with ${this.options.maxTokens ?? 64} tokens reserved for the reply); shorten it or lower --max-tokens`);
+      }
+      // Drop the oldest user message and everything up to the next user message (its reply).
+      let cut = 1;
+      while (cut < this.history.length && this.history[cut]!.role !== 'user') cut++;
+      this.history.splice(0, cut);
+      this.droppedTurns++;
+    }
+  }
+
+  /** Streams the reply to userMessage piece by piece; returns the whole reply and records the turn. */
+  *send(userMessage: string): Generator<string, string> {
+    const prompt = this.promptFor(userMessage);
+    const o = this.options;
+    const stream = streamCompletions(this.model, this.tokenizer, [prompt], {
+      maxTokens: o.maxTokens ?? 64, temperature: o.temperature ?? 0.7, topK: o.topK ?? 40, topP: o.topP,
+      repetitionPenalty: o.repetitionPenalty, seed: (o.seed ?? 0) + this.turn++, contextOverflow: 'error',
+      // The model should end with end-of-text; these catch it starting the next turn instead.
+      stop: ['\nUser:', '\nSystem:', '\nAssistant:'],
+    });
+    let reply = '';
+    for (;;) {
+      const r = stream.next();
+      if (r.done) break;
+      reply += r.value.text;
+      if (r.value.text) yield r.value.text;
+    }
+    const answer = reply.trim();
+    this.history.push({ role: 'user', content: userMessage }, { role: 'assistant', content: answer });
+    return answer;
+  }
+
+  /** Non-streaming convenience. */
+  reply(userMessage: string): string {
+    const it = this.send(userMessage);
+    for (;;) {
+      const r = it.next();
+      if (r.done) return r.value;
+    }
+  }
+}

@@ -1,0 +1,148 @@
+/**
+ * Generative adaptation commands: `primer chat`, `primer lora merge`, and `runSftCommand`, the action
+ * behind `primer finetune --objective sft --data FILE` (wired by the finetune command).
+ */
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import type { Command } from 'commander';
+import { loadModelDir, saveModelDir } from '../models/load.ts';
+import type { GPT } from '../models/gpt.ts';
+import { loadTokenizerJson } from '../data/tokenizer.ts';
+import { loadLoraAdapter, type LoraTargetSet } from '../adapt/lora.ts';
+import { readChatTemplate, writeChatTemplate } from '../adapt/chat-template.ts';
+import { ChatSession } from '../adapt/chat.ts';
+import { runSft, type SftResult } from '../adapt/sft-run.ts';
+import { action, choiceArg, floatArg, intArg } from './options.ts';
+
+/** Options of `primer finetune --objective sft` (commander camelCase names). */
+export interface SftCommandOptions {
+  model: string;
+  data: string;
+  valData?: string;
+  out: string;
+  steps?: number;
+  /** Used when steps is not given: passes over the training examples. */
+  epochs?: number;
+  batchSize?: number;
+  lr?: number;
+  maxLength?: number;
+  seed?: number;
+  /** LoRA rank; 0 or absent = full fine-tuning. */
+  loraR?: number;
+  loraAlpha?: number;
+  loraDropout?: number;
+  loraTargets?: LoraTargetSet;
+  mergeLora?: boolean;
+}
+
+export async function runSftCommand(o: SftCommandOptions): Promise<SftResult> {
+  const r = await runSft({
+    model: o.model, data: o.data, valData: o.valData, out: o.out, steps: o.steps, epochs: o.epochs, batchSize: o.batchSize, lr: o.lr,
+    maxLength: o.maxLength, seed: o.seed, mergeLora: o.mergeLora,
+    lora: o.loraR ? { r: o.loraR, alpha: o.loraAlpha ?? 2 * o.loraR, dropout: o.loraDropout ?? 0.05, targets: o.loraTargets ?? 'attention' } : null,
+  });
+  console.log(`held-out response perplexity: ${r.before.perplexity.toFixed(2)} → ${r.after.perplexity.toFixed(2)}`);
+  return r;
+}
+
+/**
+ * The options `primer finetune` needs on top of its own (--model, --data, --val-data, --out,
+ * --batch-size, --lr, --max-length, --seed, --epochs) to route `--objective sft` here.
+ */
+export function addSftOptions(cmd: Command): Command {
+  return cmd
+    .option('--objective <kind>', 'task (classification/tagging/QA, default) or sft (prompt/response JSONL, or --data builtin:sentiment)', choiceArg(['task', 'sft'] as const))
+    .option('--steps <n>', 'SFT: optimizer steps (default: --epochs over the data)', intArg(1))
+    .option('--lora-r <n>', 'SFT: train LoRA adapters of this rank instead of all weights', intArg(0))
+    .option('--lora-alpha <a>', 'SFT: LoRA alpha (default 2·r)', floatArg(0))
+    .option('--lora-dropout <p>', 'SFT: LoRA dropout (default 0.05)', floatArg(0, 0.99))
+    .option('--lora-targets <set>', 'SFT: layers to adapt: attention (default), mlp or all', choiceArg(['attention', 'mlp', 'all'] as const))
+    .option('--merge-lora', 'SFT: also write the merged model to <out>/merged');
+}
+
+/** Loads a GPT (optionally with a LoRA adapter merged in), its tokenizer and chat template. */
+export function loadChatModel(modelDir: string, adapterDir?: string): { model: GPT; tokenizer: ReturnType<typeof loadTokenizerJson>; template: string } {
+  const loaded = loadModelDir(modelDir);
+  if (loaded.kind !== 'gpt2') throw new RangeError(`chat: ${modelDir} is a ${loaded.kind} model; chat needs a GPT`);
+  // The KV-cache decoder reads the weights directly, so an adapter is merged rather than wrapped.
+  if (adapterDir) loadLoraAdapter(loaded.model, 'gpt2', adapterDir).merge();
+  const tokDir = adapterDir && existsSync(join(adapterDir, 'tokenizer.json')) ? adapterDir : modelDir;
+  return { model: loaded.model, tokenizer: loadTokenizerJson(tokDir), template: readChatTemplate(tokDir) };
+}
+
+interface ChatCliOptions {
+  model: string;
+  adapter?: string;
+  system?: string;
+  maxTokens: number;
+  temperature: number;
+  topK: number;
+  seed: number;
+}
+
+async function chatLoop(o: ChatCliOptions): Promise<void> {
+  const { model, tokenizer, template } = loadChatModel(o.model, o.adapter);
+  const session = new ChatSession(model, tokenizer, {
+    template, system: o.system, maxTokens: o.maxTokens, temperature: o.temperature, topK: o.topK, seed: o.seed,
+  });
+  const tty = process.stdin.isTTY === true;
+  const out = process.stdout;
+  out.write(`chatting with ${o.model}${o.adapter ? ` + ${o.adapter}` : ''} — /reset clears the history, /exit quits\n`);
+  const rl = createInterface({ input: process.stdin, terminal: tty });
+  const promptUser = () => tty && out.write('you> ');
+  promptUser();
+  for await (const raw of rl) {
+    const line = raw.trim();
+    if (line === '/exit' || line === '/quit') break;
+    if (line === '/reset') {
+      session.reset();
+      out.write('(history cleared)\n');
+    } else if (line) {
+      out.write('assistant>');
+      try {
+        for (const piece of session.send(line)) out.write(piece);
+        out.write('\n');
+      } catch (e) {
+        if (!(e instanceof RangeError)) throw e;
+        out.write(`\n(error: ${e.message})\n`);
+      }
+    }
+    promptUser();
+  }
+  rl.close();
+  out.write('bye\n');
+}
+
+export function registerAdaptCommands(program: Command): void {
+  program
+    .command('chat')
+    .description('interactive chat with a GPT (streamed replies; /reset clears the history, /exit quits)')
+    .requiredOption('--model <dir>', 'model directory (config.json, model.safetensors, tokenizer.json)')
+    .option('--adapter <dir>', 'a LoRA adapter (PEFT layout) to merge into the model first')
+    .option('--system <text>', 'system prompt')
+    .option('--max-tokens <n>', 'tokens per reply', intArg(1), 64)
+    .option('--temperature <t>', 'sampling temperature, 0 = greedy', floatArg(0), 0.7)
+    .option('--top-k <k>', 'sample among the k most likely tokens (0 = all)', intArg(0), 40)
+    .option('--seed <n>', 'random seed', intArg(0), 0)
+    .action(action(chatLoop));
+
+  const lora = program.command('lora').description('LoRA adapters (PEFT layout)');
+  lora
+    .command('merge')
+    .description('fold a LoRA adapter into its base model and save a plain model directory')
+    .requiredOption('--base <dir>', 'base model directory the adapter was trained on')
+    .requiredOption('--adapter <dir>', 'adapter directory (adapter_config.json, adapter_model.safetensors)')
+    .requiredOption('--out <dir>', 'output model directory')
+    .action(action((o: { base: string; adapter: string; out: string }) => {
+      const loaded = loadModelDir(o.base);
+      const adapter = loadLoraAdapter(loaded.model, loaded.kind, o.adapter);
+      const layers = adapter.layers.size;
+      adapter.merge();
+      const tokDir = existsSync(join(o.adapter, 'tokenizer.json')) ? o.adapter : o.base;
+      const tokenizer = existsSync(join(tokDir, 'tokenizer.json')) || existsSync(join(tokDir, 'vocab.txt')) ? loadTokenizerJson(tokDir) : undefined;
+      saveModelDir(o.out, loaded.model, loaded.config, tokenizer);
+      if (tokenizer && loaded.kind === 'gpt2') writeChatTemplate(o.out, readChatTemplate(tokDir));
+      console.log(`merged ${layers} LoRA layers into ${o.base} → ${o.out}`);
+    }));
+}
