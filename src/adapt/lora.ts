@@ -72,16 +72,9 @@ export interface AdapterConfig {
   primer_base_fingerprint?: string;
 }
 
-/** Every Linear in the tree with its dotted path (Module keeps children private; read-only walk). */
+/** Every Linear in the tree with its dotted path. */
 export function namedLinears(root: Module): Array<[string, Linear]> {
-  const out: Array<[string, Linear]> = [];
-  const walk = (m: Module, path: string) => {
-    if (m instanceof Linear) out.push([path, m]);
-    const children = (m as unknown as { children: Map<string, Module> }).children;
-    for (const [n, c] of children) walk(c, path ? `${path}.${n}` : n);
-  };
-  walk(root, '');
-  return out;
+  return root.namedModules().filter((e): e is [string, Linear] => e[1] instanceof Linear);
 }
 
 /** PEFT's rule: exact name or a dotted suffix; `*` matches one path component. */

@@ -29,6 +29,13 @@ export abstract class Module {
     return out;
   }
 
+  /** Every sub-module with its dotted path, depth first (the root itself is not included). */
+  namedModules(prefix = ''): Array<[string, Module]> {
+    const out: Array<[string, Module]> = [];
+    for (const [n, c] of this.children) out.push([prefix + n, c], ...c.namedModules(`${prefix}${n}.`));
+    return out;
+  }
+
   parameters(): Tensor[] {
     return this.namedParameters().map(([, p]) => p);
   }
