@@ -1,0 +1,187 @@
+/**
+ * `primer eval few-shot`, `primer embed`, `primer index build`, `primer search` and
+ * `primer experiment label-efficiency`: option parsing and printing over src/tasks/{fewshot,embed,
+ * retrieval,experiment}.ts.
+ */
+import { readFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { InvalidArgumentError, type Command } from 'commander';
+import { loadModelDir } from '../models/load.ts';
+import { loadTokenizer } from '../tokenizers/index.ts';
+import { loadBuiltinTask, BUILTIN_TASKS } from '../tasks/builtin.ts';
+import { defaultTemplate, evaluateFewShot, fewShotTestSet, type PromptTemplate } from '../tasks/fewshot.ts';
+import { EMBEDDING_POOLINGS, embedTexts, loadEmbedder, type EmbeddingPooling } from '../tasks/embed.ts';
+import { buildIndex, loadIndex, readDocuments, searchIndex } from '../tasks/retrieval.ts';
+import { labelEfficiency } from '../tasks/experiment.ts';
+import { evaluateTask } from '../tasks/finetune.ts';
+import { loadTaskModelDir } from '../tasks/model-dir.ts';
+import { SequenceClassifier } from '../tasks/heads.ts';
+import { action, choiceArg, floatArg, intArg } from './options.ts';
+import { contextOf, inputTexts, percent } from './finetune-format.ts';
+
+/** "0,4,16" → [0, 4, 16] (integers ≥ min). */
+export function intListArg(min = 0) {
+  return (value: string): number[] => {
+    const xs = value.split(',').map((s) => s.trim()).filter(Boolean).map(Number);
+    if (xs.length === 0 || xs.some((n) => !Number.isInteger(n) || n < min)) throw new InvalidArgumentError(`expected comma-separated integers ≥ ${min}, got "${value}"`);
+    return xs;
+  };
+}
+
+interface FewShotFlags {
+  model: string;
+  task: string;
+  shots: number[];
+  limit?: number;
+  seed: number;
+  template?: string;
+  verbalizers?: string;
+  finetuned?: string;
+  json?: boolean;
+}
+
+function fewShot(f: FewShotFlags): void {
+  const loaded = loadModelDir(f.model);
+  if (loaded.kind !== 'gpt2') throw new RangeError(`eval few-shot: ${f.model} is a ${loaded.kind} model; few-shot prompting needs a GPT (causal LM)`);
+  const tokenizer = loadTokenizer(f.model);
+  const task = loadBuiltinTask(f.task);
+  if (task.kind !== 'classification') throw new RangeError(`eval few-shot: task "${f.task}" is token classification; few-shot needs a text classification task`);
+  const base = defaultTemplate(f.task, task.labels.labels);
+  let verbalizers = base.verbalizers;
+  if (f.verbalizers) {
+    try {
+      verbalizers = JSON.parse(f.verbalizers) as Record<string, string>;
+    } catch (e) {
+      throw new RangeError(`--verbalizers: not a JSON object of label → text (${(e as Error).message})`);
+    }
+  }
+  const template: PromptTemplate = { ...base, input: f.template?.replaceAll('\\n', '\n') ?? base.input, verbalizers };
+  const t = performance.now();
+  const r = evaluateFewShot({
+    model: loaded.model, tokenizer, train: task.train, test: task.test, shots: f.shots, template, seed: f.seed, limit: f.limit,
+    onProgress: (done, total, k) => {
+      if (process.stderr.isTTY && (done % 10 === 0 || done === total)) process.stderr.write(`\r${k}-shot: ${done}/${total}`);
+    },
+  });
+  if (process.stderr.isTTY) process.stderr.write('\n');
+  let finetuned: { accuracy: number; macroF1: number } | null = null;
+  if (f.finetuned) {
+    const model = loadTaskModelDir(f.finetuned);
+    if (!(model instanceof SequenceClassifier)) throw new RangeError(`--finetuned: ${f.finetuned} is not a sequence classifier`);
+    const rep = evaluateTask(model, loadTokenizer(f.finetuned), fewShotTestSet(task.test, f.limit, f.seed), { maxLength: Math.min(128, contextOf(model.backbone)) });
+    finetuned = { accuracy: rep.accuracy, macroF1: rep.macroF1 };
+  }
+  if (f.json) {
+    console.log(JSON.stringify({ task: f.task, count: r.count, majority: r.majority, finetuned, results: r.results.map(({ report, ...x }) => ({ ...x, confusion: report.confusion })) }, null, 2));
+    return;
+  }
+  console.log(`few-shot ${f.task} with ${f.model} (${r.count} test examples, template ${JSON.stringify(template.input)}, ${((performance.now() - t) / 1000).toFixed(0)}s)`);
+  console.log('shots  used   accuracy  macro-F1');
+  for (const x of r.results) console.log(`${String(x.shots).padStart(5)}  ${x.meanShotsUsed.toFixed(1).padStart(4)}  ${percent(x.accuracy).padStart(9)}  ${percent(x.macroF1).padStart(8)}`);
+  console.log(`majority-class baseline ("${r.majority.label}"): ${percent(r.majority.accuracy)}`);
+  if (finetuned) console.log(`fine-tuned (${f.finetuned}): accuracy ${percent(finetuned.accuracy)}, macro-F1 ${percent(finetuned.macroF1)}`);
+  if (r.results.some((x) => x.meanShotsUsed < x.shots)) console.log('(fewer shots than asked where the prompt did not fit the model\'s context)');
+}
+
+function embed(o: { model: string; text?: string[]; pooling: EmbeddingPooling; maxLength?: number }): void {
+  const { backbone, tokenizer } = loadEmbedder(o.model);
+  const texts = inputTexts(o.text);
+  const e = embedTexts(backbone, tokenizer, texts, { pooling: o.pooling, maxLength: o.maxLength });
+  for (let i = 0; i < e.count; i++) console.log(JSON.stringify(Array.from(e.vectors.subarray(i * e.dim, (i + 1) * e.dim), (v) => Number(v.toPrecision(6)))));
+}
+
+function indexBuild(o: { model: string; docs: string; out: string; pooling: EmbeddingPooling; maxLength?: number; textColumn?: string }): void {
+  const documents = readDocuments(o.docs, { textColumn: o.textColumn });
+  const t = performance.now();
+  const info = buildIndex({ modelDir: o.model, documents, out: o.out, pooling: o.pooling, maxLength: o.maxLength });
+  console.log(`indexed ${info.count} documents (${info.dim}-dim ${info.pooling}-pooled embeddings) in ${((performance.now() - t) / 1000).toFixed(1)}s → ${o.out}`);
+}
+
+function search(o: { index: string; query: string; k: number; json?: boolean }): void {
+  const index = loadIndex(o.index);
+  const hits = searchIndex(index, o.query, o.k);
+  if (o.json) {
+    console.log(JSON.stringify(hits, null, 2));
+    return;
+  }
+  for (const h of hits) {
+    const text = h.text.replace(/\s+/g, ' ');
+    console.log(`${h.rank}. ${h.score.toFixed(4)}  ${h.id}  ${text.length > 100 ? `${text.slice(0, 100)}…` : text}`);
+  }
+}
+
+interface ExperimentFlags {
+  task: string;
+  labels: number[];
+  seeds: number;
+  model?: string;
+  out?: string;
+  epochs?: number;
+  lr?: number;
+  batchSize?: number;
+  pretrainMinutes?: number;
+  pretrainSteps?: number;
+  testExamples?: number;
+}
+
+async function experiment(f: ExperimentFlags): Promise<void> {
+  const out = resolve(f.out ?? join('runs', `label-efficiency-${f.task}`));
+  const r = await labelEfficiency({
+    task: f.task, labels: f.labels, seeds: f.seeds, model: f.model, out, testExamples: f.testExamples,
+    recipe: { epochs: f.epochs, lr: f.lr, batchSize: f.batchSize },
+    pretrain: f.model ? undefined : { maxMinutes: f.pretrainMinutes, steps: f.pretrainSteps, out: join(out, 'pretrain') },
+  });
+  console.log(`\n${readFileSync(r.files.table, 'utf8')}`);
+  console.log(`total ${(r.seconds / 60).toFixed(1)} minutes; wrote ${r.files.results}, ${r.files.table}, ${r.files.plot}`);
+}
+
+export function registerFinetuneToolCommands(program: Command): void {
+  const evalGroup = program.command('eval').description('evaluate models without fine-tuning');
+  evalGroup.command('few-shot').description('zero/few-shot classification by prompting a GPT: the verbalizer with the highest log-likelihood wins')
+    .requiredOption('--model <dir>', 'GPT model directory')
+    .option('--task <name>', `built-in classification task (${BUILTIN_TASKS.filter((t) => t !== 'pos').join(', ')})`, 'sentiment')
+    .option('--shots <list>', 'numbers of demonstrations, e.g. 0,4,16', intListArg(0), [0, 4, 16])
+    .option('--limit <n>', 'score a stratified subset of N test examples (default: all)', intArg(1))
+    .option('--seed <n>', 'seed of the demonstration draws', intArg(0), 0)
+    .option('--template <text>', 'input template with {text} (\\n for newlines), default "Review: {text}\\nSentiment:" for sentiment')
+    .option('--verbalizers <json>', 'label → continuation, e.g. \'{"positive":" good","negative":" bad"}\'')
+    .option('--finetuned <dir>', 'also report this fine-tuned classifier on the same test examples')
+    .option('--json', 'JSON output')
+    .action(action(fewShot));
+
+  program.command('embed').description('L2-normalised sentence embeddings (one JSON array per text)')
+    .requiredOption('--model <dir>', 'GPT or BERT model directory').option('--text <texts...>', 'texts (default: one per stdin line)')
+    .option('--pooling <mode>', 'mean, cls (BERT) or last (GPT)', choiceArg(EMBEDDING_POOLINGS), 'mean')
+    .option('--max-length <n>', 'tokens per text', intArg(1))
+    .action(action(embed));
+
+  const indexGroup = program.command('index').description('dense retrieval indexes');
+  indexGroup.command('build').description('embed a document collection into an index directory (sentence-transformers layout)')
+    .requiredOption('--model <dir>', 'GPT or BERT model directory')
+    .requiredOption('--docs <path>', 'a directory of .txt/.md files, a .jsonl ("text", "id"), a .csv/.tsv or a text file with one document per line')
+    .requiredOption('--out <dir>', 'index directory')
+    .option('--pooling <mode>', 'mean, cls (BERT) or last (GPT)', choiceArg(EMBEDDING_POOLINGS), 'mean')
+    .option('--max-length <n>', 'tokens per document (longer ones are truncated)', intArg(1))
+    .option('--text-column <name>', 'JSONL key / CSV column with the text (default "text")')
+    .action(action(indexBuild));
+
+  program.command('search').description('cosine top-k search over an index')
+    .requiredOption('--index <dir>', 'index directory (primer index build)').requiredOption('--query <text>', 'the query')
+    .option('-k, --k <n>', 'results', intArg(1), 5).option('--json', 'JSON output')
+    .action(action(search));
+
+  const exp = program.command('experiment').description('reproducible experiments');
+  exp.command('label-efficiency').description('fine-tune a pre-trained and a from-scratch model for each label budget and seed; writes results.json, a table and an SVG plot')
+    .option('--task <name>', 'built-in classification task', 'sentiment')
+    .option('--labels <list>', 'label budgets', intListArg(1), [16, 64, 256, 1024])
+    .option('--seeds <n>', 'seeds per budget', intArg(1), 3)
+    .option('--model <dir>', 'pre-trained model directory (default: pre-train a mini GPT on the built-in corpus first)')
+    .option('--out <dir>', 'output directory (default runs/label-efficiency-<task>)')
+    .option('--epochs <n>', 'fine-tuning epochs (small budgets get more, up to 40 steps)', intArg(1))
+    .option('--lr <x>', 'fine-tuning learning rate (default 3e-4)', floatArg(0))
+    .option('--batch-size <n>', 'fine-tuning batch size (default 16)', intArg(1))
+    .option('--pretrain-minutes <m>', 'time limit of the pre-training run (default 8.5)', floatArg(0))
+    .option('--pretrain-steps <n>', 'steps of the pre-training run', intArg(1))
+    .option('--test-examples <n>', 'score a stratified subset of the test split (default: all)', intArg(1))
+    .action(action(experiment));
+}
