@@ -20,15 +20,35 @@ interface Stats {
   reused: number;
 }
 
+// Free lists in least-recently-used order (a Map iterates in insertion order; touching a key
+// re-inserts it). Parked bytes are capped so variable shapes (fine-tuning batches padded to their
+// longest text, generation) cannot grow the pool without bound: stale sizes are evicted first.
 const free = new Map<string, FloatArray[]>();
 const stats: Stats = { liveBytes: 0, peakBytes: 0, freeBytes: 0, created: 0, reused: 0 };
+const MIN_FREE_CAP = 256 * 2 ** 20;
+let freeCapOverride: number | null = null;
+
+/** Parked bytes allowed: the peak working set of a step (so a steady loop reuses everything), ≥ 256 MiB. */
+function freeCap(): number {
+  return freeCapOverride ?? Math.max(MIN_FREE_CAP, stats.peakBytes);
+}
+
+/** Overrides the cap on parked bytes (null restores the default). */
+export function setPoolCap(bytes: number | null): void {
+  freeCapOverride = bytes;
+}
 
 const key = (dtype: DType, n: number) => (dtype === 'float32' ? 'f' : 'd') + n;
 
 /** A buffer of n elements with unspecified contents. */
 export function allocBuffer(n: number, dtype: DType): FloatArray {
-  const list = free.get(key(dtype, n));
+  const k = key(dtype, n);
+  const list = free.get(k);
   let buf = list?.pop();
+  if (list) {
+    free.delete(k);
+    if (list.length) free.set(k, list);
+  }
   if (buf) {
     stats.reused++;
     stats.freeBytes -= buf.byteLength;
@@ -52,10 +72,18 @@ export function allocZeroed(n: number, dtype: DType): FloatArray {
 export function releaseBuffer(buf: FloatArray): void {
   const dtype: DType = buf instanceof Float32Array ? 'float32' : 'float64';
   const k = key(dtype, buf.length);
-  let list = free.get(k);
-  if (!list) free.set(k, (list = []));
-  list.push(buf);
   stats.liveBytes -= buf.byteLength;
+  const cap = freeCap();
+  if (buf.byteLength > cap) return;
+  for (const [oldKey, oldList] of free) {
+    if (stats.freeBytes + buf.byteLength <= cap) break;
+    while (oldList.length && stats.freeBytes + buf.byteLength > cap) stats.freeBytes -= oldList.pop()!.byteLength;
+    if (!oldList.length) free.delete(oldKey);
+  }
+  const list = free.get(k) ?? [];
+  free.delete(k);
+  free.set(k, list);
+  list.push(buf);
   stats.freeBytes += buf.byteLength;
 }
 
