@@ -107,7 +107,11 @@ function hasTorch(): boolean {
 }
 
 function torchBaby(steps: number, dtype: 'fp32' | 'bf16', evalEvery = 0): RunResult & Record<string, unknown> {
-  const r = spawnSync(python, [refScript, '--corpus', corpusPath, '--iters', String(steps), '--threads', String(getNumThreads()), '--dtype', dtype,
+  // PyTorch's best settings on this machine (../shared/README.md): OpenBLAS keeps its own thread pool,
+  // so fp32 runs 1 OpenMP + N BLAS threads and bf16 (oneDNN, no BLAS) N OpenMP + 1 BLAS thread.
+  const n = getNumThreads();
+  const [ompThreads, blasThreads] = dtype === 'fp32' ? [1, n] : [n, 1];
+  const r = spawnSync(python, [refScript, '--corpus', corpusPath, '--iters', String(steps), '--threads', String(ompThreads), '--blas_threads', String(blasThreads), '--dtype', dtype,
     '--bias', '1', '--eval_every', String(evalEvery), '--log_every', '0'], { encoding: 'utf8', maxBuffer: 1 << 26 });
   if (r.status !== 0) throw new Error(`ref_gpt.py failed: ${r.stderr}`);
   const res = JSON.parse(r.stdout.trim().split('\n').at(-1)!);
