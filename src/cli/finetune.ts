@@ -20,6 +20,7 @@ import type { ClassificationReport } from '../tasks/metrics.ts';
 import { action, choiceArg, floatArg, intArg } from './options.ts';
 import { contextOf, formatClassificationReport, formatQA, inputTexts } from './finetune-format.ts';
 import { registerFinetuneToolCommands } from './finetune-tools.ts';
+import { addSftOptions, runSftCommand, type SftCommandOptions } from './adapt.ts';
 
 type TaskType = 'classify' | 'tag' | 'qa';
 
@@ -214,9 +215,20 @@ function answer(o: { model: string; question: string; context?: string; contextF
   else console.log(`${span.text}\t(characters ${span.start}–${span.end}, score ${span.score.toFixed(3)})`);
 }
 
+/** `--objective sft`: generative fine-tuning (src/adapt); the flags keep their finetune meaning. */
+async function runFinetuneOrSft(f: FinetuneFlags & Omit<SftCommandOptions, 'model' | 'data' | 'out'> & { objective?: 'task' | 'sft' }, cmd: Command): Promise<void> {
+  if (f.objective !== 'sft') return runFinetune(f);
+  const given = (name: string) => cmd.getOptionValueSource(name) !== 'default';
+  await runSftCommand({
+    ...f, data: f.data ?? (f.task ? `builtin:${f.task}` : (() => { throw new RangeError('--objective sft needs --data FILE.jsonl (or --task sentiment)'); })()),
+    lr: given('lr') ? f.lr : undefined, batchSize: given('batchSize') ? f.batchSize : undefined,
+    epochs: given('epochs') ? f.epochs : undefined,
+  });
+}
+
 export function registerFinetuneCommands(program: Command): void {
-  program
-    .command('finetune')
+  addSftOptions(program
+    .command('finetune'))
     .description('fine-tune a pre-trained GPT or BERT on a labelled task (classification, tagging or extractive QA) and report test metrics')
     .requiredOption('--model <dir>', 'pre-trained model directory (config.json, model.safetensors, tokenizer)')
     .option('--task <name>', `built-in task: ${BUILTIN_TASKS.join(', ')}`)
@@ -239,7 +251,7 @@ export function registerFinetuneCommands(program: Command): void {
     .option('--pooling <mode>', 'classification pooling: GPT last|mean, BERT pooler|cls|mean', choiceArg(['pooler', 'cls', 'last', 'mean'] as const))
     .option('--seed <n>', 'random seed (label sample, head init, batch order)', intArg(0), 0)
     .requiredOption('--out <dir>', 'output directory for the fine-tuned model (Hugging Face layout)')
-    .action(action(runFinetune));
+    .action(action(runFinetuneOrSft));
 
   program.command('classify').description('classify texts with a fine-tuned sequence classifier')
     .requiredOption('--model <dir>', 'fine-tuned model directory').option('--text <texts...>', 'texts (default: one per stdin line)')
