@@ -5,7 +5,7 @@
  */
 import { backend } from '../backend/index.ts';
 import type { FloatArray } from '../backend/types.ts';
-import { Tensor, record, formatShape, shapeSize } from './tensor.ts';
+import { Tensor, record, scratch, formatShape, shapeSize } from './tensor.ts';
 
 export class ShapeError extends RangeError {
   constructor(op: string, message: string) {
@@ -121,11 +121,12 @@ function binary(kind: BinaryKind, a: Tensor, b: Tensor): Tensor {
     const g = out.grad!.data;
     const sa = broadcastStrides(a.shape, outShape);
     const sb = broadcastStrides(b.shape, outShape);
+    // Temporaries come from the step's pool (scratch), so a training step creates no garbage buffers.
     if (a.requiresGrad) {
       if (kind === 'add' || kind === 'sub') reduceInto(g, outShape, a.shape, a.ensureGrad().data);
       else {
         // d(a·b)/da = b, d(a/b)/da = 1/b — materialise g·(∂out/∂a) then reduce.
-        const tmp = new (g.constructor as typeof Float64Array)(n) as FloatArray;
+        const tmp = scratch(n, out.dtype);
         const B = b.data;
         forEachBroadcast(outShape, sa, sb, (o, _ia, ib) => {
           tmp[o] = kind === 'mul' ? g[o]! * B[ib]! : g[o]! / B[ib]!;
@@ -134,12 +135,15 @@ function binary(kind: BinaryKind, a: Tensor, b: Tensor): Tensor {
       }
     }
     if (b.requiresGrad) {
-      const tmp = new (g.constructor as typeof Float64Array)(n) as FloatArray;
-      const A = a.data, B = b.data;
-      forEachBroadcast(outShape, sa, sb, (o, ia, ib) => {
-        tmp[o] = kind === 'add' ? g[o]! : kind === 'sub' ? -g[o]! : kind === 'mul' ? g[o]! * A[ia]! : (-g[o]! * A[ia]!) / (B[ib]! * B[ib]!);
-      });
-      reduceInto(tmp, outShape, b.shape, b.ensureGrad().data);
+      if (kind === 'add') reduceInto(g, outShape, b.shape, b.ensureGrad().data);
+      else {
+        const tmp = scratch(n, out.dtype);
+        const A = a.data, B = b.data;
+        forEachBroadcast(outShape, sa, sb, (o, ia, ib) => {
+          tmp[o] = kind === 'sub' ? -g[o]! : kind === 'mul' ? g[o]! * A[ia]! : (-g[o]! * A[ia]!) / (B[ib]! * B[ib]!);
+        });
+        reduceInto(tmp, outShape, b.shape, b.ensureGrad().data);
+      }
     }
   });
 }
