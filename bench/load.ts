@@ -5,7 +5,7 @@
  *
  * The server runs in a child process (this file with --child) serving a `tiny` GPT with random
  * weights and a small BPE tokenizer, so the numbers measure the serving path rather than a big model.
- * Options: --duration S, --connections N, --max-tokens N.
+ * Options: --duration S, --connections N, --max-tokens N, --runs N (default 2).
  */
 import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -71,7 +71,8 @@ async function main(): Promise<void> {
   for (let i = 0; i < 20; i++) await fetch(`${base}/v1/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body });
   const rss = [rssMiB(child.pid!)];
   const runs: autocannon.Result[] = [];
-  for (let r = 0; r < 2; r++) {
+  const nRuns = arg('runs', 2);
+  for (let r = 0; r < nRuns; r++) {
     const result = await autocannon({
       url: `${base}/v1/completions`, method: 'POST', connections, duration, body,
       headers: { 'content-type': 'application/json' },
@@ -93,7 +94,7 @@ async function main(): Promise<void> {
   const fives = runs.reduce((s, r) => s + count(r, (c) => c >= 500), 0);
   writeResults('load', { duration, connections, maxTokens, rss, runs: runs.map((r) => ({ requests: r.requests.total, statusCodeStats: r.statusCodeStats, latency: r.latency, errors: r.errors, timeouts: r.timeouts })) });
   writeBenchmarkSection('Serving load', 'npm run bench:load', `
-autocannon, POST /v1/completions on 127.0.0.1, ${connections} connections, ${duration} s per run, two consecutive runs;
+autocannon, POST /v1/completions on 127.0.0.1, ${connections} connections, ${duration} s per run, ${runs.length} consecutive runs;
 body \`${body}\`. Server: \`primer serve\` defaults (2 worker threads, queue 64) with a \`tiny\` GPT (random
 weights). Load average at the end: ${loadavg()[0]!.toFixed(1)} (the 2-core machine was shared with other jobs).
 
