@@ -18,7 +18,7 @@ import { AddedVocabulary, guessSpecialRoles } from './added-tokens.ts';
 import { BYTE_TO_CHAR, byteLevelToBytes, preTokenEnd } from './bytelevel.ts';
 import { BpeModel } from './bpe-model.ts';
 import {
-  ByteLevelProcessing, emptyEncoding, encodeBatchWithPipeline, encodeWithPipeline, pushToken,
+  ByteLevelProcessing, emptyEncoding, encodeBatchWithPipeline, encodeWithPipeline, padSpecFromSpecialTokens, pushToken,
   type PadSpec, type PostProcessor, type SequenceEncoder,
 } from './postprocess.ts';
 import { bpeFromTokenizerJSON, bpeToTokenizerJSON, readMergesTxt, readVocabJson } from './bpe-json.ts';
@@ -202,9 +202,7 @@ export class BpeTokenizer implements Tokenizer, SequenceEncoder {
   }
 
   padSpec(): PadSpec | null {
-    const token = this.specialTokens.pad;
-    const id = token === undefined ? undefined : this.tokenToId(token);
-    return token === undefined || id === undefined ? null : { id, token };
+    return padSpecFromSpecialTokens(this);
   }
 
   /** Model tokens are byte strings joined and UTF-8 decoded (invalid bytes → U+FFFD); added tokens are their text. */

@@ -47,6 +47,13 @@ function padTarget(length: number, options: EncodeOptions): number {
   return m && m > 1 ? Math.ceil(length / m) * m : length;
 }
 
+/** The usual padSpec(): the tokenizer's `pad` special token and its id, or null when it has none. */
+export function padSpecFromSpecialTokens(t: { specialTokens: { pad?: string }; tokenToId(token: string): number | undefined }): PadSpec | null {
+  const token = t.specialTokens.pad;
+  const id = token === undefined ? undefined : t.tokenToId(token);
+  return token === undefined || id === undefined ? null : { id, token };
+}
+
 function padSpecOf(p: SequenceEncoder): PadSpec {
   const spec = p.padSpec();
   if (spec === null) throw new RangeError('padding needs a pad token, and this tokenizer has none (add one, e.g. "[PAD]" or "<|pad|>")');

@@ -25,7 +25,7 @@ import { BertNormalizer, identityNormalized, originalRange, type BertNormalizerO
 import { bertPreTokenize, bertPreTokenizeWords } from './bert-pretokenizer.ts';
 import { WordPieceModel, cleanUpTokenizationSpaces, decodeWordPieces } from './wordpiece-model.ts';
 import {
-  TemplateProcessing, emptyEncoding, encodeBatchWithPipeline, encodeWithPipeline, pushToken,
+  TemplateProcessing, emptyEncoding, encodeBatchWithPipeline, encodeWithPipeline, padSpecFromSpecialTokens, pushToken,
   type PadSpec, type PostProcessor, type SequenceEncoder,
 } from './postprocess.ts';
 import { wordPieceFromTokenizerJSON, wordPieceToTokenizerJSON } from './wordpiece-json.ts';
@@ -226,9 +226,7 @@ export class WordPieceTokenizer implements Tokenizer, SequenceEncoder {
   }
 
   padSpec(): PadSpec | null {
-    const token = this.specialTokens.pad;
-    const id = token === undefined ? undefined : this.tokenToId(token);
-    return token === undefined || id === undefined ? null : { id, token };
+    return padSpecFromSpecialTokens(this);
   }
 
   decode(ids: readonly number[] | Int32Array, options: WordPieceDecodeOptions = {}): string {

@@ -30,9 +30,11 @@ import {
 import { readCheckpoint, runDirOf } from './checkpoint.ts';
 import { train, type TrainResult } from './trainer.ts';
 import type { ProgressReporter } from './progress.ts';
+import type { RunSettings } from './pretrain.ts';
 import { MetricsAccumulator, bertInputs, evaluateBert, type BertMetrics } from './bert-metrics.ts';
 
-export interface BertPretrainConfig {
+/** BERT-specific settings on top of the shared run settings. */
+export interface BertPretrainConfig extends RunSettings {
   objective: 'mlm' | 'mlm+nsp';
   /** A directory written by `primer data prepare`; else `corpus` is prepared into <run>/data. */
   data?: string;
@@ -50,28 +52,10 @@ export interface BertPretrainConfig {
   heads?: number;
   intermediate?: number;
   maxSeqLength: number;
-  batchSize: number;
-  gradAccum: number;
-  steps: number;
-  lr: number;
-  minLr: number;
-  warmupSteps: number;
-  decay: 'cosine' | 'linear' | 'constant';
-  weightDecay: number;
-  betas: [number, number];
   eps: number;
-  gradClip: number;
-  dropout: number;
-  bf16: boolean;
   maskProbability: number;
   wholeWordMask: boolean;
   shortSeqProb: number;
-  evalEvery: number;
-  evalBatches: number;
-  checkpointEvery: number;
-  keepCheckpoints: number;
-  valFraction: number;
-  seed: number;
 }
 
 /**

@@ -23,20 +23,8 @@ import { readCheckpoint, runDirOf } from './checkpoint.ts';
 import { train, type TrainResult } from './trainer.ts';
 import type { ProgressReporter } from './progress.ts';
 
-/** Hyper-parameters of a pre-training run (all stored in its checkpoints). */
-export interface PretrainConfig {
-  objective: 'clm';
-  /** Corpus paths; empty = the built-in corpus. */
-  corpus: string[];
-  jsonlField: string;
-  preset: PresetName;
-  layers?: number;
-  dims?: number;
-  heads?: number;
-  vocabSize: number;
-  /** Existing tokenizer.json (or a directory with one) instead of training a BPE. */
-  tokenizer?: string;
-  blockSize: number;
+/** Optimisation, schedule and bookkeeping settings shared by every pre-training objective. */
+export interface RunSettings {
   batchSize: number;
   gradAccum: number;
   steps: number;
@@ -55,6 +43,22 @@ export interface PretrainConfig {
   keepCheckpoints: number;
   valFraction: number;
   seed: number;
+}
+
+/** Hyper-parameters of a pre-training run (all stored in its checkpoints). */
+export interface PretrainConfig extends RunSettings {
+  objective: 'clm';
+  /** Corpus paths; empty = the built-in corpus. */
+  corpus: string[];
+  jsonlField: string;
+  preset: PresetName;
+  layers?: number;
+  dims?: number;
+  heads?: number;
+  vocabSize: number;
+  /** Existing tokenizer.json (or a directory with one) instead of training a BPE. */
+  tokenizer?: string;
+  blockSize: number;
   /**
    * Continued pre-training: the parent model directory (Primer run or imported HF GPT-2) whose weights,
    * config and tokenizer the run starts from, with a fresh optimizer and schedule. Recorded in every
