@@ -3,12 +3,13 @@
  *
  * Import checks a Hugging Face directory (any supported architecture, sharded or not, F32/F16/BF16)
  * and, with --out, writes it in Primer's canonical layout (fp32, one model.safetensors), which every
- * other command loads. Export writes what transformers' from_pretrained loads.
+ * other command loads. Export writes what transformers' from_pretrained loads, and with --format onnx
+ * also onnx/model.onnx, so the directory is a complete Transformers.js model.
  */
 import type { Command } from 'commander';
 import { loadPretrained, type Pretrained } from '../interop/import.ts';
 import { exportHf } from '../interop/export-hf.ts';
-import { InteropError } from '../interop/errors.ts';
+import { exportOnnx } from '../interop/onnx.ts';
 import { action, choiceArg } from './options.ts';
 
 function summary(p: Pretrained, dir: string): Record<string, unknown> {
@@ -33,14 +34,13 @@ export function registerInteropCommands(program: Command): void {
     }));
   program
     .command('export')
-    .description('export a model directory for other frameworks (hf: transformers from_pretrained)')
+    .description('export a model directory for other frameworks (hf: transformers from_pretrained; onnx: the hf files plus onnx/model.onnx, for Transformers.js / onnxruntime)')
     .requiredOption('--model <dir>', 'model directory (Primer or Hugging Face layout)')
     .requiredOption('--out <dir>', 'output directory')
     .option('--format <format>', 'output format', choiceArg(['hf', 'onnx'] as const), 'hf')
     .action(action((o: { model: string; out: string; format: 'hf' | 'onnx' }) => {
-      if (o.format === 'onnx') throw new InteropError('UNSUPPORTED_ARCHITECTURE', 'export --format onnx is not implemented yet; use --format hf');
       const p = loadPretrained(o.model);
-      const files = exportHf(p, o.out);
+      const files = o.format === 'onnx' ? exportOnnx(p, o.out) : exportHf(p, o.out);
       console.log(JSON.stringify({ ...summary(p, o.model), format: o.format, out: o.out, files }, null, 2));
     }));
 }

@@ -9,7 +9,6 @@
  */
 import { createReadStream, existsSync, readdirSync, statSync } from 'node:fs';
 import { createGunzip } from 'node:zlib';
-import { createInterface } from 'node:readline';
 import { extname, join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { PrimerError } from '../io/errors.ts';
@@ -28,6 +27,11 @@ export interface CorpusChunk {
   text: string;
   /** True on the last piece of the document. */
   end: boolean;
+  /**
+   * True when bytes of this piece (text files: of this piece or the reading since the previous one)
+   * were not valid UTF-8 and became U+FFFD. A correctly encoded U+FFFD in the source does not count.
+   */
+  invalidUtf8: boolean;
 }
 
 export interface CorpusOptions {
@@ -121,9 +125,10 @@ interface FileReport {
 }
 
 /** Streams a plain-text file as one document in chunks. */
-async function* readTextFile(path: string, chunkChars: number, report: FileReport): AsyncGenerator<string> {
+async function* readTextFile(path: string, chunkChars: number, report: FileReport): AsyncGenerator<{ text: string; invalid: boolean }> {
   const decoder = new TextDecoder('utf-8', { fatal: false, ignoreBOM: false });
   let pending = '';
+  let invalidSinceYield = false;
   let first = true;
   for await (const buf of openStream(path) as AsyncIterable<Buffer>) {
     const bytes = new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength);
@@ -135,35 +140,67 @@ async function* readTextFile(path: string, chunkChars: number, report: FileRepor
       }
     }
     const text = decoder.decode(bytes, { stream: true });
-    report.invalidUtf8 += countReplacements(text, bytes);
+    const invalid = countReplacements(text, bytes);
+    report.invalidUtf8 += invalid;
+    if (invalid > 0) invalidSinceYield = true;
     pending += text;
     while (pending.length >= chunkChars) {
       const cut = cutPoint(pending, chunkChars);
-      yield pending.slice(0, cut);
+      yield { text: pending.slice(0, cut), invalid: invalidSinceYield };
+      invalidSinceYield = false;
       pending = pending.slice(cut);
     }
   }
   const tail = decoder.decode();
-  report.invalidUtf8 += countReplacements(tail, new Uint8Array(0));
+  const invalid = countReplacements(tail, new Uint8Array(0));
+  report.invalidUtf8 += invalid;
   pending += tail;
-  if (pending.length > 0) yield pending;
+  if (pending.length > 0) yield { text: pending, invalid: invalidSinceYield || invalid > 0 };
+}
+
+/**
+ * Splits a byte stream into lines (without the newline and a trailing CR), each decoded on its own:
+ * strictly first, so that bytes that are not UTF-8 are told apart from a correctly encoded U+FFFD.
+ */
+async function* readLines(stream: AsyncIterable<Buffer>): AsyncGenerator<{ line: string; invalid: boolean }> {
+  const strict = new TextDecoder('utf-8', { fatal: true });
+  const lossy = new TextDecoder('utf-8', { fatal: false });
+  const decode = (bytes: Buffer): { line: string; invalid: boolean } => {
+    const end = bytes.length > 0 && bytes[bytes.length - 1] === 13 ? bytes.length - 1 : bytes.length;
+    const b = bytes.subarray(0, end);
+    try {
+      return { line: strict.decode(b), invalid: false };
+    } catch {
+      return { line: lossy.decode(b), invalid: true };
+    }
+  };
+  let pending: Buffer[] = [];
+  for await (const buf of stream) {
+    let start = 0;
+    for (let nl = buf.indexOf(10, start); nl >= 0; nl = buf.indexOf(10, start)) {
+      const piece = buf.subarray(start, nl);
+      yield decode(pending.length > 0 ? Buffer.concat([...pending, piece]) : piece);
+      pending = [];
+      start = nl + 1;
+    }
+    if (start < buf.length) pending.push(buf.subarray(start));
+  }
+  if (pending.length > 0) yield decode(Buffer.concat(pending));
 }
 
 /** Streams a JSON Lines file: one document per line, text taken from `field`. */
-async function* readJsonlFile(path: string, field: string, warn: (m: string) => void, report: FileReport): AsyncGenerator<string> {
-  const lines = createInterface({ input: openStream(path), crlfDelay: Infinity });
+async function* readJsonlFile(path: string, field: string, warn: (m: string) => void, report: FileReport): AsyncGenerator<{ text: string; invalid: boolean }> {
   let lineNo = 0;
   let bad = 0;
   let firstBad = '';
-  for await (const line of lines) {
+  for await (const { line, invalid } of readLines(openStream(path) as AsyncIterable<Buffer>)) {
     lineNo++;
     if (lineNo === 1 && line.includes('\0')) {
       report.binary = true;
-      lines.close();
       return;
     }
     if (line.trim() === '') continue;
-    if (line.includes('\uFFFD')) report.invalidUtf8++;
+    if (invalid) report.invalidUtf8++;
     let value: unknown;
     try {
       value = (JSON.parse(line) as Record<string, unknown>)?.[field];
@@ -174,7 +211,7 @@ async function* readJsonlFile(path: string, field: string, warn: (m: string) => 
       if (bad++ === 0) firstBad = `line ${lineNo}`;
       continue;
     }
-    if (value.length > 0) yield value;
+    if (value.length > 0) yield { text: value, invalid };
   }
   if (bad > 0) warn(`${path}: skipped ${bad} line(s) that are not JSON objects with a string "${field}" field (first: ${firstBad})`);
 }
@@ -193,22 +230,22 @@ export async function* readCorpus(paths: readonly string[], opts: CorpusOptions 
   for (const file of files) {
     const report: FileReport = { binary: false, invalidUtf8: 0 };
     if (isJsonl(file)) {
-      for await (const text of readJsonlFile(file, field, warn, report)) {
+      for await (const { text, invalid } of readJsonlFile(file, field, warn, report)) {
         if (/\S/.test(text)) sawText = true;
         for (let i = 0; i < text.length; i += chunkChars) {
-          yield { doc, source: file, text: text.slice(i, i + chunkChars), end: i + chunkChars >= text.length };
+          yield { doc, source: file, text: text.slice(i, i + chunkChars), end: i + chunkChars >= text.length, invalidUtf8: invalid };
         }
         doc++;
       }
     } else {
-      let previous: string | null = null;
-      for await (const text of readTextFile(file, chunkChars, report)) {
-        if (previous !== null) yield { doc, source: file, text: previous, end: false };
-        previous = text;
-        if (!sawText && /\S/.test(text)) sawText = true;
+      let previous: { text: string; invalid: boolean } | null = null;
+      for await (const piece of readTextFile(file, chunkChars, report)) {
+        if (previous !== null) yield { doc, source: file, text: previous.text, end: false, invalidUtf8: previous.invalid };
+        previous = piece;
+        if (!sawText && /\S/.test(piece.text)) sawText = true;
       }
       if (previous !== null) {
-        yield { doc, source: file, text: previous, end: true };
+        yield { doc, source: file, text: previous.text, end: true, invalidUtf8: previous.invalid };
         doc++;
       }
     }

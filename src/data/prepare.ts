@@ -316,6 +316,7 @@ export async function prepareData(o: PrepareOptions): Promise<PrepareResult> {
   };
 
   let currentFile = '';
+  let chunkInvalidUtf8 = false;
   const sink = {
     begin(position: [number, number, number]): DocState {
       const skip = resumeAfter !== null && comparePosition(position, resumeAfter) <= 0;
@@ -327,7 +328,9 @@ export async function prepareData(o: PrepareOptions): Promise<PrepareResult> {
       d.hash.update(text);
       d.bytes += Buffer.byteLength(text);
       if (!d.sawText && /\S/.test(text)) d.sawText = true;
-      if (text.includes('\uFFFD')) d.invalid = true;
+      // Only U+FFFD that the reader produced from bad bytes marks a document invalid; a correctly encoded
+      // U+FFFD is text like any other.
+      if (chunkInvalidUtf8 && text.includes('\uFFFD')) d.invalid = true;
       unit.pieces.push(text);
       unit.meta.push({ doc: d, last });
       unitChars += text.length;
@@ -376,6 +379,7 @@ export async function prepareData(o: PrepareOptions): Promise<PrepareResult> {
           }
           if (next.done) break;
           const chunk = next.value;
+          chunkInvalidUtf8 = chunk.invalidUtf8;
           assembler.push(chunk.doc, chunk.text, chunk.end);
           const b = Buffer.byteLength(chunk.text);
           fileText += b;

@@ -35,7 +35,17 @@ for (let i = 0; i < 40; i++) {
 writeFileSync(join(corpus, 'dup.txt'), readFileSync(join(corpus, 'doc03.txt'))); // exact duplicate
 const records = Array.from({ length: 30 }, () => documentText(rng).trim());
 records.forEach((r) => expected.add(r));
-writeFileSync(join(corpus, 'records.jsonl'), records.map((text) => JSON.stringify({ text })).join('\n') + '\n' + JSON.stringify({ text: records[0] }) + '\n');
+// A correctly encoded U+FFFD is text (kept); bytes that are not UTF-8 make the record invalid (skipped).
+const genuineReplacement = 'A genuine \uFFFD replacement character stays. It is text. Keep it.';
+records.push(genuineReplacement);
+expected.add(genuineReplacement);
+writeFileSync(join(corpus, 'records.jsonl'), Buffer.concat([
+  Buffer.from(records.map((text) => JSON.stringify({ text })).join('\n') + '\n' + JSON.stringify({ text: records[0] }) + '\n'),
+  Buffer.from('{"text": "Broken '), Buffer.from([0xff, 0xfe]), Buffer.from(' bytes."}\r\n'),
+]));
+const genuineFile = 'This file holds \uFFFD on purpose. Really. Truly.\n';
+expected.add(genuineFile);
+writeFileSync(join(corpus, 'replacement.txt'), genuineFile);
 const zipped = documentText(rng);
 expected.add(zipped);
 writeFileSync(join(corpus, 'zipped.txt.gz'), gzipSync(zipped));
@@ -77,7 +87,8 @@ test('prepare: round trip, dedup, val split by document, bad input reported and 
   assert.ok(val.length >= 5 && train.length >= 40, `split ${train.length}/${val.length}`);
   assert.equal(new Set(train).size + new Set(val).size, new Set([...train, ...val]).size, 'no document in both splits');
   assert.equal(m.counts.duplicates, 2, 'dup.txt and the repeated JSONL record');
-  assert.equal(m.counts.invalidUtf8, 1);
+  assert.equal(m.counts.invalidUtf8, 2, 'latin1.txt and the JSONL record with bytes that are not UTF-8');
+  assert.ok(warnings.some((w) => w.includes('records.jsonl') && /invalid UTF-8/.test(w)), 'the bad record is reported with its file');
   assert.equal(m.counts.empty, 1, 'blank.txt (empty.txt has no document at all)');
   assert.equal(m.counts.incomplete, 1, 'the document of truncated.txt.gz was being read when the error came');
   assert.ok(data.train.shards.length >= 3, 'several shards');
