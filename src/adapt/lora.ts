@@ -13,6 +13,11 @@
  * with `base_model.model.<module path>.lora_A.weight` [r, in] and `.lora_B.weight` [out, r]. The config
  * also records `primer_base_fingerprint` (SHA-256 over the base weights) so an adapter is never applied
  * silently to a different base model; adapters made elsewhere (no fingerprint) are checked by shape.
+ *
+ * `modules_to_save` (PEFT's name): whole modules trained and saved alongside the adapters, e.g. a new
+ * classification head (`score`, `classifier`); they are stored as `base_model.model.<path>.<param>`
+ * (PEFT strips its `modules_to_save.default` wrapper when saving) and left out of the fingerprint,
+ * because a fresh head is random.
  */
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
@@ -37,6 +42,35 @@ export class LoraError extends PrimerError {
 export type ModelKind = 'gpt2' | 'bert';
 export type LoraTargetSet = 'attention' | 'mlp' | 'all';
 
+/** What a user chooses for a LoRA run (the CLI flags --lora-r/--lora-alpha/--lora-dropout/--lora-targets). */
+export interface LoraSettings {
+  r: number;
+  alpha: number;
+  dropout?: number;
+  targets?: LoraTargetSet | string[];
+}
+
+/** alpha defaults to 2·r (a common choice: s = 2 whatever the rank). */
+export const LORA_DEFAULTS = { alphaPerRank: 2, dropout: 0.05, targets: 'attention' as LoraTargetSet };
+
+/** The CLI's flat LoRA flags; loraR 0 or absent = no LoRA (full fine-tuning). */
+export interface LoraFlags {
+  loraR?: number;
+  loraAlpha?: number;
+  loraDropout?: number;
+  loraTargets?: LoraTargetSet;
+}
+
+export function loraSettingsFromFlags(f: LoraFlags): LoraSettings | null {
+  if (!f.loraR) return null;
+  return { r: f.loraR, alpha: f.loraAlpha ?? LORA_DEFAULTS.alphaPerRank * f.loraR, dropout: f.loraDropout ?? LORA_DEFAULTS.dropout, targets: f.loraTargets ?? LORA_DEFAULTS.targets };
+}
+
+/** Module paths of targets given by name set or as explicit PEFT target_modules. */
+export function resolveLoraTargets(kind: ModelKind, targets: LoraSettings['targets']): string[] {
+  return Array.isArray(targets) ? targets : loraTargetModules(kind, targets ?? LORA_DEFAULTS.targets);
+}
+
 /** PEFT target_modules (matched as a dotted-path suffix, as PEFT does) for each architecture. */
 export function loraTargetModules(kind: ModelKind, which: LoraTargetSet): string[] {
   const sets = kind === 'gpt2'
@@ -54,6 +88,8 @@ export interface LoraOptions {
   baseModelNameOrPath?: string;
   /** PEFT task_type: CAUSAL_LM for GPT SFT, SEQ_CLS for classification. */
   taskType?: string;
+  /** Modules of the base trained in full and saved with the adapter (e.g. ['score']). */
+  modulesToSave?: readonly string[];
 }
 
 /** The adapter_config.json fields we read and write (PEFT names). */
@@ -69,6 +105,7 @@ export interface AdapterConfig {
   base_model_name_or_path: string;
   inference_mode: boolean;
   init_lora_weights: boolean;
+  modules_to_save?: string[] | null;
   primer_base_fingerprint?: string;
 }
 
@@ -83,10 +120,11 @@ export function matchesTarget(path: string, target: string): boolean {
   return pattern.test(path);
 }
 
-/** SHA-256 over names, shapes and fp32 bytes of every parameter: identifies a base model's weights. */
-export function modelFingerprint(model: Module): string {
+/** SHA-256 over names, shapes and fp32 bytes of every parameter (but `skip`ped ones): identifies a base model's weights. */
+export function modelFingerprint(model: Module, skip: (name: string) => boolean = () => false): string {
   const h = createHash('sha256');
   for (const [name, p] of model.namedParameters()) {
+    if (skip(name)) continue;
     h.update(`${name}:${p.shape.join('x')};`);
     const data = p.data instanceof Float32Array ? p.data : new Float32Array(p.data);
     h.update(new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
@@ -121,7 +159,8 @@ export class LoraLayer extends Module {
 
   forward(x: Tensor): Tensor {
     const y = this.baseForward(x);
-    const h = linear(dropout(x, this.dropoutP, this.training, this.rng), this.A, null, 'out_in'); // [.., r]
+    // The base layer's flag, not ours: eval() on the model (e.g. a task model's prediction) must turn the adapter's dropout off too.
+    const h = linear(dropout(x, this.dropoutP, this.base.training, this.rng), this.A, null, 'out_in'); // [.., r]
     return add(y, scale(linear(h, this.B, null, 'out_in'), this.scaling)); // [.., out]
   }
 
@@ -161,6 +200,8 @@ export class LoraModel extends Module {
   readonly layers = new Map<string, LoraLayer>();
   readonly rng: Rng;
   readonly config: AdapterConfig;
+  /** The modules_to_save by path: trainable, and part of this module's parameters. */
+  readonly savedModules = new Map<string, Module>();
   constructor(readonly base: Module, readonly kind: ModelKind, o: LoraOptions) {
     super();
     if (!(Number.isInteger(o.r) && o.r > 0)) throw new RangeError(`LoRA: rank r must be a positive integer, got ${o.r}`);
@@ -168,11 +209,16 @@ export class LoraModel extends Module {
     const p = o.dropout ?? 0;
     if (!(p >= 0 && p < 1)) throw new RangeError(`LoRA: dropout must be in [0, 1), got ${p}`);
     if (!o.targetModules.length) throw new RangeError('LoRA: no target modules given');
-    const fingerprint = modelFingerprint(base);
+    const toSave = o.modulesToSave ?? [];
+    const saved = base.namedModules().filter(([path]) => toSave.some((t) => matchesTarget(path, t)));
+    const missingSaved = toSave.filter((t) => !saved.some(([path]) => matchesTarget(path, t)));
+    if (missingSaved.length) throw new LoraError(`LoRA: modules_to_save ${JSON.stringify(missingSaved)} match no module of this ${kind} model`);
+    const isSaved = (name: string) => saved.some(([path]) => name.startsWith(`${path}.`));
+    const fingerprint = modelFingerprint(base, isSaved);
     this.rng = new Rng(o.seed ?? 0);
     try {
       for (const [path, lin] of namedLinears(base)) {
-        if (!o.targetModules.some((t) => matchesTarget(path, t))) continue;
+        if (!o.targetModules.some((t) => matchesTarget(path, t)) || isSaved(`${path}.`)) continue;
         this.layers.set(path, this.module(PREFIX + path, new LoraLayer(lin, o.r, o.alpha, p, this.rng)));
       }
     } catch (e) {
@@ -183,11 +229,15 @@ export class LoraModel extends Module {
       throw new LoraError(`LoRA: no Linear layer matches target_modules ${JSON.stringify(o.targetModules)} in this ${kind} model`);
     }
     for (const [, param] of base.namedParameters()) param.requiresGrad = false;
+    for (const [path, m] of saved) {
+      this.savedModules.set(path, this.module(PREFIX + path, m));
+      for (const param of m.parameters()) param.requiresGrad = true;
+    }
     this.config = {
       peft_type: 'LORA', task_type: o.taskType ?? (kind === 'gpt2' ? 'CAUSAL_LM' : 'SEQ_CLS'),
       r: o.r, lora_alpha: o.alpha, lora_dropout: p, target_modules: [...o.targetModules],
       fan_in_fan_out: kind === 'gpt2', bias: 'none', base_model_name_or_path: o.baseModelNameOrPath ?? '',
-      inference_mode: false, init_lora_weights: true, primer_base_fingerprint: fingerprint,
+      inference_mode: false, init_lora_weights: true, modules_to_save: toSave.length ? [...toSave] : null, primer_base_fingerprint: fingerprint,
     };
     this.base.train(this.training);
   }
@@ -198,7 +248,7 @@ export class LoraModel extends Module {
     return this;
   }
 
-  /** r·(in + out) summed over the adapted layers. */
+  /** r·(in + out) summed over the adapted layers (modules_to_save not included). */
   expectedTrainableParameters(): number {
     let n = 0;
     for (const l of this.layers.values()) n += l.r * (l.base.inFeatures + l.base.outFeatures);
@@ -245,7 +295,12 @@ export function readAdapterConfig(dir: string): AdapterConfig {
   if (typeof raw.lora_alpha !== 'number') throw new LoraError(`${path}: field "lora_alpha" must be a number`);
   const targets = typeof raw.target_modules === 'string' ? [raw.target_modules] : raw.target_modules;
   if (!Array.isArray(targets) || !targets.every((t) => typeof t === 'string')) throw new LoraError(`${path}: field "target_modules" must be a list of module names`);
-  return { ...(raw as unknown as AdapterConfig), target_modules: targets as string[], lora_dropout: typeof raw.lora_dropout === 'number' ? raw.lora_dropout : 0 };
+  const toSave = raw.modules_to_save ?? null;
+  if (toSave !== null && !(Array.isArray(toSave) && toSave.every((t) => typeof t === 'string'))) throw new LoraError(`${path}: field "modules_to_save" must be null or a list of module names`);
+  return {
+    ...(raw as unknown as AdapterConfig), target_modules: targets as string[], modules_to_save: toSave as string[] | null,
+    lora_dropout: typeof raw.lora_dropout === 'number' ? raw.lora_dropout : 0,
+  };
 }
 
 /**
@@ -255,8 +310,10 @@ export function readAdapterConfig(dir: string): AdapterConfig {
 export function loadLoraAdapter(base: Module, kind: ModelKind, dir: string, o: { allowDifferentBase?: boolean } = {}): LoraModel {
   const config = readAdapterConfig(dir);
   const expected = config.primer_base_fingerprint;
+  const toSave = config.modules_to_save ?? [];
   if (expected && !o.allowDifferentBase) {
-    const actual = modelFingerprint(base);
+    const savedPaths = base.namedModules().map(([path]) => path).filter((path) => toSave.some((t) => matchesTarget(path, t)));
+    const actual = modelFingerprint(base, (name) => savedPaths.some((path) => name.startsWith(`${path}.`)));
     if (actual !== expected) {
       throw new LoraError(`the LoRA adapter in ${dir} was trained on a different base model`
         + `${config.base_model_name_or_path ? ` (${config.base_model_name_or_path})` : ''}: base weights fingerprint ${actual.slice(0, 12)}… ≠ ${expected.slice(0, 12)}… recorded in adapter_config.json`);
@@ -267,7 +324,7 @@ export function loadLoraAdapter(base: Module, kind: ModelKind, dir: string, o: {
   const file = readSafetensors(weightsPath);
   const lora = new LoraModel(base, kind, {
     r: config.r, alpha: config.lora_alpha, dropout: config.lora_dropout, targetModules: config.target_modules,
-    baseModelNameOrPath: config.base_model_name_or_path, taskType: config.task_type,
+    baseModelNameOrPath: config.base_model_name_or_path, taskType: config.task_type, modulesToSave: toSave,
   });
   lora.config.primer_base_fingerprint = expected ?? lora.config.primer_base_fingerprint;
   const own = new Map(lora.namedParameters());

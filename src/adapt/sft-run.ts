@@ -7,6 +7,9 @@
  * tokenizer files with `chat_template` in tokenizer_config.json); LoRA writes the PEFT adapter
  * (adapter_config.json, adapter_model.safetensors) plus the tokenizer files, and with `mergeLora` a
  * merged model directory under <out>/merged.
+ *
+ * Ctrl-C (SIGINT) or SIGTERM: the trainer finishes the current step and checkpoints; the model or
+ * adapter trained so far is then saved (atomic file replacement) and the result says 'interrupted'.
  */
 import { mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
@@ -18,10 +21,16 @@ import { Rng } from '../tensor/random.ts';
 import { train, type TrainResult } from '../train/trainer.ts';
 import type { ProgressReporter } from '../train/progress.ts';
 import type { Module } from '../nn/module.ts';
-import { readChatTemplate, writeChatTemplate } from './chat-template.ts';
-import { LoraModel, loraTargetModules, type LoraTargetSet } from './lora.ts';
+import { readChatTemplate, writeChatTemplate, type ChatMessage } from './chat-template.ts';
+import { LoraModel, resolveLoraTargets, type LoraSettings } from './lora.ts';
 import { loadSftData } from './instructions.ts';
 import { SftBatches, encodeConversation, readSftJsonl, responseLoss, sftEvalBatches, sftLoss, type SftBatch, type SftExample } from './sft.ts';
+
+/** Defaults of the SFT run (the CLI's help text shows these). */
+export const SFT_DEFAULTS = {
+  /** Optimizer steps when neither steps nor epochs is given. */
+  steps: 200, batchSize: 8, lrFull: 1e-4, lrLora: 1e-3, weightDecayFull: 0.01, valFraction: 0.1, seed: 1234,
+};
 
 export interface SftOptions {
   /** Base model directory (HF layout with tokenizer.json). */
@@ -31,7 +40,7 @@ export interface SftOptions {
   /** Separate held-out JSONL; default: a valFraction split of data. */
   valData?: string;
   out: string;
-  /** Optimizer steps (default: `epochs` passes over the training examples, else 200). */
+  /** Optimizer steps (default: `epochs` passes over the training examples, else SFT_DEFAULTS.steps). */
   steps?: number;
   epochs?: number;
   batchSize?: number;
@@ -44,7 +53,7 @@ export interface SftOptions {
   seed?: number;
   /** Chat template; default: the model directory's, else DEFAULT_CHAT_TEMPLATE. */
   chatTemplate?: string;
-  lora?: { r: number; alpha: number; dropout?: number; targets?: LoraTargetSet | string[] } | null;
+  lora?: LoraSettings | null;
   mergeLora?: boolean;
   log?: (message: string) => void;
   progress?: ProgressReporter | false;
@@ -55,21 +64,25 @@ export interface SftResult {
   trainExamples: number;
   valExamples: number;
   skipped: number;
+  /** The held-out conversations that fit maxLength (before tokenization), e.g. to measure answers by generation. */
+  heldOut: ChatMessage[][];
   trainableParameters: number;
   before: { loss: number; perplexity: number; tokens: number };
-  after: { loss: number; perplexity: number; tokens: number };
+  /** null when training was interrupted (the run stops as soon as the weights are saved). */
+  after: { loss: number; perplexity: number; tokens: number } | null;
   training: TrainResult;
 }
 
 function encodeAll(examples: ReturnType<typeof readSftJsonl>, encode: (m: ReturnType<typeof readSftJsonl>[number]) => SftExample | null) {
   const out: SftExample[] = [];
-  let skipped = 0;
+  const kept: typeof examples = [];
   for (const m of examples) {
     const e = encode(m);
-    if (e) out.push(e);
-    else skipped++;
+    if (!e) continue;
+    out.push(e);
+    kept.push(m);
   }
-  return { examples: out, skipped };
+  return { examples: out, kept, skipped: examples.length - out.length };
 }
 
 export async function runSft(o: SftOptions): Promise<SftResult> {
@@ -81,7 +94,7 @@ export async function runSft(o: SftOptions): Promise<SftResult> {
   const tokenizer = loadTokenizerJson(o.model);
   const template = o.chatTemplate ?? readChatTemplate(o.model);
   const maxLength = Math.min(o.maxLength ?? config.n_positions, config.n_positions);
-  const seed = o.seed ?? 1234;
+  const seed = o.seed ?? SFT_DEFAULTS.seed;
   const padId = separatorId(tokenizer);
   const encode = (m: ReturnType<typeof readSftJsonl>[number]) => encodeConversation(tokenizer, template, m, maxLength);
 
@@ -97,7 +110,7 @@ export async function runSft(o: SftOptions): Promise<SftResult> {
       const j = rng.int(i + 1);
       [order[i], order[j]] = [order[j]!, order[i]!];
     }
-    const nVal = Math.max(1, Math.round(trainRaw.length * (o.valFraction ?? 0.1)));
+    const nVal = Math.max(1, Math.round(trainRaw.length * (o.valFraction ?? SFT_DEFAULTS.valFraction)));
     if (trainRaw.length < 2) throw new RangeError(`SFT: ${o.data} has ${trainRaw.length} example; need at least 2 to hold one out (or give --val-data)`);
     const valSet = new Set(order.slice(0, nVal));
     valRaw = trainRaw.filter((_, i) => valSet.has(i));
@@ -108,13 +121,13 @@ export async function runSft(o: SftOptions): Promise<SftResult> {
   const skipped = trainSet.skipped + valSet.skipped;
   if (skipped) log(`warning: ${skipped} example(s) have no response token within ${maxLength} tokens and were skipped`);
   if (!trainSet.examples.length || !valSet.examples.length) throw new RangeError('SFT: no usable training or held-out examples after tokenization');
-  const batchSize = o.batchSize ?? 8;
+  const batchSize = o.batchSize ?? SFT_DEFAULTS.batchSize;
   const evalData = sftEvalBatches(valSet.examples, batchSize, padId);
 
   let trainable: Module = gpt;
   let lora: LoraModel | null = null;
   if (o.lora) {
-    const targets = Array.isArray(o.lora.targets) ? o.lora.targets : loraTargetModules('gpt2', o.lora.targets ?? 'attention');
+    const targets = resolveLoraTargets('gpt2', o.lora.targets);
     lora = new LoraModel(gpt, 'gpt2', { r: o.lora.r, alpha: o.lora.alpha, dropout: o.lora.dropout, targetModules: targets, seed, baseModelNameOrPath: resolve(o.model), taskType: 'CAUSAL_LM' });
     trainable = lora;
   }
@@ -126,7 +139,8 @@ export async function runSft(o: SftOptions): Promise<SftResult> {
   log(`held-out response perplexity before: ${before.perplexity.toFixed(2)} (loss ${before.loss.toFixed(4)}, ${before.tokens} tokens)`);
 
   const out = resolve(o.out);
-  const steps = o.steps ?? (o.epochs ? Math.max(1, Math.ceil(o.epochs * trainSet.examples.length / batchSize)) : 200);
+  const steps = o.steps ?? (o.epochs ? Math.max(1, Math.ceil(o.epochs * trainSet.examples.length / batchSize)) : SFT_DEFAULTS.steps);
+  const lr = o.lr ?? (lora ? SFT_DEFAULTS.lrLora : SFT_DEFAULTS.lrFull);
   const writeExtraFiles = (dir: string) => {
     if (lora) writeJsonAtomic(join(dir, 'adapter_config.json'), lora.config, { durable: false });
     else writeJsonAtomic(join(dir, 'config.json'), configJson(config), { durable: false });
@@ -138,14 +152,15 @@ export async function runSft(o: SftOptions): Promise<SftResult> {
   const training = await train<SftBatch>({
     model: trainable, lossFn: (b) => sftLoss(gpt, b),
     data: new SftBatches(trainSet.examples, batchSize, padId, seed + 1), evalData,
-    runDir: out, steps, lr: o.lr ?? (lora ? 1e-3 : 1e-4), minLr: (o.lr ?? (lora ? 1e-3 : 1e-4)) / 10,
-    warmupSteps: o.warmupSteps ?? Math.min(20, Math.floor(steps / 10)), weightDecay: o.weightDecay ?? (lora ? 0 : 0.01),
+    runDir: out, steps, lr, minLr: lr / 10,
+    warmupSteps: o.warmupSteps ?? Math.min(20, Math.floor(steps / 10)), weightDecay: o.weightDecay ?? (lora ? 0 : SFT_DEFAULTS.weightDecayFull),
     evalEvery: Math.max(1, Math.floor(steps / 4)), checkpointEvery: 0, keepCheckpoints: 1,
     rngs, run: { objective: 'sft', model: resolve(o.model), data: o.data.startsWith('builtin:') ? o.data : resolve(o.data), steps, lora: o.lora ?? null }, writeExtraFiles,
-    progress: o.progress, logEvery: Math.max(1, Math.round(steps / 20)), handleSignals: false,
+    progress: o.progress, logEvery: Math.max(1, Math.round(steps / 20)),
   });
-  const after = responseLoss(gpt, evalData);
-  log(`held-out response perplexity after ${training.step} steps: ${after.perplexity.toFixed(2)} (loss ${after.loss.toFixed(4)})`);
+  const interrupted = training.status === 'interrupted';
+  const after = interrupted ? null : responseLoss(gpt, evalData);
+  if (after) log(`held-out response perplexity after ${training.step} steps: ${after.perplexity.toFixed(2)} (loss ${after.loss.toFixed(4)})`);
 
   if (lora) {
     lora.save(out);
@@ -161,8 +176,8 @@ export async function runSft(o: SftOptions): Promise<SftResult> {
     writeModelFiles(out, gpt, config, tokenizer);
     writeChatTemplate(out, template);
   }
-  log(`saved ${lora ? 'LoRA adapter' : 'model'} to ${out}`);
+  log(`${interrupted ? `interrupted at step ${training.step}: ` : ''}saved ${lora ? 'LoRA adapter' : 'model'} to ${out}`);
   return {
-    out, trainExamples: trainSet.examples.length, valExamples: valSet.examples.length, skipped, trainableParameters, before, after, training,
+    out, trainExamples: trainSet.examples.length, valExamples: valSet.examples.length, skipped, heldOut: valSet.kept, trainableParameters, before, after, training,
   };
 }

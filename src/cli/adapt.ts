@@ -9,40 +9,24 @@ import type { Command } from 'commander';
 import { loadModelDir, saveModelDir } from '../models/load.ts';
 import type { GPT } from '../models/gpt.ts';
 import { loadTokenizerJson } from '../data/tokenizer.ts';
-import { loadLoraAdapter, type LoraTargetSet } from '../adapt/lora.ts';
+import { LORA_DEFAULTS, loadLoraAdapter, loraSettingsFromFlags, type LoraFlags } from '../adapt/lora.ts';
 import { readChatTemplate, writeChatTemplate } from '../adapt/chat-template.ts';
 import { ChatSession } from '../adapt/chat.ts';
-import { runSft, type SftResult } from '../adapt/sft-run.ts';
+import { runSft, SFT_DEFAULTS, type SftOptions, type SftResult } from '../adapt/sft-run.ts';
 import { action, choiceArg, floatArg, intArg } from './options.ts';
 
-/** Options of `primer finetune --objective sft` (commander camelCase names). */
-export interface SftCommandOptions {
-  model: string;
-  data: string;
-  valData?: string;
-  out: string;
-  steps?: number;
-  /** Used when steps is not given: passes over the training examples. */
-  epochs?: number;
-  batchSize?: number;
-  lr?: number;
-  maxLength?: number;
-  seed?: number;
-  /** LoRA rank; 0 or absent = full fine-tuning. */
-  loraR?: number;
-  loraAlpha?: number;
-  loraDropout?: number;
-  loraTargets?: LoraTargetSet;
-  mergeLora?: boolean;
-}
+/** Options of `primer finetune --objective sft`: the library's SFT options with LoRA as flat flags. */
+export type SftCommandOptions = Omit<SftOptions, 'lora' | 'log' | 'progress'> & LoraFlags;
 
 export async function runSftCommand(o: SftCommandOptions): Promise<SftResult> {
-  const r = await runSft({
-    model: o.model, data: o.data, valData: o.valData, out: o.out, steps: o.steps, epochs: o.epochs, batchSize: o.batchSize, lr: o.lr,
-    maxLength: o.maxLength, seed: o.seed, mergeLora: o.mergeLora,
-    lora: o.loraR ? { r: o.loraR, alpha: o.loraAlpha ?? 2 * o.loraR, dropout: o.loraDropout ?? 0.05, targets: o.loraTargets ?? 'attention' } : null,
-  });
-  console.log(`held-out response perplexity: ${r.before.perplexity.toFixed(2)} → ${r.after.perplexity.toFixed(2)}`);
+  const { loraR, loraAlpha, loraDropout, loraTargets, ...rest } = o;
+  const r = await runSft({ ...rest, lora: loraSettingsFromFlags({ loraR, loraAlpha, loraDropout, loraTargets }) });
+  if (r.after) {
+    console.log(`held-out response perplexity: ${r.before.perplexity.toFixed(2)} → ${r.after.perplexity.toFixed(2)}`);
+  } else {
+    // Like `primer pretrain`: 130 for Ctrl-C, 143 for SIGTERM, after the weights are safely on disk.
+    process.exitCode = r.training.signal === 'SIGTERM' ? 143 : 130;
+  }
   return r;
 }
 
@@ -53,11 +37,11 @@ export async function runSftCommand(o: SftCommandOptions): Promise<SftResult> {
 export function addSftOptions(cmd: Command): Command {
   return cmd
     .option('--objective <kind>', 'task (classification/tagging/QA, default) or sft (prompt/response JSONL, or --data builtin:sentiment)', choiceArg(['task', 'sft'] as const))
-    .option('--steps <n>', 'SFT: optimizer steps (default: --epochs over the data)', intArg(1))
-    .option('--lora-r <n>', 'SFT: train LoRA adapters of this rank instead of all weights', intArg(0))
-    .option('--lora-alpha <a>', 'SFT: LoRA alpha (default 2·r)', floatArg(0))
-    .option('--lora-dropout <p>', 'SFT: LoRA dropout (default 0.05)', floatArg(0, 0.99))
-    .option('--lora-targets <set>', 'SFT: layers to adapt: attention (default), mlp or all', choiceArg(['attention', 'mlp', 'all'] as const))
+    .option('--steps <n>', `SFT: optimizer steps (default: --epochs over the data, else ${SFT_DEFAULTS.steps})`, intArg(1))
+    .option('--lora-r <n>', 'train LoRA adapters of this rank instead of all weights (SFT and task fine-tuning)', intArg(0))
+    .option('--lora-alpha <a>', `LoRA alpha (default ${LORA_DEFAULTS.alphaPerRank}·r)`, floatArg(0))
+    .option('--lora-dropout <p>', `LoRA dropout (default ${LORA_DEFAULTS.dropout})`, floatArg(0, 0.99))
+    .option('--lora-targets <set>', `layers to adapt: attention (default), mlp or all`, choiceArg(['attention', 'mlp', 'all'] as const))
     .option('--merge-lora', 'SFT: also write the merged model to <out>/merged');
 }
 

@@ -21,6 +21,8 @@ import { action, choiceArg, floatArg, intArg } from './options.ts';
 import { contextOf, formatClassificationReport, formatQA, inputTexts } from './finetune-format.ts';
 import { registerFinetuneToolCommands } from './finetune-tools.ts';
 import { addSftOptions, runSftCommand, type SftCommandOptions } from './adapt.ts';
+import { loraSettingsFromFlags, type LoraFlags } from '../adapt/lora.ts';
+import { addTaskLora, loadTaskAdapter, saveTaskAdapter } from '../adapt/lora-task.ts';
 
 type TaskType = 'classify' | 'tag' | 'qa';
 
@@ -94,7 +96,7 @@ function printReport(r: ReturnType<typeof evaluate>, type: TaskType): void {
   console.log('exactMatch' in r ? formatQA(r) : formatClassificationReport(r, { tokens: type === 'tag' }));
 }
 
-async function runFinetune(f: FinetuneFlags): Promise<void> {
+async function runFinetune(f: FinetuneFlags & LoraFlags): Promise<void> {
   const { type, train: fullTrain, val, test, name } = loadSplits(f);
   if (fullTrain.length === 0) throw new RangeError(`${name}: no training examples`);
   const backbone = loadBackbone(f.model);
@@ -120,10 +122,14 @@ async function runFinetune(f: FinetuneFlags): Promise<void> {
   if (model instanceof SequenceClassifier) for (const split of [val, test]) model.labels.encode(split as TextExample[]);
   if (model instanceof TokenClassifier) for (const split of [val, test]) for (const ex of split as TokenExample[]) model.labels.encodeTags(ex);
   console.log(`fine-tuning ${model.architecture} (${f.model}) on ${name}: ${train.length} training examples${f.labels ? ` (--labels ${f.labels}, seed ${f.seed})` : ''}, ${val.length} validation, ${test.length} test`);
+  const loraSettings = loraSettingsFromFlags(f);
+  const peft = loraSettings ? addTaskLora(model, loraSettings, { seed: f.seed, baseModel: f.model }) : null;
+  if (peft) console.log(`LoRA r=${loraSettings!.r} on ${peft.layers.size} layers + head ${[...peft.savedModules.keys()].join(', ')}: ${peft.numParameters().toLocaleString('en-US')} trainable parameters`);
   const r = await finetune({
     model: model as SequenceClassifier, tokenizer, train: train as TextExample[], val: val as TextExample[], runDir: f.out,
     epochs: f.epochs, lr: f.lr, batchSize: f.batchSize, maxLength: f.maxLength, stride: f.stride, seed: f.seed, patience: f.patience,
     freeze: f.freezeLayers || f.freezeEmbeddings ? { layers: f.freezeLayers, embeddings: f.freezeEmbeddings } : undefined,
+    trainable: peft ?? undefined,
     onEpoch: (e) => {
       const v = e.val as (ClassificationReport & { exactMatch?: number; f1?: number }) | null;
       const score = !v ? '' : 'exactMatch' in v && v.exactMatch !== undefined ? `, val EM ${(100 * v.exactMatch).toFixed(1)}% F1 ${(100 * v.f1!).toFixed(1)}%` : `, val accuracy ${(100 * v.accuracy).toFixed(1)}% macro-F1 ${(100 * v.macroF1).toFixed(1)}%`;
@@ -134,7 +140,8 @@ async function runFinetune(f: FinetuneFlags): Promise<void> {
   if (r.bestMetric !== null) console.log(`best epoch ${r.bestEpoch} (its weights are kept)`);
   // The per-epoch checkpoint only served the epoch loop; the saved model is the best epoch.
   rmSync(join(f.out, 'checkpoints'), { recursive: true, force: true });
-  saveTaskModelDir(f.out, model, tokenizer);
+  if (peft) saveTaskAdapter(f.out, peft, model, tokenizer);
+  else saveTaskModelDir(f.out, model, tokenizer);
   const results: Record<string, unknown> = { task: name, type, trainExamples: train.length, bestEpoch: r.bestEpoch, history: r.history.map((h) => ({ epoch: h.epoch, trainLoss: h.trainLoss })) };
   if (test.length) {
     const report = evaluate(model, tokenizer, test, f);
@@ -146,14 +153,17 @@ async function runFinetune(f: FinetuneFlags): Promise<void> {
   console.log(`\nmodel saved to ${f.out}`);
 }
 
-function loadTask<T extends TaskModel>(dir: string, kind: new (...a: never[]) => T, what: string): { model: T; tokenizer: Tokenizer } {
-  const model = loadTaskModelDir(dir);
-  if (!(model instanceof kind)) throw new RangeError(`${dir} holds a ${model.architecture}, not a ${what} model`);
-  return { model, tokenizer: loadTokenizer(dir) };
+/** A task model directory, a LoRA task adapter directory, or a base model directory plus `adapter`. */
+function loadTask<T extends TaskModel>(dir: string, kind: new (...a: never[]) => T, what: string, adapter?: string): { model: T; tokenizer: Tokenizer } {
+  const adapterDir = adapter ?? (existsSync(join(dir, 'adapter_config.json')) ? dir : undefined);
+  const model = adapterDir ? loadTaskAdapter(adapterDir, adapter ? dir : undefined) : loadTaskModelDir(dir);
+  if (!(model instanceof kind)) throw new RangeError(`${adapterDir ?? dir} holds a ${model.architecture}, not a ${what} model`);
+  const tokDir = adapterDir && ['tokenizer.json', 'vocab.txt'].some((f) => existsSync(join(adapterDir, f))) ? adapterDir : dir;
+  return { model, tokenizer: loadTokenizer(tokDir) };
 }
 
-function classify(o: { model: string; text?: string[]; json?: boolean }): void {
-  const { model, tokenizer } = loadTask(o.model, SequenceClassifier, 'sequence classification');
+function classify(o: { model: string; adapter?: string; text?: string[]; json?: boolean }): void {
+  const { model, tokenizer } = loadTask(o.model, SequenceClassifier, 'sequence classification', o.adapter);
   const texts = inputTexts(o.text);
   model.eval();
   for (const text of texts) {
@@ -256,6 +266,7 @@ export function registerFinetuneCommands(program: Command): void {
   program.command('classify').description('classify texts with a fine-tuned sequence classifier')
     .requiredOption('--model <dir>', 'fine-tuned model directory').option('--text <texts...>', 'texts (default: one per stdin line)')
     .option('--json', 'one JSON object per text with all class probabilities')
+    .option('--adapter <dir>', 'a LoRA classification adapter (PEFT layout) trained on --model')
     .action(action(classify));
   program.command('tag').description('tag the words of texts with a fine-tuned token classifier')
     .requiredOption('--model <dir>', 'fine-tuned model directory').option('--text <texts...>', 'texts (default: one per stdin line)')

@@ -4,7 +4,7 @@
  * the kernel contract (src/backend/types.ts).
  */
 import { backend } from '../backend/index.ts';
-import { Unary } from '../backend/types.ts';
+import { Unary, type FloatArray } from '../backend/types.ts';
 import { Tensor, record, scratch, formatShape, shapeSize, isAutocastBf16 } from './tensor.ts';
 import { ShapeError, assertShape } from './ops.ts';
 import type { Rng } from './random.ts';
@@ -92,6 +92,15 @@ export function linear(x: Tensor, weight: Tensor, bias: Tensor | null, layout: '
   return matmul(x, weight, { transB: layout === 'out_in' }, bias);
 }
 
+/**
+ * Where a fused backward kernel (one call computes every input's gradient) writes t's gradient: its
+ * grad buffer, or a throwaway step buffer when t does not require grad (a frozen LayerNorm under
+ * LoRA), so frozen tensors never get a grad buffer that would sit in memory and accumulate forever.
+ */
+function gradOrScratch(t: Tensor): FloatArray {
+  return t.requiresGrad ? t.ensureGrad().data : scratch(t.size, t.dtype);
+}
+
 // ---- embedding ---------------------------------------------------------------------------------
 
 /** table[ids] → [...ids.shape, dim]. ids are integer token ids. */
@@ -117,7 +126,7 @@ export function layerNorm(x: Tensor, weight: Tensor, bias: Tensor, eps: number):
   backend().layerNorm(x.data, weight.data, bias.data, out.data, mean, rstd, rows, cols, eps);
   return record(out, [x, weight, bias], () => {
     backend().layerNormBackward(out.grad!.data, x.data, weight.data, mean, rstd,
-      x.ensureGrad().data, weight.ensureGrad().data, bias.ensureGrad().data, rows, cols);
+      gradOrScratch(x), gradOrScratch(weight), gradOrScratch(bias), rows, cols);
   });
 }
 
@@ -181,7 +190,7 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOption
   backend().attention(q.data, k.data, v.data, out.data, lse, b, h, tq, tk, d, scale, causal, mask, bf16);
   return record(out, [q, k, v], () => {
     backend().attentionBackward(q.data, k.data, v.data, out.data, lse, out.grad!.data,
-      q.ensureGrad().data, k.ensureGrad().data, v.ensureGrad().data, b, h, tq, tk, d, scale, causal, mask, bf16);
+      gradOrScratch(q), gradOrScratch(k), gradOrScratch(v), b, h, tq, tk, d, scale, causal, mask, bf16);
   });
 }
 

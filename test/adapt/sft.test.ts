@@ -113,13 +113,13 @@ test('SFT (full and LoRA) lowers held-out response loss and saves the chat templ
   const common = { model: baseDir, data, steps: 30, batchSize: 8, valFraction: 0.2, log: () => {}, progress: false as const };
   const full = await runSft({ ...common, out: join(root, 'sft-full'), lr: 3e-3 });
   assert.equal(full.valExamples, 12);
-  assert.ok(full.after.loss < full.before.loss - 0.5, `before ${full.before.loss}, after ${full.after.loss}`);
+  assert.ok(full.after!.loss < full.before.loss - 0.5, `before ${full.before.loss}, after ${full.after!.loss}`);
   assert.equal(readChatTemplate(join(root, 'sft-full')), DEFAULT_CHAT_TEMPLATE);
   assert.equal(JSON.parse(readFileSync(join(root, 'sft-full', 'tokenizer_config.json'), 'utf8')).chat_template, DEFAULT_CHAT_TEMPLATE);
 
   const lora = await runSft({ ...common, out: join(root, 'sft-lora'), lr: 1e-2, lora: { r: 4, alpha: 8, targets: 'all' }, mergeLora: true });
   assert.equal(lora.trainableParameters, 4 * (32 + 96) + 4 * (32 + 32) + 4 * (32 + 128) + 4 * (128 + 32));
-  assert.ok(lora.after.loss < lora.before.loss - 0.2, `before ${lora.before.loss}, after ${lora.after.loss}`);
+  assert.ok(lora.after!.loss < lora.before.loss - 0.2, `before ${lora.before.loss}, after ${lora.after!.loss}`);
   assert.ok(existsSync(join(root, 'sft-lora', 'adapter_model.safetensors')));
   assert.ok(existsSync(join(root, 'sft-lora', 'merged', 'model.safetensors')));
   // The base model directory is untouched by LoRA training.

@@ -1,0 +1,45 @@
+/** Ctrl-C during `primer finetune --objective sft`: stop after the step, save the adapter, exit 130. */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { loadModelDir } from '../../src/models/load.ts';
+import { loadLoraAdapter } from '../../src/adapt/lora.ts';
+import { readCheckpoint } from '../../src/train/checkpoint.ts';
+import { colorQa, makeTinyModelDir, writeJsonl } from './fixtures.ts';
+
+const bin = join(import.meta.dirname, '..', '..', 'bin', 'primer.js');
+const root = mkdtempSync(join(tmpdir(), 'primer-sft-signal-'));
+test.after(() => rmSync(root, { recursive: true, force: true }));
+
+test('SIGINT during LoRA SFT saves the adapter and a checkpoint, then exits 130', async () => {
+  const base = makeTinyModelDir(root);
+  const data = writeJsonl(join(root, 'qa.jsonl'), colorQa(40, 2));
+  const out = join(root, 'sft');
+  const child = spawn(process.execPath, [bin, 'finetune', '--objective', 'sft', '--model', base, '--data', data, '--out', out,
+    '--steps', '100000', '--lora-r', '2'], { env: { ...process.env, OMP_NUM_THREADS: '1' } });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (d) => (stdout += d));
+  child.stderr.on('data', (d) => (stderr += d));
+  const exited = new Promise<number | null>((res) => child.on('exit', (code) => res(code)));
+  const metrics = join(out, 'metrics.jsonl');
+  const deadline = Date.now() + 60_000;
+  while (!(existsSync(metrics) && readFileSync(metrics, 'utf8').split('\n').length > 3)) {
+    assert.ok(Date.now() < deadline, `training never started: ${stderr}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  child.kill('SIGINT');
+  assert.equal(await exited, 130, stderr);
+  assert.match(stdout, /SIGINT received: saving a checkpoint after this step/);
+  assert.match(stdout, /interrupted at step \d+: saved LoRA adapter to/);
+  assert.doesNotMatch(stdout, /held-out response perplexity: /);
+  const step = readCheckpoint(out).state.step;
+  assert.ok(step >= 3, `checkpoint at step ${step}`);
+  // The saved adapter is complete: it loads onto the base model.
+  const lora = loadLoraAdapter(loadModelDir(base).model, 'gpt2', out);
+  assert.equal(lora.layers.size, 2);
+  assert.ok([...lora.layers.values()].some((l) => l.B.data.some((v) => v !== 0)), 'the adapter holds trained weights');
+});
