@@ -1,14 +1,14 @@
 /** Ctrl-C during `primer finetune --objective sft`: stop after the step, save the adapter, exit 130. */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadModelDir } from '../../src/models/load.ts';
 import { loadLoraAdapter } from '../../src/adapt/lora.ts';
 import { readCheckpoint } from '../../src/train/checkpoint.ts';
 import { colorQa, makeTinyModelDir, writeJsonl } from './fixtures.ts';
+import { runUntilTrainingThenSignal } from '../helpers/interrupt.ts';
 
 const bin = join(import.meta.dirname, '..', '..', 'bin', 'primer.js');
 const root = mkdtempSync(join(tmpdir(), 'primer-sft-signal-'));
@@ -18,21 +18,9 @@ test('SIGINT during LoRA SFT saves the adapter and a checkpoint, then exits 130'
   const base = makeTinyModelDir(root);
   const data = writeJsonl(join(root, 'qa.jsonl'), colorQa(40, 2));
   const out = join(root, 'sft');
-  const child = spawn(process.execPath, [bin, 'finetune', '--objective', 'sft', '--model', base, '--data', data, '--out', out,
-    '--steps', '100000', '--lora-r', '2'], { env: { ...process.env, OMP_NUM_THREADS: '1' } });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (d) => (stdout += d));
-  child.stderr.on('data', (d) => (stderr += d));
-  const exited = new Promise<number | null>((res) => child.on('exit', (code) => res(code)));
-  const metrics = join(out, 'metrics.jsonl');
-  const deadline = Date.now() + 60_000;
-  while (!(existsSync(metrics) && readFileSync(metrics, 'utf8').split('\n').length > 3)) {
-    assert.ok(Date.now() < deadline, `training never started: ${stderr}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  child.kill('SIGINT');
-  assert.equal(await exited, 130, stderr);
+  const { code, stdout, stderr } = await runUntilTrainingThenSignal(bin, ['finetune', '--objective', 'sft', '--model', base, '--data', data, '--out', out,
+    '--steps', '100000', '--lora-r', '2'], out);
+  assert.equal(code, 130, stderr);
   assert.match(stdout, /SIGINT received: saving a checkpoint after this step/);
   assert.match(stdout, /interrupted at step \d+: saved LoRA adapter to/);
   assert.doesNotMatch(stdout, /held-out response perplexity: /);

@@ -5,7 +5,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { copyFileSync, existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
@@ -14,6 +14,7 @@ import { readSafetensors, writeSafetensors } from '../../src/io/safetensors.ts';
 import { verifyModel } from '../../src/train/verify.ts';
 import { readCheckpoint } from '../../src/train/checkpoint.ts';
 import { loadModelDir } from '../../src/models/load.ts';
+import { runUntilTrainingThenSignal } from '../helpers/interrupt.ts';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const bin = join(root, 'bin', 'primer.js');
@@ -90,22 +91,7 @@ test('pretrain a tiny GPT on a small corpus, then generate from the run director
 
 test('SIGINT during pretrain saves a checkpoint that loads and resumes', async () => {
   const out = join(mkdtempSync(join(tmpdir(), 'primer-sigint-')), 'run');
-  const child = spawn(process.execPath, [bin, 'pretrain', '--corpus', smallCorpus(), ...tinyModelFlags, '--steps', '100000', '--checkpoint-every', '0', '--eval-every', '0', '--out', out], {
-    cwd: root, env: { ...process.env, OMP_NUM_THREADS: '1' },
-  });
-  let stdout = '';
-  child.stdout.on('data', (d) => (stdout += d));
-  let stderr = '';
-  child.stderr.on('data', (d) => (stderr += d));
-  const exited = new Promise<number | null>((res) => child.on('exit', (code) => res(code)));
-  const metrics = join(out, 'metrics.jsonl');
-  const deadline = Date.now() + 60_000;
-  while (!(existsSync(metrics) && readFileSync(metrics, 'utf8').split('\n').length > 3)) {
-    assert.ok(Date.now() < deadline, `training never started: ${stderr}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  child.kill('SIGINT');
-  const code = await exited;
+  const { code, stdout, stderr } = await runUntilTrainingThenSignal(bin, ['pretrain', '--corpus', smallCorpus(), ...tinyModelFlags, '--steps', '100000', '--checkpoint-every', '0', '--eval-every', '0', '--out', out], out, { cwd: root });
   assert.equal(code, 130, stderr);
   assert.match(stdout, /SIGINT received: saving a checkpoint/);
   assert.match(stdout, /interrupted: resume with primer pretrain --resume/);
