@@ -6,58 +6,26 @@
 import type { Command } from 'commander';
 import { fillMask, loadBert } from '../infer/fill-mask.ts';
 import { isNextProbability } from '../infer/nsp.ts';
-import { pretrainBert, type BertPretrainOptions } from '../train/bert-pretrain.ts';
+import { pretrainBert } from '../train/bert-pretrain.ts';
 import { TrainingDivergedError } from '../train/trainer.ts';
-import { action, intArg } from './options.ts';
+import { action, commonPretrainOptions, intArg, type CommonPretrainFlags } from './options.ts';
 
 /** Flags of `primer pretrain` that apply to BERT, plus the BERT-only ones. */
-export interface BertPretrainFlags {
+export interface BertPretrainFlags extends CommonPretrainFlags {
   objective: 'mlm' | 'mlm+nsp';
   data?: string;
-  corpus?: string[];
-  jsonlField?: string;
   documents?: 'file' | 'blank-line';
-  tokenizer?: string;
-  vocabSize?: number;
-  preset?: BertPretrainOptions['preset'];
-  layers?: number;
-  dims?: number;
-  heads?: number;
-  blockSize?: number;
   maxSeqLength?: number;
-  batchSize?: number;
-  gradAccum?: number;
-  steps?: number;
-  lr?: number;
-  minLr?: number;
-  warmup?: number;
-  decay?: BertPretrainOptions['decay'];
-  weightDecay?: number;
-  gradClip?: number;
-  dropout?: number;
-  bf16?: boolean;
   maskProb?: number;
   wholeWordMask?: boolean;
-  evalEvery?: number;
-  evalBatches?: number;
-  checkpointEvery?: number;
-  keep?: number;
-  seed?: number;
-  out?: string;
-  resume?: string;
-  maxMinutes?: number;
   workers?: number;
 }
 
 /** Runs BERT pre-training from CLI flags and prints the outcome; exit code 1 on divergence, 130/143 on a signal. */
 export async function runBertPretrain(f: BertPretrainFlags): Promise<void> {
   const result = await pretrainBert({
-    objective: f.objective, data: f.data, corpus: f.corpus, jsonlField: f.jsonlField, documents: f.documents, tokenizer: f.tokenizer,
-    vocabSize: f.vocabSize, preset: f.preset, layers: f.layers, dims: f.dims, heads: f.heads, maxSeqLength: f.maxSeqLength ?? f.blockSize,
-    batchSize: f.batchSize, gradAccum: f.gradAccum, steps: f.steps, lr: f.lr, minLr: f.minLr, warmupSteps: f.warmup, decay: f.decay,
-    weightDecay: f.weightDecay, gradClip: f.gradClip === 0 ? Infinity : f.gradClip, dropout: f.dropout, bf16: f.bf16,
-    maskProbability: f.maskProb, wholeWordMask: f.wholeWordMask, evalEvery: f.evalEvery, evalBatches: f.evalBatches,
-    checkpointEvery: f.checkpointEvery, keepCheckpoints: f.keep, seed: f.seed, out: f.out, resume: f.resume, maxMinutes: f.maxMinutes, workers: f.workers,
+    ...commonPretrainOptions(f), objective: f.objective, data: f.data, documents: f.documents, maxSeqLength: f.maxSeqLength ?? f.blockSize,
+    maskProbability: f.maskProb, wholeWordMask: f.wholeWordMask, workers: f.workers,
   }).catch((e: unknown) => {
     if (e instanceof TrainingDivergedError) {
       console.error(`primer: ${e.message}`);
@@ -65,7 +33,8 @@ export async function runBertPretrain(f: BertPretrainFlags): Promise<void> {
     }
     throw e;
   });
-  console.log(`total time ${result.seconds.total.toFixed(0)}s. Try: primer fill-mask --model ${result.runDir} --text "The capital of France is [MASK]."`);
+  const example = f.corpus?.includes('builtin:zh') ? '床前明月[MASK]' : 'The capital of France is [MASK].';
+  console.log(`total time ${result.seconds.total.toFixed(0)}s. Try: primer fill-mask --model ${result.runDir} --text "${example}"`);
   if (result.training.status === 'interrupted') {
     console.log(`interrupted: resume with primer pretrain --resume ${result.runDir} --objective ${f.objective}`);
     process.exitCode = result.training.signal === 'SIGTERM' ? 143 : 130;

@@ -1,6 +1,9 @@
 /** Argument parsers and error handling shared by the CLI commands. */
 import { InvalidArgumentError } from 'commander';
 import { PrimerError } from '../io/errors.ts';
+import type { PresetName } from '../models/presets.ts';
+import type { RunSettings } from '../train/pretrain.ts';
+import { resolveCorpus } from '../data/builtin.ts';
 
 export function intArg(min = 0) {
   return (value: string): number => {
@@ -42,5 +45,52 @@ export function action<A extends unknown[]>(fn: (...args: A) => Promise<void> | 
       console.error(`primer: error: ${userError ? err.message : err.stack ?? String(err)}`);
       process.exitCode = 1;
     }
+  };
+}
+
+/** The command-line flags that GPT and BERT pre-training share (parsed by `primer pretrain`). */
+export interface CommonPretrainFlags {
+  corpus?: string[];
+  jsonlField?: string;
+  preset?: PresetName;
+  layers?: number;
+  dims?: number;
+  heads?: number;
+  vocabSize?: number;
+  tokenizer?: string;
+  blockSize?: number;
+  batchSize?: number;
+  gradAccum?: number;
+  steps?: number;
+  lr?: number;
+  minLr?: number;
+  warmup?: number;
+  decay?: RunSettings['decay'];
+  weightDecay?: number;
+  gradClip?: number;
+  dropout?: number;
+  bf16?: boolean;
+  evalEvery?: number;
+  evalBatches?: number;
+  checkpointEvery?: number;
+  keep?: number;
+  seed?: number;
+  out?: string;
+  resume?: string;
+  maxMinutes?: number;
+}
+
+/**
+ * The shared flags as library options: renamed where the flag is shorter than the setting
+ * (--warmup → warmupSteps, --keep → keepCheckpoints), `--grad-clip 0` meaning no clipping,
+ * and `builtin:…` corpus names expanded into files.
+ */
+export function commonPretrainOptions(f: CommonPretrainFlags) {
+  return {
+    corpus: f.corpus && resolveCorpus(f.corpus), jsonlField: f.jsonlField, preset: f.preset, layers: f.layers, dims: f.dims, heads: f.heads,
+    vocabSize: f.vocabSize, tokenizer: f.tokenizer, batchSize: f.batchSize, gradAccum: f.gradAccum, steps: f.steps, lr: f.lr, minLr: f.minLr,
+    warmupSteps: f.warmup, decay: f.decay, weightDecay: f.weightDecay, gradClip: f.gradClip === 0 ? Infinity : f.gradClip, dropout: f.dropout,
+    bf16: f.bf16, evalEvery: f.evalEvery, evalBatches: f.evalBatches, checkpointEvery: f.checkpointEvery, keepCheckpoints: f.keep, seed: f.seed,
+    out: f.out, resume: f.resume, maxMinutes: f.maxMinutes,
   };
 }

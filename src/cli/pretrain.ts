@@ -1,50 +1,17 @@
 /** `primer pretrain`: option parsing only; the work is done by pretrain() in src/train/pretrain.ts. */
 import { join } from 'node:path';
 import type { Command } from 'commander';
-import { pretrain, PRETRAIN_DEFAULTS as D, type PretrainOptions } from '../train/pretrain.ts';
+import { pretrain, PRETRAIN_DEFAULTS as D } from '../train/pretrain.ts';
 import { TrainingDivergedError } from '../train/trainer.ts';
 import { PRESET_NAMES } from '../models/presets.ts';
-import { action, choiceArg, floatArg, intArg } from './options.ts';
-import { runBertPretrain } from './bert.ts';
+import { action, choiceArg, commonPretrainOptions, floatArg, intArg } from './options.ts';
+import { runBertPretrain, type BertPretrainFlags } from './bert.ts';
 
-interface PretrainFlags {
+/** The BERT flags plus the GPT-only ones. */
+interface PretrainFlags extends Omit<BertPretrainFlags, 'objective'> {
   objective?: 'clm' | 'mlm' | 'mlm+nsp';
-  data?: string;
-  documents?: 'file' | 'blank-line';
-  maxSeqLength?: number;
-  maskProb?: number;
-  wholeWordMask?: boolean;
-  workers?: number;
-  corpus?: string[];
-  jsonlField?: string;
-  preset?: PretrainOptions['preset'];
-  layers?: number;
-  dims?: number;
-  heads?: number;
-  vocabSize?: number;
-  tokenizer?: string;
-  blockSize?: number;
-  batchSize?: number;
-  gradAccum?: number;
-  steps?: number;
-  lr?: number;
-  minLr?: number;
-  warmup?: number;
-  decay?: PretrainOptions['decay'];
-  weightDecay?: number;
-  gradClip?: number;
-  dropout?: number;
-  bf16?: boolean;
-  evalEvery?: number;
-  evalBatches?: number;
-  checkpointEvery?: number;
-  keep?: number;
-  seed?: number;
-  out?: string;
   name?: string;
-  resume?: string;
   initFrom?: string;
-  maxMinutes?: number;
   samples?: boolean;
   sampleTokens?: number;
 }
@@ -54,7 +21,7 @@ export function registerPretrainCommand(program: Command): void {
     .command('pretrain')
     .description('pre-train a GPT (clm) or a BERT (mlm, mlm+nsp) from scratch; with no options: BPE tokenizer + mini GPT on the built-in corpus, < 10 minutes')
     .option('--objective <name>', 'clm (GPT, default), mlm or mlm+nsp (BERT)', choiceArg(['clm', 'mlm', 'mlm+nsp'] as const))
-    .option('--corpus <paths...>', 'text files or directories (.txt, .md, .jsonl, .gz); default: the built-in corpus')
+    .option('--corpus <paths...>', 'text files or directories (.txt, .md, .jsonl, .gz), or builtin:zh (Chinese poetry, optional packages); default: the built-in English corpus')
     .option('--jsonl-field <name>', `JSONL field holding the text (default "${D.jsonlField}")`)
     .option('--preset <name>', `model size: ${PRESET_NAMES.join(', ')} (default ${D.preset})`, choiceArg(PRESET_NAMES))
     .option('--layers <n>', 'override the preset\'s number of layers', intArg(1))
@@ -98,13 +65,8 @@ export function registerPretrainCommand(program: Command): void {
         return;
       }
       const result = await pretrain({
-        objective: 'clm', corpus: f.corpus, jsonlField: f.jsonlField, preset: f.preset, layers: f.layers, dims: f.dims, heads: f.heads,
-        vocabSize: f.vocabSize, tokenizer: f.tokenizer, blockSize: f.blockSize, batchSize: f.batchSize, gradAccum: f.gradAccum,
-        steps: f.steps, lr: f.lr, minLr: f.minLr, warmupSteps: f.warmup, decay: f.decay, weightDecay: f.weightDecay,
-        gradClip: f.gradClip === 0 ? Infinity : f.gradClip, dropout: f.dropout, bf16: f.bf16, evalEvery: f.evalEvery,
-        evalBatches: f.evalBatches, checkpointEvery: f.checkpointEvery, keepCheckpoints: f.keep, seed: f.seed, initFrom: f.initFrom,
-        out: f.out ?? (f.name ? join('runs', f.name) : undefined), resume: f.resume, maxMinutes: f.maxMinutes,
-        samplePrompts: f.samples === false ? [] : undefined, sampleTokens: f.sampleTokens,
+        ...commonPretrainOptions(f), objective: 'clm', blockSize: f.blockSize, initFrom: f.initFrom,
+        out: f.out ?? (f.name ? join('runs', f.name) : undefined), samplePrompts: f.samples === false ? [] : undefined, sampleTokens: f.sampleTokens,
       }).catch((e: unknown) => {
         if (e instanceof TrainingDivergedError) {
           console.error(`primer: ${e.message}`);

@@ -19,7 +19,7 @@ import { bertPreset, type PresetName } from '../models/presets.ts';
 import { configJson, readModelConfig, writeModelFiles } from '../models/load.ts';
 import { writeJsonAtomic } from '../io/atomic.ts';
 import type { Rng } from '../tensor/random.ts';
-import { builtinCorpusFiles } from '../data/builtin.ts';
+import { resolveCorpus } from '../data/builtin.ts';
 import { readCorpus } from '../data/corpus.ts';
 import { prepareData } from '../data/prepare.ts';
 import { openShards, type ShardSplit } from '../data/shards.ts';
@@ -38,7 +38,7 @@ export interface BertPretrainConfig extends RunSettings {
   objective: 'mlm' | 'mlm+nsp';
   /** A directory written by `primer data prepare`; else `corpus` is prepared into <run>/data. */
   data?: string;
-  /** Corpus paths (empty = the built-in corpus) when no `data` is given. */
+  /** Corpus paths, `builtin` or `builtin:zh` (empty = the English built-in corpus) when no `data` is given. */
   corpus: string[];
   jsonlField: string;
   documents: 'file' | 'blank-line';
@@ -142,7 +142,7 @@ export async function pretrainBert(opts: BertPretrainOptions = {}): Promise<Bert
   if (!config.data) {
     const dataDir = join(runDir, 'data');
     let tokenizer: Tokenizer;
-    const corpus = config.corpus.length ? config.corpus : builtinCorpusFiles();
+    const corpus = resolveCorpus(config.corpus);
     if (existsSync(join(dataDir, 'tokenizer.json'))) tokenizer = loadTokenizer(dataDir);
     else if (config.tokenizer) tokenizer = loadTokenizer(config.tokenizer);
     else {
@@ -185,7 +185,8 @@ export async function pretrainBert(opts: BertPretrainOptions = {}): Promise<Bert
   const metricsPath = join(runDir, 'metrics.jsonl');
   let acc = new MetricsAccumulator();
   const lossFn = (b: BertBatch) => {
-    const outputs = model.forward(bertInputs(b), b.labels, b.nspLabels);
+    // Training needs the loss only: the MLM head runs on the masked positions; evaluation's metrics need every row.
+    const outputs = model.forward(bertInputs(b), b.labels, b.nspLabels, { maskedOnly: model.training });
     if (!model.training && evalData.includes(b)) {
       if (b === evalData[0]) acc = new MetricsAccumulator();
       acc.add(outputs, b);

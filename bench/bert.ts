@@ -1,0 +1,241 @@
+/**
+ * BERT learning parity and throughput (npm run bench:bert): Primer's BERT (models/bert.ts, the shared
+ * trainer, mlm.ts masking) side by side with ../shared/bench/ref_bert.py (PyTorch) on the same
+ * char-level corpus and recipe:
+ *
+ *   model   4 layers, 4 heads, 128 hidden, 512 intermediate, seq 128, batch 16, post-LN, GELU tanh,
+ *           LayerNorm eps 1e-12, init N(0, 0.02), no dropout, MLM head tied to the token embedding
+ *   data    vocab [PAD] [CLS] [SEP] [MASK] + sorted corpus chars; first 90% train, last 10% held out;
+ *           rows [CLS] c_1 .. c_126 [SEP] from uniform random offsets
+ *   masking 15% of the 126 chars, 80/10/10 [MASK]/random char/unchanged, loss on chosen positions only;
+ *           Primer (mlm.ts, google-research/bert's rule) picks exactly round(0.15·126) = 19 positions per row,
+ *           ref_bert.py picks each position independently with p = 0.15 (18.9 on average)
+ *   optim   AdamW lr 2e-3 β=(0.9, 0.99) ε 1e-6, wd 0.01 on ≥2-D weights, warmup 200 then linear to 0, clip 1
+ *   eval    20 fixed held-out batches (seed + 10 000), loss = Σ −log p / #predicted positions
+ *
+ * ref_bert.py only evaluates at the end, so the every-200-steps curve holds Primer's held-out loss and
+ * both training losses; the parity check is the final held-out loss at the same step count.
+ * Options: --steps N (default 2000), --no-torch, --nsp (adds next-sentence prediction, ref_bert.py --nsp 1),
+ * --seed N (default 1337; both draw init, batches and masks from it, each with its own generator),
+ * --no-report (print the results only; leave BENCHMARKS.md and bench/results alone).
+ */
+import { spawnSync } from 'node:child_process';
+import { parseArgs } from 'node:util';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { loadavg, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Bert, type BertConfig } from '../src/models/bert.ts';
+import { maskTokens, type MaskingOptions } from '../src/data/mlm.ts';
+import type { BertBatch } from '../src/data/bert-batches.ts';
+import type { BatchSource } from '../src/data/clm.ts';
+import { Rng } from '../src/tensor/random.ts';
+import { train } from '../src/train/trainer.ts';
+import { bertInputs, evaluateBert } from '../src/train/bert-metrics.ts';
+import { getNumThreads } from '../src/backend/index.ts';
+import { repoRoot, writeResults, writeBenchmarkSection, machineDescription } from './report.ts';
+
+const args = process.argv.slice(2);
+const { values: options } = parseArgs({
+  args, options: { 'steps': { type: 'string' }, 'seed': { type: 'string' }, 'nsp': { type: 'boolean' }, 'no-torch': { type: 'boolean' }, 'no-report': { type: 'boolean' } },
+});
+const steps = Number(options.steps ?? 2000);
+const nsp = options.nsp ?? false;
+const refScript = join(repoRoot, '..', 'shared', 'bench', 'ref_bert.py');
+const corpusPath = join(repoRoot, '..', 'shared', 'bench', 'data', 'shakespeare.txt');
+const python = '/usr/bin/python3';
+const SEED = Number(options.seed ?? 1337);
+const BATCH = 16;
+const SEQ = 128;
+const [PAD, CLS, SEP, MASK] = [0, 1, 2, 3];
+const EVAL_EVERY = 200;
+
+/** Char-level ids exactly as ref_bert.py's load_corpus: 4 specials + sorted code points; 90/10 split. */
+function charData(path: string) {
+  const chars = [...readFileSync(path, 'utf8')];
+  const alphabet = [...new Set(chars)].sort();
+  const index = new Map(alphabet.map((c, i) => [c, i + 4]));
+  const ids = Int32Array.from(chars, (c) => index.get(c)!);
+  const n = Math.floor(0.9 * ids.length);
+  return { vocab: alphabet.length + 4, train: ids.subarray(0, n), val: ids.subarray(n) };
+}
+
+/**
+ * ref_bert.py's MLMBatcher on Primer's masking: rows [CLS] window [SEP] (--nsp: [CLS] A [SEP] B [SEP] with
+ * |A| + |B| = 125, |A| uniform in [16, 109], B the true continuation or a random window with p = ½).
+ */
+class CharBertBatches implements BatchSource<BertBatch> {
+  private rng: Rng;
+  private served = 0;
+  constructor(private readonly data: Int32Array, private readonly masking: MaskingOptions, private readonly seed: number) {
+    this.rng = new Rng(seed);
+  }
+  next(): BertBatch {
+    this.served++;
+    const r = this.rng;
+    const ids = new Int32Array(BATCH * SEQ);
+    const types = new Int32Array(BATCH * SEQ);
+    const nspLabels = nsp ? new Int32Array(BATCH) : undefined;
+    for (let b = 0; b < BATCH; b++) {
+      const row = ids.subarray(b * SEQ, (b + 1) * SEQ);
+      row[0] = CLS;
+      row[SEQ - 1] = SEP;
+      if (!nsp) {
+        const n = SEQ - 2;
+        const s = r.int(this.data.length - n);
+        row.set(this.data.subarray(s, s + n), 1);
+        continue;
+      }
+      const n = SEQ - 3;
+      const la = 16 + r.int(n - 32 + 1);
+      const s = r.int(this.data.length - n);
+      const isNext = r.next() < 0.5;
+      const bStart = isNext ? s + la : r.int(this.data.length - n);
+      row.set(this.data.subarray(s, s + la), 1);
+      row[la + 1] = SEP;
+      row.set(this.data.subarray(bStart, bStart + n - la), la + 2);
+      types.fill(1, b * SEQ + la + 2, (b + 1) * SEQ);
+      nspLabels![b] = isNext ? 0 : 1; // Primer's convention: 0 = B follows A
+    }
+    const m = maskTokens(ids, BATCH, SEQ, r, this.masking);
+    return {
+      inputIds: m.inputIds, labels: m.labels, tokenTypeIds: types, attentionMask: new Uint8Array(BATCH * SEQ).fill(1),
+      nspLabels, batch: BATCH, length: SEQ, tokens: BATCH * SEQ,
+    };
+  }
+  state(): unknown {
+    return { batches: this.served };
+  }
+  loadState(s: unknown): void {
+    this.rng = new Rng(this.seed);
+    this.served = 0;
+    for (let i = 0; i < (s as { batches: number }).batches; i++) this.next();
+  }
+}
+
+interface Curve { step: number; train_loss: number; heldout_mlm_loss?: number; heldout_mlm_acc?: number }
+
+async function primerRun() {
+  const data = charData(corpusPath);
+  const config: BertConfig = {
+    model_type: 'bert', vocab_size: data.vocab, hidden_size: 128, num_hidden_layers: 4, num_attention_heads: 4,
+    intermediate_size: 512, hidden_act: 'gelu_new', hidden_dropout_prob: 0, attention_probs_dropout_prob: 0,
+    max_position_embeddings: SEQ, type_vocab_size: 2, initializer_range: 0.02, layer_norm_eps: 1e-12, pad_token_id: PAD,
+  };
+  const model = new Bert(config, SEED);
+  const special = new Uint8Array(data.vocab);
+  for (const id of [PAD, CLS, SEP, MASK]) special[id] = 1;
+  const masking: MaskingOptions = { maskId: MASK, vocabSize: data.vocab, special, probability: 0.15 };
+  const evalBatches = (() => {
+    const s = new CharBertBatches(data.val, masking, SEED + 10_000);
+    return Array.from({ length: 20 }, () => s.next());
+  })();
+  const lossFn = (b: BertBatch) => model.forward(bertInputs(b), b.labels, b.nspLabels, { maskedOnly: true }).loss!;
+  const runDir = mkdtempSync(join(tmpdir(), 'primer-bench-bert-'));
+  // seed + 1: the model's Rng(seed) drew the initial weights from the same counter-based stream.
+  const source = new CharBertBatches(data.train, masking, SEED + 1);
+  const curve: Curve[] = [];
+  let seconds = 0;
+  let tokens = 0;
+  let step = 0;
+  let resume: string | undefined;
+  const common = {
+    model, lossFn, data: source, runDir, steps, lr: 2e-3, minLr: 0, warmupSteps: 200, decay: 'linear' as const,
+    weightDecay: 0.01, betas: [0.9, 0.99] as [number, number], eps: 1e-6, gradClip: 1, bf16: false,
+    checkpointEvery: 0, keepCheckpoints: 1, progress: false as const, handleSignals: false,
+  };
+  // Split at the evaluation points; resume is exact, so the segments equal one run.
+  while (step < steps) {
+    const stopAt = Math.min(steps, step + EVAL_EVERY);
+    const r = await train({ ...common, stopAtStep: stopAt, resumeFrom: resume });
+    const timed = stopAt - step - 1;
+    seconds += r.tokensPerSecond > 0 ? (timed * BATCH * SEQ) / r.tokensPerSecond : 0;
+    tokens += timed * BATCH * SEQ;
+    step = r.step;
+    resume = r.lastCheckpoint!;
+    const m = evaluateBert(model, evalBatches);
+    curve.push({ step, train_loss: +r.trainLoss.toFixed(4), heldout_mlm_loss: +m.mlmLoss.toFixed(4), heldout_mlm_acc: +m.mlmAccuracy.toFixed(4) });
+    console.log(`  primer @ ${step}: train ${r.trainLoss.toFixed(4)}, held-out MLM ${m.mlmLoss.toFixed(4)} acc ${(100 * m.mlmAccuracy).toFixed(1)}%${m.nspAccuracy !== null ? ` NSP acc ${(100 * m.nspAccuracy).toFixed(1)}%` : ''}`);
+  }
+  const final = evaluateBert(model, evalBatches);
+  rmSync(runDir, { recursive: true, force: true });
+  return {
+    params: model.numParameters(), vocab: data.vocab, tokens_per_sec: Math.round(tokens / seconds), seconds: +seconds.toFixed(1),
+    heldout_mlm_loss: +final.mlmLoss.toFixed(4), heldout_mlm_acc: +final.mlmAccuracy.toFixed(4),
+    heldout_nsp_acc: final.nspAccuracy === null ? undefined : +final.nspAccuracy.toFixed(4), curve,
+  };
+}
+
+function hasTorch(): boolean {
+  if (options['no-torch'] || !existsSync(python) || !existsSync(refScript)) return false;
+  return spawnSync(python, ['-c', 'import torch'], { stdio: 'ignore' }).status === 0;
+}
+
+interface TorchResult {
+  torch: string;
+  tokens_per_sec: number;
+  heldout_mlm_loss: number;
+  heldout_mlm_acc: number;
+  heldout_nsp_acc?: number;
+  train_wall_s: number;
+  [key: string]: unknown;
+}
+
+function torchRun(): TorchResult & { train_curve: Array<[number, number]> } {
+  // fp32 PyTorch is fastest with 1 OpenMP + N OpenBLAS threads here (as in bench/train.ts).
+  const n = getNumThreads();
+  const r = spawnSync(python, [refScript, '--corpus', corpusPath, '--iters', String(steps), '--threads', '1', '--blas_threads', String(n),
+    '--dtype', 'fp32', '--nsp', nsp ? '1' : '0', '--log_every', '50', '--seed', String(SEED)], { encoding: 'utf8', maxBuffer: 1 << 26 });
+  if (r.status !== 0) throw new Error(`ref_bert.py failed: ${r.stderr}`);
+  const lines = r.stdout.trim().split('\n');
+  const res = JSON.parse(lines.at(-1)!) as TorchResult;
+  // Training loss at the curve's steps: "iter k: mlm L ..." is logged after step k+1.
+  const trainAt = new Map<number, number>();
+  for (const l of lines) {
+    const m = /^iter (\d+): mlm ([\d.]+)/.exec(l);
+    if (m) trainAt.set(Number(m[1]) + 1, Number(m[2]));
+  }
+  return { ...res, train_curve: [...trainAt].filter(([s]) => s % EVAL_EVERY === 0 || s === steps) };
+}
+
+const withTorch = hasTorch();
+const loadAtStart = loadavg()[0]!;
+console.log(`bench:bert on ${machineDescription()}, ${getNumThreads()} threads, ${steps} steps${nsp ? ', MLM + NSP' : ''}; PyTorch baseline: ${withTorch ? 'yes' : 'no'}`);
+const primer = await primerRun();
+console.log(`primer: held-out MLM ${primer.heldout_mlm_loss} acc ${primer.heldout_mlm_acc}, ${primer.tokens_per_sec} tok/s`);
+const torch = withTorch ? torchRun() : null;
+if (torch) console.log(`torch:  held-out MLM ${torch.heldout_mlm_loss} acc ${torch.heldout_mlm_acc}, ${torch.tokens_per_sec} tok/s`);
+const loadAtEnd = loadavg()[0]!;
+const gap = torch ? (primer.heldout_mlm_loss - torch.heldout_mlm_loss) / torch.heldout_mlm_loss : null;
+const speedup = torch ? primer.tokens_per_sec / torch.tokens_per_sec : null;
+if (options['no-report']) {
+  console.log(JSON.stringify({ primer, torch: torch && { ...torch, train_curve: undefined }, relative_gap: gap, speedup }));
+  process.exit(0);
+}
+writeResults(nsp ? 'bert-nsp' : 'bert', {
+  date: new Date().toISOString(), machine: machineDescription(), threads: getNumThreads(), load_average: [loadAtStart, loadAtEnd],
+  steps, nsp, batch: BATCH, seq_len: SEQ, primer, torch, relative_gap: gap, speedup,
+});
+
+const fmt = (x: number | undefined) => (x === undefined ? '' : String(x));
+const torchTrain = new Map(torch?.train_curve ?? []);
+const rows = primer.curve.map((c) => `| ${c.step} | ${c.train_loss} | ${fmt(c.heldout_mlm_loss)} | ${c.heldout_mlm_acc !== undefined ? (100 * c.heldout_mlm_acc).toFixed(1) + '%' : ''} | ${fmt(torchTrain.get(c.step))} | ${c.step === steps && torch ? torch.heldout_mlm_loss : ''} | ${c.step === steps && torch ? (100 * torch.heldout_mlm_acc).toFixed(1) + '%' : ''} |`);
+const loaded = loadAtStart > 1.5 || loadAtEnd > 1.5;
+const body = `Load average ${loadAtStart.toFixed(1)} at the start, ${loadAtEnd.toFixed(1)} at the end${loaded ? ' (a machine shared with other jobs: tokens/s are depressed and noisy)' : ''}.
+
+Char-level BERT${nsp ? ' MLM + NSP' : ' MLM'} on Shakespeare (vocab ${primer.vocab}, ${primer.params.toLocaleString('en-US')} Primer parameters incl. the unused pooler/NSP head), 4 layers, 4 heads, 128 hidden, 512 intermediate, seq 128, batch 16, ${steps} steps, fp32, ${getNumThreads()} threads; recipe of ../shared/bench/ref_bert.py (AdamW 2e-3, β=(0.9, 0.99), ε 1e-6, wd 0.01, warmup 200 + linear decay to 0, clip 1, GELU tanh). Held-out = 20 fixed batches of the last 10%. Masking: Primer picks exactly 19 of the 126 characters per row (google-research/bert's rule, src/data/mlm.ts), ref_bert.py each one independently with p = 0.15; Primer's MLM head runs on the masked rows only during training, as ref_bert.py's.
+
+| | held-out MLM loss | held-out MLM accuracy${nsp ? ' | held-out NSP accuracy' : ''} | tokens/s |
+|---|---|---|${nsp ? '---|' : ''}---|
+| Primer | ${primer.heldout_mlm_loss} | ${(100 * primer.heldout_mlm_acc).toFixed(1)}%${nsp ? ` | ${(100 * primer.heldout_nsp_acc!).toFixed(1)}%` : ''} | ${primer.tokens_per_sec.toLocaleString('en-US')} |
+| PyTorch ${torch ? `${torch.torch} (ref_bert.py, 1 OpenMP + ${getNumThreads()} BLAS threads)` : '(not installed)'} | ${torch ? torch.heldout_mlm_loss : 'n/a'} | ${torch ? (100 * torch.heldout_mlm_acc).toFixed(1) + '%' : 'n/a'}${nsp ? ` | ${torch ? (100 * torch.heldout_nsp_acc!).toFixed(1) + '%' : 'n/a'}` : ''} | ${torch ? torch.tokens_per_sec.toLocaleString('en-US') : 'n/a'} |
+
+${torch ? `Relative gap of the held-out MLM loss (Primer − PyTorch) / PyTorch: ${(100 * gap!).toFixed(2)}% (target within ±3%). Primer / PyTorch tokens/s: ${speedup!.toFixed(2)}× (goal ≥ 1.5×).` : ''}
+
+Curve (ref_bert.py evaluates held-out only at the end; its training loss is the logged single-batch loss):
+
+| step | Primer train | Primer held-out MLM | Primer held-out acc | PyTorch train | PyTorch held-out MLM | PyTorch held-out acc |
+|---|---|---|---|---|---|---|
+${rows.join('\n')}
+`;
+writeBenchmarkSection(nsp ? 'BERT pre-training (MLM + NSP)' : 'BERT pre-training', `npm run bench:bert${args.length ? ' -- ' + args.join(' ') : ''}`, body);
+console.log(`wrote bench/results/${nsp ? 'bert-nsp' : 'bert'}.json and the BERT section of BENCHMARKS.md`);
