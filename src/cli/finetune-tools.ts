@@ -122,13 +122,21 @@ interface ExperimentFlags {
   pretrainMinutes?: number;
   pretrainSteps?: number;
   testExamples?: number;
+  scoreSplit?: 'test' | 'val';
+  freezeEmbeddings?: boolean;
+  patience?: number;
+  minSteps?: number;
+  maxEpochs?: number;
+  headEpochs?: number;
+  headLr?: number;
+  domainText?: boolean;
 }
 
 async function experiment(f: ExperimentFlags): Promise<void> {
   const out = resolve(f.out ?? join('runs', `label-efficiency-${f.task}`));
   const r = await labelEfficiency({
-    task: f.task, labels: f.labels, seeds: f.seeds, model: f.model, out, testExamples: f.testExamples,
-    recipe: { epochs: f.epochs, lr: f.lr, batchSize: f.batchSize },
+    task: f.task, labels: f.labels, seeds: f.seeds, model: f.model, out, testExamples: f.testExamples, scoreSplit: f.scoreSplit, domainText: f.domainText,
+    recipe: { epochs: f.epochs, lr: f.lr, batchSize: f.batchSize, freezeEmbeddings: f.freezeEmbeddings, patience: f.patience, minSteps: f.minSteps, maxEpochs: f.maxEpochs, headEpochs: f.headEpochs, headLr: f.headLr },
     pretrain: f.model ? undefined : { maxMinutes: f.pretrainMinutes, steps: f.pretrainSteps, out: join(out, 'pretrain') },
   });
   console.log(`\n${readFileSync(r.files.table, 'utf8')}`);
@@ -177,11 +185,19 @@ export function registerFinetuneToolCommands(program: Command): void {
     .option('--seeds <n>', 'seeds per budget', intArg(1), 3)
     .option('--model <dir>', 'pre-trained model directory (default: pre-train a mini GPT on the built-in corpus first)')
     .option('--out <dir>', 'output directory (default runs/label-efficiency-<task>)')
-    .option('--epochs <n>', 'fine-tuning epochs (small budgets get more, up to 40 steps)', intArg(1))
+    .option('--epochs <n>', 'fine-tuning epochs (small budgets get more, see --min-steps)', intArg(1))
     .option('--lr <x>', 'fine-tuning learning rate (default 3e-4)', floatArg(0))
     .option('--batch-size <n>', 'fine-tuning batch size (default 16)', intArg(1))
-    .option('--pretrain-minutes <m>', 'time limit of the pre-training run (default 8.5)', floatArg(0))
-    .option('--pretrain-steps <n>', 'steps of the pre-training run', intArg(1))
+    .option('--pretrain-minutes <m>', 'also stop the pre-training run after this many minutes', floatArg(0))
+    .option('--pretrain-steps <n>', 'steps of the pre-training run (default 1000)', intArg(1))
+    .option('--domain-text', 'domain-adaptive pre-training: add the task\'s train-split texts (no labels, never val/test) to the pre-training corpus (not with --model)')
     .option('--test-examples <n>', 'score a stratified subset of the test split (default: all)', intArg(1))
+    .option('--score-split <split>', 'test (default), or val: the validation examples not used for early stopping, to compare recipes without the test split', choiceArg(['test', 'val'] as const))
+    .option('--freeze-embeddings', 'freeze the token and position embeddings while fine-tuning (both initialisations)')
+    .option('--patience <n>', 'epochs without a better validation accuracy before stopping (default 4)', intArg(1))
+    .option('--min-steps <n>', 'small budgets get more epochs, up to at least this many optimizer steps (default 40)', intArg(1))
+    .option('--max-epochs <n>', 'upper bound on those epochs (default 30)', intArg(1))
+    .option('--head-epochs <n>', 'LP-FT: first train only the new head on the frozen body for up to N epochs (0 = off)', intArg(0))
+    .option('--head-lr <x>', 'learning rate of that head-only stage (default 10 × --lr)', floatArg(0))
     .action(action(experiment));
 }

@@ -1,12 +1,14 @@
 /**
  * Fine-tuning a sequence or token classifier with the shared trainer (src/train/trainer.ts): AdamW
  * (HF defaults β = (0.9, 0.999), weight decay 0.01 on ≥2-D weights), linear warmup then linear decay
- * to 0, gradient clipping at 1, one trainer call per epoch (stopAtStep/resumeFrom) so that after each
- * epoch the validation metric is computed; training stops when it has not improved for `patience`
- * epochs and the best epoch's weights are restored. Optional freezing of the embeddings and the first
- * N layers (their parameters stop requiring gradients, so AdamW leaves them untouched).
+ * to 0, gradient clipping at 1, one trainer call for all epochs; after each epoch the validation
+ * metric is computed (from the batch source, between two steps); training stops when it has not
+ * improved for `patience` epochs and the best epoch's weights, kept in memory, are restored.
+ * Optional freezing of the embeddings and the first N layers (their parameters stop requiring
+ * gradients, so AdamW leaves them untouched).
  */
 import type { Tokenizer } from '../tokenizers/types.ts';
+import type { Module } from '../nn/module.ts';
 import { noGrad, withScope } from '../tensor/tensor.ts';
 import { train, type TrainResult } from '../train/trainer.ts';
 import type { BatchSource } from '../data/clm.ts';
@@ -41,8 +43,15 @@ class EpochBatches implements BatchSource<Batch> {
   get stepsPerEpoch(): number {
     return Math.ceil(this.items.length / this.batchSize);
   }
+  /**
+   * Called when a batch of the next epoch is asked for, i.e. after the last optimizer step of an
+   * epoch (the trainer fetches a batch only after the previous update): validation happens here, so
+   * one trainer call spans all epochs without a checkpoint per epoch. Throwing ends training.
+   */
+  onEpochEnd: ((epoch: number) => void) | null = null;
   next(): Batch {
     if (this.pos >= this.order.length) {
+      this.onEpochEnd?.(this.epoch + 1);
       this.epoch++;
       this.pos = 0;
       this.order = this.orderOf(this.epoch);
@@ -61,6 +70,9 @@ class EpochBatches implements BatchSource<Batch> {
     this.order = this.orderOf(st.epoch);
   }
 }
+
+/** Ends the single trainer call of finetune() from inside the batch source (early stopping). */
+class EarlyStop extends Error {}
 
 function makeBatch(rows: readonly Encoded[], padId: number): Batch {
   const b = collate(rows, padId);
@@ -259,6 +271,8 @@ export interface FinetuneOptions {
   /** Which validation metric picks the best epoch (default 'accuracy', QA 'f1'). */
   metric?: 'accuracy' | 'macroF1' | 'exactMatch' | 'f1';
   freeze?: FreezeOptions;
+  /** Train (and keep the best epoch of) this module's parameters instead of the model's: e.g. a LoraModel (adapters + head, body frozen). */
+  trainable?: Module;
   onEpoch?: (r: EpochRecord) => void;
 }
 
@@ -273,6 +287,7 @@ export interface FinetuneResult {
   bestEpoch: number;
   bestMetric: number | null;
   stoppedEarly: boolean;
+  /** The trainer's final checkpoint (null when stopped early: nothing is written then). */
   lastCheckpoint: string | null;
 }
 
@@ -290,6 +305,7 @@ export async function finetune(o: FinetuneOptions): Promise<FinetuneResult> {
   const qa = o.model instanceof QuestionAnswering;
   const metric = o.metric ?? (qa ? 'f1' : 'accuracy');
   const model = o.model;
+  const trainable = o.trainable ?? model;
   const lossFn = (b: Batch) => (model instanceof QuestionAnswering ? model.forward(b, b.startPositions, b.endPositions) : model.forward(b, b.labels)).loss!;
   const validate = (): ClassificationReport | QAReport | null => {
     if (!o.val?.length) return null;
@@ -299,30 +315,47 @@ export async function finetune(o: FinetuneOptions): Promise<FinetuneResult> {
   };
   const history: EpochRecord[] = [];
   let best: { epoch: number; value: number; weights: Float32Array[] | null } = { epoch: 0, value: -Infinity, weights: null };
-  let last = null as TrainResult | null;
   let stoppedEarly = false;
-  for (let epoch = 1; epoch <= epochs; epoch++) {
-    last = await train({
-      model, lossFn, data, runDir: o.runDir, steps, stopAtStep: epoch * data.stepsPerEpoch,
-      lr: o.lr ?? 5e-5, minLr: 0, warmupSteps: Math.round((o.warmupRatio ?? 0.1) * steps), decay: 'linear',
-      weightDecay: o.weightDecay ?? 0.01, betas: [0.9, 0.999], eps: 1e-8, gradClip: 1,
-      rngs: { dropout: model.rng }, resumeFrom: last?.lastCheckpoint ?? undefined, keepCheckpoints: 1,
-      run: { task: 'finetune', epochs, seed }, progress: false, handleSignals: false,
-    });
+  let epochLoss = 0;
+  let epochBatches = 0;
+  const countedLossFn = (b: Batch) => {
+    const loss = lossFn(b);
+    epochLoss += loss.item();
+    epochBatches++;
+    return loss;
+  };
+  // The best weights are copied in memory: no checkpoint per epoch (only the trainer's final one).
+  const endEpoch = (epoch: number): void => {
     const val = validate();
-    const rec = { epoch, trainLoss: last.trainLoss, val };
+    const rec = { epoch, trainLoss: epochLoss / Math.max(1, epochBatches), val };
+    epochLoss = 0;
+    epochBatches = 0;
     history.push(rec);
     o.onEpoch?.(rec);
-    if (!val) continue;
+    if (!val) return;
     const value = (val as unknown as Record<string, number>)[metric];
     if (typeof value !== 'number') throw new RangeError(`finetune: metric "${metric}" does not apply to this task`);
     if (value > best.value) {
-      best = { epoch, value, weights: model.parameters().map((p) => Float32Array.from(p.data)) };
+      best = { epoch, value, weights: trainable.parameters().map((p) => Float32Array.from(p.data)) };
     } else if (o.patience !== undefined && epoch - best.epoch >= o.patience) {
       stoppedEarly = true;
-      break;
+      throw new EarlyStop();
     }
+  };
+  data.onEpochEnd = endEpoch;
+  let last = null as TrainResult | null;
+  try {
+    last = await train({
+      model: trainable, lossFn: countedLossFn, data, runDir: o.runDir, steps,
+      lr: o.lr ?? 5e-5, minLr: 0, warmupSteps: Math.round((o.warmupRatio ?? 0.1) * steps), decay: 'linear',
+      weightDecay: o.weightDecay ?? 0.01, betas: [0.9, 0.999], eps: 1e-8, gradClip: 1,
+      rngs: { dropout: model.rng }, keepCheckpoints: 1,
+      run: { task: 'finetune', epochs, seed }, progress: false, handleSignals: false,
+    });
+    endEpoch(epochs);
+  } catch (e) {
+    if (!(e instanceof EarlyStop)) throw e;
   }
-  if (best.weights) model.parameters().forEach((p, i) => p.data.set(best.weights![i]!));
+  if (best.weights) trainable.parameters().forEach((p, i) => p.data.set(best.weights![i]!));
   return { history, bestEpoch: best.weights ? best.epoch : history.length, bestMetric: best.weights ? best.value : null, stoppedEarly, lastCheckpoint: last?.lastCheckpoint ?? null };
 }

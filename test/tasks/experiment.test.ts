@@ -9,7 +9,8 @@ import assert from 'node:assert/strict';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { labelEfficiency } from '../../src/tasks/experiment.ts';
+import { DOMAIN_TEXT_COPIES, evaluationSets, labelEfficiency } from '../../src/tasks/experiment.ts';
+import { loadBuiltinTask, type ClassificationTask } from '../../src/tasks/builtin.ts';
 import { markdownTable, meanStd, svgPlot, type Curve } from '../../src/tasks/experiment-report.ts';
 import { syntheticReviews } from './tiny-lm.ts';
 
@@ -46,11 +47,19 @@ test('label efficiency at toy scale: pre-train, fine-tune both inits per budget 
     if (/scratch +labels +8 seed 0/.test(m)) partial = JSON.parse(readFileSync(join(out, 'results.json'), 'utf8'));
   };
   const r = await labelEfficiency({
-    task: 'sentiment', labels: [16, 8], seeds: 2, out, testExamples: 40, log,
+    task: 'sentiment', labels: [16, 8], seeds: 2, out, testExamples: 40, log, domainText: true,
     pretrain: { corpus: [corpus], preset: 'tiny', layers: 1, dims: 32, heads: 2, vocabSize: 300, blockSize: 32, batchSize: 4, steps: 6, warmupSteps: 1, evalEvery: 0, checkpointEvery: 0 },
-    recipe: { epochs: 1, minSteps: 4, maxEpochs: 2, batchSize: 8, maxLength: 32, valExamples: 20 },
+    recipe: { epochs: 1, minSteps: 4, maxEpochs: 2, batchSize: 8, maxLength: 32, valExamples: 20, headEpochs: 0 },
   });
   assert.ok(existsSync(join(out, 'pretrain', 'model.safetensors')), 'pre-trained by the experiment');
+  // Domain-adaptive pre-training: the train texts, unlabelled, in DOMAIN_TEXT_COPIES orders; no val/test text.
+  const task = loadBuiltinTask('sentiment') as ClassificationTask;
+  const domainLines = (copy: number) => readFileSync(join(out, 'domain-text', `sentiment-train-${copy}.txt`), 'utf8').trimEnd().split('\n');
+  assert.deepEqual([...domainLines(0)].sort(), task.train.map((x) => x.text).sort());
+  assert.notDeepEqual(domainLines(0), domainLines(DOMAIN_TEXT_COPIES - 1));
+  const evalTexts = new Set([...task.val, ...task.test].map((x) => x.text));
+  assert.equal(domainLines(0).filter((t) => evalTexts.has(t)).length, 0);
+  assert.ok(r.domainText && /domain-adaptive/.test(readFileSync(join(out, 'results.md'), 'utf8')));
   assert.ok(r.pretrainSeconds! > 0);
   assert.equal(r.runs.length, 2 * 2 * 2);
   assert.deepEqual([...new Set(r.runs.map((x) => x.labels))], [8, 16], 'budgets in increasing order');
@@ -79,7 +88,43 @@ test('label efficiency at toy scale: pre-train, fine-tune both inits per budget 
   assert.ok(lines.some((l) => /scratch +labels +16 seed 1: test accuracy/.test(l)), lines.join('\n'));
 });
 
+test('scoring on validation: the scored examples are disjoint from early stopping and from test', () => {
+  const task = loadBuiltinTask('sentiment') as ClassificationTask;
+  const onTest = evaluationSets(task, 100, 'test');
+  assert.equal(onTest.scored.length, task.test.length);
+  assert.equal(onTest.earlyStopping.length, 100);
+  const onVal = evaluationSets(task, 100, 'val');
+  assert.equal(onVal.scored.length, task.val.length - 100);
+  const ids = (xs: readonly { id?: string }[]) => new Set(xs.map((x) => x.id));
+  const scored = ids(onVal.scored);
+  assert.equal([...ids(onVal.earlyStopping)].filter((id) => scored.has(id)).length, 0);
+  assert.equal([...ids(task.test)].filter((id) => scored.has(id)).length, 0);
+  assert.deepEqual(onVal.earlyStopping, onTest.earlyStopping, 'the same early-stopping examples either way');
+  const limited = evaluationSets(task, 100, 'val', 50).scored;
+  assert.equal(limited.length, 50);
+  assert.equal(limited.filter((x) => x.label === 'positive').length, 25, 'a stratified subset');
+  assert.throws(() => evaluationSets(task, task.val.length, 'val'), /no validation examples left to score/);
+});
+
+test('a validation-scored run reuses a model directory, trains the head first (LP-FT), freezes embeddings and leaves no fine-tuning checkpoints', async () => {
+  const out = join(root, 'val-exp');
+  const model = join(root, 'exp', 'pretrain');
+  const r = await labelEfficiency({
+    task: 'sentiment', labels: [8], seeds: 1, out, model, testExamples: 30, scoreSplit: 'val', log: () => {},
+    recipe: { epochs: 3, minSteps: 1, maxEpochs: 3, batchSize: 8, maxLength: 32, valExamples: 20, patience: 1, freezeEmbeddings: true, headEpochs: 2, headLr: 1e-2 },
+  });
+  assert.equal(r.pretrainSeconds, null);
+  assert.equal(r.scoreSplit, 'val');
+  assert.equal(r.testExamples, 30);
+  assert.equal(r.runs.length, 2);
+  // 2 head-only epochs (patience 1 stops after the second at the latest), then 1 … 3 full epochs.
+  assert.ok(r.runs.every((x) => x.epochs >= 3 && x.epochs <= 5 && x.bestEpoch >= 1 && x.bestEpoch <= x.epochs), JSON.stringify(r.runs));
+  assert.match(readFileSync(r.files.table, 'utf8'), /held-out validation accuracy/);
+  assert.ok(!existsSync(join(out, 'runs')));
+});
+
 test('experiment rejects token tasks and budgets larger than the train split', async () => {
   await assert.rejects(labelEfficiency({ task: 'pos', labels: [8], seeds: 1, out: join(root, 'x'), model: root }), /needs a text classification task/);
   await assert.rejects(labelEfficiency({ task: 'sentiment', labels: [999999], seeds: 1, out: join(root, 'x'), model: root }), /train split has \d+/);
+  await assert.rejects(labelEfficiency({ task: 'sentiment', labels: [8], seeds: 1, out: join(root, 'x'), model: root, domainText: true }), /cannot be combined with --model/);
 });
