@@ -14,7 +14,7 @@ import { configJson, loadModelDir, readModelConfig, writeModelFiles } from '../m
 import { modelFingerprint } from '../adapt/lora.ts';
 import { writeJsonAtomic } from '../io/atomic.ts';
 import { crossEntropy } from '../tensor/nn-ops.ts';
-import { builtinCorpusFiles } from '../data/builtin.ts';
+import { BUILTIN_CORPORA, resolveCorpus } from '../data/builtin.ts';
 import { readCorpus } from '../data/corpus.ts';
 import { RandomBlocks, evalBatches, tokenizeCorpus, type ClmBatch } from '../data/clm.ts';
 import { loadTokenizerJson, separatorId, trainBpeOnCorpus } from '../data/tokenizer.ts';
@@ -140,7 +140,7 @@ export async function pretrain(opts: PretrainOptions = {}): Promise<PretrainResu
   } else {
     config = { ...PRETRAIN_DEFAULTS, ...pick(given) };
     // Absolute paths, so a resume from another working directory finds the same corpus.
-    config.corpus = config.corpus.map((p) => resolve(p));
+    config.corpus = config.corpus.map((p) => (Object.hasOwn(BUILTIN_CORPORA, p) ? p : resolve(p)));
     if (config.tokenizer) config.tokenizer = resolve(config.tokenizer);
     if (config.initFrom) {
       config.initFrom = resolve(config.initFrom);
@@ -154,8 +154,9 @@ export async function pretrain(opts: PretrainOptions = {}): Promise<PretrainResu
   }
   if (config.objective !== 'clm') throw new Error(`objective "${config.objective}" is not supported by pretrain yet (only "clm")`);
 
-  const corpus = config.corpus.length ? config.corpus : builtinCorpusFiles();
-  const corpusLabel = config.corpus.length ? config.corpus.join(', ') : `built-in corpus (${corpus.length} files)`;
+  const corpus = resolveCorpus(config.corpus);
+  const named = config.corpus.length > 3 ? [...config.corpus.slice(0, 3), `… ${config.corpus.length - 3} more`] : config.corpus;
+  const corpusLabel = config.corpus.length ? `${named.join(', ')} (${corpus.length} files)` : `built-in corpus (${corpus.length} files)`;
   const warn = (m: string) => log(`warning: ${m}`);
   let t = performance.now();
   if (!tokenizer) {
