@@ -12,7 +12,8 @@ import { modelTensors } from '../../src/models/load.ts';
 import { GPT } from '../../src/models/gpt.ts';
 import { createTaskModel } from '../../src/tasks/heads.ts';
 import { trainTokenizer } from '../../src/tokenizers/index.ts';
-import { mutateJson, mutateSafetensors, seededRandom } from './fuzz.ts';
+import { mutateJson, mutateSafetensors } from './fuzz.ts';
+import { seededRandom } from '../helpers/seeded-random.ts';
 import { removeTempDirs, tempDir, writeModel, writeShards } from './helpers.ts';
 
 test.after(removeTempDirs);

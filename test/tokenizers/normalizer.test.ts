@@ -2,18 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { BertNormalizer, isChineseChar, originalRange, identityNormalized } from '../../src/tokenizers/normalizer.ts';
 import { bertPreTokenize, isBertPunctuation } from '../../src/tokenizers/bert-pretokenizer.ts';
-
-/** mulberry32: a tiny seeded PRNG so random cases are reproducible. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { seededRandom as rng } from '../helpers/seeded-random.ts';
 
 /** Pieces that exercise every branch: accents (composed and combining), CJK incl. astral, emoji, controls, lone surrogates. */
 const POOL = [
