@@ -2,7 +2,10 @@
  * Batch sources for BERT pre-training with the shared trainer (BatchSource from clm.ts):
  *
  *   'mlm'      packed blocks: [CLS] + maxSeqLength − 2 contiguous tokens from a random position of the
- *              split (documents joined by [SEP], as RoBERTa's FULL-SENTENCES) + [SEP], no padding
+ *              split (documents joined by [SEP], as RoBERTa's FULL-SENTENCES) + [SEP]; with probability
+ *              shortSeqProb a row is cut to a random length in [3, maxSeqLength] and padded, as
+ *              google-research/bert does, so that short inputs (a fill-mask query) are not out of
+ *              distribution: otherwise every [SEP] followed by nothing would be a document end
  *   'mlm+nsp'  sentence pairs from nsp.ts, documents visited in a random order per epoch, instances
  *              drawn at random from a shuffle buffer; padded to the longest pair of the batch (rounded
  *              up to a multiple of 8), attention mask 0 on padding, NSP label 0 = "B follows A"
@@ -55,6 +58,8 @@ export interface BertBatchOptions {
   seed: number;
   ids: BertSpecialIds;
   masking: MaskingOptions;
+  /** Share of rows made shorter than maxSeqLength (google-research/bert's short_seq_prob; default 0). */
+  shortSeqProb?: number;
 }
 
 abstract class ReplayableSource implements BatchSource<BertBatch> {
@@ -122,22 +127,34 @@ export class MlmBlocks extends ReplayableSource {
     this.rng = new Rng(this.o.seed);
     this.served = 0;
   }
-  /** A block at an explicit position (split-wide token offset), masked with `rng`. */
-  blockAt(rows: number[], rng: Rng): BertBatch {
+  /** Blocks at explicit positions (split-wide token offsets) and lengths (default full), masked with `rng`. */
+  blockAt(rows: number[], rng: Rng, lengths?: number[]): BertBatch {
     const { maxSeqLength: t, ids } = this.o;
     const b = rows.length;
-    const input = new Int32Array(b * t);
+    const input = new Int32Array(b * t).fill(ids.pad);
+    const attentionMask = new Uint8Array(b * t);
+    let tokens = 0;
     rows.forEach((offset, r) => {
       let s = this.cumulative.findIndex((c) => c > offset);
       if (s < 0) s = this.cumulative.length - 1;
-      packedRow(this.split, s, offset - (s > 0 ? this.cumulative[s - 1]! : 0), t, ids, input, r * t);
+      const length = lengths?.[r] ?? t;
+      packedRow(this.split, s, offset - (s > 0 ? this.cumulative[s - 1]! : 0), length, ids, input, r * t);
+      attentionMask.fill(1, r * t, r * t + length);
+      tokens += length;
     });
-    const { inputIds, labels } = maskTokens(input, b, t, rng, this.o.masking);
-    return { inputIds, labels, tokenTypeIds: new Int32Array(b * t), attentionMask: new Uint8Array(b * t).fill(1), batch: b, length: t, tokens: b * t };
+    const { inputIds, labels } = maskTokens(input, b, t, rng, this.o.masking, lengths);
+    return { inputIds, labels, tokenTypeIds: new Int32Array(b * t), attentionMask, batch: b, length: t, tokens };
   }
   protected make(): BertBatch {
-    const rows = Array.from({ length: this.o.batchSize }, () => this.rng.int(this.split.tokenCount));
-    return this.blockAt(rows, this.rng);
+    const t = this.o.maxSeqLength;
+    const short = this.o.shortSeqProb ?? 0;
+    const rows: number[] = [];
+    const lengths: number[] = [];
+    for (let i = 0; i < this.o.batchSize; i++) {
+      rows.push(this.rng.int(this.split.tokenCount));
+      lengths.push(short > 0 && this.rng.next() < short ? 3 + this.rng.int(t - 2) : t);
+    }
+    return this.blockAt(rows, this.rng, short > 0 ? lengths : undefined);
   }
 }
 
@@ -179,7 +196,6 @@ export function collateNsp(instances: readonly NspInstance[], o: BertBatchOption
 }
 
 export interface NspBatchOptions extends BertBatchOptions {
-  shortSeqProb?: number;
   /** Instances held for shuffling (default 10 000). */
   shuffleBuffer?: number;
 }

@@ -123,7 +123,8 @@ function binary(kind: BinaryKind, a: Tensor, b: Tensor): Tensor {
     const sb = broadcastStrides(b.shape, outShape);
     // Temporaries come from the step's pool (scratch), so a training step creates no garbage buffers.
     if (a.requiresGrad) {
-      if (kind === 'add' || kind === 'sub') reduceInto(g, outShape, a.shape, a.ensureGrad().data);
+      if ((kind === 'add' || kind === 'sub') && a.size === n) a.accumulateGrad(out.grad!);
+      else if (kind === 'add' || kind === 'sub') reduceInto(g, outShape, a.shape, a.ensureGrad().data);
       else {
         // d(a·b)/da = b, d(a/b)/da = 1/b — materialise g·(∂out/∂a) then reduce.
         const tmp = scratch(n, out.dtype);
@@ -135,7 +136,8 @@ function binary(kind: BinaryKind, a: Tensor, b: Tensor): Tensor {
       }
     }
     if (b.requiresGrad) {
-      if (kind === 'add') reduceInto(g, outShape, b.shape, b.ensureGrad().data);
+      if (kind === 'add' && b.size === n) b.accumulateGrad(out.grad!);
+      else if (kind === 'add') reduceInto(g, outShape, b.shape, b.ensureGrad().data);
       else {
         const tmp = scratch(n, out.dtype);
         const A = a.data, B = b.data;
@@ -225,7 +227,7 @@ export function reshape(x: Tensor, shape: readonly number[]): Tensor {
     throw new ShapeError('reshape', `cannot reshape ${formatShape(x.shape)} (${x.size} elements) to ${formatShape(shape)}`);
   }
   const out = x.view(full);
-  return record(out, [x], () => backend().axpy(1, out.grad!.data, x.ensureGrad().data, x.size));
+  return record(out, [x], () => x.accumulateGrad(out.grad!));
 }
 
 /** numpy.transpose(x, perm): copies into the permuted layout. */
@@ -316,5 +318,7 @@ export function select0(x: Tensor, i: number): Tensor {
   if (!Number.isInteger(i) || i < 0 || i >= n) throw new ShapeError('select0', `index ${i} out of range for axis 0 of size ${n}`);
   const w = x.size / n;
   const out = new Tensor(x.data.subarray(i * w, (i + 1) * w), x.shape.slice(1));
-  return record(out, [x], () => backend().axpy(1, out.grad!.data, x.ensureGrad().data.subarray(i * w, (i + 1) * w), w));
+  // out's consumers accumulate straight into x's gradient, so the backward has nothing to copy.
+  if (record(out, [x], () => {}).requiresGrad) out.shareGradWith(x, i * w);
+  return out;
 }

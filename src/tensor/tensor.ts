@@ -12,6 +12,7 @@
  */
 import type { FloatArray } from '../backend/types.ts';
 import { allocBuffer, allocZeroed, releaseBuffer, type DType } from './pool.ts';
+import { backend } from '../backend/index.ts';
 
 export type { DType, FloatArray };
 
@@ -136,6 +137,10 @@ export class Tensor {
   private pooled = false;
   /** A view shares its base's buffer and never releases it. */
   private base: Tensor | null = null;
+  /** This gradient's buffer was handed on by accumulateGrad (it must not be handed on twice). */
+  private lent = false;
+  /** For a slice of `parent` (select0): the gradient lives in that slice of the parent's gradient. */
+  private gradSliceOf: { parent: Tensor; offset: number } | null = null;
   name?: string;
 
   constructor(data: FloatArray, shape: readonly number[], requiresGrad = false) {
@@ -209,7 +214,12 @@ export class Tensor {
   /** The gradient buffer, allocated zeroed on first use (pooled for non-leaf tensors inside a scope). */
   ensureGrad(): Tensor {
     if (!this.grad) {
-      if (this.isLeaf || !scopes.length) {
+      if (this.gradSliceOf) {
+        const { parent, offset } = this.gradSliceOf;
+        const g = new Tensor(parent.ensureGrad().data.subarray(offset, offset + this.size), this.shape);
+        g.base = parent.grad;
+        this.grad = g;
+      } else if (this.isLeaf || !scopes.length) {
         const n = this.size;
         this.grad = new Tensor(this.dtype === 'float32' ? new Float32Array(n) : new Float64Array(n), this.shape);
       } else {
@@ -220,6 +230,33 @@ export class Tensor {
       }
     }
     return this.grad;
+  }
+
+  /**
+   * this.grad += from, where `from` is the gradient of an op output with as many elements (reshape,
+   * add). An intermediate tensor with no gradient yet adopts from's buffer instead of zero-filling
+   * one and adding into it, so those backwards copy nothing. Safe because backward() runs each node
+   * once, after all its consumers: the lender never reads its gradient again. A buffer is lent at
+   * most once, so two tensors never accumulate into the same memory. Leaves (parameters) always
+   * get their own buffer: their gradients outlive the step's scope.
+   */
+  accumulateGrad(from: Tensor): void {
+    if (from.size !== this.size) throw new RangeError(`accumulateGrad: ${from.size} gradient values for a tensor of ${this.size}`);
+    if (!this.grad && !this.gradSliceOf && !this.isLeaf && scopes.length > 0 && (from.pooled || from.base) && !from.lent && from.dtype === this.dtype) {
+      from.lent = true;
+      this.grad = from.view(this.shape);
+      return;
+    }
+    backend().axpy(1, from.data, this.ensureGrad().data, this.size);
+  }
+
+  /**
+   * Makes this tensor (elements offset … offset + size of parent's buffer, created by an op that
+   * has not run backward yet) accumulate its gradient straight into that slice of parent's gradient.
+   */
+  shareGradWith(parent: Tensor, offset: number): void {
+    if (this.grad) throw new Error('shareGradWith: the tensor already has a gradient');
+    this.gradSliceOf = { parent, offset };
   }
 
   zeroGrad(): void {

@@ -5,7 +5,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { setBackend } from '../../src/backend/index.ts';
-import { Tensor, setDefaultDtype, noGrad } from '../../src/tensor/tensor.ts';
+import { Tensor, setDefaultDtype, noGrad, withScope } from '../../src/tensor/tensor.ts';
 import * as T from '../../src/tensor/index.ts';
 import { Rng } from '../../src/tensor/random.ts';
 import { randomTensor, relError, numericGrads } from '../helpers/numeric.ts';
@@ -129,6 +129,53 @@ test('gradients accumulate across backward calls and a graph can branch', () => 
   T.sum(T.mul(x, x)).backward();
   const expected2 = x.toArray().map((v, i) => expected[i]! + 2 * v);
   assert.ok(relError(x.grad!.data, expected2) < 1e-12);
+});
+
+test('inside a step scope, reshape/add gradients handed to intermediates (no copy) stay exact', () => {
+  const x = r(2, 6);
+  const w = r(2, 6);
+  x.requiresGrad = true;
+  // f = x² + 3x + (x²)² + x, with x² reached through two paths and x through a reshape and an add,
+  // in both operand orders (which consumer's backward runs first decides which tensor adopts a buffer).
+  const losses = [false, true].map((swap) => () => {
+    const h1 = T.mul(x, x);
+    const h2 = T.scale(x, 3);
+    const s = T.add(h1, h2);
+    const q = T.mul(h1, h1);
+    const f = T.add(swap ? T.add(q, s) : T.add(s, q), T.reshape(T.reshape(x, [3, 4]), [2, 6]));
+    return T.sum(T.mul(f, w));
+  });
+  const expected = x.toArray().map((v, i) => (2 * v + 3 + 4 * v ** 3 + 1) * w.data[i]!);
+  for (const loss of losses) {
+    for (const scoped of [false, true]) {
+      x.grad = null;
+      if (scoped) withScope(() => loss().backward());
+      else loss().backward();
+      // Reuse the released buffers: a parameter's gradient must not live in one of them.
+      withScope(() => T.scale(T.mul(x, x), 3).data.fill(123));
+      assert.ok(relError(x.grad!.data, expected) < 1e-12, `scoped=${scoped}: ${x.grad!.toArray()} vs ${expected}`);
+    }
+  }
+});
+
+test('select0 slices accumulate straight into the parent gradient, next to reshape and add', () => {
+  const x = r(2, 6);
+  const w = r(2, 3);
+  x.requiresGrad = true;
+  // h = x², f = h₀ + h₁ + h₀² (rows of h, each reshaped to [2, 3])
+  const loss = () => {
+    const h = T.mul(x, x);
+    const [h0, h1] = [T.select0(h, 0), T.select0(h, 1)];
+    const f = T.add(T.add(T.reshape(h0, [2, 3]), T.reshape(h1, [2, 3])), T.reshape(T.mul(h0, h0), [2, 3]));
+    return T.sum(T.mul(f, w));
+  };
+  const expected = x.toArray().map((v, i) => (i < 6 ? 1 + 2 * v * v : 1) * w.data[i % 6]! * 2 * v);
+  for (const scoped of [false, true]) {
+    x.grad = null;
+    if (scoped) withScope(() => loss().backward());
+    else loss().backward();
+    assert.ok(relError(x.grad!.data, expected) < 1e-12, `scoped=${scoped}: ${x.grad!.toArray()} vs ${expected}`);
+  }
 });
 
 test('noGrad records nothing', () => {

@@ -59,6 +59,37 @@ test('MLM packed blocks: [CLS] … [SEP], documents joined by [SEP], masked, rep
   assert.equal(evalA.length, 2);
 });
 
+test('MLM packed blocks with shortSeqProb: that share of rows is cut to a random length and padded', () => {
+  const source = new MlmBlocks(data.train, { ...o, shortSeqProb: 0.3 });
+  const seen = new Set<number>();
+  let short = 0;
+  let rows = 0;
+  for (let k = 0; k < 250; k++) {
+    const b = source.next();
+    let tokens = 0;
+    for (let r = 0; r < b.batch; r++, rows++) {
+      const row = (a: ArrayLike<number>) => Array.from(a as Int32Array).slice(r * 32, (r + 1) * 32);
+      const n = row(b.attentionMask).reduce((s, m) => s + m, 0);
+      tokens += n;
+      assert.ok(n >= 3 && n <= 32, `row length ${n}`);
+      assert.deepEqual(row(b.attentionMask), [...new Array(n).fill(1), ...new Array(32 - n).fill(0)]);
+      const input = row(b.inputIds);
+      const labels = row(b.labels);
+      assert.equal(input[0], ids.cls);
+      assert.equal(input[n - 1], ids.sep);
+      assert.ok(input.slice(n).every((t) => t === ids.pad) && labels.slice(n).every((l) => l === IGNORE_INDEX), 'padding, never predicted');
+      if (n < 32) {
+        short++;
+        seen.add(n);
+      }
+    }
+    assert.equal(b.tokens, tokens);
+  }
+  // 1000 rows, P(short) = 0.3 · 29/30 (a drawn length can be the full 32): 290 ± 3σ = 290 ± 43.
+  assert.ok(Math.abs(short - 290) < 43, `${short} short rows of ${rows}`);
+  assert.ok(seen.has(3) && seen.has(31), 'lengths cover [3, 31]');
+});
+
 test('MLM+NSP batches: padded pairs with token types, attention mask, NSP labels, replayable state', () => {
   const source = new NspBatches(data.train, { ...o, shuffleBuffer: 50 });
   let random = 0;

@@ -91,9 +91,9 @@ test('BERT MLM+NSP pre-training through the shared trainer: losses fall, metrics
 
 test('BERT MLM-only pre-training on packed blocks: the MLM loss falls, fill-mask predicts words of the right topic', async () => {
   const runDir = join(dir, 'run-mlm');
-  const r = await pretrainBert({ ...base, objective: 'mlm', steps: 200, evalEvery: 100, out: runDir });
+  const r = await pretrainBert({ ...base, objective: 'mlm', steps: 300, evalEvery: 150, out: runDir });
   const losses = r.history.map((h) => h.mlmLoss);
-  assert.deepEqual(r.history.map((h) => h.step), [0, 100, 200]);
+  assert.deepEqual(r.history.map((h) => h.step), [0, 150, 300]);
   assert.ok(losses[1]! < losses[0]! * 0.8 && losses[2]! < losses[1]!, `MLM loss ${losses.join(' → ')}`);
   assert.equal(r.metrics.nspAccuracy, null);
   assert.equal(r.metrics.mlmLoss, losses[2]);
