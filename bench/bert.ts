@@ -250,11 +250,13 @@ function torchRun(): TorchResult & { train_curve: Array<[number, number]> } {
   if (r.status !== 0) throw new Error(`ref_bert.py failed: ${r.stderr}`);
   const lines = r.stdout.trim().split('\n');
   const res = JSON.parse(lines.at(-1)!) as TorchResult;
-  // Training loss at the curve's steps: "iter k: mlm L ..." is logged after step k+1.
+  // Training loss near the curve's steps: "iter k: mlm L ..." is the loss of batch k + 1 (logged every 50; the last one is k = steps − 1).
   const trainAt = new Map<number, number>();
   for (const l of lines) {
     const m = /^iter (\d+): mlm ([\d.]+)/.exec(l);
-    if (m) trainAt.set(Number(m[1]) + 1, Number(m[2]));
+    if (!m) continue;
+    const k = Number(m[1]);
+    trainAt.set(k + 1 === steps ? steps : k, Number(m[2]));
   }
   return { ...res, train_curve: [...trainAt].filter(([s]) => s % EVAL_EVERY === 0 || s === steps) };
 }
@@ -306,7 +308,7 @@ Rows: **Primer** = Primer's own initialisation (Rng(seed)), batches and masking;
 | Primer | ${primer.heldout_mlm_loss} | ${pct(primer.heldout_mlm_acc)}${nspCell(primer)} | ${primer.tokens_per_sec.toLocaleString('en-US')} |
 ${same ? `| Primer, ref_bert.py's start | ${same.heldout_mlm_loss} | ${pct(same.heldout_mlm_acc)} | |\n` : ''}| PyTorch ${torch ? `${torch.torch} (ref_bert.py, 1 OpenMP + ${getNumThreads()} BLAS threads)` : '(not installed)'} | ${torch ? torch.heldout_mlm_loss : 'n/a'} | ${torch ? pct(torch.heldout_mlm_acc) : 'n/a'}${nspCell(torch)} | ${torch ? torch.tokens_per_sec.toLocaleString('en-US') : 'n/a'} |
 
-${torch ? `Relative gap of the held-out MLM loss (Primer − PyTorch) / PyTorch: ${(100 * gap!).toFixed(2)}% with Primer's own start${sameGap !== null ? `, ${(100 * sameGap).toFixed(2)}% from ref_bert.py's start` : ''} (target within ±3%). Primer / PyTorch tokens/s: ${speedup!.toFixed(2)}× (goal ≥ 1.5×).` : ''}
+${torch ? `Relative gap of the held-out MLM loss (Primer − PyTorch) / PyTorch: ${(100 * gap!).toFixed(2)}% with Primer's own start${sameGap !== null ? `, ${(100 * sameGap).toFixed(3)}% from ref_bert.py's start` : ''} (target within ±3%). Primer / PyTorch tokens/s: ${speedup!.toFixed(2)}× (goal ≥ 1.5×).` : ''}
 
 Curve (ref_bert.py evaluates held-out only at the end; its training loss is the logged single-batch loss):
 
