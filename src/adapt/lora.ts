@@ -120,6 +120,12 @@ export function matchesTarget(path: string, target: string): boolean {
   return pattern.test(path);
 }
 
+/** The modules of base named by modules_to_save, and whether a parameter (or module path + '.') lies inside one. */
+function modulesToSave(base: Module, toSave: readonly string[]) {
+  const saved = base.namedModules().filter(([path]) => toSave.some((t) => matchesTarget(path, t)));
+  return { saved, isSaved: (name: string) => saved.some(([path]) => name.startsWith(`${path}.`)) };
+}
+
 /** SHA-256 over names, shapes and fp32 bytes of every parameter (but `skip`ped ones): identifies a base model's weights. */
 export function modelFingerprint(model: Module, skip: (name: string) => boolean = () => false): string {
   const h = createHash('sha256');
@@ -210,10 +216,9 @@ export class LoraModel extends Module {
     if (!(p >= 0 && p < 1)) throw new RangeError(`LoRA: dropout must be in [0, 1), got ${p}`);
     if (!o.targetModules.length) throw new RangeError('LoRA: no target modules given');
     const toSave = o.modulesToSave ?? [];
-    const saved = base.namedModules().filter(([path]) => toSave.some((t) => matchesTarget(path, t)));
+    const { saved, isSaved } = modulesToSave(base, toSave);
     const missingSaved = toSave.filter((t) => !saved.some(([path]) => matchesTarget(path, t)));
     if (missingSaved.length) throw new LoraError(`LoRA: modules_to_save ${JSON.stringify(missingSaved)} match no module of this ${kind} model`);
-    const isSaved = (name: string) => saved.some(([path]) => name.startsWith(`${path}.`));
     const fingerprint = modelFingerprint(base, isSaved);
     this.rng = new Rng(o.seed ?? 0);
     try {
@@ -312,8 +317,7 @@ export function loadLoraAdapter(base: Module, kind: ModelKind, dir: string, o: {
   const expected = config.primer_base_fingerprint;
   const toSave = config.modules_to_save ?? [];
   if (expected && !o.allowDifferentBase) {
-    const savedPaths = base.namedModules().map(([path]) => path).filter((path) => toSave.some((t) => matchesTarget(path, t)));
-    const actual = modelFingerprint(base, (name) => savedPaths.some((path) => name.startsWith(`${path}.`)));
+    const actual = modelFingerprint(base, modulesToSave(base, toSave).isSaved);
     if (actual !== expected) {
       throw new LoraError(`the LoRA adapter in ${dir} was trained on a different base model`
         + `${config.base_model_name_or_path ? ` (${config.base_model_name_or_path})` : ''}: base weights fingerprint ${actual.slice(0, 12)}… ≠ ${expected.slice(0, 12)}… recorded in adapter_config.json`);

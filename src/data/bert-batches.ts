@@ -154,7 +154,7 @@ export class MlmBlocks extends ReplayableSource {
       rows.push(this.rng.int(this.split.tokenCount));
       lengths.push(short > 0 && this.rng.next() < short ? 3 + this.rng.int(t - 2) : t);
     }
-    return this.blockAt(rows, this.rng, short > 0 ? lengths : undefined);
+    return this.blockAt(rows, this.rng, lengths);
   }
 }
 

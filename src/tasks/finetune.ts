@@ -305,7 +305,8 @@ export async function finetune(o: FinetuneOptions): Promise<FinetuneResult> {
   const qa = o.model instanceof QuestionAnswering;
   const metric = o.metric ?? (qa ? 'f1' : 'accuracy');
   const model = o.model;
-  const trainable = o.trainable ?? model;
+  // Only the parameters that train can change: the best epoch's copy leaves frozen ones (a LoRA base) out.
+  const tuned = (o.trainable ?? model).parameters().filter((p) => p.requiresGrad);
   const lossFn = (b: Batch) => (model instanceof QuestionAnswering ? model.forward(b, b.startPositions, b.endPositions) : model.forward(b, b.labels)).loss!;
   const validate = (): ClassificationReport | QAReport | null => {
     if (!o.val?.length) return null;
@@ -336,7 +337,7 @@ export async function finetune(o: FinetuneOptions): Promise<FinetuneResult> {
     const value = (val as unknown as Record<string, number>)[metric];
     if (typeof value !== 'number') throw new RangeError(`finetune: metric "${metric}" does not apply to this task`);
     if (value > best.value) {
-      best = { epoch, value, weights: trainable.parameters().map((p) => Float32Array.from(p.data)) };
+      best = { epoch, value, weights: tuned.map((p) => Float32Array.from(p.data)) };
     } else if (o.patience !== undefined && epoch - best.epoch >= o.patience) {
       stoppedEarly = true;
       throw new EarlyStop();
@@ -346,7 +347,7 @@ export async function finetune(o: FinetuneOptions): Promise<FinetuneResult> {
   let last = null as TrainResult | null;
   try {
     last = await train({
-      model: trainable, lossFn: countedLossFn, data, runDir: o.runDir, steps,
+      model: o.trainable ?? model, lossFn: countedLossFn, data, runDir: o.runDir, steps,
       lr: o.lr ?? 5e-5, minLr: 0, warmupSteps: Math.round((o.warmupRatio ?? 0.1) * steps), decay: 'linear',
       weightDecay: o.weightDecay ?? 0.01, betas: [0.9, 0.999], eps: 1e-8, gradClip: 1,
       rngs: { dropout: model.rng }, keepCheckpoints: 1,
@@ -356,6 +357,6 @@ export async function finetune(o: FinetuneOptions): Promise<FinetuneResult> {
   } catch (e) {
     if (!(e instanceof EarlyStop)) throw e;
   }
-  if (best.weights) trainable.parameters().forEach((p, i) => p.data.set(best.weights![i]!));
+  if (best.weights) tuned.forEach((p, i) => p.data.set(best.weights![i]!));
   return { history, bestEpoch: best.weights ? best.epoch : history.length, bestMetric: best.weights ? best.value : null, stoppedEarly, lastCheckpoint: last?.lastCheckpoint ?? null };
 }

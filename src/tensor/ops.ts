@@ -122,9 +122,10 @@ function binary(kind: BinaryKind, a: Tensor, b: Tensor): Tensor {
     const sa = broadcastStrides(a.shape, outShape);
     const sb = broadcastStrides(b.shape, outShape);
     // Temporaries come from the step's pool (scratch), so a training step creates no garbage buffers.
+    // Same shape: accumulateGrad may hand out's gradient buffer on instead of copying it.
+    const passOn = (t: Tensor) => (t.size === n ? t.accumulateGrad(out.grad!) : reduceInto(g, outShape, t.shape, t.ensureGrad().data));
     if (a.requiresGrad) {
-      if ((kind === 'add' || kind === 'sub') && a.size === n) a.accumulateGrad(out.grad!);
-      else if (kind === 'add' || kind === 'sub') reduceInto(g, outShape, a.shape, a.ensureGrad().data);
+      if (kind === 'add' || kind === 'sub') passOn(a);
       else {
         // d(a·b)/da = b, d(a/b)/da = 1/b — materialise g·(∂out/∂a) then reduce.
         const tmp = scratch(n, out.dtype);
@@ -136,8 +137,7 @@ function binary(kind: BinaryKind, a: Tensor, b: Tensor): Tensor {
       }
     }
     if (b.requiresGrad) {
-      if (kind === 'add' && b.size === n) b.accumulateGrad(out.grad!);
-      else if (kind === 'add') reduceInto(g, outShape, b.shape, b.ensureGrad().data);
+      if (kind === 'add') passOn(b);
       else {
         const tmp = scratch(n, out.dtype);
         const A = a.data, B = b.data;

@@ -216,9 +216,7 @@ export class Tensor {
     if (!this.grad) {
       if (this.gradSliceOf) {
         const { parent, offset } = this.gradSliceOf;
-        const g = new Tensor(parent.ensureGrad().data.subarray(offset, offset + this.size), this.shape);
-        g.base = parent.grad;
-        this.grad = g;
+        this.grad = new Tensor(parent.ensureGrad().data.subarray(offset, offset + this.size), this.shape);
       } else if (this.isLeaf || !scopes.length) {
         const n = this.size;
         this.grad = new Tensor(this.dtype === 'float32' ? new Float32Array(n) : new Float64Array(n), this.shape);
@@ -242,7 +240,7 @@ export class Tensor {
    */
   accumulateGrad(from: Tensor): void {
     if (from.size !== this.size) throw new RangeError(`accumulateGrad: ${from.size} gradient values for a tensor of ${this.size}`);
-    if (!this.grad && !this.gradSliceOf && !this.isLeaf && scopes.length > 0 && (from.pooled || from.base) && !from.lent && from.dtype === this.dtype) {
+    if (!this.grad && !this.gradSliceOf && !this.isLeaf && scopes.length > 0 && (from.pooled || from.base) && !from.lent) {
       from.lent = true;
       this.grad = from.view(this.shape);
       return;
