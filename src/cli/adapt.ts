@@ -72,16 +72,18 @@ async function chatLoop(o: ChatCliOptions): Promise<void> {
   });
   const tty = process.stdin.isTTY === true;
   const out = process.stdout;
-  out.write(`chatting with ${o.model}${o.adapter ? ` + ${o.adapter}` : ''} — /reset clears the history, /exit quits\n`);
+  // Banner, prompt and notices go to stderr so that piping stdout keeps only the replies.
+  const info = process.stderr;
+  info.write(`chatting with ${o.model}${o.adapter ? ` + ${o.adapter}` : ''} — /reset clears the history, /exit quits\n`);
   const rl = createInterface({ input: process.stdin, terminal: tty });
-  const promptUser = () => tty && out.write('you> ');
+  const promptUser = () => tty && info.write('you> ');
   promptUser();
   for await (const raw of rl) {
     const line = raw.trim();
     if (line === '/exit' || line === '/quit') break;
     if (line === '/reset') {
       session.reset();
-      out.write('(history cleared)\n');
+      info.write('(history cleared)\n');
     } else if (line) {
       out.write('assistant>');
       try {

@@ -157,7 +157,8 @@ export async function pretrain(opts: PretrainOptions = {}): Promise<PretrainResu
   const corpus = resolveCorpus(config.corpus);
   const named = config.corpus.length > 3 ? [...config.corpus.slice(0, 3), `… ${config.corpus.length - 3} more`] : config.corpus;
   const corpusLabel = config.corpus.length ? `${named.join(', ')} (${corpus.length} files)` : `built-in corpus (${corpus.length} files)`;
-  const warn = (m: string) => log(`warning: ${m}`);
+  // The built-in corpus has two Gutenberg files with a few bad bytes (known, harmless): no warnings for it.
+  const warn = config.corpus.length ? (m: string) => log(`warning: ${m}`) : () => {};
   let t = performance.now();
   if (!tokenizer) {
     if (config.tokenizer) {

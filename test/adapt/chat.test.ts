@@ -74,10 +74,11 @@ test('primer chat over piped stdin: streamed answer, /reset, /exit ends cleanly'
   const r = await runCli(['chat', '--model', tuned, '--temperature', '0', '--max-tokens', '16'],
     'What color is the grass?\n/reset\nWhat color is the apple?\n/exit\nnever read\n');
   assert.equal(r.code, 0, r.stderr);
-  assert.equal(r.stderr, '');
+  // Banner and notices on stderr, so that stdout piped elsewhere holds only the conversation.
+  assert.equal(r.stderr, `chatting with ${tuned} — /reset clears the history, /exit quits\n(history cleared)\n`);
   const answers = r.stdout.split('\n').filter((l) => l.startsWith('assistant>'));
   assert.deepEqual(answers, ['assistant> The grass is green.', 'assistant> The apple is red.']);
-  assert.match(r.stdout, /\(history cleared\)\n/);
+  assert.doesNotMatch(r.stdout, /chatting with|history cleared/);
   assert.ok(r.stdout.endsWith('bye\n'));
 });
 
