@@ -14,6 +14,8 @@ export class PrimerError extends Error {
 
 export type SafetensorsErrorCode =
   | 'TRUNCATED' // file shorter than its 8-byte prefix or its declared header
+  | 'CHANGED' // file replaced or modified between reading its header and reading a tensor
+  | 'IO' // a tensor's bytes could not be read (I/O error, or too large for memory)
   | 'HEADER_TOO_LARGE' // declared header length above the 100 MB limit
   | 'BAD_JSON' // header is not UTF-8 or not JSON
   | 'BAD_HEADER' // JSON is not an object of well-formed entries / string→string metadata

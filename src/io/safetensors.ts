@@ -11,8 +11,9 @@
  * tensors exactly tiling the data buffer (no overlaps, holes or trailing bytes).
  */
 import * as fs from 'node:fs';
-import { SafetensorsError, type SafetensorsErrorCode } from './errors.ts';
-import { DTYPES, LITTLE_ENDIAN_HOST, MAX_HEADER_BYTES, quoteName, type SafetensorsDtype } from './safetensors-write.ts';
+import { SafetensorsError } from './errors.ts';
+import { LITTLE_ENDIAN_HOST, quoteName, type SafetensorsDtype } from './safetensors-write.ts';
+import { failFor, headerLengthOf, parseHeader, type SafetensorsTensorInfo } from './safetensors-header.ts';
 
 export { SafetensorsError } from './errors.ts';
 export {
@@ -20,15 +21,7 @@ export {
   MAX_HEADER_BYTES, f32BitsToBf16Bits, f32BitsToF16Bits, serializeSafetensors, writeSafetensors,
 } from './safetensors-write.ts';
 
-export interface SafetensorsTensorInfo {
-  dtype: SafetensorsDtype;
-  shape: number[];
-  /** data_offsets exactly as in the header: relative to the start of the data buffer. */
-  dataOffsets: [number, number];
-  /** Absolute offset of the tensor's bytes in the parsed file (8 + header length + begin). */
-  byteOffset: number;
-  byteLength: number;
-}
+export type { SafetensorsTensorInfo } from './safetensors-header.ts';
 
 export interface SafetensorsTensor {
   dtype: SafetensorsDtype;
@@ -71,10 +64,14 @@ function e4m3ToF32Table(): Float32Array {
 
 type TypedCtor<T> = { new (buffer: ArrayBufferLike, byteOffset: number, length: number): T; BYTES_PER_ELEMENT: number };
 
-/** A typed view of little-endian bytes: zero-copy when aligned, else a copy (typed arrays need alignment). */
+/**
+ * A typed view of little-endian bytes: zero-copy when aligned, else a copy (typed arrays need alignment).
+ * The copy is `new Uint8Array(raw)`, a fresh buffer at offset 0: `raw.slice()` would be another
+ * unaligned view when raw is a Buffer (Buffer#slice does not copy).
+ */
 function typedView<T>(raw: Uint8Array, ctor: TypedCtor<T>): T {
   const size = ctor.BYTES_PER_ELEMENT;
-  const aligned = raw.byteOffset % size === 0 ? raw : raw.slice();
+  const aligned = raw.byteOffset % size === 0 ? raw : new Uint8Array(raw);
   return new ctor(aligned.buffer, aligned.byteOffset, aligned.byteLength / size);
 }
 
@@ -85,9 +82,9 @@ export class SafetensorsFile {
   /** Tensor names ordered by data offset (= header order for files written by this module or by HF). */
   readonly names: readonly string[];
 
-  /** @internal use parseSafetensors */
+  /** @internal use parseSafetensors or readSafetensors; `read(offset, length)` returns bytes of the file. */
   constructor(
-    private readonly bytes: Uint8Array,
+    private readonly read: (offset: number, length: number) => Uint8Array,
     readonly source: string,
     readonly headerLength: number,
     readonly metadata: Record<string, string> | undefined,
@@ -105,10 +102,18 @@ export class SafetensorsFile {
     return { ...e, shape: [...e.shape], dataOffsets: [...e.dataOffsets] };
   }
 
-  /** The tensor's bytes as a view into the parsed buffer (zero-copy: do not mutate unless you own the buffer). */
+  /**
+   * The tensor's bytes: a view into the parsed buffer (parseSafetensors: zero-copy, do not mutate unless
+   * you own the buffer), or a fresh copy read from the file (readSafetensors).
+   */
   getRaw(name: string): Uint8Array {
     const e = this.entry(name);
-    return this.bytes.subarray(e.byteOffset, e.byteOffset + e.byteLength);
+    try {
+      return this.read(e.byteOffset, e.byteLength);
+    } catch (err) {
+      if (err instanceof SafetensorsError) throw err;
+      throw new SafetensorsError('IO', `${this.where(name)}(${e.byteLength} bytes) could not be read: ${(err as Error).message}`, { cause: err });
+    }
   }
 
   /**
@@ -214,27 +219,6 @@ function intView(raw: Uint8Array, dtype: SafetensorsDtype): Int8Array | Uint8Arr
   }
 }
 
-function isPlainObject(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
-
-/** Names an untrusted JSON value's kind without stringifying it (it may be huge or nested too deep to print). */
-function describe(value: unknown): string {
-  if (typeof value === 'string') return quoteName(value);
-  if (typeof value === 'number' || typeof value === 'boolean') return String(value);
-  return value === null ? 'null' : Array.isArray(value) ? 'array' : 'object';
-}
-
-/** A validated shape for a message, elided when absurdly long. */
-function dims(shape: number[]): string {
-  return shape.length > 8 ? `[${shape.slice(0, 8)},… (${shape.length} dims)]` : `[${shape}]`;
-}
-
-/** A record whose keys may include "__proto__" without touching the prototype chain. */
-function defineEntry(target: Record<string, string>, key: string, value: string): void {
-  Object.defineProperty(target, key, { value, enumerable: true, writable: true, configurable: true });
-}
-
 /**
  * Validates the whole header against the data buffer before returning; tensor bytes are then read
  * lazily by the accessors. `source` (a file name) prefixes every error message.
@@ -242,121 +226,61 @@ function defineEntry(target: Record<string, string>, key: string, value: string)
 export function parseSafetensors(bytes: Uint8Array, source = '<buffer>'): SafetensorsFile {
   if (!(bytes instanceof Uint8Array)) throw new TypeError('parseSafetensors: bytes must be a Uint8Array');
   if (!LITTLE_ENDIAN_HOST) throw new Error('parseSafetensors: big-endian hosts are not supported');
-  const fail = (code: SafetensorsErrorCode, message: string) => new SafetensorsError(code, `${source}: ${message}`);
-  if (bytes.byteLength < 8) throw fail('TRUNCATED', `file is ${bytes.byteLength} bytes, shorter than the 8-byte header length`);
-  const declared = new DataView(bytes.buffer, bytes.byteOffset, 8).getBigUint64(0, true);
-  if (declared > BigInt(MAX_HEADER_BYTES)) throw fail('HEADER_TOO_LARGE', `header length ${declared} exceeds ${MAX_HEADER_BYTES} bytes`);
-  const headerLength = Number(declared);
-  if (headerLength > bytes.byteLength - 8) {
-    throw fail('TRUNCATED', `header length ${headerLength} exceeds the ${bytes.byteLength - 8} bytes after the length prefix`);
-  }
-  let text: string;
-  try {
-    text = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true }).decode(bytes.subarray(8, 8 + headerLength));
-  } catch {
-    throw fail('BAD_JSON', 'header is not valid UTF-8');
-  }
-  if (!text.startsWith('{')) throw fail('BAD_JSON', "header does not start with '{'");
-  let root: unknown;
-  try {
-    root = JSON.parse(text);
-  } catch (err) {
-    throw fail('BAD_JSON', `header is not valid JSON (${(err as Error).message})`);
-  }
-  if (!isPlainObject(root)) throw fail('BAD_HEADER', 'header JSON is not an object');
-
-  const dataStart = 8 + headerLength;
-  const dataLength = bytes.byteLength - dataStart;
-  let metadata: Record<string, string> | undefined;
-  const entries: Array<SafetensorsTensorInfo & { name: string }> = [];
-  for (const name of Object.keys(root)) {
-    const value = root[name];
-    const tensor = `tensor ${quoteName(name)}`;
-    if (name === '__metadata__') {
-      if (value === null) continue; // serde reads null as "no metadata"
-      if (!isPlainObject(value)) throw fail('BAD_HEADER', '__metadata__ is not an object');
-      metadata = {};
-      for (const key of Object.keys(value)) {
-        const v = value[key];
-        if (typeof v !== 'string') throw fail('BAD_HEADER', `__metadata__ value for ${quoteName(key)} is not a string`);
-        defineEntry(metadata, key, v);
-      }
-      continue;
-    }
-    if (!isPlainObject(value)) throw fail('BAD_HEADER', `${tensor}: entry is not an object`);
-    for (const key of ['dtype', 'shape', 'data_offsets']) {
-      if (!Object.hasOwn(value, key)) throw fail('BAD_HEADER', `${tensor}: entry has no "${key}"`);
-    }
-    const { dtype, shape, data_offsets: offsets } = value;
-    const dtypeInfo = typeof dtype === 'string' ? DTYPES.get(dtype) : undefined;
-    if (!dtypeInfo) throw fail('BAD_DTYPE', `${tensor}: unknown dtype ${describe(dtype)}`);
-    const isCount = (n: unknown): n is number => Number.isSafeInteger(n) && (n as number) >= 0;
-    if (!Array.isArray(shape) || !shape.every(isCount)) {
-      throw fail('BAD_SHAPE', `${tensor}: shape must be an array of non-negative integers`);
-    }
-    if (!Array.isArray(offsets) || offsets.length !== 2 || !offsets.every(isCount) || offsets[0] > offsets[1]) {
-      throw fail('BAD_OFFSETS', `${tensor}: data_offsets must be [begin, end] integers with 0 <= begin <= end`);
-    }
-    const [begin, end] = offsets as [number, number];
-    // Element count with overflow checks; a zero dim makes the count 0 whatever the others are.
-    let count = 1;
-    if (shape.includes(0)) count = 0;
-    else {
-      for (const d of shape as number[]) {
-        if (count > Number.MAX_SAFE_INTEGER / d) throw fail('BAD_SHAPE', `${tensor}: element count of ${dims(shape)} overflows`);
-        count *= d;
-      }
-    }
-    const byteLength = count * dtypeInfo.size;
-    if (!Number.isSafeInteger(byteLength)) throw fail('BAD_SHAPE', `${tensor}: byte size of ${dims(shape)} overflows`);
-    if (byteLength !== end - begin) {
-      throw fail('SIZE_MISMATCH', `${tensor}: ${dtype} ${dims(shape)} needs ${byteLength} bytes but data_offsets [${begin}, ${end}] span ${end - begin}`);
-    }
-    if (end > dataLength) throw fail('BAD_OFFSETS', `${tensor}: data_offsets [${begin}, ${end}] pass the end of the ${dataLength}-byte data buffer`);
-    entries.push({
-      name,
-      dtype: dtype as SafetensorsDtype,
-      shape: (shape as number[]).map((d) => d + 0), // + 0 turns a parsed -0 into 0
-      dataOffsets: [begin + 0, end + 0],
-      byteOffset: dataStart + begin,
-      byteLength,
-    });
-  }
-
-  // Tensors must tile the data buffer exactly: sorted by offsets, each begins where the previous ended.
-  entries.sort((a, b) => a.dataOffsets[0] - b.dataOffsets[0] || a.dataOffsets[1] - b.dataOffsets[1]);
-  let cursor = 0;
-  let previous = '';
-  for (const e of entries) {
-    const [begin] = e.dataOffsets;
-    const tensor = `tensor ${quoteName(e.name)}`;
-    if (begin < cursor) throw fail('OVERLAP', `${tensor} starts at ${begin}, inside tensor ${quoteName(previous)} which ends at ${cursor}`);
-    if (begin > cursor) throw fail('INCOMPLETE', `${tensor} starts at ${begin}, leaving unowned bytes [${cursor}, ${begin})`);
-    cursor = e.dataOffsets[1];
-    previous = e.name;
-  }
-  if (cursor !== dataLength) throw fail('INCOMPLETE', `tensors end at ${cursor} but the data buffer has ${dataLength} bytes`);
-
-  const byName = new Map<string, SafetensorsTensorInfo>();
-  for (const { name, ...info } of entries) byName.set(name, info);
-  return new SafetensorsFile(bytes, source, headerLength, metadata, byName);
+  const fail = failFor(source);
+  const headerLength = headerLengthOf(bytes, bytes.byteLength, fail);
+  const h = parseHeader(bytes.subarray(8, 8 + headerLength), bytes.byteLength - 8 - headerLength, fail);
+  return new SafetensorsFile((offset, length) => bytes.subarray(offset, offset + length), source, headerLength, h.metadata, h.entries);
 }
 
-/** Reads the whole file (chunked, so files above readFileSync's 2 GiB limit work) and parses it. */
+/** Reads exactly `length` bytes at `position` (in 1 GiB pieces: one read is limited to 2 GiB). */
+function readExactly(fd: number, out: Uint8Array, position: number, fail: () => SafetensorsError): void {
+  let filled = 0;
+  while (filled < out.byteLength) {
+    const n = fs.readSync(fd, out, filled, Math.min(out.byteLength - filled, 1 << 30), position + filled);
+    if (n === 0) throw fail();
+    filled += n;
+  }
+}
+
+/**
+ * Opens a file and reads only its 8-byte prefix and header, which are validated against the file
+ * size before anything else is read: a corrupt or absurd file costs no memory, and files above
+ * 4 GiB (5 GB shards, Llama-family checkpoints) work. Each tensor is then read from its own byte
+ * range when asked for. The file is reopened for each read (no descriptor is held), and a file
+ * replaced or changed since its header was read is refused rather than mixed with the new one.
+ */
 export function readSafetensors(path: string): SafetensorsFile {
+  if (!LITTLE_ENDIAN_HOST) throw new Error('readSafetensors: big-endian hosts are not supported');
+  const fail = failFor(path);
   const fd = fs.openSync(path, 'r');
+  let stat: fs.Stats;
+  let header: ReturnType<typeof parseHeader>;
   try {
-    const size = fs.fstatSync(fd).size;
-    const bytes = Buffer.allocUnsafe(size);
-    let filled = 0;
-    while (filled < size) {
-      const n = fs.readSync(fd, bytes, filled, Math.min(size - filled, 1 << 30), filled);
-      if (n === 0) break; // shrank while reading: parse what we have, validation reports truncation
-      filled += n;
-    }
-    return parseSafetensors(bytes.subarray(0, filled), path);
+    stat = fs.fstatSync(fd);
+    if (!stat.isFile()) throw fail('TRUNCATED', 'is not a regular file');
+    const prefix = new Uint8Array(8);
+    const truncated = () => fail('TRUNCATED', `file is ${stat.size} bytes, shorter than its header says`);
+    if (stat.size >= 8) readExactly(fd, prefix, 0, truncated);
+    const headerLength = headerLengthOf(prefix, stat.size, fail);
+    const json = new Uint8Array(headerLength);
+    readExactly(fd, json, 8, truncated);
+    header = parseHeader(json, stat.size - 8 - headerLength, fail);
   } finally {
     fs.closeSync(fd);
   }
+  const read = (offset: number, length: number): Uint8Array => {
+    const out = new Uint8Array(length); // a fresh buffer at offset 0: aligned for every dtype
+    const again = fs.openSync(path, 'r');
+    try {
+      const now = fs.fstatSync(again);
+      if (now.ino !== stat.ino || now.dev !== stat.dev || now.size !== stat.size || now.mtimeMs !== stat.mtimeMs) {
+        throw fail('CHANGED', `file was changed or replaced after its header was read (${stat.size} → ${now.size} bytes); read it again`);
+      }
+      readExactly(again, out, offset, () => fail('TRUNCATED', `file was truncated while reading bytes [${offset}, ${offset + length})`));
+    } finally {
+      fs.closeSync(again);
+    }
+    return out;
+  };
+  return new SafetensorsFile(read, path, header.headerLength, header.metadata, header.entries);
 }
-
