@@ -40,8 +40,9 @@ export function action<A extends unknown[]>(fn: (...args: A) => Promise<void> | 
       await fn(...args);
     } catch (e) {
       const err = e as Error;
+      // Messages that start with a file path ("/runs/x already holds …") describe bad input too.
       const userError = err instanceof PrimerError || err instanceof RangeError || err.name === 'TokenizerFormatError'
-        || /^(no |the |--|\S+: )/.test(err.message ?? '');
+        || /^(no |the |--|\S+: |(\/|\.{1,2}\/|~\/|[A-Za-z]:[\\/])\S* )/.test(err.message ?? '');
       console.error(`primer: error: ${userError ? err.message : err.stack ?? String(err)}`);
       process.exitCode = 1;
     }

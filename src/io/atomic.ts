@@ -10,6 +10,7 @@ import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { threadId } from 'node:worker_threads';
+import { PrimerError } from './errors.ts';
 
 export type AtomicData = Uint8Array | string | ReadonlyArray<Uint8Array>;
 
@@ -18,6 +19,24 @@ export interface AtomicWriteOptions {
   mode?: number;
   /** Skip the fsyncs (tests, scratch files): still atomic against concurrent readers, not against power loss. */
   durable?: boolean;
+}
+
+/**
+ * A file-system error that names the file: Node's own messages for write/fsync failures (ENOSPC,
+ * EIO, EDQUOT) carry only the syscall, not the path. `code` keeps the errno code ('ENOSPC', …).
+ */
+export class FileWriteError extends PrimerError {
+  constructor(path: string, cause: unknown) {
+    const err = cause as NodeJS.ErrnoException;
+    const full = err.code === 'ENOSPC' || err.code === 'EDQUOT';
+    super(err.code ?? 'IO', `${path}: could not be written (${err.message})${full ? '; free disk space and retry — the previous file, if any, is unchanged' : ''}`, { cause });
+  }
+}
+
+/** Rethrows a Node file-system error as a FileWriteError naming `path`; other errors pass unchanged. */
+export function withPath(path: string, err: unknown): unknown {
+  if (err instanceof PrimerError || !(err instanceof Error) || typeof (err as NodeJS.ErrnoException).code !== 'string') return err;
+  return new FileWriteError(path, err);
 }
 
 function toChunks(data: AtomicData): ReadonlyArray<Uint8Array> {
@@ -70,7 +89,12 @@ export function writeFileAtomic(path: string, data: AtomicData, options: AtomicW
   const previousMode = existingMode(target);
   const mode = previousMode ?? options.mode ?? 0o666;
   // 'wx' fails if the temp name exists, so we can never clobber another writer's temp file.
-  let fd = fs.openSync(temp, 'wx', mode);
+  let fd: number;
+  try {
+    fd = fs.openSync(temp, 'wx', mode);
+  } catch (err) {
+    throw withPath(target, err);
+  }
   try {
     if (previousMode !== undefined) fs.fchmodSync(fd, mode); // open's mode is umask-filtered
     for (const chunk of chunks) {
@@ -88,7 +112,7 @@ export function writeFileAtomic(path: string, data: AtomicData, options: AtomicW
     } catch {
       // already renamed or never created
     }
-    throw err;
+    throw withPath(target, err);
   }
   if (durable) fsyncDirectorySync(dirname(target));
 }
@@ -100,7 +124,9 @@ export async function writeFileAtomicAsync(path: string, data: AtomicData, optio
   const { target, temp } = plan(path);
   const previousMode = existingMode(target);
   const mode = previousMode ?? options.mode ?? 0o666;
-  let handle: fsp.FileHandle | undefined = await fsp.open(temp, 'wx', mode);
+  let handle: fsp.FileHandle | undefined = await fsp.open(temp, 'wx', mode).catch((err) => {
+    throw withPath(target, err);
+  });
   try {
     if (previousMode !== undefined) await handle.chmod(mode);
     for (const chunk of chunks) {
@@ -116,7 +142,7 @@ export async function writeFileAtomicAsync(path: string, data: AtomicData, optio
   } catch (err) {
     await handle?.close().catch(() => {});
     await fsp.unlink(temp).catch(() => {});
-    throw err;
+    throw withPath(target, err);
   }
   if (durable) fsyncDirectorySync(dirname(target));
 }

@@ -97,9 +97,25 @@ function inferModelType(obj: Record<string, unknown>): string | undefined {
   return undefined;
 }
 
+/** The newest `checkpoints/step-N` of a training run directory, if any (the final model is written only at the end). */
+function latestCheckpointOf(dir: string): string | undefined {
+  const root = join(dir, 'checkpoints');
+  if (!existsSync(root) || !statSync(root).isDirectory()) return undefined;
+  const steps = readdirSync(root).filter((n) => /^step-\d+$/.test(n) && existsSync(join(root, n, 'config.json')));
+  steps.sort((a, b) => Number(a.slice(5)) - Number(b.slice(5)));
+  return steps.length ? join(root, steps[steps.length - 1]!) : undefined;
+}
+
 export function readModelConfig(dir: string): ModelConfig {
   const path = join(dir, 'config.json');
-  if (!existsSync(path)) throw new ModelLoadError(`${dir}: no config.json (expected a model directory in Hugging Face layout)`);
+  if (!existsSync(path)) {
+    const latest = latestCheckpointOf(dir);
+    if (latest) {
+      throw new ModelLoadError(`${dir} is a training run with no final model yet (it was stopped or is still running); `
+        + `load its latest checkpoint ${latest}, or finish the run with --resume ${dir}`);
+    }
+    throw new ModelLoadError(`${dir}: no config.json (expected a model directory in Hugging Face layout)`);
+  }
   let raw: unknown;
   try {
     raw = JSON.parse(readFileSync(path, 'utf8'));

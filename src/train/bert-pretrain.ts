@@ -9,7 +9,7 @@
  * function itself while the trainer evaluates (it calls it on each fixed evaluation batch, in order,
  * with the model in eval mode) and appended to metrics.jsonl as {step, mlm_loss, mlm_accuracy, nsp_accuracy}.
  */
-import { appendFileSync, existsSync, mkdirSync, readdirSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { Tokenizer } from '../tokenizers/types.ts';
 import { loadTokenizer } from '../tokenizers/index.ts';
@@ -27,7 +27,7 @@ import { maskingOptionsFor } from '../data/mlm.ts';
 import {
   MlmBlocks, NspBatches, bertSpecialIds, mlmEvalBatches, nspEvalBatches, type BertBatch, type NspBatchOptions,
 } from '../data/bert-batches.ts';
-import { readCheckpoint, runDirOf } from './checkpoint.ts';
+import { readCheckpoint, runDirOf, startFreshRun } from './checkpoint.ts';
 import { train, type TrainResult } from './trainer.ts';
 import type { ProgressReporter } from './progress.ts';
 import type { RunSettings } from './pretrain.ts';
@@ -130,9 +130,7 @@ export async function pretrainBert(opts: BertPretrainOptions = {}): Promise<Bert
     config = { ...BERT_PRETRAIN_DEFAULTS, ...pick(given) };
     const stamp = new Date().toISOString().replace(/[-:]/g, '').replace('T', '-').slice(0, 15);
     runDir = resolve(out ?? join('runs', `bert-${config.preset}-${stamp}`));
-    if (existsSync(join(runDir, 'checkpoints')) && readdirSync(join(runDir, 'checkpoints')).length > 0) {
-      throw new Error(`${runDir} already holds a training run; continue it with --resume ${runDir} or choose another --out`);
-    }
+    startFreshRun(runDir);
   }
   if (config.objective !== 'mlm' && config.objective !== 'mlm+nsp') throw new RangeError(`pretrainBert: objective must be "mlm" or "mlm+nsp", got "${config.objective}"`);
   mkdirSync(runDir, { recursive: true });

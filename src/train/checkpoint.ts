@@ -46,6 +46,10 @@ export type TrainerStateInput = Omit<TrainerState, 'format' | 'version' | 'files
 
 export const CHECKPOINTS_DIR = 'checkpoints';
 const STEP_DIR = /^step-(\d+)$/;
+/** A save in progress (or cut short): `.step-N.<pid>.<hex>.tmp`. */
+const TEMP_DIR = /^\.(step-\d+)\.(\d+)\.[0-9a-f]+\.tmp$/;
+/** The previous copy of a step saved twice, kept only between the two renames of the swap. */
+const OLD_DIR = /^(step-\d+)\.old-[0-9a-f]+$/;
 
 export function checkpointName(step: number): string {
   return `step-${String(step).padStart(7, '0')}`;
@@ -110,6 +114,64 @@ export function saveCheckpoint(o: SaveCheckpointOptions): string {
   return final;
 }
 
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM'; // exists, owned by someone else
+  }
+}
+
+/**
+ * Repairs what saves cut short by a kill (SIGKILL, power loss) leave under `<run>/checkpoints`:
+ * temp directories of processes that are gone are removed (one of a live process is a save in
+ * progress and is left alone), and a same-step swap interrupted between its two renames is undone
+ * (`step-N.old-*` becomes `step-N` again when `step-N` is missing, else it is removed). Complete
+ * checkpoints are never touched. Idempotent; returns what it did.
+ */
+export function recoverCheckpoints(runDir: string): { removed: string[]; restored: string[] } {
+  const root = join(runDir, CHECKPOINTS_DIR);
+  const report = { removed: [] as string[], restored: [] as string[] };
+  if (!existsSync(root)) return report;
+  for (const name of readdirSync(root).sort()) {
+    const path = join(root, name);
+    const temp = TEMP_DIR.exec(name);
+    if (temp) {
+      const pid = Number(temp[2]);
+      if (pid !== process.pid && processAlive(pid)) continue;
+      rmSync(path, { recursive: true, force: true });
+      report.removed.push(path);
+      continue;
+    }
+    const old = OLD_DIR.exec(name);
+    if (old) {
+      const final = join(root, old[1]!);
+      if (existsSync(final)) {
+        rmSync(path, { recursive: true, force: true });
+        report.removed.push(path);
+      } else {
+        renameSync(path, final);
+        report.restored.push(final);
+      }
+    }
+  }
+  return report;
+}
+
+/**
+ * Makes `runDir` ready for a new training run: refused when it holds a complete checkpoint (that run
+ * can be continued with --resume); otherwise the leftovers of an attempt killed before its first
+ * checkpoint (partial saves, metrics of steps never checkpointed) are removed, so the same --out works again.
+ */
+export function startFreshRun(runDir: string): void {
+  recoverCheckpoints(runDir);
+  if (listCheckpoints(runDir).length > 0) {
+    throw new PrimerError('RUN_EXISTS', `${runDir} already holds a training run; continue it with --resume ${runDir} or choose another --out`);
+  }
+  rmSync(join(runDir, 'metrics.jsonl'), { force: true });
+}
+
 /** Checkpoint directories under a run, oldest first. */
 export function listCheckpoints(runDir: string): string[] {
   const root = join(runDir, CHECKPOINTS_DIR);
@@ -131,7 +193,15 @@ export function resolveCheckpointDir(path: string): string {
   if (!existsSync(path)) throw new CheckpointError(`no checkpoint at ${path}: the path does not exist`);
   if (existsSync(join(path, 'trainer_state.json'))) return path;
   const all = listCheckpoints(path);
-  if (all.length === 0) throw new CheckpointError(`no checkpoint in ${path}: expected trainer_state.json or a ${CHECKPOINTS_DIR}/step-N directory`);
+  if (all.length === 0) {
+    const root = join(path, CHECKPOINTS_DIR);
+    const partial = existsSync(root) && readdirSync(root).some((n) => TEMP_DIR.test(n) || OLD_DIR.test(n));
+    if (partial || existsSync(join(path, 'metrics.jsonl'))) {
+      throw new CheckpointError(`no complete checkpoint in ${path}: the run was stopped before its first checkpoint was saved, so there is nothing to resume; `
+        + `start it again with --out ${path} (the partial files are cleaned up)`);
+    }
+    throw new CheckpointError(`no checkpoint in ${path}: expected trainer_state.json or a ${CHECKPOINTS_DIR}/step-N directory`);
+  }
   return all[all.length - 1]!;
 }
 

@@ -5,7 +5,7 @@
  *   → final model saved in HF layout in the run directory → sample continuations.
  * Resuming takes everything (tokenizer, model config, hyper-parameters) from the checkpoint.
  */
-import { existsSync, mkdirSync, readdirSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { Tokenizer } from '../tokenizers/types.ts';
 import { GPT, type GPTConfig } from '../models/gpt.ts';
@@ -19,7 +19,7 @@ import { readCorpus } from '../data/corpus.ts';
 import { RandomBlocks, evalBatches, tokenizeCorpus, type ClmBatch } from '../data/clm.ts';
 import { loadTokenizerJson, separatorId, trainBpeOnCorpus } from '../data/tokenizer.ts';
 import { generateText } from '../infer/generate.ts';
-import { readCheckpoint, runDirOf } from './checkpoint.ts';
+import { readCheckpoint, recoverCheckpoints, runDirOf, startFreshRun } from './checkpoint.ts';
 import { train, type TrainResult } from './trainer.ts';
 import type { ProgressReporter } from './progress.ts';
 
@@ -129,6 +129,7 @@ export async function pretrain(opts: PretrainOptions = {}): Promise<PretrainResu
   let modelConfig: GPTConfig | null = null;
   let checkpoint: ReturnType<typeof readCheckpoint> | undefined;
   if (resume) {
+    if (!existsSync(join(resume, 'trainer_state.json'))) recoverCheckpoints(resume); // a run directory: undo a swap cut short by a kill
     checkpoint = readCheckpoint(resume); // validates everything before any write
     runDir = runDirOf(checkpoint.dir);
     config = { ...PRETRAIN_DEFAULTS, ...(checkpoint.state.run as Partial<PretrainConfig>), ...pick({ steps: given.steps }) };
@@ -148,9 +149,7 @@ export async function pretrain(opts: PretrainOptions = {}): Promise<PretrainResu
       config.tokenizer = config.initFrom;
     }
     runDir = resolve(out ?? defaultRunDir(config.preset));
-    if (existsSync(join(runDir, 'checkpoints')) && readdirSync(join(runDir, 'checkpoints')).length > 0) {
-      throw new Error(`${runDir} already holds a training run; continue it with --resume ${runDir} or choose another --out`);
-    }
+    startFreshRun(runDir); // refuses a resumable run; clears what a run killed before its first checkpoint left
   }
   if (config.objective !== 'clm') throw new Error(`objective "${config.objective}" is not supported by pretrain yet (only "clm")`);
 

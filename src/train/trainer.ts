@@ -14,7 +14,7 @@
  * logging) consumes randomness, so stopping at step s and resuming reproduces the uninterrupted run
  * bit for bit.
  */
-import { appendFileSync, mkdirSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Module } from '../nn/module.ts';
 import type { Tensor } from '../tensor/tensor.ts';
@@ -23,8 +23,9 @@ import { scale } from '../tensor/ops.ts';
 import { AdamW, clipGradNorm, learningRate, type ParamGroup, type ScheduleOptions } from '../tensor/optim.ts';
 import type { Rng } from '../tensor/random.ts';
 import { PrimerError } from '../io/errors.ts';
+import { withPath, writeFileAtomic } from '../io/atomic.ts';
 import type { BatchSource } from '../data/clm.ts';
-import { readCheckpoint, restoreCheckpoint, saveCheckpoint, type Checkpoint } from './checkpoint.ts';
+import { readCheckpoint, recoverCheckpoints, restoreCheckpoint, saveCheckpoint, type Checkpoint } from './checkpoint.ts';
 import { createProgress, type ProgressReporter } from './progress.ts';
 
 export class TrainingDivergedError extends PrimerError {
@@ -119,6 +120,27 @@ export function evaluateLoss<B>(model: Module, lossFn: (b: B) => Tensor, batches
   }
 }
 
+/**
+ * On resume from step s, metrics.jsonl keeps only the records of steps ≤ s: the steps after the
+ * checkpoint are trained again and would otherwise be logged twice. A line torn by a kill is dropped too.
+ */
+function trimMetrics(path: string, step: number): void {
+  if (!existsSync(path)) return;
+  const lines = readFileSync(path, 'utf8').split('\n').filter((line) => {
+    try {
+      const rec = JSON.parse(line) as { step?: unknown };
+      return typeof rec === 'object' && rec !== null && (typeof rec.step !== 'number' || rec.step <= step);
+    } catch {
+      return false;
+    }
+  });
+  try {
+    writeFileAtomic(path, lines.map((l) => l + '\n').join(''), { durable: false });
+  } catch (e) {
+    throw withPath(path, e);
+  }
+}
+
 function batchTokensDefault(b: unknown): number {
   const t = (b as { tokens?: unknown })?.tokens;
   return typeof t === 'number' ? t : 0;
@@ -139,8 +161,15 @@ export async function train<B>(o: TrainerOptions<B>): Promise<TrainResult> {
   const tokensOf = o.batchTokens ?? batchTokensDefault;
   const clip = o.gradClip ?? 1;
   mkdirSync(o.runDir, { recursive: true });
+  recoverCheckpoints(o.runDir); // partial saves of a killed process
   const metricsPath = join(o.runDir, 'metrics.jsonl');
-  const writeMetrics = (rec: Record<string, unknown>) => appendFileSync(metricsPath, JSON.stringify(rec) + '\n');
+  const writeMetrics = (rec: Record<string, unknown>) => {
+    try {
+      appendFileSync(metricsPath, JSON.stringify(rec) + '\n');
+    } catch (e) {
+      throw withPath(metricsPath, e);
+    }
+  };
 
   let step = 0;
   let tokensSeen = 0;
@@ -157,6 +186,7 @@ export async function train<B>(o: TrainerOptions<B>): Promise<TrainResult> {
       r.counter = ck.state.rngs[k]!.counter;
     }
     step = ck.state.step;
+    trimMetrics(metricsPath, step);
     tokensSeen = ck.state.tokensSeen;
     bestValLoss = ck.state.bestValLoss;
     lastCheckpoint = ck.dir;
