@@ -9,6 +9,7 @@
  */
 import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, statSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
+import { totalmem } from 'node:os';
 import { randomBytes } from 'node:crypto';
 import { z } from 'zod';
 import { GPT, type GPTConfig } from './gpt.ts';
@@ -125,7 +126,45 @@ export function readModelConfig(dir: string): ModelConfig {
   return parseModelConfig(raw, path);
 }
 
-export function createModel(config: ModelConfig, seed = 0): LoadedModel {
+/** Exact parameter count of the model a config describes (tied output embeddings counted once). */
+export function parameterCount(c: ModelConfig): number {
+  if (c.model_type === 'gpt2') {
+    const d = c.n_embd;
+    const inner = c.n_inner ?? 4 * d;
+    // per block: ln_1, ln_2 (2d each), c_attn (3d² + 3d), c_proj (d² + d), c_fc (d·inner + inner), mlp c_proj (inner·d + d)
+    const block = 4 * d + 3 * d * d + 3 * d + d * d + d + 2 * d * inner + inner + d;
+    return (c.vocab_size + c.n_positions) * d + c.n_layer * block + 2 * d;
+  }
+  const h = c.hidden_size;
+  const i = c.intermediate_size;
+  // per layer: q, k, v, attention output (h² + h each), 2 LayerNorms, intermediate and output dense
+  const layer = 4 * (h * h + h) + 4 * h + 2 * h * i + i + h;
+  const embeddings = (c.vocab_size + c.max_position_embeddings + (c.type_vocab_size ?? 2)) * h + 2 * h;
+  const heads = (h * h + h) /* pooler */ + (h * h + h + 2 * h) /* MLM transform */ + c.vocab_size /* MLM bias */ + (2 * h + 2) /* NSP */;
+  return embeddings + c.num_hidden_layers * layer + heads;
+}
+
+/** The config fields that set the size of a model, for messages. */
+function sizeFields(c: ModelConfig): string {
+  const f = c.model_type === 'gpt2'
+    ? { vocab_size: c.vocab_size, n_positions: c.n_positions, n_embd: c.n_embd, n_layer: c.n_layer, n_inner: c.n_inner ?? null }
+    : { vocab_size: c.vocab_size, max_position_embeddings: c.max_position_embeddings, hidden_size: c.hidden_size, num_hidden_layers: c.num_hidden_layers, intermediate_size: c.intermediate_size };
+  return Object.entries(f).filter(([, v]) => v !== null).map(([k, v]) => `${k} ${v}`).join(', ');
+}
+
+/**
+ * Builds a fresh model. A config whose fp32 weights alone would not fit in this machine's memory
+ * (or in one typed array) is refused before anything is allocated, naming its size fields.
+ */
+export function createModel(config: ModelConfig, seed = 0, where = 'config'): LoadedModel {
+  const n = parameterCount(config);
+  const largest = config.model_type === 'gpt2'
+    ? Math.max(config.vocab_size, config.n_positions, 4 * config.n_embd, config.n_inner ?? 0) * config.n_embd
+    : Math.max(config.vocab_size, config.max_position_embeddings, config.intermediate_size, config.hidden_size) * config.hidden_size;
+  if (!(4 * n <= totalmem()) || !(largest < 2 ** 31)) {
+    throw new ModelLoadError(`${where} describes a model of ${n.toExponential(2)} parameters (${(4 * n / 2 ** 30).toFixed(1)} GiB in fp32), `
+      + `more than this machine's ${(totalmem() / 2 ** 30).toFixed(1)} GiB of memory${largest < 2 ** 31 ? '' : ' and larger than one tensor can be'}: check ${sizeFields(config)}`);
+  }
   return config.model_type === 'gpt2'
     ? { kind: 'gpt2', model: new GPT(config, seed), config }
     : { kind: 'bert', model: new Bert(config, seed), config };
@@ -214,8 +253,16 @@ export function loadWeights(kind: 'gpt2' | 'bert', model: Module, file: Safetens
   }
 }
 
-/** Reads config.json and model.safetensors from a directory (HF layout) and builds the model. */
-export function loadModelDir(dir: string): LoadedModel {
+/** Names of parameters holding NaN or ±Infinity (a diverged or damaged checkpoint still loads, but should say so). */
+export function nonFiniteParameters(model: Module): string[] {
+  return model.namedParameters().filter(([, p]) => !p.data.every(Number.isFinite)).map(([n]) => n);
+}
+
+/**
+ * Reads config.json and model.safetensors from a directory (HF layout) and builds the model.
+ * `warn` (default: console.warn) hears about weights that are not finite.
+ */
+export function loadModelDir(dir: string, options: { warn?: (message: string) => void } = {}): LoadedModel {
   const config = readModelConfig(dir);
   const weightsPath = join(dir, 'model.safetensors');
   if (!existsSync(weightsPath)) throw new ModelLoadError(`${dir}: no model.safetensors`);
@@ -225,9 +272,59 @@ export function loadModelDir(dir: string): LoadedModel {
   } catch (e) {
     throw new ModelLoadError(`${weightsPath}: ${(e as Error).message}`, { cause: e });
   }
-  const loaded = createModel(config);
+  checkConfigAgainstWeights(config, file, join(dir, 'config.json'));
+  const loaded = createModel(config, 0, join(dir, 'config.json'));
   loadWeights(loaded.kind, loaded.model, file);
+  const bad = nonFiniteParameters(loaded.model);
+  if (bad.length) {
+    const warn = options.warn ?? ((m: string) => console.warn(`warning: ${m}`));
+    warn(`${weightsPath}: ${bad.length} tensor(s) hold NaN or infinite values (${bad.slice(0, 3).join(', ')}${bad.length > 3 ? ', …' : ''}); outputs will be NaN — was training diverging when this was saved?`);
+  }
   return loaded;
+}
+
+/**
+ * Compares the config's size fields with the tensor shapes in the weights file's header before the
+ * model is built: a wrong or absurd config (n_layer 1000000, n_embd 10^9) is refused by name
+ * instead of allocating gigabytes or failing deep inside a typed-array constructor.
+ */
+export function checkConfigAgainstWeights(config: ModelConfig, file: SafetensorsFile, configPath: string): void {
+  const kind = config.model_type;
+  const shapes = new Map<string, number[]>();
+  let layers = 0;
+  const layerPattern = kind === 'gpt2' ? /^transformer\.h\.(\d+)\./ : /^bert\.encoder\.layer\.(\d+)\./;
+  for (const name of file.names) {
+    const target = canonicalTensorName(kind, name);
+    if (target === null) continue;
+    shapes.set(target, file.info(name).shape);
+    const m = layerPattern.exec(target);
+    if (m) layers = Math.max(layers, Number(m[1]) + 1);
+  }
+  const c = config as unknown as Record<string, number>;
+  const expect: Array<[string, string[]]> = kind === 'gpt2'
+    ? [['transformer.wte.weight', ['vocab_size', 'n_embd']], ['transformer.wpe.weight', ['n_positions', 'n_embd']],
+      ['transformer.h.0.mlp.c_fc.weight', ['n_embd', 'n_inner']]]
+    : [['bert.embeddings.word_embeddings.weight', ['vocab_size', 'hidden_size']],
+      ['bert.embeddings.position_embeddings.weight', ['max_position_embeddings', 'hidden_size']],
+      ['bert.embeddings.token_type_embeddings.weight', ['type_vocab_size', 'hidden_size']],
+      ['bert.encoder.layer.0.intermediate.dense.weight', ['intermediate_size', 'hidden_size']]];
+  const value = (field: string): number => field === 'n_inner' ? (config.model_type === 'gpt2' ? config.n_inner ?? 4 * config.n_embd : NaN)
+    : field === 'type_vocab_size' ? c[field] ?? 2 : c[field]!;
+  for (const [tensor, fields] of expect) {
+    const shape = shapes.get(tensor);
+    if (!shape) continue; // a missing tensor is reported by name when the weights are loaded
+    for (const [i, field] of fields.entries()) {
+      if (shape[i] !== value(field)) {
+        throw new ModelLoadError(`${configPath}: field "${field}" is ${value(field)} but ${file.source} has ${tensor} of shape [${shape}] `
+          + `(expected [${fields.join(', ')}]); the config does not describe these weights`);
+      }
+    }
+  }
+  const wanted = kind === 'gpt2' ? config.n_layer : config.num_hidden_layers;
+  if (wanted !== layers) {
+    throw new ModelLoadError(`${configPath}: field "${kind === 'gpt2' ? 'n_layer' : 'num_hidden_layers'}" is ${wanted} but ${file.source} holds ${layers} layers; `
+      + 'the config does not describe these weights');
+  }
 }
 
 /** HF config.json content: our config plus the keys transformers expects to find. */
