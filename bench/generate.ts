@@ -2,7 +2,7 @@
  * `npm run bench:generate`: greedy decoding speed with the KV cache (src/infer/decode.ts) for the
  * `mini` and `small` presets (random weights, vocabulary 8192), one stream and a batch of 8 streams,
  * next to PyTorch (bench/generate_torch.py: the same dims, its own KV cache) in the same run, and the
- * uncached generate.ts path for one stream to show what the cache buys.
+ * uncached forward (the whole window every token) for one stream to show what the cache buys.
  *
  * Timing: best of `repeats` runs of prompt (16 tokens) + 128 new tokens; tokens/s = streams × new / s.
  * Options: --quick (32 new tokens, 1 repeat), --no-torch, --threads N (both Primer and PyTorch).
@@ -13,9 +13,9 @@ import { cpus, loadavg } from 'node:os';
 import { GPT } from '../src/models/gpt.ts';
 import { gptPreset, type PresetName } from '../src/models/presets.ts';
 import { generateBatchIds } from '../src/infer/decode.ts';
-import { generateIds } from '../src/infer/generate.ts';
+import { noGrad, withScope } from '../src/tensor/tensor.ts';
 import { getNumThreads, setNumThreads } from '../src/backend/index.ts';
-import { Rng } from '../src/tensor/random.ts';
+import { Rng } from '../src/util/random.ts';
 import { repoRoot, writeBenchmarkSection, writeResults } from './report.ts';
 
 // Sleeping (not spinning) OpenMP waits: decoding runs many tiny parallel regions, and on a shared
@@ -30,6 +30,21 @@ const REPEATS = quick ? 1 : 2;
 const threadsArg = process.argv.indexOf('--threads');
 if (threadsArg > 0) setNumThreads(Number(process.argv[threadsArg + 1]));
 const threads = getNumThreads();
+
+/** Greedy decoding without a cache: every token re-runs the model on the whole window. */
+function uncachedGreedy(model: GPT, prompt: readonly number[], n: number): void {
+  const ctx = [...prompt];
+  const v = model.config.vocab_size;
+  for (let i = 0; i < n; i++) {
+    const ids = Int32Array.from(ctx.slice(-model.config.n_positions));
+    ctx.push(noGrad(() => withScope(() => {
+      const row = model.forward(ids, 1, ids.length).logits.data.subarray((ids.length - 1) * v);
+      let best = 0;
+      for (let j = 1; j < v; j++) if (row[j]! > row[best]!) best = j;
+      return best;
+    })));
+  }
+}
 
 function best(fn: () => void): number {
   let s = Infinity;
@@ -77,7 +92,7 @@ for (const preset of ['mini', 'small'] as const) {
     if (streams === 1) {
       const n = Math.min(NEW, 32);
       const t0 = performance.now();
-      generateIds(model, prompts[0]!, { temperature: 0, maxTokens: n });
+      uncachedGreedy(model, prompts[0]!, n);
       uncached = n / ((performance.now() - t0) / 1000);
     }
     const torch = torchTokensPerSecond(preset, streams);
@@ -88,14 +103,14 @@ for (const preset of ['mini', 'small'] as const) {
 
 const fmt = (x: number | null) => (x === null ? '—' : x.toFixed(0));
 const table = [
-  '| preset | streams | Primer (KV cache) tok/s | per stream | PyTorch 1.13 tok/s | Primer / PyTorch | Primer without cache (generate.ts) |',
+  '| preset | streams | Primer (KV cache) tok/s | per stream | PyTorch 1.13 tok/s | Primer / PyTorch | Primer without cache |',
   '|---|---:|---:|---:|---:|---:|---:|',
   ...rows.map((r) => `| ${r.preset} | ${r.streams} | ${fmt(r.primer)} | ${fmt(r.primer / r.streams)} | ${fmt(r.torch)} | ${r.torch ? `${(r.primer / r.torch).toFixed(2)}×` : '—'} | ${fmt(r.uncached)} |`),
 ];
 writeResults(`generate-${threads}t`, { threads, newTokens: NEW, promptTokens: PROMPT, rows });
 writeBenchmarkSection(threadsArg > 0 ? `Generation (${threads} thread${threads > 1 ? 's' : ''})` : 'Generation', `npm run bench:generate${threadsArg > 0 ? ` -- --threads ${threads}` : ''}`, `
 Greedy decoding, random weights, vocabulary 8192, prompt ${PROMPT} tokens + ${NEW} new tokens (prefill included),
-best of ${REPEATS}; ${threads} thread${threads > 1 ? 's' : ''} for both, OMP_WAIT_POLICY=${process.env.OMP_WAIT_POLICY}. "8 streams" is one batch of 8 prompts sharing a KV cache
+best of ${REPEATS}; ${threads} thread${threads > 1 ? 's' : ''} for both, OMP_WAIT_POLICY=${process.env.OMP_WAIT_POLICY}. "8 streams" is one batch of 8 prompts, one KV cache each, decoded in one forward per token
 (aggregate tokens/s). PyTorch: bench/generate_torch.py, the same dims with a preallocated KV cache, fp32.
 Load average at the end: ${loadavg()[0]!.toFixed(1)} on ${cpus().length} cores (shared machine: multi-threaded numbers suffer
 most from other jobs, as OpenMP barriers wait for descheduled threads).

@@ -1,27 +1,15 @@
 /**
- * Autoregressive sampling from a causal LM. Each new token re-runs the model on the whole context
- * (cropped to the last n_positions tokens) — simple and exact; a KV cache comes later.
- *
- * Next-token distribution from the last position's logits z:
- *   temperature τ:  p_i ∝ exp(z_i / τ)            (τ = 0 → greedy argmax)
- *   top-k:          keep the k largest p_i
- *   top-p (nucleus): keep the smallest prefix of p sorted descending whose mass ≥ p
- * then renormalise and draw with a seeded Rng, so the same seed gives the same text.
+ * Autoregressive sampling from a causal LM, one prompt at a time: a DecodeBatch of one sequence
+ * (KV-cached, batch.ts). The context policy is the simple one: once the sequence is longer than
+ * n_positions, each step re-encodes its last n_positions tokens (slideBy 0), exactly what an uncached
+ * model cropped to its window sees. Sampling (temperature, top-k, top-p, seed) is in sampling.ts.
  */
-import { noGrad, withScope } from '../tensor/tensor.ts';
-import { Rng } from '../tensor/random.ts';
+import { DecodeBatch } from './batch.ts';
+import type { SamplingOptions } from './sampling.ts';
 import type { GPT } from '../models/gpt.ts';
 import type { Tokenizer } from '../tokenizers/types.ts';
 
-export interface SamplingOptions {
-  /** 0 = greedy. Default 1. */
-  temperature?: number;
-  /** Keep only the k most likely tokens (0 or undefined = all). */
-  topK?: number;
-  /** Nucleus sampling mass in (0, 1] (1 or undefined = off). */
-  topP?: number;
-  seed?: number;
-}
+export { sampleToken, type SamplingOptions } from './sampling.ts';
 
 export interface GenerateOptions extends SamplingOptions {
   maxTokens?: number;
@@ -37,42 +25,6 @@ function checkOptions(o: GenerateOptions): void {
   if (o.maxTokens !== undefined && !(Number.isInteger(o.maxTokens) && o.maxTokens >= 0)) throw new RangeError(`maxTokens must be a non-negative integer, got ${o.maxTokens}`);
 }
 
-/** Draws one token id from a row of logits. */
-export function sampleToken(logits: ArrayLike<number>, o: SamplingOptions, rng: Rng): number {
-  const v = logits.length;
-  const temperature = o.temperature ?? 1;
-  let best = 0;
-  for (let i = 1; i < v; i++) if (logits[i]! > logits[best]!) best = i;
-  if (temperature === 0) return best;
-  // Softmax with the max subtracted for stability.
-  const max = logits[best]!;
-  let order = Array.from({ length: v }, (_, i) => i);
-  const p = new Float64Array(v);
-  for (let i = 0; i < v; i++) p[i] = Math.exp((logits[i]! - max) / temperature);
-  const topK = o.topK ?? 0;
-  const topP = o.topP ?? 1;
-  if ((topK > 0 && topK < v) || topP < 1) {
-    order.sort((a, b) => p[b]! - p[a]! || a - b);
-    if (topK > 0 && topK < v) order = order.slice(0, topK);
-    if (topP < 1) {
-      let total = 0;
-      for (const i of order) total += p[i]!;
-      let mass = 0;
-      let keep = 0;
-      while (keep < order.length && mass < topP * total) mass += p[order[keep++]!]!;
-      order = order.slice(0, Math.max(1, keep));
-    }
-  }
-  let total = 0;
-  for (const i of order) total += p[i]!;
-  let r = rng.next() * total;
-  for (const i of order) {
-    r -= p[i]!;
-    if (r < 0) return i;
-  }
-  return order[order.length - 1]!;
-}
-
 /** Continues `prompt` (token ids) by up to maxTokens ids; returns only the new ids. */
 export function generateIds(model: GPT, prompt: readonly number[], o: GenerateOptions = {}): number[] {
   checkOptions(o);
@@ -81,28 +33,21 @@ export function generateIds(model: GPT, prompt: readonly number[], o: GenerateOp
   for (const id of prompt) {
     if (!Number.isInteger(id) || id < 0 || id >= vocab) throw new RangeError(`generate: prompt token ${id} is outside the vocabulary (size ${vocab})`);
   }
-  const window = model.config.n_positions;
-  const rng = new Rng(o.seed ?? 0);
-  const context = [...prompt];
-  const out: number[] = [];
   const wasTraining = model.training;
   model.eval();
   try {
-    for (let n = 0; n < (o.maxTokens ?? 64); n++) {
-      const ctx = Int32Array.from(context.slice(-window));
-      const t = ctx.length;
-      const next = noGrad(() => withScope(() => {
-        const { logits } = model.forward(ctx, 1, t);
-        return sampleToken(logits.data.subarray((t - 1) * vocab, t * vocab), o, rng);
-      }));
-      if (o.stopId !== undefined && o.stopId !== null && next === o.stopId) break;
-      out.push(next);
-      context.push(next);
+    const batch = new DecodeBatch(model);
+    const stopIds = o.stopId !== undefined && o.stopId !== null ? [o.stopId] : [];
+    // A prompt longer than the context is cropped to its last n_positions tokens, as the window would be.
+    const seq = batch.add(prompt.slice(-model.config.n_positions), { ...o, maxTokens: o.maxTokens ?? 64, stopIds, slideBy: 0 });
+    while (batch.size > 0) {
+      batch.sample();
+      batch.advance();
     }
+    return seq.output;
   } finally {
     model.train(wasTraining);
   }
-  return out;
 }
 
 /** Text in, continuation out. An empty prompt starts from the end-of-text token. */

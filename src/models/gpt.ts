@@ -3,10 +3,11 @@
  * Parameter names, weight layouts (Conv1D stores [in, out]) and config keys follow Hugging Face,
  * so checkpoints load and save without renaming.
  */
-import { Tensor, formatShape } from '../tensor/tensor.ts';
+import { Tensor, formatShape, noGrad } from '../tensor/tensor.ts';
 import { add, reshape, permute, select0 } from '../tensor/ops.ts';
 import { attention, crossEntropy, dropout, gelu, matmul } from '../tensor/nn-ops.ts';
-import { Rng } from '../tensor/random.ts';
+import { backend } from '../backend/index.ts';
+import { Rng } from '../util/random.ts';
 import { Module } from '../nn/module.ts';
 import { Embedding, LayerNorm, Linear } from '../nn/layers.ts';
 
@@ -31,6 +32,86 @@ export interface GPTConfig {
   tie_word_embeddings?: boolean;
 }
 
+/**
+ * One sequence's keys and values for cached decoding (src/infer/kv-cache.ts allocates them): per
+ * layer a [H, capacity, D] buffer whose columns [0, length) hold the tokens already seen.
+ */
+export interface SequenceKV {
+  readonly keys: readonly Float32Array[];
+  readonly values: readonly Float32Array[];
+  readonly capacity: number;
+  length: number;
+}
+
+/** Options of the transformer body's forward. */
+export interface GPTBodyOptions {
+  /**
+   * KV cache, one per batch row (distinct objects). Row b's T new tokens take positions
+   * cache[b].length…+T−1, attend to that row's cached tokens and themselves, and their K/V are
+   * appended; rows may hold different lengths. Runs without autograd.
+   */
+  cache?: readonly SequenceKV[];
+  /** Called per layer with its attention probabilities p[b, h, i, j] (HF output_attentions), [B, H, T, Tk]. */
+  onAttention?: (layer: number, probs: Float64Array, shape: readonly [number, number, number, number]) => void;
+}
+
+/** Per-forward state the blocks share: the caches, their lengths before this call, the hook. */
+interface LayerContext {
+  cache?: readonly SequenceKV[];
+  starts?: readonly number[];
+  onAttention?: GPTBodyOptions['onAttention'];
+  layer: number;
+}
+
+/** p_ij = softmax_j(q_i·k_j/√D) over j ≤ i + (tk − t) for one (row, head): the non-fused path for the hook. */
+function attentionProbs(q: ArrayLike<number>, k: ArrayLike<number>, t: number, tk: number, d: number, out: Float64Array): void {
+  const scale = 1 / Math.sqrt(d);
+  for (let i = 0; i < t; i++) {
+    const last = i + tk - t;
+    const row = out.subarray(i * tk, (i + 1) * tk);
+    let max = -Infinity;
+    for (let j = 0; j <= last; j++) {
+      let dot = 0;
+      for (let e = 0; e < d; e++) dot += q[i * d + e]! * k[j * d + e]!;
+      row[j] = dot * scale;
+      if (row[j]! > max) max = row[j]!;
+    }
+    let z = 0;
+    for (let j = 0; j <= last; j++) z += (row[j] = Math.exp(row[j]! - max));
+    for (let j = 0; j <= last; j++) row[j]! /= z;
+    row.fill(0, last + 1);
+  }
+}
+
+/**
+ * A linear layer on a few rows (cached decoding). The backend's unpacked small-M GEMM (≤ 4 rows)
+ * streams the weight once per call and is several times faster than its packed path there. Its code
+ * differs with the row count (1–4), so rows go through it in chunks of exactly 4 (the last one padded
+ * with zero rows): each row is then computed the same way whatever the other rows are, and a sequence
+ * decodes to the same bits alone or inside a batch. More than 32 rows (a long prompt's prefill, always
+ * on its own) take the packed path.
+ */
+function fewRows(layer: { forward(x: Tensor): Tensor }, x: Tensor): Tensor {
+  const c = x.shape[x.ndim - 1]!;
+  const rows = x.size / c;
+  if (rows > 32) return layer.forward(x);
+  let out: Tensor | null = null;
+  for (let r = 0; r < rows; r += 4) {
+    const m = Math.min(4, rows - r);
+    let chunk = x.data.subarray(r * c, (r + m) * c);
+    if (m < 4) {
+      const padded = x.dtype === 'float32' ? new Float32Array(4 * c) : new Float64Array(4 * c);
+      padded.set(chunk);
+      chunk = padded;
+    }
+    const y = layer.forward(new Tensor(chunk, [4, c]));
+    const n = y.shape[1]!;
+    out ??= Tensor.empty([...x.shape.slice(0, -1), n], x.dtype);
+    out.data.set(y.data.subarray(0, m * n), r * n);
+  }
+  return out!;
+}
+
 class CausalSelfAttention extends Module {
   readonly c_attn: Linear;
   readonly c_proj: Linear;
@@ -42,15 +123,67 @@ class CausalSelfAttention extends Module {
     // GPT-2 scales the init of residual projections by 1/√(2·n_layer).
     this.c_proj = this.module('c_proj', new Linear(c, c, 'in_out', rng, { std: std / Math.sqrt(2 * cfg.n_layer) }));
   }
-  forward(x: Tensor): Tensor {
+  forward(x: Tensor, ctx: LayerContext = { layer: 0 }): Tensor {
     const [b, t, c] = x.shape as [number, number, number];
     const h = this.cfg.n_head;
-    const qkv = this.c_attn.forward(x); // [B, T, 3C]
+    const d = c / h;
+    const qkv = ctx.cache ? fewRows(this.c_attn, x) : this.c_attn.forward(x); // [B, T, 3C]
     // [B, T, 3, H, D] → [3, B, H, T, D]: one copy, then q, k, v are views.
-    const heads = permute(reshape(qkv, [b, t, 3, h, c / h]), [2, 0, 3, 1, 4]);
-    const y = attention(select0(heads, 0), select0(heads, 1), select0(heads, 2), { causal: true });
+    const heads = permute(reshape(qkv, [b, t, 3, h, d]), [2, 0, 3, 1, 4]);
+    const [q, k, v] = [select0(heads, 0), select0(heads, 1), select0(heads, 2)];
+    const y = ctx.cache ? this.cachedAttention(q, k, v, ctx) : attention(q, k, v, { causal: true });
+    if (!ctx.cache && ctx.onAttention) {
+      const probs = new Float64Array(b * h * t * t);
+      for (let bh = 0; bh < b * h; bh++) {
+        const qh = q.data.subarray(bh * t * d, (bh + 1) * t * d);
+        attentionProbs(qh, k.data.subarray(bh * t * d, (bh + 1) * t * d), t, t, d, probs.subarray(bh * t * t, (bh + 1) * t * t));
+      }
+      ctx.onAttention(ctx.layer, probs, [b, h, t, t]);
+    }
     const merged = reshape(permute(y, [0, 2, 1, 3]), [b, t, c]); // re-assemble heads side by side
-    return this.c_proj.forward(merged);
+    return ctx.cache ? fewRows(this.c_proj, merged) : this.c_proj.forward(merged);
+  }
+
+  /** Appends k, v to each row's cache, then attends over the cached columns (causal, aligned to the end). */
+  private cachedAttention(q: Tensor, k: Tensor, v: Tensor, ctx: LayerContext): Tensor {
+    const [b, h, t, d] = q.shape as [number, number, number, number];
+    const cache = ctx.cache!;
+    const y = Tensor.empty(q.shape, q.dtype);
+    const lse = new Float32Array(t);
+    const be = backend();
+    const probs = ctx.onAttention ? [] as Float64Array[] : null;
+    let tkMax = 0;
+    for (let r = 0; r < b; r++) {
+      const kv = cache[r]!;
+      const start = ctx.starts![r]!;
+      const tk = start + t;
+      tkMax = Math.max(tkMax, tk);
+      const K = kv.keys[ctx.layer]!, V = kv.values[ctx.layer]!;
+      for (let hh = 0; hh < h; hh++) {
+        const src = ((r * h + hh) * t) * d;
+        const base = hh * kv.capacity * d;
+        K.set(k.data.subarray(src, src + t * d), base + start * d);
+        V.set(v.data.subarray(src, src + t * d), base + start * d);
+        const qh = q.data.subarray(src, src + t * d) as Float32Array;
+        const kh = K.subarray(base, base + tk * d);
+        be.attention(qh, kh, V.subarray(base, base + tk * d), y.data.subarray(src, src + t * d), lse, 1, 1, t, tk, d, 1 / Math.sqrt(d), true, null, false);
+        if (probs) {
+          const p = new Float64Array(t * tk);
+          attentionProbs(qh, kh, t, tk, d, p);
+          probs.push(p);
+        }
+      }
+    }
+    if (probs) {
+      // Rows of different lengths are right-aligned into one [B, H, T, Tk_max] array (zeros on the left).
+      const out = new Float64Array(b * h * t * tkMax);
+      probs.forEach((p, i) => {
+        const tk = p.length / t;
+        for (let row = 0; row < t; row++) out.set(p.subarray(row * tk, (row + 1) * tk), (i * t + row) * tkMax + tkMax - tk);
+      });
+      ctx.onAttention!(ctx.layer, out, [b, h, t, tkMax]);
+    }
+    return y;
   }
 }
 
@@ -65,9 +198,10 @@ class MLP extends Module {
     this.c_fc = this.module('c_fc', new Linear(c, inner, 'in_out', rng, { std }));
     this.c_proj = this.module('c_proj', new Linear(inner, c, 'in_out', rng, { std: std / Math.sqrt(2 * cfg.n_layer) }));
   }
-  forward(x: Tensor): Tensor {
+  forward(x: Tensor, fewRowsPath = false): Tensor {
     const act = this.cfg.activation_function ?? 'gelu_new';
-    return this.c_proj.forward(gelu(this.c_fc.forward(x), act === 'gelu' ? 'erf' : 'tanh'));
+    const proj = (l: Linear, y: Tensor) => (fewRowsPath ? fewRows(l, y) : l.forward(y));
+    return proj(this.c_proj, gelu(proj(this.c_fc, x), act === 'gelu' ? 'erf' : 'tanh'));
   }
 }
 
@@ -84,10 +218,10 @@ class Block extends Module {
     this.ln_2 = this.module('ln_2', new LayerNorm(cfg.n_embd, eps));
     this.mlp = this.module('mlp', new MLP(cfg, rng));
   }
-  forward(x: Tensor): Tensor {
+  forward(x: Tensor, ctx: LayerContext = { layer: 0 }): Tensor {
     const p = this.cfg.resid_pdrop ?? 0;
-    x = add(x, dropout(this.attn.forward(this.ln_1.forward(x)), p, this.training, this.rng));
-    return add(x, dropout(this.mlp.forward(this.ln_2.forward(x)), p, this.training, this.rng));
+    x = add(x, dropout(this.attn.forward(this.ln_1.forward(x), ctx), p, this.training, this.rng));
+    return add(x, dropout(this.mlp.forward(this.ln_2.forward(x), ctx.cache !== undefined), p, this.training, this.rng));
   }
 }
 
@@ -106,16 +240,42 @@ export class GPT2Model extends Module {
     this.ln_f = this.module('ln_f', new LayerNorm(cfg.n_embd, cfg.layer_norm_epsilon ?? 1e-5));
   }
 
-  /** ids (B×T, row-major) → hidden states [B, T, C]. `positionOffset` supports a KV cache later. */
-  forward(ids: Int32Array, b: number, t: number, positionOffset = 0): Tensor {
+  /** ids (B×T, row-major) → hidden states [B, T, C]; with `o.cache`, continuing each row's cached sequence. */
+  forward(ids: Int32Array, b: number, t: number, o: GPTBodyOptions = {}): Tensor {
     if (ids.length !== b * t) throw new RangeError(`GPT2Model: ${ids.length} ids for batch ${b} × length ${t}`);
-    if (positionOffset + t > this.cfg.n_positions) {
-      throw new RangeError(`GPT2Model: sequence length ${positionOffset + t} exceeds n_positions = ${this.cfg.n_positions}`);
+    const cache = o.cache;
+    if (!cache) {
+      if (t > this.cfg.n_positions) throw new RangeError(`GPT2Model: sequence length ${t} exceeds n_positions = ${this.cfg.n_positions}`);
+      const pos = new Int32Array(t).map((_, i) => i);
+      return this.body(add(this.wte.forward(ids, [b, t]), this.wpe.forward(pos, [t])), { layer: 0, onAttention: o.onAttention });
     }
-    const pos = new Int32Array(t).map((_, i) => i + positionOffset);
-    let x = add(this.wte.forward(ids, [b, t]), this.wpe.forward(pos, [t]));
+    if (cache.length !== b) throw new RangeError(`GPT2Model: ${cache.length} caches for a batch of ${b}`);
+    if (new Set(cache).size !== b) throw new RangeError('GPT2Model: a cache appears twice in one batch');
+    if (!(this.wte.weight.data instanceof Float32Array)) throw new TypeError('GPT2Model: the KV-cache path needs float32 parameters');
+    const starts = cache.map((c) => c.length);
+    const pos = new Int32Array(b * t);
+    cache.forEach((c, r) => {
+      if (c.keys.length !== this.cfg.n_layer) throw new RangeError(`GPT2Model: cache ${r} has ${c.keys.length} layers, the model ${this.cfg.n_layer}`);
+      const end = c.length + t;
+      if (end > Math.min(c.capacity, this.cfg.n_positions)) {
+        throw new RangeError(`GPT2Model: cache ${r} holds ${c.length} tokens; ${t} more exceed its capacity ${c.capacity} (n_positions = ${this.cfg.n_positions})`);
+      }
+      for (let i = 0; i < t; i++) pos[r * t + i] = c.length + i;
+    });
+    const vocab = this.cfg.vocab_size;
+    for (let i = 0; i < ids.length; i++) {
+      if (!(ids[i]! >= 0 && ids[i]! < vocab)) throw new RangeError(`GPT2Model: token ${ids[i]} at ${i} is outside the vocabulary (size ${vocab})`);
+    }
+    return noGrad(() => {
+      const hidden = this.body(add(this.wte.forward(ids, [b, t]), this.wpe.forward(pos, [b, t])), { layer: 0, cache, starts, onAttention: o.onAttention });
+      cache.forEach((c, r) => { c.length = starts[r]! + t; });
+      return hidden;
+    });
+  }
+
+  private body(x: Tensor, ctx: LayerContext): Tensor {
     x = dropout(x, this.cfg.embd_pdrop ?? 0, this.training, this.rng);
-    for (const block of this.h) x = block.forward(x);
+    this.h.forEach((block, layer) => { x = block.forward(x, { ...ctx, layer }); });
     return this.ln_f.forward(x);
   }
 }
@@ -123,6 +283,17 @@ export class GPT2Model extends Module {
 export interface CausalLMOutput {
   logits: Tensor;
   loss: Tensor | null;
+}
+
+/** Options of GPT.forward: the body's (KV cache, attention hook) and the head's. */
+export interface GPTForwardOptions extends GPTBodyOptions {
+  /** Logits only at each row's last position: [B, 1, V] (decoding needs no others). */
+  lastOnly?: boolean;
+  /**
+   * The LM head as wteᵀ ([C, V], e.g. transposedEmbedding in src/infer/kv-cache.ts), made once per
+   * generation: for a few rows the row-major matrix streams faster than V dot products.
+   */
+  headT?: Float32Array;
 }
 
 /** GPT2LMHeadModel: the body plus a language-model head tied to the token embedding. */
@@ -136,11 +307,20 @@ export class GPT extends Module {
   /**
    * Logits [B, T, V] for ids (B×T). With `labels` (B×T, -100 = ignore) the loss is the mean
    * next-token cross-entropy: position t predicts labels[t + 1], as HF shifts inside the model.
+   * `o.cache` continues cached sequences (see GPTBodyOptions): the decoding path of src/infer.
    */
-  forward(ids: Int32Array, b: number, t: number, labels?: Int32Array): CausalLMOutput {
-    const hidden = this.transformer.forward(ids, b, t);
-    const logits = matmul(hidden, this.transformer.wte.weight, { transB: true });
+  forward(ids: Int32Array, b: number, t: number, labels?: Int32Array, o: GPTForwardOptions = {}): CausalLMOutput {
+    let hidden = this.transformer.forward(ids, b, t, o);
+    const c = this.config.n_embd;
+    if (o.lastOnly && t > 1) {
+      const last = Tensor.empty([b, 1, c], hidden.dtype);
+      for (let r = 0; r < b; r++) last.data.set(hidden.data.subarray((r * t + t - 1) * c, (r * t + t) * c), r * c);
+      hidden = last;
+    }
+    const project = (x: Tensor) => (o.headT ? matmul(x, new Tensor(o.headT, [c, this.config.vocab_size])) : matmul(x, this.transformer.wte.weight, { transB: true }));
+    const logits = o.cache ? noGrad(() => fewRows({ forward: project }, hidden)) : project(hidden);
     if (!labels) return { logits, loss: null };
+    if (o.lastOnly) throw new RangeError('GPT: labels need the logits of every position (lastOnly is set)');
     if (labels.length !== b * t) throw new RangeError(`GPT: labels have ${labels.length} entries, expected ${formatShape([b, t])}`);
     return { logits, loss: crossEntropy(logits, shiftLabels(labels, b, t)) };
   }

@@ -8,13 +8,12 @@ import { basename, join, resolve } from 'node:path';
 import { loadModelDir, readModelConfig } from '../models/load.ts';
 import { loadTokenizer } from '../tokenizers/index.ts';
 import type { Tokenizer } from '../tokenizers/types.ts';
-import { loadTaskModelDir } from '../tasks/model-dir.ts';
-import { SequenceClassifier, runBackbone, type Backbone } from '../tasks/heads.ts';
+import { loadTaskModelDir } from '../models/model-dir.ts';
+import { SequenceClassifier, runBackbone, type Backbone } from '../models/heads.ts';
 import { collate, padTokenId } from '../tasks/encode.ts';
 import { noGrad, withScope } from '../tensor/tensor.ts';
 import { fillMask, type FillMaskResult } from '../infer/fill-mask.ts';
 import { encodePrompt, streamCompletionsAsync, type Completion, type TextDecodeOptions, type TextEvent } from '../infer/decode.ts';
-import { KVCache, forwardCached } from '../infer/kv-cache.ts';
 import type { GPT } from '../models/gpt.ts';
 import type { Bert } from '../models/bert.ts';
 import { ModelLoadError } from '../models/load.ts';
@@ -160,39 +159,18 @@ export interface AttentionMaps {
   probs: number[][][][];
 }
 
-/**
- * Attention probabilities of a GPT-2 for a short text, computed by a small non-fused path from the
- * queries and cached keys of each layer: p_ij = softmax_j(q_i·k_j/√D), j ≤ i.
- */
+/** Attention probabilities of a GPT-2 for a short text, as the model reports them through its attention hook. */
 export function runAttention(m: LoadedServeModel, text: string, maxTokens = 48): AttentionMaps {
   need(m, 'gpt2', 'the attention view');
   const ids = encodePrompt(m.tokenizer, text).slice(0, Math.min(maxTokens, m.model.config.n_positions));
   const cfg = m.model.config;
-  const H = cfg.n_head, D = cfg.n_embd / H, T = ids.length;
-  const cache = KVCache.forModel(m.model, 1, T);
+  const H = cfg.n_head, T = ids.length;
   const probs: number[][][][] = [];
-  forwardCached(m.model, cache, Int32Array.from(ids), T, undefined, {
-    capture: (_l, q, k) => {
-      const layer: number[][][] = [];
-      for (let h = 0; h < H; h++) {
-        const rows: number[][] = [];
-        for (let i = 0; i < T; i++) {
-          const s = new Array<number>(T).fill(0);
-          let max = -Infinity;
-          for (let j = 0; j <= i; j++) {
-            let dot = 0;
-            for (let d = 0; d < D; d++) dot += q[(h * T + i) * D + d]! * k[(h * T + j) * D + d]!;
-            s[j] = dot / Math.sqrt(D);
-            max = Math.max(max, s[j]!);
-          }
-          let z = 0;
-          for (let j = 0; j <= i; j++) z += (s[j] = Math.exp(s[j]! - max));
-          rows.push(s.map((v, j) => (j <= i ? v / z : 0)));
-        }
-        layer.push(rows);
-      }
-      probs.push(layer);
+  noGrad(() => withScope(() => m.model.forward(Int32Array.from(ids), 1, T, undefined, {
+    lastOnly: true,
+    onAttention: (_layer, p) => {
+      probs.push(Array.from({ length: H }, (_, h) => Array.from({ length: T }, (_, i) => Array.from(p.subarray((h * T + i) * T, (h * T + i + 1) * T)))));
     },
-  });
+  })));
   return { tokens: ids.map((id) => m.tokenizer.decode([id], { skipSpecialTokens: false })), layers: cfg.n_layer, heads: H, probs };
 }

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { GPT } from '../../src/models/gpt.ts';
 import { gptPreset } from '../../src/models/presets.ts';
 import { noGrad, withScope } from '../../src/tensor/tensor.ts';
-import { KVCache, forwardCached } from '../../src/infer/kv-cache.ts';
+import { KVCache } from '../../src/infer/kv-cache.ts';
 import { ContextOverflowError, decodeSteps, generateBatchIds, slideWindowStart, applyRepetitionPenalty } from '../../src/infer/decode.ts';
 
 const N = 24;
@@ -33,18 +33,60 @@ function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
   return m;
 }
 
+function cached(model: GPT, caches: KVCache[], ids: number[], t: number, lastOnly = false): Float32Array {
+  return noGrad(() => withScope(() => Float32Array.from(model.forward(Int32Array.from(ids), caches.length, t, undefined, { cache: caches, lastOnly }).logits.data)));
+}
+
 test('prefill + cached steps reproduce the uncached logits at every position', () => {
   const model = tinyModel();
   const ids = [3, 17, 8, 41, 0, 22, 9, 9, 30, 1];
   const reference = fullLogits(model, ids);
-  const cache = KVCache.forModel(model, 1);
-  const prefill = forwardCached(model, cache, Int32Array.from(ids.slice(0, 6)), 6, undefined, { allPositions: true });
+  const cache = KVCache.forModel(model);
+  const prefill = cached(model, [cache], ids.slice(0, 6), 6);
   assert.ok(maxAbsDiff(prefill, reference.subarray(0, 6 * 50)) < 1e-5);
   for (let i = 6; i < ids.length; i++) {
-    const step = forwardCached(model, cache, Int32Array.of(ids[i]!), 1);
+    const step = cached(model, [cache], [ids[i]!], 1);
     assert.ok(maxAbsDiff(step, reference.subarray(i * 50, (i + 1) * 50)) < 1e-5, `position ${i}`);
   }
   assert.equal(cache.length, ids.length);
+  assert.throws(() => cached(model, [cache, cache], [1, 2], 1), /a cache appears twice/);
+  assert.throws(() => cached(model, [cache], new Array(15).fill(1), 15), /holds 10 tokens; 15 more exceed its capacity 24/);
+});
+
+test('one batched cached step over sequences of different lengths equals each sequence alone, to the bit', () => {
+  const model = tinyModel(3);
+  const prompts = [[1, 2, 3, 4, 5, 6, 7], [40], [9, 9, 9], [17, 3], [5, 6, 7, 8, 9], [11, 12, 13, 14]];
+  const caches = prompts.map(() => KVCache.forModel(model));
+  prompts.forEach((p, i) => cached(model, [caches[i]!], p, p.length, true));
+  const next = prompts.map((_, i) => (i * 7) % 50);
+  const together = cached(model, caches, next, 1);
+  prompts.forEach((p, i) => {
+    const alone = KVCache.forModel(model);
+    cached(model, [alone], p, p.length, true);
+    const row = cached(model, [alone], [next[i]!], 1);
+    assert.deepEqual(together.subarray(i * 50, (i + 1) * 50), row, `sequence ${i}`);
+    assert.ok(maxAbsDiff(row, fullLogits(model, [...p, next[i]!]).subarray(p.length * 50)) < 1e-5);
+    assert.equal(caches[i]!.length, p.length + 1);
+  });
+});
+
+test('the attention hook reports each layer\'s probabilities, cached or not', () => {
+  const model = tinyModel();
+  const ids = [3, 17, 8, 41, 0];
+  const seen: Array<{ layer: number; probs: Float64Array; shape: readonly number[] }> = [];
+  noGrad(() => withScope(() => model.forward(Int32Array.from(ids), 1, 5, undefined, { onAttention: (layer, probs, shape) => seen.push({ layer, probs: Float64Array.from(probs), shape }) })));
+  assert.deepEqual(seen.map((s) => [s.layer, ...s.shape]), [[0, 1, 4, 5, 5], [1, 1, 4, 5, 5]]);
+  for (const { probs } of seen) {
+    for (let r = 0; r < 4 * 5; r++) {
+      const row = probs.subarray(r * 5, r * 5 + 5);
+      const i = r % 5;
+      assert.ok(Math.abs(row.reduce((a, b) => a + b, 0) - 1) < 1e-5);
+      assert.ok(row.subarray(i + 1).every((p) => p === 0), 'causal: no weight on later tokens');
+    }
+  }
+  const cachedSeen: Float64Array[] = [];
+  noGrad(() => withScope(() => model.forward(Int32Array.from(ids), 1, 5, undefined, { cache: [KVCache.forModel(model)], onAttention: (_l, p) => cachedSeen.push(Float64Array.from(p)) })));
+  assert.ok(maxAbsDiff(cachedSeen[1]!, seen[1]!.probs) < 1e-6);
 });
 
 test('greedy: cached and uncached generation agree in tokens and logits, across the context boundary', () => {
@@ -88,9 +130,9 @@ test("contextOverflow 'error' throws a clear error when the context is full", ()
   assert.throws(() => generateBatchIds(model, [[1]], { topP: 0 }), /topP/);
 });
 
-test('a batch of left-padded prompts gives each prompt its single-prompt result', () => {
+test('a batch of prompts of different lengths gives each prompt its single-prompt result', () => {
   const model = tinyModel(9);
-  // Six rows: the decode GEMMs run in row chunks of 4 (+2), prefill with padding up to 7 columns.
+  // Six rows: the decode GEMMs run in row chunks of 4 (+2, padded to 4); each prompt is pre-filled alone.
   const prompts = [[5], [1, 2, 3, 4, 5, 6, 7], [40, 41, 42], [9, 9], [17, 3, 28, 44], [0]];
   for (const o of [{ temperature: 0 }, { temperature: 0.9, topK: 10, topP: 0.9, seed: 7 }]) {
     const batched = generateBatchIds(model, prompts, { ...o, maxTokens: 10 });
