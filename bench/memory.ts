@@ -7,7 +7,7 @@ import { GPT } from '../src/models/gpt.ts';
 import { AdamW, clipGradNorm } from '../src/tensor/optim.ts';
 import { withScope } from '../src/tensor/tensor.ts';
 import { poolStats } from '../src/tensor/pool.ts';
-import { Rng } from '../src/tensor/random.ts';
+import { Rng } from '../src/util/random.ts';
 import { writeResults, writeBenchmarkSection } from './report.ts';
 
 const steps = Number(process.argv[2] ?? 2000);

@@ -14,7 +14,7 @@ import { once } from 'node:events';
 import { Command } from 'commander';
 import { builtinCorpusFiles } from '../src/data/builtin.ts';
 import { trainTokenizer } from '../src/tokenizers/index.ts';
-import { Rng } from '../src/tensor/random.ts';
+import { Rng } from '../src/util/random.ts';
 import { registerDataCommands } from '../src/cli/data.ts';
 import { readManifest } from '../src/data/shards.ts';
 import { repoRoot, writeBenchmarkSection, writeResults } from './report.ts';

@@ -18,9 +18,8 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join, relative, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { runSft, type SftResult } from '../src/adapt/sft-run.ts';
-import { ChatSession } from '../src/adapt/chat.ts';
+import { ChatSession, loadChatModel } from '../src/adapt/chat.ts';
 import type { ChatMessage } from '../src/adapt/chat-template.ts';
-import { loadChatModel } from '../src/cli/adapt.ts';
 import { readCheckpoint } from '../src/train/checkpoint.ts';
 import { repoRoot, writeBenchmarkSection, writeResults } from './report.ts';
 

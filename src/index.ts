@@ -1,11 +1,14 @@
 /**
  * Primer's public library API. The CLI (src/cli) is a thin layer over exactly these functions.
  *
- *   import { pretrain, loadModelDir, generateText, loadTokenizer } from 'primer';
+ *   import { pretrain, loadModelDir, generateText, loadTokenizer, finetune, serve } from 'primer';
+ *
+ * An installed package runs the JavaScript and .d.ts that `npm pack` emits from these sources into dist/.
  */
 
 // Engine: tensors, autograd, ops, optimizers, backends.
 export * from './tensor/index.ts';
+export { softmaxRow, argmax } from './util/math.ts';
 export { backend, setBackend, setNumThreads, getNumThreads, type BackendName } from './backend/index.ts';
 export { missingNativeMethods } from './backend/native.ts';
 
@@ -31,11 +34,11 @@ export { loadTokenizer, trainTokenizer, BpeTokenizer, WordPieceTokenizer, type T
 // Data.
 export { readCorpus, listCorpusFiles, CorpusError, type CorpusChunk, type CorpusOptions } from './data/corpus.ts';
 export { builtinCorpusFiles } from './data/builtin.ts';
-export { tokenizeCorpus, RandomBlocks, evalBatches, type ClmBatch, type BatchSource, type TokenStreams } from './data/clm.ts';
+export { tokenizeCorpus, RandomBlocks, evalBatches, type ClmBatch, type TokenStreams } from './data/clm.ts';
 export { trainBpeOnCorpus, separatorId } from './data/tokenizer.ts';
 
 // Training.
-export { train, evaluateLoss, decayGroups, TrainingDivergedError, type TrainerOptions, type TrainResult } from './train/trainer.ts';
+export { train, evaluateLoss, decayGroups, TrainingDivergedError, type TrainerOptions, type TrainResult, type BatchSource } from './train/trainer.ts';
 export {
   saveCheckpoint, readCheckpoint, restoreCheckpoint, listCheckpoints, resolveCheckpointDir, CheckpointError,
   type Checkpoint, type TrainerState,
@@ -46,3 +49,64 @@ export { verifyModel, type VerifyOptions, type VerifyReport } from './train/veri
 
 // Inference.
 export { generateIds, generateText, sampleToken, type GenerateOptions, type SamplingOptions } from './infer/generate.ts';
+export {
+  complete, streamCompletions, streamCompletionsAsync, generateBatchIds, decodeSteps, encodePrompt,
+  type DecodeOptions, type TextDecodeOptions, type Completion, type TextEvent, type StepEvent,
+} from './infer/decode.ts';
+export { fillMask, loadBert, type FillMaskResult, type MaskPrediction } from './infer/fill-mask.ts';
+export { isNextProbability } from './infer/nsp.ts';
+
+// BERT pre-training (masked LM + next-sentence prediction).
+export { pretrainBert, BERT_PRETRAIN_DEFAULTS, type BertPretrainOptions, type BertPretrainResult, type BertPretrainConfig } from './train/bert-pretrain.ts';
+
+// Fine-tuning for tasks: heads, data, training, evaluation, embeddings and retrieval.
+export {
+  TaskModel, SequenceClassifier, TokenClassifier, QuestionAnswering, createTaskModel, type Backbone, type Pooling, type HeadOptions,
+} from './models/heads.ts';
+export { loadTaskModelDir, saveTaskModelDir, loadBackbone } from './models/model-dir.ts';
+export { contextLength } from './models/heads.ts';
+export { LabelMap } from './models/labels.ts';
+export {
+  finetuneTask, loadTaskSplits, buildTaskModel, evaluateSplit, testSplitName, taskTypeOfFile,
+  type TaskFinetuneOptions, type TaskFinetuneResult, type TaskAdapter, type TaskType, type TaskDataSpec, type TaskSplits, type TaskReport,
+} from './tasks/task-run.ts';
+export { classifyTexts, tagText, answerQuestion, splitWords, type Classification } from './tasks/task-infer.ts';
+export {
+  finetune, evaluateTask, evaluateQA, predictClasses, predictTags, freezeBackbone,
+  type FinetuneOptions, type FinetuneResult, type EpochRecord, type QAReport,
+} from './tasks/finetune.ts';
+export {
+  readTextExamples, readTokenTagged, readSquad, TaskDataError, splitDataset,
+  type TextExample, type TokenExample, type QAExample,
+} from './tasks/data.ts';
+export { loadBuiltinTask, BUILTIN_TASKS, type BuiltinTask, type BuiltinTaskName } from './tasks/builtin.ts';
+export { classificationReport, tokenClassificationReport, squadMetrics, type ClassificationReport } from './tasks/metrics.ts';
+export { embedTexts, loadEmbedder, type Embeddings, type EmbeddingPooling } from './tasks/embed.ts';
+export { buildIndex, loadIndex, searchIndex, type SearchHit } from './tasks/retrieval.ts';
+export { evaluateFewShot, type FewShotOptions, type FewShotReport } from './tasks/fewshot.ts';
+
+// Adaptation: LoRA, supervised fine-tuning on conversations, chat.
+export {
+  LoraModel, LoraLayer, LoraError, loadLoraAdapter, readAdapterConfig, LORA_DEFAULTS, type LoraSettings, type AdapterConfig,
+} from './adapt/lora.ts';
+export { addTaskLora, saveTaskAdapter, loadTaskAdapter, taskLoraAdapter, loadTaskModelForInference } from './adapt/lora-task.ts';
+export { runSft, SFT_DEFAULTS, type SftOptions, type SftResult } from './adapt/sft-run.ts';
+export { readSftJsonl, parseSftJsonl, SftDataError } from './adapt/sft.ts';
+export { ChatSession, loadChatModel, type ChatOptions } from './adapt/chat.ts';
+export { renderChat, renderChatText, readChatTemplate, writeChatTemplate, DEFAULT_CHAT_TEMPLATE, type ChatMessage } from './adapt/chat-template.ts';
+
+// Interop: Hugging Face directories in and out, ONNX out.
+export { loadPretrained, InteropError, type Pretrained } from './interop/import.ts';
+export { exportHf, exportHfDir } from './interop/export-hf.ts';
+export { exportOnnx, exportOnnxDir, onnxModelBytes } from './interop/onnx.ts';
+
+// Serving: the HTTP API and web UI.
+export { createServer, listen, type ServeOptions, type PrimerServer } from './serve/server.ts';
+import { createServer as createPrimerServer, listen as listenPrimerServer, type ServeOptions as PrimerServeOptions } from './serve/server.ts';
+
+/** `primer serve` as a function: starts the server and resolves once it listens (url: its base URL). */
+export async function serve(o: PrimerServeOptions & { port?: number; host?: string; handleSignals?: boolean }): Promise<Awaited<ReturnType<typeof createPrimerServer>> & { url: string }> {
+  const server = await createPrimerServer(o);
+  const url = await listenPrimerServer(server, o.port ?? 8080, o.host ?? '127.0.0.1', o.handleSignals ?? false);
+  return { ...server, url };
+}

@@ -6,10 +6,15 @@
  * are dropped (a user message together with the assistant reply that followed it); the system prompt
  * and the new user message are always kept. If even those alone do not fit, the turn is refused.
  */
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import type { GPT } from '../models/gpt.ts';
+import { loadModelDir } from '../models/load.ts';
 import type { Tokenizer } from '../tokenizers/types.ts';
+import { loadTokenizer } from '../tokenizers/index.ts';
 import { streamCompletions } from '../infer/decode.ts';
-import { DEFAULT_CHAT_TEMPLATE, renderChatText, type ChatMessage } from './chat-template.ts';
+import { DEFAULT_CHAT_TEMPLATE, readChatTemplate, renderChatText, type ChatMessage } from './chat-template.ts';
+import { loadLoraAdapter } from './lora.ts';
 
 export interface ChatOptions {
   template?: string;
@@ -95,4 +100,14 @@ export class ChatSession {
       if (r.done) return r.value;
     }
   }
+}
+
+/** Loads a GPT (optionally with a LoRA adapter merged in), its tokenizer and chat template, for ChatSession. */
+export function loadChatModel(modelDir: string, adapterDir?: string): { model: GPT; tokenizer: Tokenizer; template: string } {
+  const loaded = loadModelDir(modelDir);
+  if (loaded.kind !== 'gpt2') throw new RangeError(`chat: ${modelDir} is a ${loaded.kind} model; chat needs a GPT`);
+  // The KV-cache decoder reads the weights directly, so an adapter is merged rather than wrapped.
+  if (adapterDir) loadLoraAdapter(loaded.model, 'gpt2', adapterDir).merge();
+  const tokDir = adapterDir && existsSync(join(adapterDir, 'tokenizer.json')) ? adapterDir : modelDir;
+  return { model: loaded.model, tokenizer: loadTokenizer(tokDir), template: readChatTemplate(tokDir) };
 }

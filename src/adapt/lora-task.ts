@@ -9,12 +9,14 @@
  * head's config.json fields (architectures, id2label, pooling) as `primer_task_head` in
  * adapter_config.json so `primer classify --model BASE --adapter DIR` needs nothing else.
  */
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { Tokenizer } from '../tokenizers/types.ts';
+import { loadTokenizer } from '../tokenizers/index.ts';
 import { writeJsonAtomic } from '../io/atomic.ts';
-import { createTaskModel, QuestionAnswering, SequenceClassifier, type TaskModel } from '../tasks/heads.ts';
-import { loadBackbone } from '../tasks/model-dir.ts';
+import { createTaskModel, QuestionAnswering, SequenceClassifier, type TaskModel } from '../models/heads.ts';
+import { loadBackbone, loadTaskModelDir } from '../models/model-dir.ts';
+import type { TaskAdapter } from '../tasks/task-run.ts';
 import { LoraError, LoraModel, loadLoraAdapter, readAdapterConfig, resolveLoraTargets, type LoraSettings } from './lora.ts';
 
 /** PEFT's task_type for each kind of head. */
@@ -65,4 +67,27 @@ export function loadTaskAdapter(adapterDir: string, baseDir?: string): TaskModel
   if (missing.length) throw new LoraError(`${base}: the base model lacks ${missing.slice(0, 4).join(', ')} needed by the adapter's ${String((head.architectures as string[] | undefined)?.[0])}`);
   loadLoraAdapter(model, model.kind, adapterDir).merge();
   return model;
+}
+
+/** LoRA for finetuneTask (src/tasks/task-run.ts): adapters on the body, the head trained in full, saved in the PEFT layout. */
+export function taskLoraAdapter(settings: LoraSettings, o: { seed?: number; baseModel?: string } = {}): TaskAdapter {
+  let lora: LoraModel | null = null;
+  return {
+    attach: (model) => (lora = addTaskLora(model, settings, o)),
+    describe: () => `LoRA r=${settings.r} on ${lora!.layers.size} layers + head ${[...lora!.savedModules.keys()].join(', ')}: ${lora!.numParameters().toLocaleString('en-US')} trainable parameters`,
+    save: (dir, model, tokenizer) => saveTaskAdapter(dir, lora!, model, tokenizer),
+  };
+}
+
+/**
+ * A fine-tuned task model and its tokenizer for inference: a task model directory, a LoRA task
+ * adapter directory, or a base model directory plus `adapter`. `kind` is the head expected
+ * (`what` names it in the error when the directory holds another).
+ */
+export function loadTaskModelForInference<T extends TaskModel>(dir: string, kind: new (...a: never[]) => T, what: string, adapter?: string): { model: T; tokenizer: Tokenizer } {
+  const adapterDir = adapter ?? (existsSync(join(dir, 'adapter_config.json')) ? dir : undefined);
+  const model = adapterDir ? loadTaskAdapter(adapterDir, adapter ? dir : undefined) : loadTaskModelDir(dir);
+  if (!(model instanceof kind)) throw new RangeError(`${adapterDir ?? dir} holds a ${model.architecture}, not a ${what} model`);
+  const tokDir = adapterDir && ['tokenizer.json', 'vocab.txt'].some((f) => existsSync(join(adapterDir, f))) ? adapterDir : dir;
+  return { model, tokenizer: loadTokenizer(tokDir) };
 }

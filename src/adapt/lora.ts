@@ -19,14 +19,14 @@
  * (PEFT strips its `modules_to_save.default` wrapper when saving) and left out of the fingerprint,
  * because a fresh head is random.
  */
-import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Tensor } from '../tensor/tensor.ts';
 import { add, scale } from '../tensor/ops.ts';
 import { dropout, linear } from '../tensor/nn-ops.ts';
-import { Rng } from '../tensor/random.ts';
+import { Rng } from '../util/random.ts';
 import { Module, ModuleDict, constantInit } from '../nn/module.ts';
+import { modelFingerprint } from '../nn/fingerprint.ts';
 import { Linear } from '../nn/layers.ts';
 import { readSafetensors } from '../io/safetensors.ts';
 import { writeSafetensors } from '../io/safetensors-write.ts';
@@ -124,18 +124,6 @@ export function matchesTarget(path: string, target: string): boolean {
 function modulesToSave(base: Module, toSave: readonly string[]) {
   const saved = base.namedModules().filter(([path]) => toSave.some((t) => matchesTarget(path, t)));
   return { saved, isSaved: (name: string) => saved.some(([path]) => name.startsWith(`${path}.`)) };
-}
-
-/** SHA-256 over names, shapes and fp32 bytes of every parameter (but `skip`ped ones): identifies a base model's weights. */
-export function modelFingerprint(model: Module, skip: (name: string) => boolean = () => false): string {
-  const h = createHash('sha256');
-  for (const [name, p] of model.namedParameters()) {
-    if (skip(name)) continue;
-    h.update(`${name}:${p.shape.join('x')};`);
-    const data = p.data instanceof Float32Array ? p.data : new Float32Array(p.data);
-    h.update(new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
-  }
-  return h.digest('hex');
 }
 
 /** Linears that currently carry an adapter: a second adapter on top would silently compose. */

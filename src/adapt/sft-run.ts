@@ -17,7 +17,7 @@ import { loadModelDir, configJson, writeModelFiles } from '../models/load.ts';
 import type { GPT, GPTConfig } from '../models/gpt.ts';
 import { loadTokenizerJson, separatorId } from '../data/tokenizer.ts';
 import { writeJsonAtomic } from '../io/atomic.ts';
-import { Rng } from '../tensor/random.ts';
+import { Rng } from '../util/random.ts';
 import { train, type TrainResult } from '../train/trainer.ts';
 import type { ProgressReporter } from '../train/progress.ts';
 import type { Module } from '../nn/module.ts';

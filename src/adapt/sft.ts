@@ -21,9 +21,9 @@ import type { GPT } from '../models/gpt.ts';
 import { shiftLabels } from '../models/gpt.ts';
 import { crossEntropy } from '../tensor/nn-ops.ts';
 import { noGrad, withScope } from '../tensor/tensor.ts';
-import { Rng } from '../tensor/random.ts';
+import { Rng } from '../util/random.ts';
 import { PrimerError } from '../io/errors.ts';
-import type { BatchSource } from '../data/clm.ts';
+import type { BatchSource } from '../train/trainer.ts';
 import { ROLES, renderChat, type ChatMessage, type Role } from './chat-template.ts';
 
 export class SftDataError extends PrimerError {

@@ -1,12 +1,14 @@
 /**
- * The native backend: C kernels behind N-API (native/*.c), built by node-gyp at install time.
+ * The native backend: C kernels behind N-API (native/*.c), built by node-gyp at install time or, in an
+ * installed package, prebuilt for linux-x64 (scripts/install-native.mjs decides).
  * The addon exports one function per Backend method with the same positional arguments.
  */
 import { createRequire } from 'node:module';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { join, dirname } from 'node:path';
+import { join, dirname, sep } from 'node:path';
 import type { Backend } from './types.ts';
+import { BACKEND_METHODS } from './reference/index.ts';
 
 export interface NativeAddon extends Omit<Backend, 'name'> {
   getThreads(): number;
@@ -15,20 +17,48 @@ export interface NativeAddon extends Omit<Backend, 'name'> {
   buildInfo(): string;
 }
 
-const BACKEND_METHODS = [
-  'gemm', 'sumRows', 'add', 'mul', 'axpy', 'scale', 'sumSquares', 'unary', 'unaryBackward', 'permute',
-  'layerNorm', 'layerNormBackward', 'softmax', 'softmaxBackward', 'crossEntropy', 'crossEntropyBackward',
-  'embedding', 'embeddingBackward', 'dropout', 'dropoutBackward', 'attention', 'attentionBackward', 'adamw',
-] as const satisfies ReadonlyArray<keyof Backend>;
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 let addon: NativeAddon | null | undefined;
+const require = createRequire(import.meta.url);
 
-/** Loads build/Release/primer_native.node (or $PRIMER_NATIVE_PATH); null when it is not built. */
+/**
+ * Finds the addon as node-gyp-build does: build/Release (compiled from source) first, then the package's
+ * prebuilds/<platform>-<arch>/. Null when there is neither.
+ */
+function addonPath(): string | null {
+  if (process.env.PRIMER_NATIVE_PATH !== undefined) return existsSync(process.env.PRIMER_NATIVE_PATH) ? process.env.PRIMER_NATIVE_PATH : null;
+  const nodeGypBuild = require('node-gyp-build') as { path(dir: string): string };
+  let path: string;
+  try {
+    path = nodeGypBuild.path(root);
+  } catch {
+    return null;
+  }
+  if (path.includes(`${sep}prebuilds${sep}linux-x64${sep}`) && !cpuRunsPrebuild()) {
+    // npm may skip a dependency's install script (which would have compiled from source here), and
+    // loading the prebuild would then die on the first AVX2 instruction: fall back instead.
+    process.emitWarning('primer: the prebuilt native addon needs an x86-64-v3 CPU (AVX2, FMA); using the JavaScript backend. Compile it for this CPU with `npm rebuild primer --build-from-source` (npm runs primer\'s install script once allowed: `npm install-scripts approve primer`).');
+    return null;
+  }
+  return path;
+}
+
+/** Whether this CPU has x86-64-v3's features, which the linux-x64 prebuild is compiled for (same list as scripts/install-native.mjs). */
+function cpuRunsPrebuild(): boolean {
+  try {
+    const flags = new Set((/^flags\s*:(.*)$/m.exec(readFileSync('/proc/cpuinfo', 'utf8'))?.[1] ?? '').trim().split(/\s+/));
+    return ['avx', 'avx2', 'fma', 'bmi1', 'bmi2', 'f16c', 'movbe', 'abm'].every((f) => flags.has(f));
+  } catch {
+    return false;
+  }
+}
+
+/** Loads the compiled addon (or $PRIMER_NATIVE_PATH); null when it is not built. */
 export function loadNativeAddon(): NativeAddon | null {
   if (addon !== undefined) return addon;
-  const path = process.env.PRIMER_NATIVE_PATH ?? join(root, 'build', 'Release', 'primer_native.node');
-  if (!existsSync(path)) return (addon = null);
+  const path = addonPath();
+  if (path === null) return (addon = null);
   // libgomp spins ~300k iterations between parallel regions by default; when the machine is busy
   // (other processes, other Primer workers) spinning threads steal the cores the kernels need and a
   // step can run 5–10× slower. A short spin keeps back-to-back kernels fast on an idle machine and
@@ -36,7 +66,7 @@ export function loadNativeAddon(): NativeAddon | null {
   if (process.env.OMP_WAIT_POLICY === undefined && process.env.GOMP_SPINCOUNT === undefined) {
     process.env.GOMP_SPINCOUNT = '10000';
   }
-  addon = createRequire(import.meta.url)(path) as NativeAddon;
+  addon = require(path) as NativeAddon;
   return addon;
 }
 
@@ -53,7 +83,7 @@ export function missingNativeMethods(): string[] {
 export function createNativeBackend(fallback: Backend): Backend {
   const a = loadNativeAddon();
   if (!a) {
-    throw new Error(`primer: the native addon is not built (expected build/Release/primer_native.node). Run "npm run build:native".`);
+    throw new Error(`primer: the native addon is not built (no build/Release/primer_native.node, no prebuild for ${process.platform}-${process.arch}). Run "npm run build:native".`);
   }
   const impl: Record<string, unknown> = { name: 'native' };
   for (const m of BACKEND_METHODS) {

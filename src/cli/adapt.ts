@@ -11,7 +11,7 @@ import type { GPT } from '../models/gpt.ts';
 import { loadTokenizerJson } from '../data/tokenizer.ts';
 import { LORA_DEFAULTS, loadLoraAdapter, loraSettingsFromFlags, type LoraFlags } from '../adapt/lora.ts';
 import { readChatTemplate, writeChatTemplate } from '../adapt/chat-template.ts';
-import { ChatSession } from '../adapt/chat.ts';
+import { ChatSession, loadChatModel } from '../adapt/chat.ts';
 import { runSft, SFT_DEFAULTS, type SftOptions, type SftResult } from '../adapt/sft-run.ts';
 import { action, choiceArg, floatArg, intArg } from './options.ts';
 
@@ -43,16 +43,6 @@ export function addSftOptions(cmd: Command): Command {
     .option('--lora-dropout <p>', `LoRA dropout (default ${LORA_DEFAULTS.dropout})`, floatArg(0, 0.99))
     .option('--lora-targets <set>', `layers to adapt: attention (default), mlp or all`, choiceArg(['attention', 'mlp', 'all'] as const))
     .option('--merge-lora', 'SFT: also write the merged model to <out>/merged');
-}
-
-/** Loads a GPT (optionally with a LoRA adapter merged in), its tokenizer and chat template. */
-export function loadChatModel(modelDir: string, adapterDir?: string): { model: GPT; tokenizer: ReturnType<typeof loadTokenizerJson>; template: string } {
-  const loaded = loadModelDir(modelDir);
-  if (loaded.kind !== 'gpt2') throw new RangeError(`chat: ${modelDir} is a ${loaded.kind} model; chat needs a GPT`);
-  // The KV-cache decoder reads the weights directly, so an adapter is merged rather than wrapped.
-  if (adapterDir) loadLoraAdapter(loaded.model, 'gpt2', adapterDir).merge();
-  const tokDir = adapterDir && existsSync(join(adapterDir, 'tokenizer.json')) ? adapterDir : modelDir;
-  return { model: loaded.model, tokenizer: loadTokenizerJson(tokDir), template: readChatTemplate(tokDir) };
 }
 
 interface ChatCliOptions {

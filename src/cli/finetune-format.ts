@@ -1,8 +1,6 @@
 /** Plain-text rendering of evaluation reports, and text input, for the fine-tuning commands. */
 import { readFileSync } from 'node:fs';
 import type { ClassificationReport } from '../tasks/metrics.ts';
-import { GPT2Model } from '../models/gpt.ts';
-import type { Backbone } from '../tasks/heads.ts';
 
 const pct = (x: number) => `${(100 * x).toFixed(1)}%`;
 
@@ -38,9 +36,4 @@ export function inputTexts(texts: string[] | undefined): string[] {
   if (texts?.length) return texts;
   if (process.stdin.isTTY) throw new RangeError('--text is required (or pipe one text per line on stdin)');
   return readFileSync(0, 'utf8').split('\n').map((l) => l.trim()).filter(Boolean);
-}
-
-/** The longest sequence the body accepts. */
-export function contextOf(b: Backbone): number {
-  return b instanceof GPT2Model ? b.cfg.n_positions : b.cfg.max_position_embeddings;
 }

@@ -14,10 +14,10 @@ import { EMBEDDING_POOLINGS, embedTexts, loadEmbedder, type EmbeddingPooling } f
 import { buildIndex, loadIndex, readDocuments, searchIndex } from '../tasks/retrieval.ts';
 import { labelEfficiency } from '../tasks/experiment.ts';
 import { evaluateTask } from '../tasks/finetune.ts';
-import { loadTaskModelDir } from '../tasks/model-dir.ts';
-import { SequenceClassifier } from '../tasks/heads.ts';
+import { loadTaskModelDir } from '../models/model-dir.ts';
+import { SequenceClassifier, contextLength } from '../models/heads.ts';
 import { action, choiceArg, floatArg, intArg } from './options.ts';
-import { contextOf, inputTexts, percent } from './finetune-format.ts';
+import { inputTexts, percent } from './finetune-format.ts';
 
 /** "0,4,16" → [0, 4, 16] (integers ≥ min). */
 export function intListArg(min = 0) {
@@ -68,7 +68,7 @@ function fewShot(f: FewShotFlags): void {
   if (f.finetuned) {
     const model = loadTaskModelDir(f.finetuned);
     if (!(model instanceof SequenceClassifier)) throw new RangeError(`--finetuned: ${f.finetuned} is not a sequence classifier`);
-    const rep = evaluateTask(model, loadTokenizer(f.finetuned), fewShotTestSet(task.test, f.limit, f.seed), { maxLength: Math.min(128, contextOf(model.backbone)) });
+    const rep = evaluateTask(model, loadTokenizer(f.finetuned), fewShotTestSet(task.test, f.limit, f.seed), { maxLength: Math.min(128, contextLength(model.backbone)) });
     finetuned = { accuracy: rep.accuracy, macroF1: rep.macroF1 };
   }
   if (f.json) {

@@ -1,5 +1,5 @@
 /**
- * Batch sources for BERT pre-training with the shared trainer (BatchSource from clm.ts):
+ * Batch sources for BERT pre-training with the shared trainer (BatchSource in train/trainer.ts):
  *
  *   'mlm'      packed blocks: [CLS] + maxSeqLength − 2 contiguous tokens from a random position of the
  *              split (documents joined by [SEP], as RoBERTa's FULL-SENTENCES) + [SEP]; with probability
@@ -13,8 +13,7 @@
  * State for exact resume: the number of batches served; loadState replays them from the seed.
  */
 import type { Tokenizer } from '../tokenizers/types.ts';
-import { Rng } from '../tensor/random.ts';
-import type { BatchSource } from './clm.ts';
+import { Rng } from '../util/random.ts';
 import { maskTokens, type MaskingOptions } from './mlm.ts';
 import { instancesFromDocument, type NspInstance, type SegmentedDocuments } from './nsp.ts';
 import type { ShardSplit } from './shards.ts';
@@ -62,7 +61,7 @@ export interface BertBatchOptions {
   shortSeqProb?: number;
 }
 
-abstract class ReplayableSource implements BatchSource<BertBatch> {
+abstract class ReplayableSource {
   protected served = 0;
   protected abstract reset(): void;
   protected abstract make(): BertBatch;

@@ -8,7 +8,7 @@
  * no document is shared between the two.
  */
 import type { Tokenizer } from '../tokenizers/types.ts';
-import { Rng, uniformAt } from '../tensor/random.ts';
+import { Rng, uniformAt } from '../util/random.ts';
 import { CorpusError, type CorpusChunk } from './corpus.ts';
 
 /** A growable Int32Array (doubling), so streaming millions of ids does not build a JS array. */
@@ -116,13 +116,6 @@ export interface ClmBatch {
   tokens: number;
 }
 
-export interface BatchSource<B> {
-  next(): B;
-  /** Position in the data (for exact resume). */
-  state(): unknown;
-  loadState(state: unknown): void;
-}
-
 function checkStream(what: string, tokens: Int32Array, blockSize: number): void {
   if (tokens.length < blockSize + 1) {
     throw new CorpusError(`the ${what} split has ${tokens.length} tokens, fewer than block size + 1 = ${blockSize + 1}; use a bigger corpus or a smaller --block-size`);
@@ -135,7 +128,7 @@ function fillBlock(tokens: Int32Array, start: number, t: number, row: number, b:
 }
 
 /** Random contiguous blocks from a seeded Rng; its counter is the data position saved for resume. */
-export class RandomBlocks implements BatchSource<ClmBatch> {
+export class RandomBlocks {
   readonly rng: Rng;
   constructor(readonly tokens: Int32Array, readonly batchSize: number, readonly blockSize: number, seed: number) {
     checkStream('training', tokens, blockSize);

@@ -13,9 +13,8 @@
  * p in every batch, which is what makes short runs comparable.
  */
 import type { Tokenizer } from '../tokenizers/types.ts';
-import type { Rng } from '../tensor/random.ts';
-
-export const IGNORE_INDEX = -100;
+import type { Rng } from '../util/random.ts';
+import { IGNORE_INDEX } from '../tensor/nn-ops.ts';
 
 export interface MaskingOptions {
   maskId: number;

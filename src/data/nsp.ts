@@ -22,7 +22,7 @@
  * directly, so a "random" B never comes from the same document.
  * Masking is not done here: it is dynamic, per batch (mlm.ts).
  */
-import type { Rng } from '../tensor/random.ts';
+import type { Rng } from '../util/random.ts';
 
 /** Documents as segment lists, by index (in memory or backed by shards). */
 export interface SegmentedDocuments {

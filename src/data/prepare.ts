@@ -19,7 +19,7 @@ import { existsSync, mkdirSync, readdirSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import type { Tokenizer } from '../tokenizers/types.ts';
 import { loadTokenizer } from '../tokenizers/index.ts';
-import { uniformAt } from '../tensor/random.ts';
+import { uniformAt } from '../util/random.ts';
 import { readCorpus, type CorpusChunk } from './corpus.ts';
 import { DocumentAssembler, isJsonlPath, listSources, type DocumentState, type SourceFile } from './prepare-sources.ts';
 import { EncodePool, encodePieces, type EncodedPieces } from './prepare-worker.ts';

@@ -17,7 +17,7 @@ import { join } from 'node:path';
 import { writeSafetensors } from '../io/safetensors.ts';
 import { writeJsonAtomic } from '../io/atomic.ts';
 import { configJson, modelTensors } from '../models/load.ts';
-import { taskConfigJson } from '../tasks/heads.ts';
+import { taskConfigJson } from '../models/heads.ts';
 import type { Tokenizer } from '../tokenizers/types.ts';
 import { loadPretrained, type Pretrained } from './import.ts';
 

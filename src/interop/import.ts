@@ -15,7 +15,7 @@ import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Module } from '../nn/module.ts';
 import { canonicalTensorName, createModel, parseModelConfig, type LoadedModel, type ModelConfig } from '../models/load.ts';
-import { createTaskModel, type TaskModel } from '../tasks/heads.ts';
+import { createTaskModel, type TaskModel } from '../models/heads.ts';
 import { loadTokenizer, type Tokenizer } from '../tokenizers/index.ts';
 import { PrimerError } from '../io/errors.ts';
 import { InteropError } from './errors.ts';

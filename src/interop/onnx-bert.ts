@@ -11,7 +11,7 @@
  * a = LN(x + attn(x)), x = LN(a + W₂·gelu(W₁·a)); padded keys (mask 0) get no attention.
  */
 import type { BertConfig } from '../models/bert.ts';
-import type { Pooling } from '../tasks/heads.ts';
+import type { Pooling } from '../models/heads.ts';
 import { InteropError } from './errors.ts';
 import { OnnxDataType } from './onnx-proto.ts';
 import { attention, dimScalar, gelu, keyPaddingMask, layerNorm, linear, mergeHeads, splitHeads, type OnnxGraphBuilder } from './onnx-graph.ts';

@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import type { GPTConfig } from '../models/gpt.ts';
 import type { BertConfig } from '../models/bert.ts';
 import { modelTensors } from '../models/load.ts';
-import { SequenceClassifier, TokenClassifier } from '../tasks/heads.ts';
+import { SequenceClassifier, TokenClassifier } from '../models/heads.ts';
 import { InteropError } from './errors.ts';
 import { exportHf } from './export-hf.ts';
 import { loadPretrained, type Pretrained } from './import.ts';

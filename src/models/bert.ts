@@ -6,10 +6,10 @@
 import { Tensor } from '../tensor/tensor.ts';
 import { add, concat, reshape, permute, select0, slice } from '../tensor/ops.ts';
 import { attention, crossEntropy, dropout, embedding, gelu, linear, matmul, tanh } from '../tensor/nn-ops.ts';
-import { Rng } from '../tensor/random.ts';
+import { Rng } from '../util/random.ts';
 import { Module, ModuleDict, constantInit } from '../nn/module.ts';
 import { Embedding, LayerNorm, Linear } from '../nn/layers.ts';
-import { IGNORE_INDEX } from '../data/mlm.ts';
+import { IGNORE_INDEX } from '../tensor/nn-ops.ts';
 
 /** Hugging Face BertConfig keys. */
 export interface BertConfig {

@@ -1,7 +1,7 @@
 /** The standard layers, with Hugging Face parameter names and initialisation. */
 import type { Tensor } from '../tensor/tensor.ts';
 import { linear, layerNorm, embedding } from '../tensor/nn-ops.ts';
-import type { Rng } from '../tensor/random.ts';
+import type { Rng } from '../util/random.ts';
 import { Module, normalInit, constantInit } from './module.ts';
 
 /**

@@ -3,7 +3,7 @@
  * checkpoints (`h.0.attn.c_attn.weight`), so state dicts load and save without renaming.
  */
 import { Tensor, parameter, formatShape } from '../tensor/tensor.ts';
-import type { Rng } from '../tensor/random.ts';
+import type { Rng } from '../util/random.ts';
 
 export abstract class Module {
   training = true;

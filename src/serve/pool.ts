@@ -42,7 +42,8 @@ interface Slot {
 
 /** Node 20 workers ignore the parent's `--import tsx`: a TypeScript worker registers tsx itself. */
 function startWorker(data: unknown): Worker {
-  const file = new URL('./worker.ts', import.meta.url).href;
+  // From the checkout this module is worker.ts's TypeScript sibling; from the package's dist/, worker.js's.
+  const file = new URL(import.meta.url.endsWith('.ts') ? './worker.ts' : './worker.js', import.meta.url).href;
   const register = file.endsWith('.ts') ? `(await import(${JSON.stringify(import.meta.resolve('tsx/esm/api'))})).register();` : '';
   const code = `(async () => { ${register} await import(${JSON.stringify(file)}); })().catch((e) => { throw e; });`;
   return new Worker(code, { eval: true, workerData: data, execArgv: [] });

@@ -20,7 +20,8 @@ import { createRequire } from 'node:module';
 import { readFileSync, readdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import type { TextExample, TokenExample } from './data.ts';
-import { LabelMap, splitDataset, type Splits } from './labels.ts';
+import { splitDataset, type Splits } from './labels.ts';
+import { LabelMap } from '../models/labels.ts';
 import { emailToText } from './email.ts';
 import { detokenize, mapTag, readBrown, type BrownDocument, type BrownTagset } from './brown.ts';
 

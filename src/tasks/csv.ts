@@ -8,14 +8,7 @@
  * (lenient, like Python's csv module). A trailing newline does not start an empty record; blank lines
  * are skipped.
  */
-import { PrimerError } from '../io/errors.ts';
-
-/** Bad task data; `file`, `line` and `column` (1-based, column in UTF-16 code units) say where. */
-export class TaskDataError extends PrimerError {
-  constructor(readonly file: string, readonly line: number, readonly column: number, message: string) {
-    super('TASK_DATA', `${file}:${line}:${column}: ${message}`);
-  }
-}
+import { TaskDataError } from '../models/labels.ts';
 
 export interface CsvField {
   value: string;

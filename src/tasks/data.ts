@@ -5,9 +5,10 @@
  */
 import { readFileSync } from 'node:fs';
 import { basename, extname } from 'node:path';
-import { TaskDataError, jsonErrorPosition, parseDelimited } from './csv.ts';
+import { jsonErrorPosition, parseDelimited } from './csv.ts';
+import { TaskDataError } from '../models/labels.ts';
 
-export { TaskDataError } from './csv.ts';
+export { TaskDataError } from '../models/labels.ts';
 
 /** Where a value came from in its file (1-based line and column). */
 export interface Location {
@@ -267,4 +268,5 @@ export function readSquad(path: string): QAExample[] {
   return parseSquad(json, basename(path));
 }
 
-export { LabelMap, stratifiedSample, splitDataset, shuffled } from './labels.ts';
+export { stratifiedSample, splitDataset, shuffled } from './labels.ts';
+export { LabelMap } from '../models/labels.ts';

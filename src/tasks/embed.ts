@@ -13,8 +13,8 @@ import { loadTokenizer } from '../tokenizers/index.ts';
 import { noGrad, withScope } from '../tensor/tensor.ts';
 import { GPT2Model } from '../models/gpt.ts';
 import { collate, padTokenId } from './encode.ts';
-import { pool, runBackbone, type Backbone } from './heads.ts';
-import { loadBackbone } from './model-dir.ts';
+import { contextLength, pool, runBackbone, type Backbone } from '../models/heads.ts';
+import { loadBackbone } from '../models/model-dir.ts';
 
 export type EmbeddingPooling = 'mean' | 'cls' | 'last';
 export const EMBEDDING_POOLINGS: readonly EmbeddingPooling[] = ['mean', 'cls', 'last'];
@@ -38,7 +38,7 @@ export function embeddingDim(backbone: Backbone): number {
 }
 
 export function defaultMaxLength(backbone: Backbone): number {
-  return Math.min(256, backbone instanceof GPT2Model ? backbone.cfg.n_positions : backbone.cfg.max_position_embeddings);
+  return Math.min(256, contextLength(backbone));
 }
 
 /** ê = e / max(‖e‖₂, 1e-12), in place, accumulated in float64. */

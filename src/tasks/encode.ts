@@ -10,6 +10,7 @@
  * Predictions come back per word from the first subword's logits (a word truncated away gets -1).
  */
 import type { Encoding, Tokenizer } from '../tokenizers/types.ts';
+import { IGNORE_INDEX } from '../tensor/nn-ops.ts';
 
 /** One padded batch (right padding), B×T row-major. */
 export interface TokenBatch {
@@ -89,7 +90,7 @@ export function encodeWords(tokenizer: Tokenizer, words: readonly string[], maxL
 
 /** Token labels: the word's label on its first token, -100 on later subwords, specials and padding. */
 export function alignLabels(wordIds: ReadonlyArray<number | null>, wordLabels: ArrayLike<number>, length = wordIds.length): Int32Array {
-  const out = new Int32Array(length).fill(-100);
+  const out = new Int32Array(length).fill(IGNORE_INDEX);
   let previous: number | null = null;
   wordIds.forEach((w, k) => {
     if (w !== null && w !== previous) out[k] = wordLabels[w]!;
@@ -120,7 +121,7 @@ export interface TaggedBatch extends TokenBatch {
 export function encodeTagged(tokenizer: Tokenizer, examples: ReadonlyArray<{ tokens: readonly string[]; tagIds: ArrayLike<number> }>, maxLength: number): TaggedBatch {
   const encoded = examples.map((ex) => encodeWords(tokenizer, ex.tokens, maxLength));
   const batch = collate(encoded.map((e) => e.encoding), padTokenId(tokenizer));
-  const labels = new Int32Array(batch.batch * batch.length).fill(-100);
+  const labels = new Int32Array(batch.batch * batch.length).fill(IGNORE_INDEX);
   encoded.forEach((e, r) => labels.set(alignLabels(e.wordIds, examples[r]!.tagIds), r * batch.length));
   return { ...batch, labels, wordIds: encoded.map((e) => e.wordIds) };
 }

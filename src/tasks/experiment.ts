@@ -25,9 +25,9 @@ import { PRETRAIN_DEFAULTS, pretrain, type PretrainOptions } from '../train/pret
 import type { TextExample } from './data.ts';
 import { loadBuiltinTask, type ClassificationTask } from './builtin.ts';
 import { shuffled, stratifiedSample } from './labels.ts';
-import { SequenceClassifier, type Backbone, type Pooling } from './heads.ts';
+import { SequenceClassifier, type Backbone, type Pooling } from '../models/heads.ts';
 import { evaluateTask, finetune } from './finetune.ts';
-import { loadBackbone } from './model-dir.ts';
+import { loadBackbone } from '../models/model-dir.ts';
 import { markdownTable, meanStd, svgPlot, type Curve } from './experiment-report.ts';
 
 export type Init = 'pretrained' | 'scratch';

@@ -18,7 +18,7 @@
 import type { Tokenizer } from '../tokenizers/types.ts';
 import { GPT } from '../models/gpt.ts';
 import { noGrad, withScope } from '../tensor/tensor.ts';
-import { mix32 } from '../tensor/random.ts';
+import { mix32 } from '../util/random.ts';
 import type { TextExample } from './data.ts';
 import { stratifiedSample } from './labels.ts';
 import { classificationReport, type ClassificationReport } from './metrics.ts';

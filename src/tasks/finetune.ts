@@ -10,17 +10,16 @@
 import type { Tokenizer } from '../tokenizers/types.ts';
 import type { Module } from '../nn/module.ts';
 import { noGrad, withScope } from '../tensor/tensor.ts';
-import { train, type TrainResult } from '../train/trainer.ts';
-import type { BatchSource } from '../data/clm.ts';
+import { IGNORE_INDEX } from '../tensor/nn-ops.ts';
+import { train, type BatchSource, type TrainResult } from '../train/trainer.ts';
 import { shuffled } from './labels.ts';
 import type { TextExample, TokenExample } from './data.ts';
 import { collate, encodeWords, alignLabels, padTokenId, wordPredictions, type TokenBatch } from './encode.ts';
-import { QuestionAnswering, SequenceClassifier, TokenClassifier, type TaskModel } from './heads.ts';
+import { QuestionAnswering, SequenceClassifier, TokenClassifier, contextLength, type TaskModel } from '../models/heads.ts';
 import { classificationReport, squadMetrics, tokenClassificationReport, type ClassificationReport } from './metrics.ts';
 import type { QAExample } from './data.ts';
-import { collateFeatures, predictAnswers, prepareQAFeatures } from './qa.ts';
-import { GPT2Model } from '../models/gpt.ts';
-import { mix32 } from '../tensor/random.ts';
+import { collateFeatures, predictAnswers, prepareQAFeatures, type QAFeature } from './qa.ts';
+import { mix32 } from '../util/random.ts';
 
 /** One pre-tokenized example: ids and token types, labels (one per example, per token, or a QA [start, end]). */
 interface Encoded {
@@ -84,7 +83,7 @@ function makeBatch(rows: readonly Encoded[], padId: number): Batch {
   } else if (typeof rows[0]!.label === 'number') {
     labels = Int32Array.from(rows, (r) => r.label as number);
   } else {
-    labels = new Int32Array(b.batch * b.length).fill(-100);
+    labels = new Int32Array(b.batch * b.length).fill(IGNORE_INDEX);
     rows.forEach((r, i) => labels.set(r.label as Int32Array, i * b.length));
   }
   return { ...b, labels, startPositions, endPositions, tokens: b.attentionMask.reduce((s, m) => s + m, 0) };
@@ -97,7 +96,7 @@ function encodeAll(model: TaskModel, tokenizer: Tokenizer, examples: ReadonlyArr
   if (model instanceof SequenceClassifier) {
     return (examples as TextExample[]).map((ex) => {
       const e = tokenizer.encode(ex.text, ex.textPair ?? null, { maxLength });
-      return { ids: e.ids, typeIds: e.typeIds, label: ex.label === undefined ? -100 : model.labels.id(ex.label, ex.where) };
+      return { ids: e.ids, typeIds: e.typeIds, label: ex.label === undefined ? IGNORE_INDEX : model.labels.id(ex.label, ex.where) };
     });
   }
   if (model instanceof TokenClassifier) {
@@ -216,8 +215,11 @@ export interface QAReport {
   predictions: Map<string, string>;
 }
 
-/** SQuAD exact match and F1 of the best spans over all windows of each question. */
-export function evaluateQA(model: QuestionAnswering, tokenizer: Tokenizer, examples: readonly QAExample[], o: QAEvalOptions = {}): QAReport {
+/**
+ * The QA windows of each question (maxLength tokens, default 384, overlapping by `stride`, default a
+ * quarter) and the model's start/end logits on every window, for bestSpans / predictAnswers.
+ */
+export function qaWindowLogits(model: QuestionAnswering, tokenizer: Tokenizer, examples: readonly QAExample[], o: QAEvalOptions = {}): { features: QAFeature[]; starts: Float64Array[]; ends: Float64Array[] } {
   const maxLength = o.maxLength ?? 384;
   const features = prepareQAFeatures(tokenizer, examples, { maxLength, stride: o.stride ?? defaultStride(maxLength) });
   const starts: Float64Array[] = [];
@@ -239,6 +241,12 @@ export function evaluateQA(model: QuestionAnswering, tokenizer: Tokenizer, examp
   } finally {
     model.train(was);
   }
+  return { features, starts, ends };
+}
+
+/** SQuAD exact match and F1 of the best spans over all windows of each question. */
+export function evaluateQA(model: QuestionAnswering, tokenizer: Tokenizer, examples: readonly QAExample[], o: QAEvalOptions = {}): QAReport {
+  const { features, starts, ends } = qaWindowLogits(model, tokenizer, examples, o);
   const predictions = predictAnswers(examples, features, starts, ends, { maxAnswerLength: o.maxAnswerLength });
   return { ...squadMetrics(predictions, examples), predictions };
 }
@@ -293,7 +301,7 @@ export interface FinetuneResult {
 
 export async function finetune(o: FinetuneOptions): Promise<FinetuneResult> {
   const body = o.model.backbone;
-  const maxLength = o.maxLength ?? Math.min(o.model instanceof QuestionAnswering ? 384 : 128, body instanceof GPT2Model ? body.cfg.n_positions : body.cfg.max_position_embeddings);
+  const maxLength = o.maxLength ?? Math.min(o.model instanceof QuestionAnswering ? 384 : 128, contextLength(body));
   const stride = o.stride ?? defaultStride(maxLength);
   const items = encodeAll(o.model, o.tokenizer, o.train, maxLength, stride);
   if (items.length === 0) throw new RangeError('finetune: no training examples');

@@ -10,6 +10,7 @@
  *
  * All scores are fractions in [0, 1]; the official SQuAD script prints them ×100.
  */
+import { IGNORE_INDEX } from '../tensor/nn-ops.ts';
 
 export interface ClassScores {
   label: string;
@@ -109,7 +110,7 @@ export function tokenClassificationReport(
     const p = predTags[s]!;
     if (t.length !== p.length) throw new RangeError(`tokenClassificationReport: sentence ${s} has ${t.length} true tags but ${p.length} predicted`);
     for (let i = 0; i < t.length; i++) {
-      if (t[i] === -100) continue;
+      if (t[i] === IGNORE_INDEX) continue;
       yTrue.push(t[i]!);
       yPred.push(p[i]!);
     }

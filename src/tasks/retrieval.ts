@@ -19,7 +19,7 @@ import { readSafetensors, writeSafetensors } from '../io/safetensors.ts';
 import { writeJsonAtomic } from '../io/atomic.ts';
 import type { Tokenizer } from '../tokenizers/types.ts';
 import { TaskDataError, readTextExamples } from './data.ts';
-import type { Backbone } from './heads.ts';
+import type { Backbone } from '../models/heads.ts';
 import { defaultMaxLength, embedTexts, loadEmbedder, type EmbeddingPooling } from './embed.ts';
 
 export interface IndexedDocument {

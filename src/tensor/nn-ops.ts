@@ -7,7 +7,7 @@ import { backend } from '../backend/index.ts';
 import { Unary, type FloatArray } from '../backend/types.ts';
 import { Tensor, record, scratch, formatShape, shapeSize, isAutocastBf16 } from './tensor.ts';
 import { ShapeError, assertShape } from './ops.ts';
-import type { Rng } from './random.ts';
+import type { Rng } from '../util/random.ts';
 
 export { Unary };
 
@@ -196,6 +196,9 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOption
 
 // ---- losses ------------------------------------------------------------------------------------
 
+/** The label of a row the loss skips (padding, unmasked MLM positions, later subwords): PyTorch's and HF's -100. */
+export const IGNORE_INDEX = -100;
+
 export interface CrossEntropyOptions {
   ignoreIndex?: number;
   labelSmoothing?: number;
@@ -204,7 +207,7 @@ export interface CrossEntropyOptions {
 
 /**
  * Fused softmax cross-entropy of logits [..., V] against integer labels (one per row). Rows labelled
- * ignoreIndex (default -100) are skipped; 'mean' divides by the number of non-ignored rows (as
+ * ignoreIndex (default IGNORE_INDEX, -100) are skipped; 'mean' divides by the number of non-ignored rows (as
  * torch.nn.functional.cross_entropy does). With no counted row the mean is 0.
  */
 export function crossEntropy(logits: Tensor, labels: Int32Array, opts: CrossEntropyOptions = {}): Tensor {
@@ -213,7 +216,7 @@ export function crossEntropy(logits: Tensor, labels: Int32Array, opts: CrossEntr
   if (labels.length !== rows) {
     throw new ShapeError('crossEntropy', `${labels.length} labels for logits ${formatShape(logits.shape)} (${rows} rows)`);
   }
-  const ignoreIndex = opts.ignoreIndex ?? -100;
+  const ignoreIndex = opts.ignoreIndex ?? IGNORE_INDEX;
   const smoothing = opts.labelSmoothing ?? 0;
   const perRow = scratch(rows, logits.dtype);
   const lse = scratch(rows, logits.dtype);

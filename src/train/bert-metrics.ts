@@ -7,7 +7,7 @@
 import type { Bert, BertInputs, PreTrainingOutput } from '../models/bert.ts';
 import { autocast, noGrad, withScope } from '../tensor/tensor.ts';
 import type { BertBatch } from '../data/bert-batches.ts';
-import { IGNORE_INDEX } from '../data/mlm.ts';
+import { IGNORE_INDEX } from '../tensor/nn-ops.ts';
 
 export interface BertMetrics {
   mlmLoss: number;

@@ -18,7 +18,7 @@ import { Bert, type BertConfig } from '../models/bert.ts';
 import { bertPreset, type PresetName } from '../models/presets.ts';
 import { configJson, readModelConfig, writeModelFiles } from '../models/load.ts';
 import { writeJsonAtomic } from '../io/atomic.ts';
-import type { Rng } from '../tensor/random.ts';
+import type { Rng } from '../util/random.ts';
 import { resolveCorpus } from '../data/builtin.ts';
 import { readCorpus } from '../data/corpus.ts';
 import { prepareData } from '../data/prepare.ts';

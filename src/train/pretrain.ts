@@ -11,7 +11,7 @@ import type { Tokenizer } from '../tokenizers/types.ts';
 import { GPT, type GPTConfig } from '../models/gpt.ts';
 import { gptPreset, type PresetName } from '../models/presets.ts';
 import { configJson, loadModelDir, readModelConfig, writeModelFiles } from '../models/load.ts';
-import { modelFingerprint } from '../adapt/lora.ts';
+import { modelFingerprint } from '../nn/fingerprint.ts';
 import { writeJsonAtomic } from '../io/atomic.ts';
 import { crossEntropy } from '../tensor/nn-ops.ts';
 import { BUILTIN_CORPORA, resolveCorpus } from '../data/builtin.ts';

@@ -21,12 +21,19 @@ import type { Tensor } from '../tensor/tensor.ts';
 import { autocast, noGrad, withScope } from '../tensor/tensor.ts';
 import { scale } from '../tensor/ops.ts';
 import { AdamW, clipGradNorm, learningRate, type ParamGroup, type ScheduleOptions } from '../tensor/optim.ts';
-import type { Rng } from '../tensor/random.ts';
+import type { Rng } from '../util/random.ts';
 import { PrimerError } from '../io/errors.ts';
 import { withPath, writeFileAtomic } from '../io/atomic.ts';
-import type { BatchSource } from '../data/clm.ts';
 import { readCheckpoint, recoverCheckpoints, restoreCheckpoint, saveCheckpoint, type Checkpoint } from './checkpoint.ts';
 import { createProgress, type ProgressReporter } from './progress.ts';
+
+/** Where the trainer draws its batches from; state()/loadState() make a resume exact. */
+export interface BatchSource<B> {
+  next(): B;
+  /** Position in the data (for exact resume). */
+  state(): unknown;
+  loadState(state: unknown): void;
+}
 
 export class TrainingDivergedError extends PrimerError {
   constructor(message: string, readonly step: number, readonly lastCheckpoint: string | null) {

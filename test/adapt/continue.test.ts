@@ -5,8 +5,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pretrain } from '../../src/train/pretrain.ts';
 import { loadModelDir } from '../../src/models/load.ts';
-import { modelFingerprint } from '../../src/adapt/lora.ts';
-import { Rng } from '../../src/tensor/random.ts';
+import { modelFingerprint } from '../../src/nn/fingerprint.ts';
+import { Rng } from '../../src/util/random.ts';
 
 const root = mkdtempSync(join(tmpdir(), 'primer-continue-'));
 test.after(() => rmSync(root, { recursive: true, force: true }));

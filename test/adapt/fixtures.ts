@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { GPT, type GPTConfig } from '../../src/models/gpt.ts';
 import { saveModelDir } from '../../src/models/load.ts';
 import { trainBpe } from '../../src/tokenizers/bpe-train.ts';
-import { Rng } from '../../src/tensor/random.ts';
+import { Rng } from '../../src/util/random.ts';
 
 const COLORS: Record<string, string> = { apple: 'red', banana: 'yellow', grass: 'green', sky: 'blue', snow: 'white', coal: 'black' };
 

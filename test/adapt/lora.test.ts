@@ -7,7 +7,7 @@ import { GPT, type GPTConfig } from '../../src/models/gpt.ts';
 import { Bert, type BertConfig } from '../../src/models/bert.ts';
 import { crossEntropy } from '../../src/tensor/nn-ops.ts';
 import { noGrad, withScope } from '../../src/tensor/tensor.ts';
-import { Rng } from '../../src/tensor/random.ts';
+import { Rng } from '../../src/util/random.ts';
 import { AdamW } from '../../src/tensor/optim.ts';
 import { readSafetensors } from '../../src/io/safetensors.ts';
 import { LoraModel, loadLoraAdapter, loraTargetModules, matchesTarget } from '../../src/adapt/lora.ts';

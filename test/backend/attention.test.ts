@@ -7,7 +7,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { attention, attentionBackward } from '../../src/backend/reference/attention.ts';
 import { loadNativeAddon, type NativeAddon } from '../../src/backend/native.ts';
-import { Rng } from '../../src/tensor/random.ts';
+import { Rng } from '../../src/util/random.ts';
 import type { FloatArray } from '../../src/backend/types.ts';
 
 type MaskKind = 'none' | 'padding' | 'fullyMasked';

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { loadNativeAddon, type NativeAddon } from '../../src/backend/native.ts';
 import { gemm as referenceGemm } from '../../src/backend/reference/gemm.ts';
 import { roundBf16 } from '../../src/backend/reference/bf16.ts';
-import { Rng } from '../../src/tensor/random.ts';
+import { Rng } from '../../src/util/random.ts';
 
 function addon(): NativeAddon {
   const a = loadNativeAddon();

@@ -1,6 +1,6 @@
 /** Shared helpers for the kernel tests (not a test file itself). */
 import assert from 'node:assert/strict';
-import { Rng } from '../../src/tensor/random.ts';
+import { Rng } from '../../src/util/random.ts';
 import { loadNativeAddon, type NativeAddon } from '../../src/backend/native.ts';
 import type { FloatArray } from '../../src/backend/types.ts';
 

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import * as k from '../../src/backend/reference/kernels.ts';
 import { erf, erfc, geluErf, geluTanh } from '../../src/backend/reference/special.ts';
 import { Unary } from '../../src/backend/types.ts';
-import { uniformAt } from '../../src/tensor/random.ts';
+import { uniformAt } from '../../src/util/random.ts';
 import { Rng, accumulated, assertClose, dot, f64, numericGradient, randn } from './kernels-helpers.ts';
 
 const FD_TOLERANCE = 1e-6;

@@ -1,7 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Rng } from '../../src/tensor/random.ts';
-import { IGNORE_INDEX, maskTokens, type MaskingOptions } from '../../src/data/mlm.ts';
+import { Rng } from '../../src/util/random.ts';
+import { maskTokens, type MaskingOptions } from '../../src/data/mlm.ts';
+import { IGNORE_INDEX } from '../../src/tensor/nn-ops.ts';
 
 // Vocabulary: 0 [PAD], 1 [UNK], 2 [CLS], 3 [SEP], 4 [MASK], 5.. words.
 const VOCAB = 1000;

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Rng } from '../../src/tensor/random.ts';
+import { Rng } from '../../src/util/random.ts';
 import { createNspInstances, segmentedDocuments, truncateSeqPair, type NspOptions } from '../../src/data/nsp.ts';
 
 const CLS = 2;

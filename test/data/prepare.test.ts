@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { trainTokenizer } from '../../src/tokenizers/index.ts';
 import type { Tokenizer } from '../../src/tokenizers/types.ts';
-import { Rng } from '../../src/tensor/random.ts';
+import { Rng } from '../../src/util/random.ts';
 import { prepareData, type PrepareOptions } from '../../src/data/prepare.ts';
 import { openShards, type PreparedData } from '../../src/data/shards.ts';
 

@@ -1,5 +1,5 @@
 /** Numeric helpers shared by tests: seeded random data and relative-error measures. */
-import { Rng } from '../../src/tensor/random.ts';
+import { Rng } from '../../src/util/random.ts';
 import { Tensor, type DType } from '../../src/tensor/tensor.ts';
 
 export function randomTensor(shape: number[], rng: Rng, dtype: DType = 'float64', scaleBy = 1): Tensor {

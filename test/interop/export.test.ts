@@ -14,8 +14,8 @@ import { registerInteropCommands } from '../../src/cli/interop.ts';
 import { readSafetensors, type TensorToWrite } from '../../src/io/safetensors.ts';
 import { trainTokenizer } from '../../src/tokenizers/index.ts';
 import { noGrad } from '../../src/tensor/tensor.ts';
-import type { SequenceClassifier, QuestionAnswering } from '../../src/tasks/heads.ts';
-import { Rng } from '../../src/tensor/random.ts';
+import type { SequenceClassifier, QuestionAnswering } from '../../src/models/heads.ts';
+import { Rng } from '../../src/util/random.ts';
 import { fixtureConfig, fixtureLogits, fixtures, removeTempDirs, tempDir, writeModel } from './helpers.ts';
 
 test.after(removeTempDirs);

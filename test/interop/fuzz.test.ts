@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { loadPretrained, InteropError } from '../../src/interop/import.ts';
 import { modelTensors } from '../../src/models/load.ts';
 import { GPT } from '../../src/models/gpt.ts';
-import { createTaskModel } from '../../src/tasks/heads.ts';
+import { createTaskModel } from '../../src/models/heads.ts';
 import { trainTokenizer } from '../../src/tokenizers/index.ts';
 import { mutateJson, mutateSafetensors } from './fuzz.ts';
 import { seededRandom } from '../helpers/seeded-random.ts';

@@ -11,7 +11,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { performance } from 'node:perf_hooks';
 import { SafetensorsError, parseSafetensors, serializeSafetensors, type SafetensorsDtype } from '../../src/io/safetensors.ts';
-import { Rng } from '../../src/tensor/random.ts';
+import { Rng } from '../../src/util/random.ts';
 
 const fixtures = resolve(dirname(fileURLToPath(import.meta.url)), '../..', '../shared/fixtures/gpt2-tiny');
 const DTYPES: SafetensorsDtype[] = ['F64', 'F32', 'F16', 'BF16', 'F8_E4M3', 'F8_E5M2', 'I64', 'I32', 'I16', 'I8', 'U64', 'U32', 'U16', 'U8', 'BOOL'];

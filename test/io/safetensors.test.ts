@@ -10,7 +10,7 @@ import {
 } from '../../src/io/safetensors.ts';
 import { writeFileAtomic, writeFileAtomicAsync, writeJsonAtomic } from '../../src/io/atomic.ts';
 import { roundBf16 } from '../../src/backend/reference/bf16.ts';
-import { Rng } from '../../src/tensor/random.ts';
+import { Rng } from '../../src/util/random.ts';
 
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const fixtures = resolve(repoRoot, '../shared/fixtures/gpt2-tiny');

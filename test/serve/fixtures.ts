@@ -7,9 +7,9 @@ import { GPT } from '../../src/models/gpt.ts';
 import { Bert, BertModel } from '../../src/models/bert.ts';
 import { bertPreset, gptPreset } from '../../src/models/presets.ts';
 import { saveModelDir } from '../../src/models/load.ts';
-import { SequenceClassifier } from '../../src/tasks/heads.ts';
-import { saveTaskModelDir } from '../../src/tasks/model-dir.ts';
-import { Rng } from '../../src/tensor/random.ts';
+import { SequenceClassifier } from '../../src/models/heads.ts';
+import { saveTaskModelDir } from '../../src/models/model-dir.ts';
+import { Rng } from '../../src/util/random.ts';
 
 const TEXTS = [
   'the cat sat on the mat . the dog sat on the log .',

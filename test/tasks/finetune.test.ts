@@ -8,11 +8,11 @@ import { fileURLToPath } from 'node:url';
 import { readSafetensors } from '../../src/io/safetensors.ts';
 import { Bert, type BertConfig } from '../../src/models/bert.ts';
 import { WordPieceTokenizer } from '../../src/tokenizers/wordpiece.ts';
-import { QuestionAnswering, SequenceClassifier, TokenClassifier } from '../../src/tasks/heads.ts';
+import { QuestionAnswering, SequenceClassifier, TokenClassifier } from '../../src/models/heads.ts';
 import { finetune, evaluateTask, evaluateQA, freezeBackbone, predictTags } from '../../src/tasks/finetune.ts';
 import type { QAExample, TextExample, TokenExample } from '../../src/tasks/data.ts';
 import type { ClassificationReport } from '../../src/tasks/metrics.ts';
-import { Rng } from '../../src/tensor/random.ts';
+import { Rng } from '../../src/util/random.ts';
 
 const root = mkdtempSync(join(tmpdir(), 'primer-finetune-'));
 test.after(() => rmSync(root, { recursive: true, force: true }));

@@ -11,10 +11,10 @@ import { fileURLToPath } from 'node:url';
 import { readSafetensors } from '../../src/io/safetensors.ts';
 import { Bert, type BertConfig } from '../../src/models/bert.ts';
 import { GPT2Model, type GPTConfig } from '../../src/models/gpt.ts';
-import { Rng } from '../../src/tensor/random.ts';
+import { Rng } from '../../src/util/random.ts';
 import { noGrad } from '../../src/tensor/tensor.ts';
 import { WordPieceTokenizer } from '../../src/tokenizers/wordpiece.ts';
-import { SequenceClassifier, TokenClassifier, QuestionAnswering, taskConfigJson, createTaskModel } from '../../src/tasks/heads.ts';
+import { SequenceClassifier, TokenClassifier, QuestionAnswering, taskConfigJson, createTaskModel } from '../../src/models/heads.ts';
 import { encodeTagged, encodeWords, alignLabels, wordPredictions, encodeTexts } from '../../src/tasks/encode.ts';
 import { relError } from '../helpers/numeric.ts';
 

@@ -8,8 +8,8 @@ import { fileURLToPath } from 'node:url';
 import { readSafetensors, writeSafetensors } from '../../src/io/safetensors.ts';
 import { Bert, type BertConfig } from '../../src/models/bert.ts';
 import { noGrad } from '../../src/tensor/tensor.ts';
-import { TokenClassifier, SequenceClassifier } from '../../src/tasks/heads.ts';
-import { saveTaskModelDir, loadTaskModelDir } from '../../src/tasks/model-dir.ts';
+import { TokenClassifier, SequenceClassifier } from '../../src/models/heads.ts';
+import { saveTaskModelDir, loadTaskModelDir } from '../../src/models/model-dir.ts';
 
 const fixtures = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 'shared', 'fixtures');
 const root = mkdtempSync(join(tmpdir(), 'primer-taskdir-'));

@@ -11,7 +11,7 @@ import { readSafetensors } from '../../src/io/safetensors.ts';
 import { Bert, type BertConfig } from '../../src/models/bert.ts';
 import { noGrad } from '../../src/tensor/tensor.ts';
 import { WordPieceTokenizer } from '../../src/tokenizers/wordpiece.ts';
-import { QuestionAnswering } from '../../src/tasks/heads.ts';
+import { QuestionAnswering } from '../../src/models/heads.ts';
 import { prepareQAFeatures, collateFeatures, bestSpans, predictAnswers } from '../../src/tasks/qa.ts';
 import type { QAExample } from '../../src/tasks/data.ts';
 

@@ -2,7 +2,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pretrain } from '../../src/train/pretrain.ts';
-import { Rng } from '../../src/tensor/random.ts';
+import { Rng } from '../../src/util/random.ts';
 import type { TextExample } from '../../src/tasks/data.ts';
 
 export const POSITIVE = ['good', 'great', 'lovely'];

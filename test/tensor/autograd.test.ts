@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { setBackend } from '../../src/backend/index.ts';
 import { Tensor, setDefaultDtype, noGrad, withScope } from '../../src/tensor/tensor.ts';
 import * as T from '../../src/tensor/index.ts';
-import { Rng } from '../../src/tensor/random.ts';
+import { Rng } from '../../src/util/random.ts';
 import { randomTensor, relError, numericGrads } from '../helpers/numeric.ts';
 
 before(() => {

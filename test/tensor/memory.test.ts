@@ -9,7 +9,7 @@ import { GPT } from '../../src/models/gpt.ts';
 import { AdamW, clipGradNorm } from '../../src/tensor/optim.ts';
 import { withScope } from '../../src/tensor/tensor.ts';
 import { poolStats } from '../../src/tensor/pool.ts';
-import { Rng } from '../../src/tensor/random.ts';
+import { Rng } from '../../src/util/random.ts';
 
 test('2000 training steps: no new pooled buffers after warm-up, RSS flat', () => {
   setBackend('native');

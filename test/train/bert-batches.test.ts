@@ -5,10 +5,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Command } from 'commander';
 import { trainTokenizer } from '../../src/tokenizers/index.ts';
-import type { Rng } from '../../src/tensor/random.ts';
+import type { Rng } from '../../src/util/random.ts';
 import { prepareData } from '../../src/data/prepare.ts';
 import { openShards } from '../../src/data/shards.ts';
-import { IGNORE_INDEX, maskingOptionsFor } from '../../src/data/mlm.ts';
+import { maskingOptionsFor } from '../../src/data/mlm.ts';
+import { IGNORE_INDEX } from '../../src/tensor/nn-ops.ts';
 import { MlmBlocks, NspBatches, bertSpecialIds, mlmEvalBatches, nspEvalBatches, type BertBatchOptions } from '../../src/data/bert-batches.ts';
 import { inspectData, registerDataCommands } from '../../src/cli/data.ts';
 

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { Bert } from '../../src/models/bert.ts';
 import { bertPreset } from '../../src/models/presets.ts';
 import { maskTokens } from '../../src/data/mlm.ts';
-import { Rng } from '../../src/tensor/random.ts';
+import { Rng } from '../../src/util/random.ts';
 import { withScope } from '../../src/tensor/tensor.ts';
 
 test('BERT maskedOnly: the MLM head on the masked rows gives the same loss and gradients as on every row', () => {

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { existsSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Rng } from '../../src/tensor/random.ts';
+import { Rng } from '../../src/util/random.ts';
 import { readSafetensors } from '../../src/io/safetensors.ts';
 import { pretrainBert, type BertPretrainOptions } from '../../src/train/bert-pretrain.ts';
 import { fillMask, loadBert } from '../../src/infer/fill-mask.ts';

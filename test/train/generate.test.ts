@@ -2,7 +2,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { sampleToken, generateIds } from '../../src/infer/generate.ts';
-import { Rng } from '../../src/tensor/random.ts';
+import { Rng } from '../../src/util/random.ts';
 import { tinyGpt } from './helpers.ts';
 
 const logits = Float32Array.from([1, 3, 2, 0.5, 2.9]);

@@ -1,6 +1,6 @@
 /** Reference dropout with the counter-based mask of src/tensor/random.ts. */
 import type { FloatArray } from '../types.ts';
-import { uniformAt } from '../../tensor/random.ts';
+import { uniformAt } from '../../util/random.ts';
 import { checkLength, checkSize } from './check.ts';
 
 function checkArgs(kernel: string, n: number, p: number, arrays: Record<string, FloatArray>): void {

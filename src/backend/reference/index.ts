@@ -1,35 +1,14 @@
 /**
  * The reference backend: plain, readable TypeScript — the executable specification of every kernel.
  * Slow on purpose (float64 accumulation, no tricks); tests check the native backend against it.
+ *
+ * This table is the one list of the backend's ops: the native backend takes its method names from it
+ * (src/backend/native.ts), and `satisfies Backend` fails to compile when a kernel is missing.
  */
 import type { Backend } from '../types.ts';
-import { gemm } from './gemm.ts';
-import { attention, attentionBackward } from './attention.ts';
-import * as k from './kernels.ts';
+import * as kernels from './kernels.ts';
 
-export const referenceBackend: Backend = {
-  name: 'reference',
-  gemm,
-  attention,
-  attentionBackward,
-  sumRows: k.sumRows,
-  add: k.add,
-  mul: k.mul,
-  axpy: k.axpy,
-  scale: k.scale,
-  sumSquares: k.sumSquares,
-  unary: k.unary,
-  unaryBackward: k.unaryBackward,
-  permute: k.permute,
-  layerNorm: k.layerNorm,
-  layerNormBackward: k.layerNormBackward,
-  softmax: k.softmax,
-  softmaxBackward: k.softmaxBackward,
-  crossEntropy: k.crossEntropy,
-  crossEntropyBackward: k.crossEntropyBackward,
-  embedding: k.embedding,
-  embeddingBackward: k.embeddingBackward,
-  dropout: k.dropout,
-  dropoutBackward: k.dropoutBackward,
-  adamw: k.adamw,
-};
+export const referenceBackend = { name: 'reference', ...kernels } satisfies Backend as Backend;
+
+/** Every kernel name of the Backend interface, in the reference table's order. */
+export const BACKEND_METHODS: ReadonlyArray<Exclude<keyof Backend, 'name'>> = Object.keys(kernels) as Array<Exclude<keyof Backend, 'name'>>;

@@ -1,7 +1,13 @@
-/** The reference non-GEMM, non-attention kernels, one file per family. */
-export { sumRows, add, mul, axpy, scale, sumSquares, unary, unaryBackward, permute } from './elementwise.ts';
-export { layerNorm, layerNormBackward, softmax, softmaxBackward } from './normalization.ts';
-export { crossEntropy, crossEntropyBackward } from './loss.ts';
-export { embedding, embeddingBackward } from './embedding.ts';
-export { dropout, dropoutBackward } from './dropout.ts';
-export { adamw } from './adamw.ts';
+/**
+ * The reference kernels, one file per family. Every function the family files export is a Backend
+ * method of the same name: index.ts spreads this module into the backend table, so a new kernel
+ * needs no list edited here (a new family file needs one `export *` line).
+ */
+export * from './gemm.ts';
+export * from './attention.ts';
+export * from './elementwise.ts';
+export * from './normalization.ts';
+export * from './loss.ts';
+export * from './embedding.ts';
+export * from './dropout.ts';
+export * from './adamw.ts';

@@ -17,11 +17,11 @@
 import { Tensor } from '../tensor/tensor.ts';
 import { mul, reshape, slice, sumAxis, scale, add } from '../tensor/ops.ts';
 import { crossEntropy, dropout, embedding } from '../tensor/nn-ops.ts';
-import { Rng } from '../tensor/random.ts';
+import { Rng } from '../util/random.ts';
 import { Module } from '../nn/module.ts';
 import { Linear } from '../nn/layers.ts';
-import { GPT2Model, type GPTConfig } from '../models/gpt.ts';
-import { BertModel, type BertConfig } from '../models/bert.ts';
+import { GPT2Model, type GPTConfig } from './gpt.ts';
+import { BertModel, type BertConfig } from './bert.ts';
 import { LabelMap } from './labels.ts';
 
 export type Backbone = GPT2Model | BertModel;
@@ -42,6 +42,12 @@ export function backboneKind(b: Backbone): BackboneKind {
 
 export function backboneConfig(b: Backbone): GPTConfig | BertConfig {
   return b.cfg;
+}
+
+/** The longest sequence a body (or its config) accepts: GPT-2's n_positions, BERT's max_position_embeddings. */
+export function contextLength(b: Backbone | GPTConfig | BertConfig): number {
+  const c = b instanceof GPT2Model || b instanceof BertModel ? b.cfg : b;
+  return 'n_positions' in c ? c.n_positions : c.max_position_embeddings;
 }
 
 function hiddenSize(b: Backbone): number {

@@ -11,7 +11,7 @@ import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { readSafetensors, writeSafetensors } from '../io/safetensors.ts';
 import { writeJsonAtomic } from '../io/atomic.ts';
-import { canonicalTensorName, loadModelDir, modelTensors, ModelLoadError } from '../models/load.ts';
+import { canonicalTensorName, loadModelDir, modelTensors, ModelLoadError } from './load.ts';
 import type { Tokenizer } from '../tokenizers/types.ts';
 import { createTaskModel, taskConfigJson, type Backbone, type TaskModel } from './heads.ts';
 

@@ -1,0 +1,62 @@
+/**
+ * Inference with fine-tuned task models: class probabilities for texts, a tag per word, and the
+ * answer span of a question in a context of any length (split into overlapping windows as in
+ * training, the best span over all windows).
+ */
+import type { Tokenizer } from '../tokenizers/types.ts';
+import { noGrad, withScope } from '../tensor/tensor.ts';
+import { softmaxRow, argmax } from '../util/math.ts';
+import { contextLength, type QuestionAnswering, type SequenceClassifier, type TokenClassifier } from '../models/heads.ts';
+import { collate, padTokenId } from './encode.ts';
+import { predictTags, qaWindowLogits } from './finetune.ts';
+import { bestSpans, type Span } from './qa.ts';
+import type { QAExample } from './data.ts';
+
+export interface Classification {
+  text: string;
+  label: string;
+  /** Probability of `label`. */
+  score: number;
+  /** Probability of every label. */
+  scores: Record<string, number>;
+}
+
+/** Each text's most probable label and the softmax over all labels (texts cut to maxLength tokens, default 128). */
+export function classifyTexts(model: SequenceClassifier, tokenizer: Tokenizer, texts: readonly string[], o: { maxLength?: number } = {}): Classification[] {
+  const maxLength = Math.min(o.maxLength ?? 128, contextLength(model.backbone));
+  model.eval();
+  return texts.map((text) => {
+    const batch = collate([tokenizer.encode(text, null, { maxLength })], padTokenId(tokenizer));
+    const probs = noGrad(() => withScope(() => softmaxRow(model.forward(batch).logits.data)));
+    const best = argmax(probs);
+    return { text, label: model.labels.label(best), score: probs[best]!, scores: Object.fromEntries(model.labels.labels.map((l, i) => [l, probs[i]!])) };
+  });
+}
+
+/** Words as the tagger sees them: letter/digit runs (with inner apostrophes) and single punctuation marks. */
+export function splitWords(text: string): string[] {
+  return text.match(/[\p{L}\p{N}]+(?:['’][\p{L}]+)*|[^\s\p{L}\p{N}]/gu) ?? [];
+}
+
+/** The tag of every word of `text` (null for a word cut off by the model's context). */
+export function tagText(model: TokenClassifier, tokenizer: Tokenizer, text: string): Array<{ word: string; tag: string | null }> {
+  const words = splitWords(text);
+  if (words.length === 0) throw new RangeError('tag: the text has no words');
+  const [tags] = predictTags(model, tokenizer, [words]);
+  return words.map((word, i) => ({ word, tag: tags![i]! < 0 ? null : model.labels.label(tags![i]!) }));
+}
+
+/**
+ * The best answer span for `question` in `context`. Windows hold maxLength tokens (default 384, at
+ * most the model's context) and overlap by `stride` tokens (default maxLength / 4), as in evaluation.
+ */
+export function answerQuestion(model: QuestionAnswering, tokenizer: Tokenizer, question: string, context: string, o: { maxLength?: number; stride?: number } = {}): Span {
+  if (!context.trim()) throw new RangeError('answer: the context is empty');
+  if (!question.trim()) throw new RangeError('answer: the question is empty');
+  const maxLength = Math.min(o.maxLength ?? 384, contextLength(model.backbone));
+  const examples: QAExample[] = [{ id: 'q', question, context, answers: [] }];
+  const { features, starts, ends } = qaWindowLogits(model, tokenizer, examples, { maxLength, stride: o.stride });
+  const [span] = bestSpans(examples, features, starts, ends);
+  if (!span) throw new RangeError('answer: the context has no tokens');
+  return span;
+}
