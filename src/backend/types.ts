@@ -108,7 +108,7 @@ export interface Backend {
   /**
    * Dropout with a counter-based RNG, so the mask is recomputed (not stored) for backward and does
    * not depend on thread count: keep_i = uniform(seed, offset + i) ≥ p; out_i = keep_i ? x_i/(1−p) : 0.
-   * uniform(seed, c) is defined in src/tensor/random.ts (`uniformAt`) and must match bit-exactly.
+   * uniform(seed, c) is defined in src/util/random.ts (`uniformAt`) and must match bit-exactly.
    */
   dropout(x: FloatArray, out: FloatArray, n: number, p: number, seed: number, offset: number): void;
   /** dx_i += keep_i ? dout_i/(1−p) : 0 with the same mask as dropout. */

@@ -1,4 +1,4 @@
-/** Reference dropout with the counter-based mask of src/tensor/random.ts. */
+/** Reference dropout with the counter-based mask of src/util/random.ts. */
 import type { FloatArray } from '../types.ts';
 import { uniformAt } from '../../util/random.ts';
 import { checkLength, checkSize } from './check.ts';
