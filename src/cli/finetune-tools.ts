@@ -4,7 +4,7 @@
  * retrieval,experiment}.ts.
  */
 import { readFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { basename, join, resolve } from 'node:path';
 import { InvalidArgumentError, type Command } from 'commander';
 import { loadModelDir } from '../models/load.ts';
 import { loadTokenizer } from '../tokenizers/index.ts';
@@ -13,10 +13,12 @@ import { defaultTemplate, evaluateFewShot, fewShotTestSet, type PromptTemplate }
 import { EMBEDDING_POOLINGS, embedTexts, loadEmbedder, type EmbeddingPooling } from '../tasks/embed.ts';
 import { buildIndex, loadIndex, readDocuments, searchIndex } from '../tasks/retrieval.ts';
 import { labelEfficiency } from '../tasks/experiment.ts';
+import { FEW_LABEL_METHODS, type FewLabelMethod } from '../tasks/fewlabel.ts';
 import { evaluateTask } from '../tasks/finetune.ts';
 import { loadTaskModelDir } from '../models/model-dir.ts';
 import { SequenceClassifier, contextLength } from '../models/heads.ts';
 import { action, choiceArg, floatArg, intArg } from './options.ts';
+import { refuseOutputOverInput } from '../io/paths.ts';
 import { inputTexts, percent } from './finetune-format.ts';
 
 /** "0,4,16" → [0, 4, 16] (integers ≥ min). */
@@ -91,6 +93,7 @@ function embed(o: { model: string; text?: string[]; pooling: EmbeddingPooling; m
 }
 
 function indexBuild(o: { model: string; docs: string; out: string; pooling: EmbeddingPooling; maxLength?: number; textColumn?: string }): void {
+  refuseOutputOverInput(o.out, { '--model': o.model, '--docs': o.docs });
   const documents = readDocuments(o.docs, { textColumn: o.textColumn });
   const t = performance.now();
   const info = buildIndex({ modelDir: o.model, documents, out: o.out, pooling: o.pooling, maxLength: o.maxLength });
@@ -111,13 +114,23 @@ function search(o: { index: string; query: string; k: number; json?: boolean }):
 }
 
 interface ExperimentFlags {
-  task: string;
+  task?: string;
+  data?: string;
+  valData?: string;
+  testData?: string;
+  textColumn?: string;
+  labelColumn?: string;
   labels: number[];
   seeds: number;
   model?: string;
+  backbone?: 'gpt' | 'bert';
+  methods?: string;
+  template?: string;
+  verbalizer?: string;
   out?: string;
   epochs?: number;
   lr?: number;
+  promptLr?: number;
   batchSize?: number;
   pretrainMinutes?: number;
   pretrainSteps?: number;
@@ -133,11 +146,19 @@ interface ExperimentFlags {
 }
 
 async function experiment(f: ExperimentFlags): Promise<void> {
-  const out = resolve(f.out ?? join('runs', `label-efficiency-${f.task}`));
+  if (f.task && f.data) throw new InvalidArgumentError('give --task or --data, not both');
+  const task = f.data ? undefined : (f.task ?? 'sentiment');
+  const name = task ?? basename(f.data!).replace(/\.[^.]+$/, '');
+  const out = resolve(f.out ?? join('runs', `label-efficiency-${name}`));
+  const methods = f.methods?.split(',').map((m) => m.trim()).filter(Boolean);
+  for (const m of methods ?? []) if (!(FEW_LABEL_METHODS as readonly string[]).includes(m)) throw new InvalidArgumentError(`--methods: unknown method "${m}" (choose from ${FEW_LABEL_METHODS.join(', ')})`);
   const r = await labelEfficiency({
-    task: f.task, labels: f.labels, seeds: f.seeds, model: f.model, out, testExamples: f.testExamples, scoreSplit: f.scoreSplit, domainText: f.domainText,
-    recipe: { epochs: f.epochs, lr: f.lr, batchSize: f.batchSize, freezeEmbeddings: f.freezeEmbeddings, patience: f.patience, minSteps: f.minSteps, maxEpochs: f.maxEpochs, headEpochs: f.headEpochs, headLr: f.headLr },
-    pretrain: f.model ? undefined : { maxMinutes: f.pretrainMinutes, steps: f.pretrainSteps, out: join(out, 'pretrain') },
+    task, data: f.data, valData: f.valData, testData: f.testData, textColumn: f.textColumn, labelColumn: f.labelColumn,
+    labels: f.labels, seeds: f.seeds, model: f.model, backbone: f.backbone, out, testExamples: f.testExamples, scoreSplit: f.scoreSplit, domainText: f.domainText,
+    methods: methods as FewLabelMethod[] | undefined, template: f.template?.replace(/\\n/g, '\n'), verbalizer: f.verbalizer,
+    recipe: { epochs: f.epochs, lr: f.lr, promptLr: f.promptLr, batchSize: f.batchSize, freezeEmbeddings: f.freezeEmbeddings, patience: f.patience, minSteps: f.minSteps, maxEpochs: f.maxEpochs, headEpochs: f.headEpochs, headLr: f.headLr },
+    pretrainMinutes: f.pretrainMinutes,
+    pretrain: f.model || f.pretrainSteps === undefined ? undefined : { steps: f.pretrainSteps },
   });
   console.log(`\n${readFileSync(r.files.table, 'utf8')}`);
   console.log(`total ${(r.seconds / 60).toFixed(1)} minutes; wrote ${r.files.results}, ${r.files.table}, ${r.files.plot}`);
@@ -179,20 +200,28 @@ export function registerFinetuneToolCommands(program: Command): void {
     .action(action(search));
 
   const exp = program.command('experiment').description('reproducible experiments');
-  exp.command('label-efficiency').description('fine-tune a pre-trained and a from-scratch model for each label budget and seed; writes results.json, a table and an SVG plot')
-    .option('--task <name>', 'built-in classification task', 'sentiment')
+  exp.command('label-efficiency').description('for each label budget and seed: TF-IDF + logistic regression, a from-scratch model and the pre-trained model\'s few-label methods on the same labels; writes results.json, a table and an SVG plot')
+    .option('--task <name>', 'built-in classification task (default sentiment)')
+    .option('--data <file>', 'your labelled data instead: .csv, .tsv or .jsonl (split 70/10/20, stratified, unless --val-data/--test-data are given)')
+    .option('--val-data <file>', 'validation file for --data').option('--test-data <file>', 'test file for --data')
+    .option('--text-column <name>', 'text column/key of --data (default "text")').option('--label-column <name>', 'label column/key of --data (default "label")')
     .option('--labels <list>', 'label budgets', intListArg(1), [16, 64, 256, 1024])
     .option('--seeds <n>', 'seeds per budget', intArg(1), 3)
-    .option('--model <dir>', 'pre-trained model directory (default: pre-train a mini GPT on the built-in corpus first)')
+    .option('--model <dir>', 'pre-trained model directory (default: pre-train a GPT on the built-in corpus first, see --pretrain-minutes)')
+    .option('--backbone <kind>', 'what to pre-train without --model: gpt (default)', choiceArg(['gpt', 'bert'] as const))
+    .option('--methods <list>', `few-label methods tried on the pre-trained model (default all: ${FEW_LABEL_METHODS.join(',')})`)
+    .option('--template <text>', 'prompt template with {text} (\\n for newlines); default per task, e.g. "{text} It was"')
+    .option('--verbalizer <spec>', 'label words, e.g. "positive=great|good,negative=terrible|bad" (default per task, else the label names)')
     .option('--out <dir>', 'output directory (default runs/label-efficiency-<task>)')
     .option('--epochs <n>', 'fine-tuning epochs (small budgets get more, see --min-steps)', intArg(1))
     .option('--lr <x>', 'fine-tuning learning rate (default 3e-4)', floatArg(0))
+    .option('--prompt-lr <x>', 'learning rate of prompt-based fine-tuning (default 1e-4)', floatArg(0))
     .option('--batch-size <n>', 'fine-tuning batch size (default 16)', intArg(1))
-    .option('--pretrain-minutes <m>', 'also stop the pre-training run after this many minutes', floatArg(0))
-    .option('--pretrain-steps <n>', 'steps of the pre-training run (default 1000)', intArg(1))
+    .option('--pretrain-minutes <m>', 'minutes of pre-training without --model; the model size and steps are chosen for it on this machine (default 30)', floatArg(0))
+    .option('--pretrain-steps <n>', 'override the chosen number of pre-training steps', intArg(1))
     .option('--domain-text', 'domain-adaptive pre-training: add the task\'s train-split texts (no labels, never val/test) to the pre-training corpus (not with --model)')
     .option('--test-examples <n>', 'score a stratified subset of the test split (default: all)', intArg(1))
-    .option('--score-split <split>', 'test (default), or val: the validation examples not used for early stopping, to compare recipes without the test split', choiceArg(['test', 'val'] as const))
+    .option('--score-split <split>', 'test (default), or val: the selection examples, to compare recipes without the test split', choiceArg(['test', 'val'] as const))
     .option('--freeze-embeddings', 'freeze the token and position embeddings while fine-tuning (both initialisations)')
     .option('--patience <n>', 'epochs without a better validation accuracy before stopping (default 4)', intArg(1))
     .option('--min-steps <n>', 'small budgets get more epochs, up to at least this many optimizer steps (default 40)', intArg(1))

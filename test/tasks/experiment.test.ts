@@ -1,15 +1,16 @@
 /**
  * The label-efficiency pipeline end to end at toy scale: a tiny GPT pre-trained inside the experiment
- * (the library pretrain function on a small synthetic corpus), 2 label budgets × 2 seeds × 2
- * initialisations on the built-in sentiment task, and its outputs: results.json, the Markdown table
- * and a well-formed SVG plot.
+ * (the library pretrain function on a small synthetic corpus), 2 label budgets × 2 seeds × (TF-IDF,
+ * scratch and three pre-trained methods) on the built-in sentiment task, and its outputs: results.json,
+ * the Markdown table and a well-formed SVG plot with three curves; the pre-training corpus builder.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { DOMAIN_TEXT_COPIES, evaluationSets, labelEfficiency } from '../../src/tasks/experiment.ts';
+import { evaluationSets, labelEfficiency } from '../../src/tasks/experiment.ts';
+import { writeExperimentCorpus } from '../../src/tasks/experiment-corpus.ts';
 import { loadBuiltinTask, type ClassificationTask } from '../../src/tasks/builtin.ts';
 import { markdownTable, meanStd, svgPlot, type Curve } from '../../src/tasks/experiment-report.ts';
 import { syntheticReviews } from './tiny-lm.ts';
@@ -34,7 +35,7 @@ test('mean ± sample std, table rows and plot geometry', () => {
   assert.match(svg, /<polyline points="119\.2,[\d.]+ 560\.8,[\d.]+"/);
 });
 
-test('label efficiency at toy scale: pre-train, fine-tune both inits per budget and seed, write results.json, table and SVG', async () => {
+test('label efficiency at toy scale: pre-train, then TF-IDF, scratch and every pre-trained method per budget and seed; results.json, table and SVG', async () => {
   const corpus = join(root, 'corpus');
   mkdirSync(corpus);
   for (let d = 0; d < 6; d++) writeFileSync(join(corpus, `doc${d}.txt`), syntheticReviews(50, d).map((r) => `${r.text}. It was ${r.label}.`).join(' ') + '\n');
@@ -43,8 +44,8 @@ test('label efficiency at toy scale: pre-train, fine-tune both inits per budget 
   let partial: { complete: boolean; runs: unknown[] } | null = null;
   const log = (m: string) => {
     lines.push(m);
-    // The second run's line comes after the first run's results were written.
-    if (/scratch +labels +8 seed 0/.test(m)) partial = JSON.parse(readFileSync(join(out, 'results.json'), 'utf8'));
+    // Seed 1's first line comes after seed 0's results were written.
+    if (/tfidf\/tfidf +labels +8 seed 1/.test(m)) partial = JSON.parse(readFileSync(join(out, 'results.json'), 'utf8'));
   };
   const r = await labelEfficiency({
     task: 'sentiment', labels: [16, 8], seeds: 2, out, testExamples: 40, log, domainText: true,
@@ -52,58 +53,74 @@ test('label efficiency at toy scale: pre-train, fine-tune both inits per budget 
     recipe: { epochs: 1, minSteps: 4, maxEpochs: 2, batchSize: 8, maxLength: 32, valExamples: 20, headEpochs: 0 },
   });
   assert.ok(existsSync(join(out, 'pretrain', 'model.safetensors')), 'pre-trained by the experiment');
-  // Domain-adaptive pre-training: the train texts, unlabelled, in DOMAIN_TEXT_COPIES orders; no val/test text.
-  const task = loadBuiltinTask('sentiment') as ClassificationTask;
-  const domainLines = (copy: number) => readFileSync(join(out, 'domain-text', `sentiment-train-${copy}.txt`), 'utf8').trimEnd().split('\n');
-  assert.deepEqual([...domainLines(0)].sort(), task.train.map((x) => x.text).sort());
-  assert.notDeepEqual(domainLines(0), domainLines(DOMAIN_TEXT_COPIES - 1));
-  const evalTexts = new Set([...task.val, ...task.test].map((x) => x.text));
-  assert.equal(domainLines(0).filter((t) => evalTexts.has(t)).length, 0);
-  assert.ok(r.domainText && /domain-adaptive/.test(readFileSync(join(out, 'results.md'), 'utf8')));
+  assert.ok(!existsSync(join(out, 'corpus')), 'the written corpus is removed after pre-training');
   assert.ok(r.pretrainSeconds! > 0);
-  assert.equal(r.runs.length, 2 * 2 * 2);
+  // 2 budgets × 2 seeds × (TF-IDF, scratch, 3 pre-trained methods).
+  assert.equal(r.runs.length, 2 * 2 * 5);
   assert.deepEqual([...new Set(r.runs.map((x) => x.labels))], [8, 16], 'budgets in increasing order');
-  for (const run of r.runs) {
-    assert.ok(run.accuracy >= 0 && run.accuracy <= 1);
-    assert.equal(run.epochs, run.labels === 8 ? 2 : 1, 'small budgets are stretched to minSteps optimizer steps');
-  }
+  assert.deepEqual([...new Set(r.runs.map((x) => `${x.arm}/${x.method}`))], ['tfidf/tfidf', 'scratch/lpft', 'pretrained/lpft', 'pretrained/probe', 'pretrained/prompt']);
+  for (const run of r.runs) assert.ok(run.accuracy >= 0 && run.accuracy <= 1 && run.selection >= 0 && run.selection <= 1);
+  for (const run of r.runs.filter((x) => x.arm === 'scratch')) assert.equal(run.epochs, run.labels === 8 ? 2 : 1, 'small budgets are stretched to minSteps optimizer steps');
   assert.equal(r.testExamples, 40);
   assert.equal(r.complete, true);
-  assert.deepEqual([partial!.complete, partial!.runs.length], [false, 1], 'results.json is rewritten after every run');
+  assert.deepEqual([partial!.complete, partial!.runs.length], [false, 5], 'results.json is rewritten after every seed');
   assert.equal(r.majority.accuracy, 0.5);
+  assert.ok(r.zeroShot && r.zeroShot.calibrated.accuracy >= 0 && r.zeroShot.bias.length === 2);
   const results = JSON.parse(readFileSync(join(out, 'results.json'), 'utf8'));
-  assert.deepEqual(results.summary.pretrained.map((p: { labels: number; n: number }) => [p.labels, p.n]), [[8, 2], [16, 2]]);
-  const mean16 = r.runs.filter((x) => x.init === 'scratch' && x.labels === 16).reduce((s, x) => s + x.accuracy, 0) / 2;
-  assert.ok(Math.abs(results.summary.scratch[1].mean - mean16) < 1e-12);
+  // The chosen method has the best mean selection accuracy at its budget, and its test mean is the curve's.
+  for (const p of results.summary.pretrained as Array<{ labels: number; mean: number; method: string }>) {
+    const mean = (m: string, key: 'selection' | 'accuracy') => r.runs.filter((x) => x.arm === 'pretrained' && x.method === m && x.labels === p.labels).reduce((s, x) => s + x[key], 0) / 2;
+    for (const m of ['lpft', 'probe', 'prompt']) assert.ok(mean(p.method, 'selection') >= mean(m, 'selection'));
+    assert.ok(Math.abs(mean(p.method, 'accuracy') - p.mean) < 1e-12);
+  }
+  const tfidf16 = r.runs.filter((x) => x.arm === 'tfidf' && x.labels === 16).reduce((s, x) => s + x.accuracy, 0) / 2;
+  assert.ok(Math.abs(results.summary.tfidf[1].mean - tfidf16) < 1e-12);
   const md = readFileSync(join(out, 'results.md'), 'utf8');
-  assert.equal(md.split('\n').filter((l) => /^\| (8|16) \| [\d.]+ ± [\d.]+ \| [\d.]+ ± [\d.]+ \| [+-][\d.]+ \|$/.test(l)).length, 2, md);
+  assert.match(md, /TF-IDF/);
+  assert.match(md, /Zero-shot prompting \(no labels\)/);
+  assert.equal(md.split('\n').filter((l) => /^\| (8|16) \| (lpft|probe|prompt)( \(chosen\))? \|/.test(l)).length, 6, md);
   const svg = readFileSync(join(out, 'label-efficiency.svg'), 'utf8');
   assert.ok(svg.startsWith('<svg xmlns="http://www.w3.org/2000/svg"') && svg.trimEnd().endsWith('</svg>'));
-  // Well-formed: every opened element is closed (all are self-closing except svg and text).
   assert.equal((svg.match(/<text\b/g) ?? []).length, (svg.match(/<\/text>/g) ?? []).length);
-  assert.equal((svg.match(/<polyline /g) ?? []).length, 2);
-  assert.equal((svg.match(/<circle /g) ?? []).length, 4);
-  for (const tag of svg.match(/<(line|rect|circle|polyline)\b[^>]*>/g) ?? []) assert.ok(tag.endsWith('/>'), tag);
+  assert.equal((svg.match(/<polyline /g) ?? []).length, 3, 'three curves');
   assert.ok(!existsSync(join(out, 'runs')), 'fine-tuning checkpoints are cleaned up');
-  assert.ok(lines.some((l) => /scratch +labels +16 seed 1: test accuracy/.test(l)), lines.join('\n'));
+  assert.ok(lines.some((l) => /scratch\/lpft +labels +16 seed 1: test/.test(l)), lines.join('\n'));
 });
 
-test('scoring on validation: the scored examples are disjoint from early stopping and from test', () => {
+test('the experiment corpus: all built-in English text without the evaluation documents, plus the unlabelled train texts', () => {
+  const genre = loadBuiltinTask('genre') as ClassificationTask;
+  const dir = join(root, 'corpus-genre');
+  const c = writeExperimentCorpus(dir, { heldOut: [...genre.val, ...genre.test], sources: ['brown'], domainTexts: genre.train.slice(0, 5).map((x) => x.text), domainCopies: 2 });
+  const heldDocs = new Set([...genre.val, ...genre.test].map((x) => x.group));
+  assert.equal(c.excludedDocuments, heldDocs.size);
+  const brown = readdirSync(dir).filter((f) => f.startsWith('brown-'));
+  assert.equal(brown.length, 500 - heldDocs.size);
+  for (const f of brown) assert.ok(!heldDocs.has(f.replace(/^brown-\d+-/, '').replace(/\.txt$/, '')), f);
+  assert.equal(readdirSync(dir).filter((f) => f.startsWith('domain-')).length, 2);
+  const sentiment = loadBuiltinTask('sentiment') as ClassificationTask;
+  const dir2 = join(root, 'corpus-sentiment');
+  writeExperimentCorpus(dir2, { heldOut: [...sentiment.val, ...sentiment.test], sources: [], domainTexts: [...sentiment.train, ...sentiment.test.slice(0, 3)].map((x) => x.text) });
+  const domain = readFileSync(join(dir2, 'domain-0.txt'), 'utf8').trimEnd().split('\n');
+  assert.deepEqual([...domain].sort(), sentiment.train.map((x) => x.text).filter((t) => !sentiment.test.slice(0, 3).some((y) => y.text.trim() === t.trim())).sort(), 'evaluation texts never enter, even when passed as domain text');
+});
+
+test('evaluation sets: early stopping, method selection and test are disjoint', () => {
   const task = loadBuiltinTask('sentiment') as ClassificationTask;
   const onTest = evaluationSets(task, 100, 'test');
   assert.equal(onTest.scored.length, task.test.length);
   assert.equal(onTest.earlyStopping.length, 100);
-  const onVal = evaluationSets(task, 100, 'val');
-  assert.equal(onVal.scored.length, task.val.length - 100);
+  assert.equal(onTest.selection.length, task.val.length - 100);
   const ids = (xs: readonly { id?: string }[]) => new Set(xs.map((x) => x.id));
-  const scored = ids(onVal.scored);
-  assert.equal([...ids(onVal.earlyStopping)].filter((id) => scored.has(id)).length, 0);
-  assert.equal([...ids(task.test)].filter((id) => scored.has(id)).length, 0);
+  const sel = ids(onTest.selection);
+  assert.equal([...ids(onTest.earlyStopping)].filter((id) => sel.has(id)).length, 0);
+  assert.equal([...ids(task.test)].filter((id) => sel.has(id)).length, 0);
+  const onVal = evaluationSets(task, 100, 'val');
+  assert.deepEqual(onVal.scored, onVal.selection, 'scoring on val scores the selection set');
   assert.deepEqual(onVal.earlyStopping, onTest.earlyStopping, 'the same early-stopping examples either way');
   const limited = evaluationSets(task, 100, 'val', 50).scored;
   assert.equal(limited.length, 50);
   assert.equal(limited.filter((x) => x.label === 'positive').length, 25, 'a stratified subset');
-  assert.throws(() => evaluationSets(task, task.val.length, 'val'), /no validation examples left to score/);
+  assert.equal(evaluationSets(task, task.val.length, 'val').earlyStopping.length, Math.floor(task.val.length / 2), 'at most half of val stops early');
 });
 
 test('a validation-scored run reuses a model directory, trains the head first (LP-FT), freezes embeddings and leaves no fine-tuning checkpoints', async () => {
@@ -116,15 +133,27 @@ test('a validation-scored run reuses a model directory, trains the head first (L
   assert.equal(r.pretrainSeconds, null);
   assert.equal(r.scoreSplit, 'val');
   assert.equal(r.testExamples, 30);
-  assert.equal(r.runs.length, 2);
+  assert.equal(r.runs.length, 5);
   // 2 head-only epochs (patience 1 stops after the second at the latest), then 1 … 3 full epochs.
-  assert.ok(r.runs.every((x) => x.epochs >= 3 && x.epochs <= 5 && x.bestEpoch >= 1 && x.bestEpoch <= x.epochs), JSON.stringify(r.runs));
+  assert.ok(r.runs.filter((x) => x.method === 'lpft').every((x) => x.epochs! >= 3 && x.epochs! <= 5 && x.bestEpoch! >= 1 && x.bestEpoch! <= x.epochs!), JSON.stringify(r.runs));
   assert.match(readFileSync(r.files.table, 'utf8'), /held-out validation accuracy/);
   assert.ok(!existsSync(join(out, 'runs')));
 });
 
+test('--backbone bert: the experiment pre-trains a BERT (MLM) and runs the methods a BERT supports', async () => {
+  const out = join(root, 'bert-exp');
+  const r = await labelEfficiency({
+    task: 'sentiment', labels: [8], seeds: 1, out, testExamples: 20, backbone: 'bert', log: () => {},
+    pretrain: { corpus: [join(root, 'corpus')], preset: 'tiny', layers: 1, dims: 32, heads: 2, vocabSize: 300, blockSize: 32, batchSize: 4, steps: 4, warmupSteps: 1, evalEvery: 0, checkpointEvery: 0 },
+    recipe: { epochs: 1, minSteps: 2, maxEpochs: 1, batchSize: 8, maxLength: 32, valExamples: 20, headEpochs: 0 },
+  });
+  assert.equal(JSON.parse(readFileSync(join(out, 'pretrain', 'config.json'), 'utf8')).model_type, 'bert');
+  assert.deepEqual(r.runs.map((x) => `${x.arm}/${x.method}`), ['tfidf/tfidf', 'scratch/lpft', 'pretrained/lpft', 'pretrained/probe']);
+  assert.equal(r.zeroShot, null, 'no cloze zero-shot for BERT yet');
+});
+
 test('experiment rejects token tasks and budgets larger than the train split', async () => {
   await assert.rejects(labelEfficiency({ task: 'pos', labels: [8], seeds: 1, out: join(root, 'x'), model: root }), /needs a text classification task/);
-  await assert.rejects(labelEfficiency({ task: 'sentiment', labels: [999999], seeds: 1, out: join(root, 'x'), model: root }), /train split has \d+/);
+  await assert.rejects(labelEfficiency({ task: 'sentiment', labels: [999999], seeds: 1, out: join(root, 'x'), model: root }), /train split has only \d+/);
   await assert.rejects(labelEfficiency({ task: 'sentiment', labels: [8], seeds: 1, out: join(root, 'x'), model: root, domainText: true }), /cannot be combined with --model/);
 });

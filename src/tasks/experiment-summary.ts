@@ -1,0 +1,127 @@
+/**
+ * The label-efficiency experiment's summary: per budget, mean ± std over seeds of every arm and
+ * method, which pre-trained method the selection set chose (highest mean selection accuracy; a tie
+ * goes to the earlier method in the list), and the files — results.md (the curves' table, the
+ * per-method table, zero-shot) and the SVG plot.
+ */
+import { writeFileSync } from 'node:fs';
+import { meanStd, svgPlot, type Curve, type CurvePoint } from './experiment-report.ts';
+import type { ZeroShotResult } from './fewlabel.ts';
+
+export type Arm = 'pretrained' | 'scratch' | 'tfidf';
+
+export interface RunRecord {
+  arm: Arm;
+  /** lpft, probe, prompt (pre-trained), lpft (scratch), tfidf. */
+  method: string;
+  labels: number;
+  seed: number;
+  /** Accuracy on the selection set (validation examples not used for early stopping). */
+  selection: number;
+  accuracy: number;
+  macroF1: number;
+  detail?: string;
+  epochs?: number;
+  bestEpoch?: number;
+  seconds: number;
+}
+
+export interface MethodPoint extends CurvePoint {
+  method: string;
+  selection: number;
+}
+
+export interface Summary {
+  tfidf: CurvePoint[];
+  scratch: CurvePoint[];
+  /** The chosen method's test accuracy at each budget. */
+  pretrained: Array<CurvePoint & { method: string }>;
+  /** Every pre-trained method at every budget (for the ablation table). */
+  methods: MethodPoint[];
+}
+
+interface ReportInput {
+  task: string;
+  model: string;
+  domainText: boolean;
+  complete: boolean;
+  scoreSplit: 'test' | 'val';
+  majority: { label: string; accuracy: number };
+  zeroShot: ZeroShotResult | null;
+  runs: RunRecord[];
+  files: { table: string; plot: string };
+}
+
+const pct = (x: number) => (100 * x).toFixed(1);
+
+export function summarize(runs: readonly RunRecord[], budgets: readonly number[]): Summary {
+  const done = budgets.filter((n) => runs.some((r) => r.labels === n));
+  const point = (n: number, rs: RunRecord[]): CurvePoint => ({ labels: n, ...meanStd(rs.map((r) => r.accuracy)), n: rs.length });
+  const of = (arm: Arm, method?: string) => (n: number) => runs.filter((r) => r.arm === arm && r.labels === n && (method === undefined || r.method === method));
+  const methods: MethodPoint[] = [];
+  const pretrained: Summary['pretrained'] = [];
+  for (const n of done) {
+    const names = [...new Set(runs.filter((r) => r.arm === 'pretrained' && r.labels === n).map((r) => r.method))];
+    const points = names.map((m) => {
+      const rs = of('pretrained', m)(n);
+      return { ...point(n, rs), method: m, selection: meanStd(rs.map((r) => r.selection)).mean };
+    });
+    methods.push(...points);
+    const best = points.reduce<MethodPoint | null>((b, p) => (!b || p.selection > b.selection ? p : b), null);
+    if (best) pretrained.push({ labels: n, mean: best.mean, std: best.std, n: best.n, method: best.method });
+  }
+  return {
+    tfidf: done.map((n) => point(n, of('tfidf')(n))).filter((p) => p.n > 0),
+    scratch: done.map((n) => point(n, of('scratch')(n))).filter((p) => p.n > 0),
+    pretrained,
+    methods,
+  };
+}
+
+/** | labels | curve … | Δ vs TF-IDF | with accuracies in % as mean ± std. */
+function curvesTable(curves: readonly Curve[], budgets: readonly number[]): string {
+  const cell = (c: Curve, n: number) => {
+    const p = c.points.find((q) => q.labels === n);
+    return p ? `${pct(p.mean)} ± ${pct(p.std)}` : '—';
+  };
+  const delta = (n: number) => {
+    const [a, b] = [curves[0]!.points.find((q) => q.labels === n), curves[1]!.points.find((q) => q.labels === n)];
+    return a && b ? `${a.mean >= b.mean ? '+' : ''}${pct(a.mean - b.mean)}` : '—';
+  };
+  return [
+    `| labels | ${curves.map((c) => `${c.name} (%)`).join(' | ')} | Δ (points) |`,
+    `|---:|${curves.map(() => '---:|').join('')}---:|`,
+    ...budgets.map((n) => `| ${n} | ${curves.map((c) => cell(c, n)).join(' | ')} | ${delta(n)} |`),
+    '',
+  ].join('\n');
+}
+
+/** Writes results.md and the SVG; returns the summary. */
+export function writeReport(r: ReportInput, budgets: readonly number[]): Summary {
+  const s = summarize(r.runs, budgets);
+  if (s.pretrained.length === 0) return s;
+  const curves: Curve[] = [
+    { name: 'pre-trained', color: '#1f77b4', points: s.pretrained },
+    { name: 'TF-IDF + LR', color: '#2ca02c', points: s.tfidf },
+    { name: 'from scratch', color: '#d62728', points: s.scratch },
+  ];
+  const seeds = Math.max(...s.pretrained.map((p) => p.n));
+  const title = `Label efficiency on ${r.task}: ${r.scoreSplit === 'val' ? 'held-out validation' : 'test'} accuracy, mean ± std over ${seeds} seed${seeds > 1 ? 's' : ''}`;
+  const methodRows = s.methods.map((p) => {
+    const chosen = s.pretrained.find((q) => q.labels === p.labels)?.method === p.method;
+    return `| ${p.labels} | ${p.method}${chosen ? ' (chosen)' : ''} | ${pct(p.selection)} | ${pct(p.mean)} ± ${pct(p.std)} |`;
+  });
+  const z = r.zeroShot;
+  const text = [
+    `# ${title}`, '',
+    `Model: ${r.model}${r.domainText ? ' (domain-adaptive: pre-trained with the task\'s unlabelled train texts)' : ''}${r.complete ? '' : ' (incomplete: the experiment is still running or was interrupted)'}`, '',
+    curvesTable(curves, s.pretrained.map((p) => p.labels)),
+    `Majority class (always "${r.majority.label}"): ${pct(r.majority.accuracy)}%. Δ = pre-trained − TF-IDF.`, '',
+    `The pre-trained curve reports, at each budget, the method with the best mean accuracy on the selection set (validation examples never used for early stopping): ${s.pretrained.map((p) => `${p.labels}: ${p.method}`).join(', ')}.`, '',
+    '| labels | pre-trained method | selection accuracy (%) | test accuracy (%) |', '|---:|---|---:|---:|', ...methodRows, '',
+    ...(z ? [`Zero-shot prompting (no labels): ${pct(z.uncalibrated.accuracy)}% uncalibrated, ${pct(z.calibrated.accuracy)}% with contextual calibration; majority class ${pct(r.majority.accuracy)}%.`, ''] : []),
+  ].join('\n');
+  writeFileSync(r.files.table, text);
+  writeFileSync(r.files.plot, svgPlot(curves, { title, baseline: r.majority.accuracy }));
+  return s;
+}
