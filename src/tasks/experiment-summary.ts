@@ -122,6 +122,7 @@ export function writeReport(r: ReportInput, budgets: readonly number[]): Summary
     ...(z ? [`Zero-shot prompting (no labels): ${pct(z.uncalibrated.accuracy)}% uncalibrated, ${pct(z.calibrated.accuracy)}% with contextual calibration; majority class ${pct(r.majority.accuracy)}%.`, ''] : []),
   ].join('\n');
   writeFileSync(r.files.table, text);
-  writeFileSync(r.files.plot, svgPlot(curves, { title, baseline: r.majority.accuracy }));
+  const references = z ? [{ name: 'zero-shot (calibrated)', accuracy: z.calibrated.accuracy }] : [];
+  writeFileSync(r.files.plot, svgPlot(curves, { title, baseline: r.majority.accuracy, references }));
   return s;
 }
