@@ -11,11 +11,10 @@ import { createWriteStream, existsSync, mkdirSync, readFileSync, rmSync, statSyn
 import { join } from 'node:path';
 import { tmpdir, availableParallelism } from 'node:os';
 import { once } from 'node:events';
-import { Command } from 'commander';
 import { builtinCorpusFiles } from '../src/data/builtin.ts';
 import { trainTokenizer } from '../src/tokenizers/index.ts';
 import { Rng } from '../src/util/random.ts';
-import { registerDataCommands } from '../src/cli/data.ts';
+import { prepareData } from '../src/data/prepare.ts';
 import { readManifest } from '../src/data/shards.ts';
 import { repoRoot, writeBenchmarkSection, writeResults } from './report.ts';
 
@@ -25,9 +24,9 @@ async function child(args: string[]): Promise<void> {
   const t0 = performance.now();
   const timer = setInterval(() => samples.push([Math.round((performance.now() - t0) / 1000), Math.round(process.memoryUsage().rss / 2 ** 20)]), 1000);
   timer.unref();
-  const program = new Command('primer');
-  registerDataCommands(program);
-  await program.parseAsync(['node', 'primer', 'data', 'prepare', ...args]);
+  const flag = (name: string) => args[args.indexOf(name) + 1]!;
+  const r = await prepareData({ tokenizer: flag('--tokenizer'), corpus: [flag('--corpus')], out: flag('--out'), workers: Number(flag('--workers')) });
+  console.log(`finished in ${r.seconds.toFixed(1)} s (${r.mbPerSecond.toFixed(1)} MB/s)`);
   clearInterval(timer);
   console.log(`BENCH ${JSON.stringify({ maxRssKiB: process.resourceUsage().maxRSS, samples })}`);
 }

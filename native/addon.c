@@ -1,72 +1,12 @@
-// N-API entry point: argument helpers shared by all kernel files, and module registration.
+// N-API entry point: thread control, build info and module registration (argument checking: kernels_args.h).
 #include "common.h"
+#include "kernels_args.h"
 #include <stdio.h>
 #include <string.h>
 #ifdef _OPENMP
 #include <omp.h>
 #endif
 
-static bool fail(napi_env env, const char *what, const char *expected) {
-  char msg[256];
-  snprintf(msg, sizeof msg, "primer native: argument '%s' must be %s", what, expected);
-  napi_throw_type_error(env, NULL, msg);
-  return false;
-}
-
-static bool typed(napi_env env, napi_value v, napi_typedarray_type want, void **ptr, size_t *len) {
-  bool is = false;
-  if (napi_is_typedarray(env, v, &is) != napi_ok || !is) return false;
-  napi_typedarray_type t; napi_value ab; size_t off;
-  if (napi_get_typedarray_info(env, v, &t, len, ptr, &ab, &off) != napi_ok) return false;
-  return t == want;
-}
-
-static bool is_null(napi_env env, napi_value v) {
-  napi_valuetype t;
-  napi_typeof(env, v, &t);
-  return t == napi_null || t == napi_undefined;
-}
-
-bool arg_f32(napi_env env, napi_value v, float **ptr, size_t *len, const char *what) {
-  void *p; if (!typed(env, v, napi_float32_array, &p, len)) return fail(env, what, "a Float32Array");
-  *ptr = (float *)p; return true;
-}
-bool arg_f32_or_null(napi_env env, napi_value v, float **ptr, size_t *len, const char *what) {
-  if (is_null(env, v)) { *ptr = NULL; *len = 0; return true; }
-  return arg_f32(env, v, ptr, len, what);
-}
-bool arg_i32(napi_env env, napi_value v, int32_t **ptr, size_t *len, const char *what) {
-  void *p; if (!typed(env, v, napi_int32_array, &p, len)) return fail(env, what, "an Int32Array");
-  *ptr = (int32_t *)p; return true;
-}
-bool arg_u8_or_null(napi_env env, napi_value v, uint8_t **ptr, size_t *len, const char *what) {
-  if (is_null(env, v)) { *ptr = NULL; *len = 0; return true; }
-  void *p; if (!typed(env, v, napi_uint8_array, &p, len)) return fail(env, what, "a Uint8Array or null");
-  *ptr = (uint8_t *)p; return true;
-}
-bool arg_int(napi_env env, napi_value v, int64_t *out, const char *what) {
-  if (napi_get_value_int64(env, v, out) != napi_ok) return fail(env, what, "an integer");
-  return true;
-}
-bool arg_double(napi_env env, napi_value v, double *out, const char *what) {
-  if (napi_get_value_double(env, v, out) != napi_ok) return fail(env, what, "a number");
-  return true;
-}
-bool arg_bool(napi_env env, napi_value v, bool *out, const char *what) {
-  if (napi_get_value_bool(env, v, out) != napi_ok) return fail(env, what, "a boolean");
-  return true;
-}
-bool get_args(napi_env env, napi_callback_info info, size_t n, napi_value *argv, const char *fn) {
-  size_t argc = n;
-  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok) return false;
-  if (argc < n) {
-    char msg[160];
-    snprintf(msg, sizeof msg, "primer native: %s expects %zu arguments, got %zu", fn, n, argc);
-    napi_throw_type_error(env, NULL, msg);
-    return false;
-  }
-  return true;
-}
 void export_fn(napi_env env, napi_value exports, const char *name, napi_callback cb) {
   napi_value fn;
   napi_create_function(env, name, NAPI_AUTO_LENGTH, cb, NULL, &fn);
@@ -85,7 +25,7 @@ static napi_value get_threads(napi_env env, napi_callback_info info) {
 }
 static napi_value set_threads(napi_env env, napi_callback_info info) {
   napi_value argv[1]; int64_t n;
-  if (!get_args(env, info, 1, argv, "setThreads") || !arg_int(env, argv[0], &n, "n")) return NULL;
+  if (!k_args(env, info, 1, argv, "setThreads") || !k_integer(env, "setThreads", argv[0], "n", &n)) return NULL;
 #ifdef _OPENMP
   if (n > 0) omp_set_num_threads((int)n);
 #endif

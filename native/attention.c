@@ -17,6 +17,7 @@
 // the forward's K·Qᵀ and P·V (P rounded to bf16 too) and the backward's Q·Kᵀ and dO·Vᵀ (products of
 // rounded inputs only); everything else is fp32 FMAs on the rounded values.
 #include "common.h"
+#include "kernels_args.h"
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -433,14 +434,14 @@ static bool read_args(napi_env env, napi_callback_info info, const char *kernel,
   static const char *names[9] = {"q", "k", "v", "out", "lse", "dout", "dq", "dk", "dv"};
   napi_value argv[18];
   size_t argc = (size_t)nf + 9;
-  if (!get_args(env, info, argc, argv, kernel)) return false;
+  if (!k_args(env, info, argc, argv, kernel)) return false;
   float *f[9]; size_t len[9];
-  for (int i = 0; i < nf; i++) if (!arg_f32(env, argv[i], &f[i], &len[i], names[i])) return false;
+  for (int i = 0; i < nf; i++) if (!k_f32(env, kernel, argv[i], names[i], &f[i], &len[i])) return false;
   int64_t dims[5]; double scale; size_t mask_len; uint8_t *mask;
   static const char *dim_names[5] = {"b", "h", "tq", "tk", "d"};
-  for (int i = 0; i < 5; i++) if (!arg_int(env, argv[nf + i], &dims[i], dim_names[i])) return false;
-  if (!arg_double(env, argv[nf + 5], &scale, "scale") || !arg_bool(env, argv[nf + 6], &a->causal, "causal") ||
-      !arg_u8_or_null(env, argv[nf + 7], &mask, &mask_len, "keyMask") || !arg_bool(env, argv[nf + 8], &a->bf16, "bf16"))
+  for (int i = 0; i < 5; i++) if (!k_integer(env, kernel, argv[nf + i], dim_names[i], &dims[i])) return false;
+  if (!k_number(env, kernel, argv[nf + 5], "scale", &scale) || !k_bool(env, kernel, argv[nf + 6], "causal", &a->causal) ||
+      !k_u8_or_null(env, kernel, argv[nf + 7], "keyMask", &mask, &mask_len) || !k_bool(env, kernel, argv[nf + 8], "bf16", &a->bf16))
     return false;
   char msg[256];
   for (int i = 0; i < 5; i++) {

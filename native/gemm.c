@@ -14,6 +14,7 @@
 // buffers, no barriers), or take whole matrices when the batch is large. Every C element goes
 // through the same operations whatever the partition, so results do not depend on the thread count.
 #include "common.h"
+#include "kernels_args.h"
 #include <stdlib.h>
 #include <string.h>
 #include <stdio.h>
@@ -345,28 +346,22 @@ static bool check_len(napi_env env, const char *name, size_t len, int64_t need, 
 // gemm(a, b, c, bias, m, n, k, transA, transB, accumulate, batch, strideA, strideB, strideC, bf16)
 static napi_value js_gemm(napi_env env, napi_callback_info info) {
   napi_value argv[15];
-  if (!get_args(env, info, 15, argv, "gemm")) return NULL;
+  if (!k_args(env, info, 15, argv, "gemm")) return NULL;
   float *a, *b, *c, *bias;
   size_t la, lb, lc, lbias;
   int64_t dims[7];  // m, n, k, batch, strideA, strideB, strideC
-  static const char *dim_names[7] = {"gemm: m", "gemm: n", "gemm: k", "gemm: batch", "gemm: strideA",
-                                     "gemm: strideB", "gemm: strideC"};
+  static const char *dim_names[7] = {"m", "n", "k", "batch", "strideA", "strideB", "strideC"};
   static const int dim_args[7] = {4, 5, 6, 10, 11, 12, 13};
   bool ta, tb, accumulate, bf16;
-  if (!arg_f32(env, argv[0], &a, &la, "gemm: a") || !arg_f32(env, argv[1], &b, &lb, "gemm: b") ||
-      !arg_f32(env, argv[2], &c, &lc, "gemm: c") || !arg_f32_or_null(env, argv[3], &bias, &lbias, "gemm: bias"))
+  if (!k_f32(env, "gemm", argv[0], "a", &a, &la) || !k_f32(env, "gemm", argv[1], "b", &b, &lb) ||
+      !k_f32(env, "gemm", argv[2], "c", &c, &lc) || !k_f32_or_null(env, "gemm", argv[3], "bias", &bias, &lbias))
     return NULL;
   for (int i = 0; i < 7; i++) {
-    if (!arg_int(env, argv[dim_args[i]], &dims[i], dim_names[i])) return NULL;
-    if (dims[i] < 0 || dims[i] > ((int64_t)1 << 40)) {
-      char msg[160];
-      snprintf(msg, sizeof msg, "%s must be a non-negative integer below 2^40, got %lld", dim_names[i], (long long)dims[i]);
-      napi_throw_range_error(env, NULL, msg);
-      return NULL;
-    }
+    if (!k_size(env, "gemm", argv[dim_args[i]], dim_names[i], &dims[i])) return NULL;
+    if (dims[i] > ((int64_t)1 << 40)) return throw_null(env, true, "gemm", "'%s' must be below 2^40, got %lld", dim_names[i], (long long)dims[i]);
   }
-  if (!arg_bool(env, argv[7], &ta, "gemm: transA") || !arg_bool(env, argv[8], &tb, "gemm: transB") ||
-      !arg_bool(env, argv[9], &accumulate, "gemm: accumulate") || !arg_bool(env, argv[14], &bf16, "gemm: bf16"))
+  if (!k_bool(env, "gemm", argv[7], "transA", &ta) || !k_bool(env, "gemm", argv[8], "transB", &tb) ||
+      !k_bool(env, "gemm", argv[9], "accumulate", &accumulate) || !k_bool(env, "gemm", argv[14], "bf16", &bf16))
     return NULL;
   const int64_t m = dims[0], n = dims[1], k = dims[2], batch = dims[3];
   char shape[200];

@@ -1,6 +1,7 @@
-// Argument checking for the kernels in kernels.c: every error names the kernel and the problem
-// (TypeError for a wrong type, RangeError for a bad size or index), and every array length is
-// checked against the sizes before any kernel touches memory.
+// Argument checking for every N-API function of the addon (kernels.c, gemm.c, attention.c, addon.c):
+// every error names the kernel and the problem (TypeError for a wrong type, RangeError for a bad
+// size or index), and every array length is checked against the sizes before any kernel touches
+// memory. The one family of argument readers: k_args, k_f32, k_i32, k_number, k_integer, k_size, k_bool.
 #pragma once
 #include "common.h"
 #include <math.h>
@@ -50,6 +51,26 @@ static bool k_i32(napi_env env, const char *fn, napi_value v, const char *what, 
   void *p;
   if (!typed_array(env, v, napi_int32_array, &p, len)) return throw_fmt(env, false, fn, "'%s' must be an Int32Array", what);
   *ptr = (int32_t *)p;
+  return true;
+}
+
+static bool k_nullish(napi_env env, napi_value v) {
+  napi_valuetype t;
+  return napi_typeof(env, v, &t) == napi_ok && (t == napi_null || t == napi_undefined);
+}
+
+// A Float32Array, or null/undefined (then *ptr = NULL, *len = 0).
+static bool k_f32_or_null(napi_env env, const char *fn, napi_value v, const char *what, float **ptr, size_t *len) {
+  if (k_nullish(env, v)) { *ptr = NULL; *len = 0; return true; }
+  return k_f32(env, fn, v, what, ptr, len);
+}
+
+// A Uint8Array, or null/undefined.
+static bool k_u8_or_null(napi_env env, const char *fn, napi_value v, const char *what, uint8_t **ptr, size_t *len) {
+  if (k_nullish(env, v)) { *ptr = NULL; *len = 0; return true; }
+  void *p;
+  if (!typed_array(env, v, napi_uint8_array, &p, len)) return throw_fmt(env, false, fn, "'%s' must be a Uint8Array or null", what);
+  *ptr = (uint8_t *)p;
   return true;
 }
 

@@ -222,7 +222,7 @@ test('gemm rejects arrays too short for the shape with a RangeError naming gemm'
   }
   const [A, B, C] = ok();
   assert.throws(() => a.gemm(new Float64Array(m * k) as unknown as Float32Array, B, C, null, m, n, k, false, false, false, 1, 0, 0, 0, false),
-    (e: Error) => e instanceof TypeError && /gemm: a/.test(e.message));
+    (e: Error) => e instanceof TypeError && /gemm: 'a' must be a Float32Array/.test(e.message));
   assert.throws(() => (a.gemm as unknown as (...x: unknown[]) => void)(A, B, C), TypeError);
   // Sizes whose element counts overflow are rejected, not wrapped around.
   assert.throws(() => a.gemm(A, B, C, null, 2 ** 39, 2 ** 39, 2 ** 39, false, false, false, 1, 0, 0, 0, false), RangeError);

@@ -11,7 +11,8 @@ import { openShards } from '../../src/data/shards.ts';
 import { maskingOptionsFor } from '../../src/data/mlm.ts';
 import { IGNORE_INDEX } from '../../src/tensor/nn-ops.ts';
 import { MlmBlocks, NspBatches, bertSpecialIds, mlmEvalBatches, nspEvalBatches, type BertBatchOptions } from '../../src/data/bert-batches.ts';
-import { inspectData, registerDataCommands } from '../../src/cli/data.ts';
+import { registerDataCommands } from '../../src/cli/data.ts';
+import { inspectData } from '../../src/data/inspect.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'primer-bert-batches-'));
 const corpus = join(dir, 'corpus');
