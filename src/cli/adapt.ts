@@ -14,6 +14,7 @@ import { readChatTemplate, writeChatTemplate } from '../adapt/chat-template.ts';
 import { ChatSession, loadChatModel } from '../adapt/chat.ts';
 import { runSft, SFT_DEFAULTS, type SftOptions, type SftResult } from '../adapt/sft-run.ts';
 import { action, choiceArg, floatArg, intArg } from './options.ts';
+import { refuseOutputOverInput } from '../io/paths.ts';
 
 /** Options of `primer finetune --objective sft`: the library's SFT options with LoRA as flat flags. */
 export type SftCommandOptions = Omit<SftOptions, 'lora' | 'log' | 'progress'> & LoraFlags;
@@ -111,6 +112,7 @@ export function registerAdaptCommands(program: Command): void {
     .requiredOption('--adapter <dir>', 'adapter directory (adapter_config.json, adapter_model.safetensors)')
     .requiredOption('--out <dir>', 'output model directory')
     .action(action((o: { base: string; adapter: string; out: string }) => {
+      refuseOutputOverInput(o.out, { '--base': o.base, '--adapter': o.adapter });
       const loaded = loadModelDir(o.base);
       const adapter = loadLoraAdapter(loaded.model, loaded.kind, o.adapter);
       const layers = adapter.layers.size;

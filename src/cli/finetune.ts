@@ -10,6 +10,7 @@ import { finetuneTask, testSplitName, type TaskType } from '../tasks/task-run.ts
 import { answerQuestion, classifyTexts, tagText } from '../tasks/task-infer.ts';
 import type { ClassificationReport } from '../tasks/metrics.ts';
 import { action, choiceArg, floatArg, intArg } from './options.ts';
+import { refuseOutputOverInput } from '../io/paths.ts';
 import { formatClassificationReport, formatQA, inputTexts } from './finetune-format.ts';
 import { registerFinetuneToolCommands } from './finetune-tools.ts';
 import { addSftOptions, runSftCommand, type SftCommandOptions } from './adapt.ts';
@@ -86,6 +87,7 @@ function answer(o: { model: string; question: string; context?: string; contextF
 
 /** `--objective sft`: generative fine-tuning (src/adapt); the flags keep their finetune meaning. */
 async function runFinetuneOrSft(f: FinetuneFlags & Omit<SftCommandOptions, 'model' | 'data' | 'out'> & { objective?: 'task' | 'sft' }, cmd: Command): Promise<void> {
+  refuseOutputOverInput(f.out, { '--model': f.model });
   if (f.objective !== 'sft') return runFinetune(f);
   const given = (name: string) => cmd.getOptionValueSource(name) !== 'default';
   await runSftCommand({

@@ -11,6 +11,7 @@ import { loadPretrained, type Pretrained } from '../interop/import.ts';
 import { exportHf } from '../interop/export-hf.ts';
 import { exportOnnx } from '../interop/onnx.ts';
 import { action, choiceArg } from './options.ts';
+import { refuseOutputOverInput } from '../io/paths.ts';
 
 function summary(p: Pretrained, dir: string): Record<string, unknown> {
   return {
@@ -28,6 +29,7 @@ export function registerInteropCommands(program: Command): void {
     .argument('<dir>', 'directory with config.json + model.safetensors (or model.safetensors.index.json) + tokenizer files')
     .option('--out <dir>', 'write the model in Primer layout (fp32, one model.safetensors) to this directory')
     .action(action((dir: string, o: { out?: string }) => {
+      if (o.out) refuseOutputOverInput(o.out, { 'model': dir });
       const p = loadPretrained(dir);
       const files = o.out ? exportHf(p, o.out) : [];
       console.log(JSON.stringify({ ...summary(p, dir), ...(o.out ? { out: o.out, files } : {}) }, null, 2));
@@ -39,6 +41,7 @@ export function registerInteropCommands(program: Command): void {
     .requiredOption('--out <dir>', 'output directory')
     .option('--format <format>', 'output format', choiceArg(['hf', 'onnx'] as const), 'hf')
     .action(action((o: { model: string; out: string; format: 'hf' | 'onnx' }) => {
+      refuseOutputOverInput(o.out, { '--model': o.model });
       const p = loadPretrained(o.model);
       const files = o.format === 'onnx' ? exportOnnx(p, o.out) : exportHf(p, o.out);
       console.log(JSON.stringify({ ...summary(p, o.model), format: o.format, out: o.out, files }, null, 2));

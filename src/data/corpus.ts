@@ -14,9 +14,17 @@ import type { Readable } from 'node:stream';
 import { PrimerError } from '../io/errors.ts';
 
 export class CorpusError extends PrimerError {
-  constructor(message: string) {
-    super('CORPUS', message);
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('CORPUS', message, options);
   }
+}
+
+/** A read or decompression failure as a CorpusError naming the file (zlib's own messages name none). */
+function unreadable(file: string, err: unknown): CorpusError {
+  const e = err as NodeJS.ErrnoException;
+  const gzip = typeof e.code === 'string' && e.code.startsWith('Z_');
+  const what = gzip ? `is not a valid gzip file or is truncated (${e.message})` : `could not be read (${e.message})`;
+  return new CorpusError(`${file}: ${what}`, { cause: err });
 }
 
 /** A piece of one document. Documents longer than the chunk size arrive as several pieces. */
@@ -229,25 +237,30 @@ export async function* readCorpus(paths: readonly string[], opts: CorpusOptions 
   let sawText = false;
   for (const file of files) {
     const report: FileReport = { binary: false, invalidUtf8: 0 };
-    if (isJsonl(file)) {
-      for await (const { text, invalid } of readJsonlFile(file, field, warn, report)) {
-        if (/\S/.test(text)) sawText = true;
-        for (let i = 0; i < text.length; i += chunkChars) {
-          yield { doc, source: file, text: text.slice(i, i + chunkChars), end: i + chunkChars >= text.length, invalidUtf8: invalid };
+    try {
+      if (isJsonl(file)) {
+        for await (const { text, invalid } of readJsonlFile(file, field, warn, report)) {
+          if (/\S/.test(text)) sawText = true;
+          for (let i = 0; i < text.length; i += chunkChars) {
+            yield { doc, source: file, text: text.slice(i, i + chunkChars), end: i + chunkChars >= text.length, invalidUtf8: invalid };
+          }
+          doc++;
         }
-        doc++;
+      } else {
+        let previous: { text: string; invalid: boolean } | null = null;
+        for await (const piece of readTextFile(file, chunkChars, report)) {
+          if (previous !== null) yield { doc, source: file, text: previous.text, end: false, invalidUtf8: previous.invalid };
+          previous = piece;
+          if (!sawText && /\S/.test(piece.text)) sawText = true;
+        }
+        if (previous !== null) {
+          yield { doc, source: file, text: previous.text, end: true, invalidUtf8: previous.invalid };
+          doc++;
+        }
       }
-    } else {
-      let previous: { text: string; invalid: boolean } | null = null;
-      for await (const piece of readTextFile(file, chunkChars, report)) {
-        if (previous !== null) yield { doc, source: file, text: previous.text, end: false, invalidUtf8: previous.invalid };
-        previous = piece;
-        if (!sawText && /\S/.test(piece.text)) sawText = true;
-      }
-      if (previous !== null) {
-        yield { doc, source: file, text: previous.text, end: true, invalidUtf8: previous.invalid };
-        doc++;
-      }
+    } catch (e) {
+      if (e instanceof PrimerError) throw e;
+      throw unreadable(file, e);
     }
     if (report.binary) warn(`${file}: looks like a binary file (NUL bytes or control characters); skipped`);
     if (report.invalidUtf8 > 0) warn(`${file}: ${report.invalidUtf8} invalid UTF-8 sequence(s) replaced with U+FFFD`);

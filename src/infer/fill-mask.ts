@@ -52,7 +52,15 @@ export function fillMask(model: Bert, tokenizer: Tokenizer, text: string, option
   if (maskId === undefined) throw new RangeError(`fill-mask: the tokenizer has no mask token ${maskToken}`);
   const enc = tokenizer.encode(text, null, { maxLength: model.config.max_position_embeddings });
   const positions = enc.ids.flatMap((id, i) => (id === maskId ? [i] : []));
-  if (positions.length === 0) throw new RangeError(`fill-mask: the text has no ${maskToken} token`);
+  if (positions.length === 0) {
+    // Tell a mask cut off by the length limit from a missing one: the fix differs (shorten vs add).
+    const full = tokenizer.encode(text, null).ids;
+    if (full.includes(maskId)) {
+      throw new RangeError(`fill-mask: the ${maskToken} token is past the model's ${enc.ids.length}-token limit `
+        + `(the text is ${full.length} tokens long); shorten the text before the mask`);
+    }
+    throw new RangeError(`fill-mask: the text has no ${maskToken} token`);
+  }
   const v = model.config.vocab_size;
   const wasTraining = model.training;
   model.eval(); // no dropout

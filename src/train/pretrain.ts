@@ -10,9 +10,10 @@ import { join, resolve } from 'node:path';
 import type { Tokenizer } from '../tokenizers/types.ts';
 import { GPT, type GPTConfig } from '../models/gpt.ts';
 import { gptPreset, type PresetName } from '../models/presets.ts';
-import { configJson, loadModelDir, readModelConfig, writeModelFiles } from '../models/load.ts';
+import { configJson, loadModelDir, parameterCount, readModelConfig, writeModelFiles } from '../models/load.ts';
 import { modelFingerprint } from '../nn/fingerprint.ts';
 import { writeJsonAtomic } from '../io/atomic.ts';
+import { refuseOutputOverInput } from '../io/paths.ts';
 import { crossEntropy } from '../tensor/nn-ops.ts';
 import { BUILTIN_CORPORA, resolveCorpus } from '../data/builtin.ts';
 import { readCorpus } from '../data/corpus.ts';
@@ -20,7 +21,7 @@ import { RandomBlocks, evalBatches, tokenizeCorpus, type ClmBatch } from '../dat
 import { loadTokenizerJson, separatorId, trainBpeOnCorpus } from '../data/tokenizer.ts';
 import { generateText } from '../infer/generate.ts';
 import { readCheckpoint, recoverCheckpoints, runDirOf, startFreshRun } from './checkpoint.ts';
-import { train, type TrainResult } from './trainer.ts';
+import { checkTrainingMemory, train, type TrainResult } from './trainer.ts';
 import type { ProgressReporter } from './progress.ts';
 
 /** Optimisation, schedule and bookkeeping settings shared by every pre-training objective. */
@@ -114,6 +115,33 @@ function defaultRunDir(preset: string): string {
   return resolve('runs', `${preset}-${stamp}`);
 }
 
+/**
+ * fp32 values per token a GPT keeps for the backward pass, for estimateTrainingMemory: per layer
+ * about 28·d (two LayerNorms, q/k/v and their head-split copies, attention output and projection,
+ * the 4d MLP input and GELU output, residual sums) plus 2·heads·T (attention scores and softmax),
+ * then the final LayerNorm and the logits with their softmax (2·vocab).
+ */
+export function gptActivationFloatsPerToken(c: GPTConfig, seqLength: number): number {
+  const d = c.n_embd;
+  const inner = c.n_inner ?? 4 * d;
+  return c.n_layer * (20 * d + 2 * inner + 2 * c.n_head * seqLength) + 2 * c.vocab_size + 3 * d;
+}
+
+/** Refuses a run that cannot fit in memory before the model or any batch is allocated (see checkTrainingMemory). */
+function checkMemory(modelConfig: GPTConfig, config: PretrainConfig): void {
+  checkTrainingMemory({
+    parameters: parameterCount(modelConfig), activationFloatsPerToken: gptActivationFloatsPerToken(modelConfig, config.blockSize),
+    batchSize: config.batchSize, seqLength: config.blockSize, gradAccum: config.gradAccum,
+  });
+}
+
+function modelFromPreset(config: PretrainConfig, vocabSize: number, sep: number): GPTConfig {
+  return {
+    ...gptPreset(config.preset, { vocabSize, layers: config.layers, dims: config.dims, heads: config.heads, dropout: config.dropout }),
+    n_positions: config.blockSize, bos_token_id: sep, eos_token_id: sep,
+  };
+}
+
 function pick<T extends object>(o: T): Partial<T> {
   return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
 }
@@ -149,9 +177,12 @@ export async function pretrain(opts: PretrainOptions = {}): Promise<PretrainResu
       config.tokenizer = config.initFrom;
     }
     runDir = resolve(out ?? defaultRunDir(config.preset));
+    refuseOutputOverInput(runDir, { '--init-from': config.initFrom, '--tokenizer': config.initFrom ? undefined : config.tokenizer });
     startFreshRun(runDir); // refuses a resumable run; clears what a run killed before its first checkpoint left
   }
   if (config.objective !== 'clm') throw new Error(`objective "${config.objective}" is not supported by pretrain yet (only "clm")`);
+  // Before the tokenizer and the data (minutes on a big corpus): a run that cannot fit is refused now.
+  if (!resume && !config.initFrom && !config.tokenizer) checkMemory(modelFromPreset(config, config.vocabSize, 0), config);
 
   const corpus = resolveCorpus(config.corpus);
   const named = config.corpus.length > 3 ? [...config.corpus.slice(0, 3), `… ${config.corpus.length - 3} more`] : config.corpus;
@@ -187,12 +218,10 @@ export async function pretrain(opts: PretrainOptions = {}): Promise<PretrainResu
     modelConfig = { ...parent.config, resid_pdrop: config.dropout, embd_pdrop: config.dropout, attn_pdrop: config.dropout };
     config.parentFingerprint = modelFingerprint(parent.model);
   }
-  modelConfig ??= {
-    ...gptPreset(config.preset, { vocabSize: tokenizer.vocabSize, layers: config.layers, dims: config.dims, heads: config.heads, dropout: config.dropout }),
-    n_positions: config.blockSize, bos_token_id: sep, eos_token_id: sep,
-  };
+  modelConfig ??= modelFromPreset(config, tokenizer.vocabSize, sep);
   if (config.blockSize > modelConfig.n_positions) throw new RangeError(`block size ${config.blockSize} exceeds the model's n_positions ${modelConfig.n_positions}`);
   if (modelConfig.vocab_size < tokenizer.vocabSize) throw new RangeError(`the tokenizer has ${tokenizer.vocabSize} tokens but the model only ${modelConfig.vocab_size}`);
+  checkMemory(modelConfig, config);
   const model = new GPT(modelConfig, config.seed);
   if (parent) {
     // Start from the parent's exact weights (the fresh init above is overwritten).

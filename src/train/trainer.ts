@@ -16,6 +16,7 @@
  */
 import { appendFileSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { freemem } from 'node:os';
 import type { Module } from '../nn/module.ts';
 import type { Tensor } from '../tensor/tensor.ts';
 import { autocast, noGrad, withScope } from '../tensor/tensor.ts';
@@ -101,6 +102,59 @@ export interface TrainResult {
   /** Average over the steps of this invocation (excluding the first, which warms up the pool). */
   tokensPerSecond: number;
   seconds: number;
+}
+
+export interface MemoryEstimate {
+  /** Weights, gradients and AdamW's two moments: 4 fp32 copies of every parameter. */
+  stateBytes: number;
+  /** Activations kept for the backward pass of one micro-batch. */
+  activationBytes: number;
+  /** stateBytes + activationBytes + RUNTIME_BYTES. */
+  totalBytes: number;
+}
+
+/** Node, the native addon, the data and the tokenizer: a fixed allowance on top of the model's own memory. */
+export const RUNTIME_BYTES = 256 * 2 ** 20;
+
+/**
+ * A simple, deliberately optimistic estimate of the peak memory of one training step in fp32:
+ *   state       = 4 bytes × parameters × 4       (weights, gradients, AdamW m and v)
+ *   activations = 4 bytes × activationFloatsPerToken × batchSize × seqLength   (one micro-batch)
+ *   total       = state + activations + RUNTIME_BYTES
+ * Transient buffers of the backward pass are left out, so a run the estimate refuses cannot fit,
+ * while one it accepts may still need some headroom.
+ */
+export function estimateTrainingMemory(o: { parameters: number; activationFloatsPerToken: number; batchSize: number; seqLength: number }): MemoryEstimate {
+  const stateBytes = 16 * o.parameters;
+  const activationBytes = 4 * o.activationFloatsPerToken * o.batchSize * o.seqLength;
+  return { stateBytes, activationBytes, totalBytes: stateBytes + activationBytes + RUNTIME_BYTES };
+}
+
+/** Memory this process can still use: os.freemem() (MemAvailable on Linux) plus what it already holds. */
+export function availableMemory(): number {
+  return freemem() + process.memoryUsage().rss;
+}
+
+const gb = (bytes: number) => `${(bytes / 2 ** 30).toFixed(bytes < 2 ** 30 ? 2 : 1)} GB`;
+
+/**
+ * Refuses (PrimerError OUT_OF_MEMORY) a run whose estimate exceeds the available memory, before
+ * anything big is allocated, with the largest micro-batch that fits and the --grad-accum that keeps
+ * the same tokens per optimizer step.
+ */
+export function checkTrainingMemory(
+  o: { parameters: number; activationFloatsPerToken: number; batchSize: number; seqLength: number; gradAccum: number },
+  available = availableMemory(),
+): MemoryEstimate {
+  const e = estimateTrainingMemory(o);
+  if (e.totalBytes <= available) return e;
+  const perExample = e.activationBytes / o.batchSize;
+  const fits = Math.floor((available - e.stateBytes - RUNTIME_BYTES) / perExample);
+  const advice = fits >= 1
+    ? `use --batch-size ${fits} --grad-accum ${Math.ceil((o.batchSize * o.gradAccum) / fits)} (the same ${o.batchSize * o.gradAccum} sequences per step), or a shorter --block-size`
+    : 'the model alone does not fit: choose a smaller preset or fewer --layers / --dims';
+  throw new PrimerError('OUT_OF_MEMORY', `training would need about ${gb(e.totalBytes)} (weights, gradients and AdamW state ${gb(e.stateBytes)}; `
+    + `activations for a batch of ${o.batchSize} × ${o.seqLength} tokens ${gb(e.activationBytes)}) but only ${gb(available)} of memory is available: ${advice}`);
 }
 
 /** nanoGPT's grouping: weight decay on ≥2-D tensors (matmul weights, embeddings), none on biases and LayerNorm. */
