@@ -297,11 +297,10 @@ export function fitLogistic(X: FeatureMatrix, y: Int32Array, nClasses: number, o
   }
   // One element type in the hot loops: V8 keeps them monomorphic (a Float32Array here as well as
   // Float64Arrays elsewhere would make every access generic and several times slower).
-  X = asFloat64(X);
+  const Xf = asFloat64(X);
   const z = new Float64Array(K);
-  // Binary: the class ids 0/1 are already the targets of σ.
-  const Xf = X;
   let evaluations = 0;
+  // Binary: the class ids 0/1 are already the targets of σ.
   const fg: Evaluate = (t, g) => (evaluations++, objective(Xf, y, K, C, t, g, z));
   const r = lbfgs(fg, theta, options.maxIter ?? 1000, options.tol ?? 1e-5);
   const weights = theta.slice(0, K * d);
