@@ -1,6 +1,6 @@
 /**
- * What the server's workers do with a loaded model directory: completions (KV-cached decoding),
- * fill-mask, classification, embeddings and attention maps. Plain functions on loaded models, so
+ * What the server's workers do with a loaded model directory: fill-mask, classification, embeddings
+ * and attention maps (completions are batched by scheduler.ts). Plain functions on loaded models, so
  * they run the same in a worker thread or in-process.
  */
 import { readFileSync } from 'node:fs';
@@ -13,7 +13,7 @@ import { SequenceClassifier, runBackbone, type Backbone } from '../models/heads.
 import { collate, padTokenId } from '../tasks/encode.ts';
 import { noGrad, withScope } from '../tensor/tensor.ts';
 import { fillMask, type FillMaskResult } from '../infer/fill-mask.ts';
-import { encodePrompt, streamCompletionsAsync, type Completion, type TextDecodeOptions, type TextEvent } from '../infer/decode.ts';
+import { encodePrompt, type TextDecodeOptions } from '../infer/decode.ts';
 import type { GPT } from '../models/gpt.ts';
 import type { Bert } from '../models/bert.ts';
 import { ModelLoadError } from '../models/load.ts';
@@ -29,6 +29,10 @@ export interface ModelInfo {
   /** Context size in tokens (n_positions / max_position_embeddings). */
   context: number;
   labels?: string[];
+  /** The chat template of tokenizer_config.json, when the model has one (a chat model). */
+  chatTemplate?: string;
+  /** The tokenizer's end-of-text token (the chat template's eos_token). */
+  eosToken?: string;
 }
 
 /** Checks a model directory enough to fail at startup with a clear message (no weights loaded). */
@@ -37,8 +41,10 @@ export function describeModelDir(dir: string): ModelInfo {
   const config = readModelConfig(abs); // clear ModelLoadError for a missing dir / config.json
   const raw = JSON.parse(readFileSync(join(abs, 'config.json'), 'utf8')) as { architectures?: string[]; id2label?: Record<string, string> };
   const architecture = raw.architectures?.[0] ?? (config.model_type === 'gpt2' ? 'GPT2LMHeadModel' : 'BertForPreTraining');
+  let eosToken: string | undefined;
   try {
-    loadTokenizer(abs);
+    const tok = loadTokenizer(abs);
+    eosToken = tok.specialTokens.eos ?? tok.specialTokens.bos;
   } catch (e) {
     throw new ModelLoadError(`${abs}: no usable tokenizer (${(e as Error).message})`, { cause: e });
   }
@@ -50,7 +56,19 @@ export function describeModelDir(dir: string): ModelInfo {
   if (!/LMHeadModel$|ForPreTraining$|ForMaskedLM$/.test(architecture)) {
     throw new ModelLoadError(`${abs}: architecture ${architecture} cannot be served (expected GPT2LMHeadModel, BertForPreTraining or *ForSequenceClassification)`);
   }
-  return { id: basename(abs), dir: abs, kind: config.model_type === 'gpt2' ? 'gpt2' : 'bert', architecture, context };
+  const kind = config.model_type === 'gpt2' ? 'gpt2' : 'bert';
+  const chatTemplate = kind === 'gpt2' ? ownChatTemplate(abs) : undefined;
+  return { id: basename(abs), dir: abs, kind, architecture, context, eosToken, ...(chatTemplate !== undefined ? { chatTemplate } : {}) };
+}
+
+/** tokenizer_config.json's `chat_template`, if it has one (a malformed file is the tokenizer's problem, reported there). */
+function ownChatTemplate(dir: string): string | undefined {
+  try {
+    const config = JSON.parse(readFileSync(join(dir, 'tokenizer_config.json'), 'utf8')) as { chat_template?: unknown };
+    return typeof config.chat_template === 'string' ? config.chat_template : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 export type LoadedServeModel =
@@ -67,7 +85,8 @@ export function loadServeModel(info: ModelInfo): LoadedServeModel {
   }
   const loaded = loadModelDir(info.dir);
   if (loaded.kind === 'gpt2') return { info, kind: 'gpt2', model: loaded.model.eval(), tokenizer };
-  return { info, kind: 'bert', model: loaded.model.eval(), tokenizer };
+  if (loaded.kind === 'bert') return { info, kind: 'bert', model: loaded.model.eval(), tokenizer };
+  throw new ModelLoadError(`${info.dir}: this architecture cannot be served yet (GPT-2, BERT and classifiers can)`);
 }
 
 /** A client-facing problem with the request (HTTP 400), as opposed to a server fault. */
@@ -83,17 +102,8 @@ function need<K extends ModelKind>(m: LoadedServeModel, kind: K, what: string): 
 
 export interface CompletionJob extends TextDecodeOptions {
   prompts: string[];
-}
-
-/** Streams completion events; checks the prompt against the context first (a 400, not a crash). */
-export async function* runCompletion(m: LoadedServeModel, job: CompletionJob, signal?: AbortSignal): AsyncGenerator<TextEvent, Completion[] | null> {
-  need(m, 'gpt2', 'a completion');
-  const n = m.model.config.n_positions;
-  for (const [i, p] of job.prompts.entries()) {
-    const len = encodePrompt(m.tokenizer, p).length;
-    if (len > n) throw new RequestError(`prompt ${i} has ${len} tokens, more than the model's context of ${n} tokens`);
-  }
-  return yield* streamCompletionsAsync(m.model, m.tokenizer, job.prompts, { ...job, signal });
+  /** Choices per prompt (choice c samples with seed + c). */
+  n?: number;
 }
 
 export function runFillMask(m: LoadedServeModel, text: string, topK: number): FillMaskResult[] {

@@ -1,7 +1,8 @@
 /**
- * Worker threads for inference with a bounded wait queue. Each worker runs one job at a time; jobs
- * wait in FIFO order for a free worker, and when `maxQueue` jobs already wait, submit() refuses with a
- * QueueFullError (HTTP 429) instead of letting latency and memory grow without bound.
+ * Worker threads for inference with a bounded wait queue. Each worker holds up to `parallel` jobs at
+ * once (its completions decode together in one continuous batch, see scheduler.ts); jobs wait in FIFO
+ * order for a free slot, and when `maxQueue` jobs already wait, submit() refuses with a QueueFullError
+ * (HTTP 429) instead of letting latency and memory grow without bound.
  */
 import { Worker } from 'node:worker_threads';
 import type { FromWorker, JobRequest, ToWorker } from './worker.ts';
@@ -22,6 +23,8 @@ export class JobError extends Error {
 export interface PoolOptions {
   workers: number;
   maxQueue: number;
+  /** Jobs one worker holds at once (decode batch slots, like llama.cpp's --parallel). Default 8. */
+  parallel?: number;
   /** OpenMP threads per worker (default: the native default, all cores). */
   threads?: number;
 }
@@ -37,7 +40,7 @@ interface Pending {
 
 interface Slot {
   worker: Worker;
-  job: Pending | null;
+  jobs: Map<number, Pending>;
 }
 
 /** Node 20 workers ignore the parent's `--import tsx`: a TypeScript worker registers tsx itself. */
@@ -73,7 +76,7 @@ export class WorkerPool {
   private addWorker(): Promise<void> {
     return new Promise<void>((resolve, reject) => {
       const worker = startWorker(this.workerData);
-      const slot: Slot = { worker, job: null };
+      const slot: Slot = { worker, jobs: new Map() };
       worker.once('message', (msg: FromWorker) => {
         if ('ready' in msg) {
           worker.off('error', reject);
@@ -81,8 +84,7 @@ export class WorkerPool {
           worker.on('error', (e) => this.onCrash(slot, e));
           worker.on('exit', (code) => { if (!this.closing) this.onCrash(slot, new Error(`worker exited with code ${code}`)); });
           this.slots.push(slot);
-          const next = this.waiting.shift();
-          if (next) this.dispatch(slot, next);
+          this.drain();
           resolve();
         } else if ('fatal' in msg) {
           reject(new Error(msg.fatal));
@@ -97,7 +99,27 @@ export class WorkerPool {
     return this.waiting.length;
   }
   get busyWorkers(): number {
-    return this.slots.filter((s) => s.job).length;
+    return this.slots.filter((s) => s.jobs.size > 0).length;
+  }
+  /** Sequences being decoded now (prompts × choices of the dispatched completion jobs). */
+  get sequences(): number {
+    let n = 0;
+    for (const s of this.slots) {
+      for (const j of s.jobs.values()) if (j.request.type === 'complete') n += j.request.job.prompts.length * (j.request.job.n ?? 1);
+    }
+    return n;
+  }
+  private get parallel(): number {
+    return Math.max(1, this.o.parallel ?? 8);
+  }
+  /** The least loaded worker with a free slot. */
+  private freeSlot(): Slot | undefined {
+    let best: Slot | undefined;
+    for (const s of this.slots) if (s.jobs.size < this.parallel && (!best || s.jobs.size < best.jobs.size)) best = s;
+    return best;
+  }
+  private drain(): void {
+    for (let slot = this.freeSlot(); slot && this.waiting.length; slot = this.freeSlot()) this.dispatch(slot, this.waiting.shift()!);
   }
   get size(): number {
     return this.slots.length;
@@ -106,7 +128,7 @@ export class WorkerPool {
   /** Runs a job; `onEvent` receives streamed events. Throws QueueFullError synchronously when full. */
   submit(request: JobRequest, onEvent?: (event: unknown) => void): { id: number; done: Promise<unknown> } {
     if (this.closing) throw new JobError('server is shutting down', 503);
-    const free = this.slots.find((s) => !s.job);
+    const free = this.freeSlot();
     if (!free && this.waiting.length >= this.o.maxQueue) throw new QueueFullError(this.o.maxQueue);
     const id = this.nextId++;
     let pending!: Pending;
@@ -124,28 +146,28 @@ export class WorkerPool {
       p!.reject(new JobError('cancelled', 499));
       return;
     }
-    const slot = this.slots.find((s) => s.job?.id === id);
+    const slot = this.slots.find((s) => s.jobs.has(id));
     slot?.worker.postMessage({ cancel: id } satisfies ToWorker);
   }
 
   private dispatch(slot: Slot, p: Pending): void {
-    slot.job = p;
+    slot.jobs.set(p.id, p);
     p.worker = slot;
     slot.worker.postMessage({ id: p.id, request: p.request } satisfies ToWorker);
   }
 
   private onMessage(slot: Slot, msg: FromWorker): void {
-    const job = slot.job;
-    if (!job || !('id' in msg) || msg.id !== job.id) return;
+    if (!('id' in msg)) return;
+    const job = slot.jobs.get(msg.id);
+    if (!job) return;
     if ('event' in msg) {
       job.onEvent?.(msg.event);
       return;
     }
-    slot.job = null;
+    slot.jobs.delete(msg.id);
     if ('error' in msg) job.reject(new JobError(msg.error, msg.status));
     else job.resolve(msg.result);
-    const next = this.waiting.shift();
-    if (next) this.dispatch(slot, next);
+    this.drain();
   }
 
   /** A dead worker fails its job (500) and is replaced, so the server keeps serving. */
@@ -153,8 +175,8 @@ export class WorkerPool {
     const i = this.slots.indexOf(slot);
     if (i < 0) return; // 'error' and 'exit' both report the same death
     this.slots.splice(i, 1);
-    slot.job?.reject(new JobError(`inference worker failed: ${e.message}`, 500));
-    slot.job = null;
+    for (const job of slot.jobs.values()) job.reject(new JobError(`inference worker failed: ${e.message}`, 500));
+    slot.jobs.clear();
     void slot.worker.terminate();
     if (this.closing) return;
     this.restarts++;
@@ -167,13 +189,23 @@ export class WorkerPool {
   }
 
   /** Waits for running and queued jobs to finish (up to graceMs), then stops the workers. */
-  async close(graceMs = 10_000): Promise<void> {
+  close(graceMs = 10_000): Promise<void> {
+    return (this.closed ??= this.shutDown(graceMs));
+  }
+  private closed: Promise<void> | null = null;
+
+  private async shutDown(graceMs: number): Promise<void> {
     this.closing = true;
     const deadline = Date.now() + graceMs;
-    while ((this.waiting.length || this.slots.some((s) => s.job)) && Date.now() < deadline) {
+    while ((this.waiting.length || this.slots.some((s) => s.jobs.size > 0)) && Date.now() < deadline) {
       await new Promise((r) => setTimeout(r, 20));
     }
     for (const p of this.waiting.splice(0)) p.reject(new JobError('server is shutting down', 503));
+    // Past the grace period running jobs are cut: their streams end with an error event.
+    for (const s of this.slots) {
+      for (const p of s.jobs.values()) p.reject(new JobError('server is shutting down: the request was cut after the grace period', 503));
+      s.jobs.clear();
+    }
     await Promise.all(this.slots.map((s) => s.worker.terminate()));
     this.slots.length = 0;
   }

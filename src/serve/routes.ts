@@ -1,16 +1,17 @@
 /**
  * The inference API: OpenAI-compatible /v1/completions (JSON or server-sent events) and /v1/embeddings,
- * plus /v1/fill-mask, /v1/classify and /v1/attention. Bodies are validated by JSON schema (Fastify/ajv)
- * before they reach a worker; anything the schema cannot express (prompt longer than the context,
- * the wrong kind of model) comes back from the engine as a RequestError → 4xx.
+ * plus /v1/fill-mask, /v1/classify and /v1/attention (chat is in routes-chat.ts). Bodies are validated
+ * by JSON schema (Fastify/ajv) before they reach a worker; anything the schema cannot express (prompt
+ * longer than the context, the wrong kind of model) comes back from the engine as a RequestError → 4xx.
  */
 import { randomUUID } from 'node:crypto';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import type { ModelInfo, ModelKind, ClassifyResult, AttentionMaps } from './engine.ts';
+import type { ModelInfo, ModelKind, ClassifyResult, AttentionMaps, CompletionJob } from './engine.ts';
 import type { Completion, TextEvent } from '../infer/decode.ts';
 import type { FillMaskResult } from '../infer/fill-mask.ts';
 import { JobError, type WorkerPool } from './pool.ts';
 import type { JobRequest } from './worker.ts';
+import type { ServeMetrics } from './metrics.ts';
 
 export interface ApiLimits {
   /** Largest max_tokens accepted. */
@@ -65,7 +66,7 @@ export class ApiError extends Error {
 }
 
 /** The served model a request names, or the first of the needed kind. */
-function pickModel(models: ModelInfo[], name: string | undefined, kinds: ModelKind[], what: string): ModelInfo {
+export function pickModel(models: ModelInfo[], name: string | undefined, kinds: ModelKind[], what: string): ModelInfo {
   if (name !== undefined) {
     const m = models.find((x) => x.id === name);
     if (!m) throw new ApiError(404, `model "${name}" is not served here (available: ${models.map((x) => x.id).join(', ') || 'none'})`, 'model_not_found');
@@ -76,13 +77,31 @@ function pickModel(models: ModelInfo[], name: string | undefined, kinds: ModelKi
   return m;
 }
 
-/** Runs one job with the request's deadline; cancels it if the client goes away. */
-async function runJob(pool: WorkerPool, request: FastifyRequest, job: JobRequest, timeoutMs: number, onEvent?: (e: unknown) => void): Promise<unknown> {
+/** What the routes share: the pool (null while the models load), the served models, limits, metrics. */
+export interface ApiContext {
+  pool: () => WorkerPool | null;
+  models: ModelInfo[];
+  limits: ApiLimits;
+  metrics: ServeMetrics;
+}
+
+export function needPool(ctx: ApiContext): WorkerPool {
+  if (ctx.models.length === 0) throw new ApiError(400, 'no model is served (start with --model DIR)');
+  const pool = ctx.pool();
+  if (!pool) throw new ApiError(503, 'the models are still loading; retry shortly', 'unavailable_error');
+  return pool;
+}
+
+/**
+ * Runs one job with the request's deadline (queue wait included); cancels it when the client goes
+ * away (request or response closed), so nobody's tokens are decoded for nobody.
+ */
+export async function runJob(pool: WorkerPool, request: FastifyRequest, reply: FastifyReply, job: JobRequest, timeoutMs: number, onEvent?: (e: unknown) => void): Promise<unknown> {
   const { id, done } = pool.submit(job, onEvent);
   let timer: NodeJS.Timeout | undefined;
-  // The client went away: stop decoding for nobody (a no-op once the job is done).
-  const onClose = () => pool.cancel(id);
+  const onClose = () => pool.cancel(id); // a no-op once the job is done
   request.raw.socket?.once('close', onClose);
+  reply.raw.once('close', onClose);
   try {
     return await Promise.race([done, new Promise((_, reject) => {
       timer = setTimeout(() => {
@@ -93,18 +112,89 @@ async function runJob(pool: WorkerPool, request: FastifyRequest, job: JobRequest
   } finally {
     clearTimeout(timer);
     request.raw.socket?.off('close', onClose);
+    reply.raw.off('close', onClose);
   }
 }
 
-export function registerApiRoutes(app: FastifyInstance, pool: WorkerPool | null, models: ModelInfo[], limits: ApiLimits): void {
-  const needPool = (): WorkerPool => {
-    if (!pool) throw new ApiError(400, 'no model is served (start with --model DIR)');
-    return pool;
+/** How a generation route shapes its stream chunks and its final JSON (completions vs chat). */
+export interface GenerationFormat {
+  chunk(index: number, text: string, finish: string | null, first: boolean): unknown;
+  final(results: Completion[]): unknown;
+}
+
+/**
+ * Runs a completion job as JSON or server-sent events and records its metrics (time to first token,
+ * time per output token, tokens). Stream headers go out with the first piece, so errors found
+ * before it (prompt too long) are plain 4xx; later errors end the stream with an error event.
+ */
+export async function runGeneration(ctx: ApiContext, request: FastifyRequest, reply: FastifyReply, model: string, job: CompletionJob, stream: boolean, format: GenerationFormat): Promise<unknown> {
+  const t0 = performance.now();
+  let first = 0;
+  const seen = new Set<number>();
+  const finished = new Set<number>();
+  const account = (results: Completion[] | null) => {
+    if (!results) return;
+    const tokens = results.reduce((s, r) => s + r.ids.length, 0);
+    ctx.metrics.tokens.inc({ model }, tokens);
+    ctx.metrics.promptTokens.inc({ model }, results.reduce((s, r) => s + r.promptTokens, 0));
+    if (first && tokens > 1) ctx.metrics.perToken.observe({ model }, (performance.now() - first) / 1000 / (tokens - 1));
   };
+  const onFirst = () => {
+    if (first) return;
+    first = performance.now();
+    ctx.metrics.ttft.observe({ model }, (first - t0) / 1000);
+  };
+  const submit = { type: 'complete', model, job } as const;
+  if (!stream) {
+    const results = await runJob(needPool(ctx), request, reply, submit, ctx.limits.timeoutMs, onFirst) as Completion[] | null;
+    if (!results) throw new ApiError(499, 'the request was cancelled', 'cancelled');
+    account(results);
+    return format.final(results);
+  }
+  let open = false;
+  const send = (data: unknown) => {
+    if (!open) {
+      reply.hijack();
+      reply.raw.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache', connection: 'keep-alive', ...corsHeaders(reply) });
+      open = true;
+    }
+    if (!reply.raw.destroyed) reply.raw.write(`data: ${typeof data === 'string' ? data : JSON.stringify(data)}\n\n`);
+  };
+  try {
+    const results = await runJob(needPool(ctx), request, reply, submit, ctx.limits.timeoutMs, (e) => {
+      const ev = e as TextEvent;
+      onFirst();
+      if (ev.finishReason) finished.add(ev.index);
+      send(format.chunk(ev.index, ev.text, ev.finishReason ?? null, !seen.has(ev.index)));
+      seen.add(ev.index);
+    }) as Completion[] | null;
+    account(results);
+    (results ?? []).forEach((r, i) => { if (!finished.has(i)) send(format.chunk(i, '', r.finishReason, !seen.has(i))); });
+    send('[DONE]');
+  } catch (e) {
+    if (!open) throw e;
+    send({ error: { message: (e as Error).message, type: e instanceof JobError && e.status < 500 ? 'invalid_request_error' : 'server_error' } });
+  }
+  reply.raw.end();
+  return reply;
+}
+
+/** CORS headers set on the reply by the server's hook, copied onto a hijacked stream's head. */
+function corsHeaders(reply: FastifyReply): Record<string, string> {
+  const origin = reply.getHeader('access-control-allow-origin');
+  return typeof origin === 'string' ? { 'access-control-allow-origin': origin, vary: 'Origin' } : {};
+}
+
+export function registerApiRoutes(app: FastifyInstance, ctx: ApiContext): void {
+  const { models, limits } = ctx;
+  const run = (request: FastifyRequest, reply: FastifyReply, job: JobRequest) => runJob(needPool(ctx), request, reply, job, limits.timeoutMs);
 
   app.get('/v1/models', async () => ({
     object: 'list',
-    data: models.map((m) => ({ id: m.id, object: 'model', created: 0, owned_by: 'primer', kind: m.kind, architecture: m.architecture, context_length: m.context, labels: m.labels })),
+    data: models.map((m) => ({
+      id: m.id, object: 'model', created: 0, owned_by: 'primer', kind: m.kind, architecture: m.architecture, context_length: m.context, labels: m.labels,
+      chat_template: m.chatTemplate !== undefined,
+    })),
   }));
 
   app.post('/v1/completions', { schema: { body: completionSchema(limits) } }, async (request: FastifyRequest<{ Body: CompletionBody }>, reply: FastifyReply) => {
@@ -112,70 +202,41 @@ export function registerApiRoutes(app: FastifyInstance, pool: WorkerPool | null,
     const m = pickModel(models, body.model, ['gpt2'], 'completions');
     const prompts = typeof body.prompt === 'string' ? [body.prompt] : body.prompt;
     const stop = body.stop == null ? [] : typeof body.stop === 'string' ? [body.stop] : body.stop;
-    const job: JobRequest = {
-      type: 'complete', model: m.id,
-      job: {
-        prompts, maxTokens: body.max_tokens ?? 16, temperature: body.temperature ?? 1, topP: body.top_p, topK: body.top_k,
-        repetitionPenalty: body.repetition_penalty, stop, seed: body.seed ?? Math.floor(Math.random() * 2 ** 31),
-      },
+    const job: CompletionJob = {
+      prompts, maxTokens: body.max_tokens ?? 16, temperature: body.temperature ?? 1, topP: body.top_p, topK: body.top_k,
+      repetitionPenalty: body.repetition_penalty, stop, seed: body.seed ?? Math.floor(Math.random() * 2 ** 31),
     };
     const id = `cmpl-${randomUUID()}`;
     const created = Math.floor(Date.now() / 1000);
-    const chunk = (index: number, t: string, finish: string | null) => ({ id, object: 'text_completion', created, model: m.id, choices: [{ text: t, index, logprobs: null, finish_reason: finish }] });
-    if (!body.stream) {
-      const results = await runJob(needPool(), request, job, limits.timeoutMs) as Completion[];
-      return completionResponse(id, created, m.id, results);
-    }
-    // Headers go out with the first token, so errors found before it (prompt too long) are plain 4xx.
-    let open = false;
-    const finished = new Set<number>();
-    const send = (data: unknown) => {
-      if (!open) {
-        reply.hijack();
-        reply.raw.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache', connection: 'keep-alive' });
-        open = true;
-      }
-      reply.raw.write(`data: ${typeof data === 'string' ? data : JSON.stringify(data)}\n\n`);
-    };
-    try {
-      const results = await runJob(needPool(), request, job, limits.timeoutMs, (e) => {
-        const ev = e as TextEvent;
-        if (ev.finishReason) finished.add(ev.index);
-        send(chunk(ev.index, ev.text, ev.finishReason ?? null));
-      }) as Completion[] | null;
-      (results ?? []).forEach((r, i) => { if (!finished.has(i)) send(chunk(i, '', r.finishReason)); });
-      send('[DONE]');
-    } catch (e) {
-      if (!open) throw e;
-      send({ error: { message: (e as Error).message, type: 'server_error' } });
-    }
-    reply.raw.end();
-    return reply;
+    return runGeneration(ctx, request, reply, m.id, job, body.stream === true, {
+      chunk: (index, text, finish) => ({ id, object: 'text_completion', created, model: m.id, choices: [{ text, index, logprobs: null, finish_reason: finish }] }),
+      final: (results) => completionResponse(id, created, m.id, results),
+    });
   });
 
   app.post('/v1/fill-mask', {
     schema: { body: { type: 'object', required: ['text'], properties: { model: { type: 'string' }, text: { type: 'string', minLength: 1, maxLength: 20_000 }, top_k: { type: 'integer', minimum: 1, maximum: 100 } } } },
-  }, async (request: FastifyRequest<{ Body: { model?: string; text: string; top_k?: number } }>) => {
+  }, async (request: FastifyRequest<{ Body: { model?: string; text: string; top_k?: number } }>, reply) => {
     const m = pickModel(models, request.body.model, ['bert'], 'fill-mask');
-    const masks = await runJob(needPool(), request, { type: 'fill-mask', model: m.id, text: request.body.text, topK: request.body.top_k ?? 5 }, limits.timeoutMs) as FillMaskResult[];
+    const masks = await run(request, reply, { type: 'fill-mask', model: m.id, text: request.body.text, topK: request.body.top_k ?? 5 }) as FillMaskResult[];
     return { model: m.id, masks };
   });
 
   app.post('/v1/classify', {
     schema: { body: { type: 'object', required: ['input'], properties: { model: { type: 'string' }, input: textOrList(limits.maxBatch) } } },
-  }, async (request: FastifyRequest<{ Body: { model?: string; input: string | string[] } }>) => {
+  }, async (request: FastifyRequest<{ Body: { model?: string; input: string | string[] } }>, reply) => {
     const m = pickModel(models, request.body.model, ['classifier'], 'classification');
     const texts = typeof request.body.input === 'string' ? [request.body.input] : request.body.input;
-    const results = await runJob(needPool(), request, { type: 'classify', model: m.id, texts }, limits.timeoutMs) as ClassifyResult[];
+    const results = await run(request, reply, { type: 'classify', model: m.id, texts }) as ClassifyResult[];
     return { model: m.id, data: results.map((r, index) => ({ index, ...r })) };
   });
 
   app.post('/v1/embeddings', {
     schema: { body: { type: 'object', required: ['input'], properties: { model: { type: 'string' }, input: textOrList(limits.maxBatch), encoding_format: { enum: ['float', 'base64'] }, user: { type: 'string' } } } },
-  }, async (request: FastifyRequest<{ Body: { model?: string; input: string | string[]; encoding_format?: 'float' | 'base64' } }>) => {
+  }, async (request: FastifyRequest<{ Body: { model?: string; input: string | string[]; encoding_format?: 'float' | 'base64' } }>, reply) => {
     const m = pickModel(models, request.body.model, ['bert', 'gpt2'], 'embeddings');
     const texts = typeof request.body.input === 'string' ? [request.body.input] : request.body.input;
-    const { vectors, tokens } = await runJob(needPool(), request, { type: 'embed', model: m.id, texts }, limits.timeoutMs) as { vectors: number[][]; tokens: number };
+    const { vectors, tokens } = await run(request, reply, { type: 'embed', model: m.id, texts }) as { vectors: number[][]; tokens: number };
     const base64 = request.body.encoding_format === 'base64';
     return {
       object: 'list', model: m.id,
@@ -186,9 +247,9 @@ export function registerApiRoutes(app: FastifyInstance, pool: WorkerPool | null,
 
   app.post('/v1/attention', {
     schema: { body: { type: 'object', required: ['text'], properties: { model: { type: 'string' }, text: { type: 'string', minLength: 1, maxLength: 2000 } } } },
-  }, async (request: FastifyRequest<{ Body: { model?: string; text: string } }>) => {
+  }, async (request: FastifyRequest<{ Body: { model?: string; text: string } }>, reply) => {
     const m = pickModel(models, request.body.model, ['gpt2'], 'the attention view');
-    const maps = await runJob(needPool(), request, { type: 'attention', model: m.id, text: request.body.text }, limits.timeoutMs) as AttentionMaps;
+    const maps = await run(request, reply, { type: 'attention', model: m.id, text: request.body.text }) as AttentionMaps;
     return { model: m.id, ...maps };
   });
 }

@@ -1,42 +1,69 @@
 /**
  * `primer serve`: a Fastify HTTP server for one or more model directories, with inference in worker
- * threads, and the web UI (playground + training dashboard) served by the same process.
+ * threads (continuous batching inside each), and the web UI (playground + training dashboard).
  *
  * Every error is JSON, OpenAI style: {"error": {"message", "type"}} with a 4xx for anything the client
- * can fix (malformed JSON, schema violations, unknown route or model, prompt over the context, 413 for
- * an oversized body, 429 when the queue is full) and 5xx only for server faults and timeouts.
+ * can fix (malformed JSON, schema violations, unknown route or model, prompt over the context, 401
+ * without the API key, 413 for an oversized body, 429 when the queue is full) and 5xx only for server
+ * faults, timeouts and loading (503, as llama.cpp's /health).
+ *
+ * Limits: a request (headers and body) must arrive within bodyTimeoutMs, idle keep-alive connections
+ * close after keepAliveMs, at most maxConnections sockets are open, and a request's generation has a
+ * deadline (timeoutMs). A streaming client that disconnects stops its generation.
  */
 import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
+import { existsSync } from 'node:fs';
+import type { AddressInfo } from 'node:net';
 import { availableParallelism } from 'node:os';
+import { join } from 'node:path';
 import { describeModelDir, type ModelInfo } from './engine.ts';
 import { WorkerPool, QueueFullError, JobError } from './pool.ts';
-import { ApiError, registerApiRoutes, type ApiLimits } from './routes.ts';
+import { ApiError, registerApiRoutes, type ApiContext, type ApiLimits } from './routes.ts';
+import { registerChatRoutes } from './routes-chat.ts';
 import { registerUiRoutes } from './ui-routes.ts';
+import { createMetrics } from './metrics.ts';
+import { installSecurity, type SecurityOptions } from './security.ts';
 import { ModelLoadError } from '../models/load.ts';
 
-export interface ServeOptions {
+export interface ServeOptions extends SecurityOptions {
   /** Model directories (HF layout); the id of each is its directory name. */
   models: string[];
-  /** Training run directory followed by the dashboard (metrics.jsonl). */
+  /** Training run directory followed by the dashboard (metrics.jsonl); defaults to a served model directory that has one. */
   runDir?: string;
   workers?: number;
+  /** Jobs per worker decoded together (continuous-batching slots). Default 8. */
+  parallel?: number;
   /** OpenMP threads per worker. */
   threads?: number;
-  /** Requests allowed to wait for a worker before answering 429 (default 64). */
+  /** Requests allowed to wait for a slot before answering 429 (default 64). */
   maxQueue?: number;
   /** Request body limit in bytes (default 1 MiB). */
   bodyLimit?: number;
   maxTokens?: number;
+  /** Per-request deadline (queue wait and generation), ms. Default 60 s. */
   timeoutMs?: number;
   maxBatch?: number;
+  /** Time to receive a whole request, headers and body, ms. Default 10 s. */
+  bodyTimeoutMs?: number;
+  /** Idle keep-alive connections close after this, ms. Default 5 s. */
+  keepAliveMs?: number;
+  /** Open connections at most (more are refused). Default 512. */
+  maxConnections?: number;
+  /** On close, running requests get this long to finish before their streams are cut, ms. Default 10 s. */
+  graceMs?: number;
+  /** Return before the workers have loaded the models (/health answers 503 meanwhile); await `ready`. */
+  deferModels?: boolean;
   logger?: boolean;
 }
 
 export interface PrimerServer {
   app: FastifyInstance;
   models: ModelInfo[];
-  pool: WorkerPool | null;
-  /** Stops accepting connections, lets running requests finish, stops the workers. */
+  /** The worker pool once the models are loaded (null before, and when no model is served). */
+  readonly pool: WorkerPool | null;
+  /** Starts the workers (once; createServer already did unless deferModels) and resolves when the models are loaded. */
+  load(): Promise<void>;
+  /** Stops accepting connections, lets running requests finish within the grace period, stops the workers. */
   close(): Promise<void>;
 }
 
@@ -48,12 +75,20 @@ export async function createServer(o: ServeOptions): Promise<PrimerServer> {
     ids.add(m.id);
   }
   const limits: ApiLimits = { maxTokens: o.maxTokens ?? 512, timeoutMs: o.timeoutMs ?? 60_000, maxBatch: o.maxBatch ?? 16 };
-  const pool = models.length
-    ? await WorkerPool.start(models, { workers: o.workers ?? Math.min(2, availableParallelism()), maxQueue: o.maxQueue ?? 64, threads: o.threads })
-    : null;
-  const app = Fastify({ logger: o.logger ?? false, bodyLimit: o.bodyLimit ?? 1 << 20, forceCloseConnections: 'idle', return503OnClosing: true,
+  const graceMs = o.graceMs ?? 10_000;
+  let pool: WorkerPool | null = null;
+  let loading = models.length > 0;
+  const bodyTimeout = o.bodyTimeoutMs ?? 10_000;
+  const app = Fastify({
+    logger: o.logger ?? false, bodyLimit: o.bodyLimit ?? 1 << 20, forceCloseConnections: 'idle', return503OnClosing: true,
+    requestTimeout: bodyTimeout, keepAliveTimeout: o.keepAliveMs ?? 5_000, connectionTimeout: 0,
+    // Node checks request deadlines on this interval (default 30 s): check often so slow bodies are cut near the limit.
+    http: { headersTimeout: bodyTimeout, connectionsCheckingInterval: Math.min(1000, bodyTimeout) },
     // No type coercion: {"prompt": 5} or {"max_tokens": "10"} is a client error, not something to guess at.
-    ajv: { customOptions: { coerceTypes: false, removeAdditional: false } } });
+    ajv: { customOptions: { coerceTypes: false, removeAdditional: false } },
+  });
+  app.server.maxConnections = o.maxConnections ?? 512;
+  const metrics = createMetrics(() => ({ queued: pool?.queued ?? 0, batch: pool?.sequences ?? 0, loading }));
 
   app.removeContentTypeParser('text/plain'); // the API speaks JSON only: anything else is a 415
   app.setErrorHandler((error: FastifyError | Error, request, reply) => {
@@ -69,20 +104,50 @@ export async function createServer(o: ServeOptions): Promise<PrimerServer> {
     return send(500, `internal error: ${error.message}`, 'server_error');
   });
   app.setNotFoundHandler((request, reply) => reply.status(404).send({ error: { message: `no route ${request.method} ${request.url}`, type: 'not_found' } }));
+  app.addHook('onResponse', async (request, reply) => {
+    const route = request.routeOptions.url ?? 'unmatched';
+    metrics.requests.inc({ route, method: request.method, status: String(reply.statusCode) });
+    metrics.duration.observe({ route }, reply.elapsedTime / 1000);
+  });
+  installSecurity(app, o);
 
-  app.get('/health', async () => ({
-    status: 'ok', models: models.map((m) => m.id), workers: pool?.size ?? 0, busy: pool?.busyWorkers ?? 0, queued: pool?.queued ?? 0, restarts: pool?.restarts ?? 0,
-  }));
-  registerApiRoutes(app, pool, models, limits);
-  registerUiRoutes(app, { runDir: o.runDir, models });
-  app.addHook('onClose', async () => { await pool?.close(); });
+  // llama.cpp semantics: 503 while the models load, 200 once requests can be served.
+  app.get('/health', async (_request, reply) => {
+    const state = { models: models.map((m) => m.id), workers: pool?.size ?? 0, busy: pool?.busyWorkers ?? 0, sequences: pool?.sequences ?? 0, queued: pool?.queued ?? 0, restarts: pool?.restarts ?? 0 };
+    if (loading) return reply.status(503).send({ status: 'loading', error: { message: 'Loading model', type: 'unavailable_error' }, ...state });
+    return { status: 'ok', ...state };
+  });
+  app.get('/metrics', async (_request, reply) => reply.type(metrics.registry.contentType).send(await metrics.registry.metrics()));
+  const ctx: ApiContext = { pool: () => pool, models, limits, metrics };
+  registerApiRoutes(app, ctx);
+  registerChatRoutes(app, ctx);
+  // A served model directory that is a training run (metrics.jsonl) is what the dashboard follows by default.
+  registerUiRoutes(app, { runDir: o.runDir ?? models.find((m) => existsSync(join(m.dir, 'metrics.jsonl')))?.dir, models });
+  app.addHook('onClose', async () => { await pool?.close(graceMs); });
 
-  return { app, models, pool, close: () => app.close() };
+  let ready: Promise<void> | null = null;
+  const load = () => (ready ??= !loading ? Promise.resolve() : WorkerPool.start(models, {
+    workers: o.workers ?? Math.min(2, availableParallelism()), parallel: o.parallel, maxQueue: o.maxQueue ?? 64, threads: o.threads,
+  }).then((p) => { pool = p; loading = false; }));
+  if (!o.deferModels) await load();
+
+  let closing: Promise<void> | null = null;
+  const close = () => (closing ??= (async () => {
+    // Stop accepting at once; the pool gives running jobs the grace period, then cuts them, which
+    // ends their streams, so the HTTP close below is not held open by long generations.
+    const app_ = app.close();
+    await (ready ?? Promise.resolve()).catch(() => undefined);
+    await Promise.all([app_, pool?.close(graceMs)]);
+  })());
+  return { app, models, get pool() { return pool; }, load, close };
 }
 
-/** Starts listening; resolves with the base URL. SIGTERM / SIGINT close gracefully once. */
+/** Starts listening; resolves with the base URL. SIGTERM / SIGINT close gracefully once (exit 0). */
 export async function listen(server: PrimerServer, port: number, host: string, handleSignals = true): Promise<string> {
-  const address = await server.app.listen({ port, host });
+  await server.app.listen({ port, host });
+  // The address actually bound (Fastify's own pick prefers loopback even when every interface listens).
+  const a = server.app.server.address() as AddressInfo;
+  const address = `http://${a.family === 'IPv6' ? `[${a.address}]` : a.address}:${a.port}`;
   if (handleSignals) {
     const stop = (signal: string) => {
       process.stderr.write(`primer serve: ${signal}, finishing running requests…\n`);

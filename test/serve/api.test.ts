@@ -21,7 +21,7 @@ after(async () => {
 
 test('GET /health and /v1/models describe the served models', async () => {
   const health = await (await fetch(`${base}/health`)).json();
-  assert.deepEqual(health, { status: 'ok', models: ['tiny-gpt', 'tiny-bert', 'tiny-sentiment'], workers: 1, busy: 0, queued: 0, restarts: 0 });
+  assert.deepEqual(health, { status: 'ok', models: ['tiny-gpt', 'tiny-bert', 'tiny-sentiment'], workers: 1, busy: 0, sequences: 0, queued: 0, restarts: 0 });
   const models = await (await fetch(`${base}/v1/models`)).json();
   assert.equal(models.object, 'list');
   assert.deepEqual(models.data.map((m: { id: string; kind: string }) => [m.id, m.kind]), [['tiny-gpt', 'gpt2'], ['tiny-bert', 'bert'], ['tiny-sentiment', 'classifier']]);
@@ -138,7 +138,7 @@ test('bad input gets a 4xx JSON error', async () => {
 });
 
 test('a full queue answers 429 and a slow request 504, as JSON', async () => {
-  const busy = await createServer({ models: [fx.gpt], workers: 1, maxQueue: 0, timeoutMs: 10, maxTokens: 512 });
+  const busy = await createServer({ models: [fx.gpt], workers: 1, parallel: 1, maxQueue: 0, timeoutMs: 10, maxTokens: 512 });
   const url = await busy.app.listen({ port: 0, host: '127.0.0.1' });
   try {
     const long = { prompt: 'the cat', max_tokens: 512, temperature: 0 };

@@ -23,7 +23,15 @@ function startCli(args: string[]) {
     void exited.then(() => { clearTimeout(timer); reject(new Error(`exited early; stderr: ${stderr}`)); });
   });
   url.catch(() => undefined); // awaited only by the tests that expect a running server
-  return { child, exited, url, output: () => ({ stdout, stderr }) };
+  // The server listens while the workers load the models (/health 503); `ready` waits for 200.
+  const ready = url.then(async (base) => {
+    for (;;) {
+      if ((await fetch(`${base}/health`)).status === 200) return base;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  });
+  ready.catch(() => undefined);
+  return { child, exited, url, ready, output: () => ({ stdout, stderr }) };
 }
 
 test('serve: a nonexistent model directory fails at startup with one clear line', async () => {
@@ -36,7 +44,7 @@ test('serve: a nonexistent model directory fails at startup with one clear line'
 test('serve: SIGTERM lets a running streamed request finish, then exits 0', async () => {
   const fx = buildFixtures();
   const run = startCli(['serve', '--model', fx.gpt, '--port', '0', '--workers', '1']);
-  const base = await run.url;
+  const base = await run.ready;
   assert.match(run.output().stdout, /primer serve: http:\/\/127\.0\.0\.1:\d+\/ui\/ {2}\(models: tiny-gpt \[gpt2\]\)/);
   const res = await fetch(`${base}/v1/completions`, {
     method: 'POST', headers: { 'content-type': 'application/json' },
@@ -78,5 +86,67 @@ test('dashboard: serves the metrics of a run directory', async () => {
   } finally {
     run.child.kill('SIGTERM');
     assert.equal(await run.exited, 0);
+  }
+});
+
+test('serve: --port 70000, a port in use and a bad --host exit 1 with one line, before loading models', async () => {
+  const fx = buildFixtures();
+  const bad = startCli(['serve', '--model', fx.gpt, '--port', '70000']);
+  assert.equal(await bad.exited, 1);
+  assert.deepEqual(bad.output().stderr.trim().split('\n'), ['primer: error: --port 70000: expected a port number from 0 to 65535']);
+  const host = startCli(['serve', '--model', fx.gpt, '--host', '999.1.1.1']);
+  assert.equal(await host.exited, 1);
+  assert.match(host.output().stderr.trim(), /^primer: error: --host 999\.1\.1\.1: not an IP address or a name this machine resolves \([A-Z_]+\)$/);
+  const { createServer: netServer } = await import('node:net');
+  const blocker = netServer();
+  await new Promise<void>((resolve) => blocker.listen(0, '127.0.0.1', resolve));
+  const port = (blocker.address() as { port: number }).port;
+  try {
+    const busy = startCli(['serve', '--model', fx.gpt, '--port', String(port)]);
+    assert.equal(await busy.exited, 1);
+    assert.deepEqual(busy.output().stderr.trim().split('\n'), [`primer: error: cannot listen on 127.0.0.1:${port}: the address is already in use (another server on this port?)`]);
+    assert.equal(busy.output().stdout, '');
+  } finally {
+    blocker.close();
+  }
+});
+
+test('serve: SIGTERM with open streams exits within the grace period, cutting them', async () => {
+  const fx = buildFixtures();
+  const run = startCli(['serve', '--model', fx.gpt, '--port', '0', '--workers', '1', '--grace', '1', '--max-tokens', '100000']);
+  const base = await run.ready;
+  const streams = await Promise.all([0, 1, 2].map(async () => {
+    const res = await fetch(`${base}/v1/completions`, {
+      method: 'POST', headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ prompt: 'the cat', max_tokens: 100000, temperature: 0, stream: true }), // greedy: this prompt never hits end-of-text
+    });
+    assert.equal(res.status, 200);
+    const reader = res.body!.getReader();
+    await reader.read();
+    return reader;
+  }));
+  run.child.kill('SIGTERM');
+  const ends = await Promise.all(streams.map(async (reader) => {
+    let text = '';
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) return text;
+      text += new TextDecoder().decode(value);
+    }
+  }));
+  for (const text of ends) assert.match(text, /"message":"server is shutting down: the request was cut after the grace period"/);
+  assert.equal(await run.exited, 0);
+});
+
+test('serve: beyond loopback without a key a loud warning; the banner shows the bound address', async () => {
+  const fx = buildFixtures();
+  const run = startCli(['serve', '--model', fx.gpt, '--port', '0', '--host', '0.0.0.0']);
+  try {
+    for (let i = 0; i < 600 && !/primer serve: http/.test(run.output().stdout); i++) await new Promise((r) => setTimeout(r, 100));
+    assert.match(run.output().stdout, /^primer serve: http:\/\/0\.0\.0\.0:\d+\/ui\//);
+    assert.match(run.output().stderr, /WARNING: listening on 0\.0\.0\.0, beyond this machine, with no API key/);
+  } finally {
+    run.child.kill('SIGTERM');
+    await run.exited;
   }
 });

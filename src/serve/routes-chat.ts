@@ -1,0 +1,89 @@
+/**
+ * POST /v1/chat/completions, OpenAI style (JSON or server-sent events): the messages are rendered with
+ * the model's chat template (tokenizer_config.json `chat_template`, else Primer's default) with the
+ * generation prompt added, and the reply is decoded like a completion (continuous batching, per-request
+ * sampling, stop strings, seed, n choices).
+ */
+import { randomUUID } from 'node:crypto';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { DEFAULT_CHAT_TEMPLATE, ChatTemplateError, renderChatText, type ChatMessage } from '../adapt/chat-template.ts';
+import type { CompletionJob } from './engine.ts';
+import { ApiError, pickModel, runGeneration, type ApiContext } from './routes.ts';
+
+interface ChatBody {
+  model?: string;
+  messages: ChatMessage[];
+  max_tokens?: number;
+  max_completion_tokens?: number;
+  temperature?: number;
+  top_p?: number;
+  stop?: string | string[] | null;
+  seed?: number;
+  n?: number;
+  stream?: boolean;
+}
+
+function chatSchema(ctx: ApiContext) {
+  const maxTokens = { type: 'integer', minimum: 0, maximum: ctx.limits.maxTokens } as const;
+  return {
+    type: 'object',
+    required: ['messages'],
+    properties: {
+      model: { type: 'string' },
+      messages: {
+        type: 'array', minItems: 1, maxItems: 256,
+        items: { type: 'object', required: ['role', 'content'], properties: { role: { enum: ['system', 'user', 'assistant'] }, content: { type: 'string', maxLength: 100_000 }, name: { type: 'string' } } },
+      },
+      max_tokens: maxTokens,
+      max_completion_tokens: maxTokens,
+      temperature: { type: 'number', minimum: 0, maximum: 2 },
+      top_p: { type: 'number', exclusiveMinimum: 0, maximum: 1 },
+      stop: { anyOf: [{ type: 'string', maxLength: 200 }, { type: 'array', items: { type: 'string', maxLength: 200 }, maxItems: 4 }, { type: 'null' }] },
+      seed: { type: 'integer', minimum: 0, maximum: 4294967295 },
+      n: { type: 'integer', minimum: 1, maximum: 8 },
+      stream: { type: 'boolean' },
+      stream_options: { type: 'object' },
+      user: { type: 'string' },
+    },
+  } as const;
+}
+
+export function registerChatRoutes(app: FastifyInstance, ctx: ApiContext): void {
+  app.post('/v1/chat/completions', { schema: { body: chatSchema(ctx) } }, async (request: FastifyRequest<{ Body: ChatBody }>, reply: FastifyReply) => {
+    const body = request.body;
+    const m = pickModel(ctx.models, body.model, ['gpt2'], 'chat completions');
+    if (m.kind !== 'gpt2') throw new ApiError(400, `model "${m.id}" is a ${m.architecture}; chat needs a GPT-2 language model`);
+    const template = m.chatTemplate ?? DEFAULT_CHAT_TEMPLATE;
+    let prompt: string;
+    try {
+      prompt = renderChatText(template, { messages: body.messages.map(({ role, content }) => ({ role, content })), addGenerationPrompt: true, eosToken: m.eosToken ?? '<|endoftext|>' });
+    } catch (e) {
+      if (e instanceof ChatTemplateError) throw new ApiError(400, e.message);
+      throw e;
+    }
+    const stop = body.stop == null ? [] : typeof body.stop === 'string' ? [body.stop] : body.stop;
+    // The default template's turns start with these: a model that does not stop by itself stops here.
+    if (template === DEFAULT_CHAT_TEMPLATE) stop.push('\nUser:', '\nSystem:');
+    const job: CompletionJob = {
+      prompts: [prompt], n: body.n ?? 1, maxTokens: body.max_completion_tokens ?? body.max_tokens ?? 128, temperature: body.temperature ?? 1,
+      topP: body.top_p, stop, seed: body.seed ?? Math.floor(Math.random() * 2 ** 31),
+    };
+    const id = `chatcmpl-${randomUUID()}`;
+    const created = Math.floor(Date.now() / 1000);
+    return runGeneration(ctx, request, reply, m.id, job, body.stream === true, {
+      chunk: (index, text, finish, first) => ({
+        id, object: 'chat.completion.chunk', created, model: m.id,
+        choices: [{ index, delta: first ? { role: 'assistant', content: text } : text ? { content: text } : {}, logprobs: null, finish_reason: finish }],
+      }),
+      final: (results) => {
+        const promptTokens = results[0]?.promptTokens ?? 0;
+        const completionTokens = results.reduce((s, r) => s + r.ids.length, 0);
+        return {
+          id, object: 'chat.completion', created, model: m.id,
+          choices: results.map((r, index) => ({ index, message: { role: 'assistant', content: r.text }, logprobs: null, finish_reason: r.finishReason })),
+          usage: { prompt_tokens: promptTokens, completion_tokens: completionTokens, total_tokens: promptTokens + completionTokens },
+        };
+      },
+    });
+  });
+}

@@ -1,0 +1,166 @@
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { connect } from 'node:net';
+import OpenAI from 'openai';
+import { buildFixtures, type Fixtures } from './fixtures.ts';
+import { postJson, parseSse } from './helpers.ts';
+import { createServer, type PrimerServer } from '../../src/serve/server.ts';
+import { Scheduler, type JobReply } from '../../src/serve/scheduler.ts';
+import { describeModelDir, loadServeModel } from '../../src/serve/engine.ts';
+
+const KEY = 'test-key-123';
+let fx: Fixtures;
+let server: PrimerServer;
+let base: string;
+const auth = { authorization: `Bearer ${KEY}` };
+
+before(async () => {
+  fx = buildFixtures();
+  server = await createServer({ models: [fx.gpt], workers: 1, parallel: 8, maxTokens: 5000, apiKey: KEY, bodyTimeoutMs: 1000 });
+  base = await server.app.listen({ port: 0, host: '127.0.0.1' });
+});
+after(async () => {
+  await server.close();
+});
+
+async function metric(name: string, labels = ''): Promise<number> {
+  const text = await (await fetch(`${base}/metrics`, { headers: auth })).text();
+  const line = text.split('\n').find((l) => l.startsWith(`${name}${labels ? `{${labels}}` : ''} `) || (labels === '' && l.startsWith(`${name}{`)));
+  return line ? Number(line.slice(line.lastIndexOf(' ') + 1)) : 0;
+}
+
+test('the API key: 401 JSON without it or with a wrong one, 200 with it; /health stays open', async () => {
+  const none = await postJson(base, '/v1/completions', { prompt: 'the cat', max_tokens: 2 });
+  assert.equal(none.status, 401);
+  assert.equal(none.json.error.type, 'authentication_error');
+  const wrong = await postJson(base, '/v1/completions', { prompt: 'the cat', max_tokens: 2 }, { authorization: 'Bearer nope' });
+  assert.equal(wrong.status, 401);
+  assert.equal((await fetch(`${base}/v1/models`)).status, 401);
+  assert.equal((await fetch(`${base}/metrics`)).status, 401);
+  const ok = await postJson(base, '/v1/completions', { prompt: 'the cat', max_tokens: 2, temperature: 0 }, auth);
+  assert.equal(ok.status, 200);
+  assert.equal((await fetch(`${base}/health`)).status, 200);
+});
+
+test('/metrics is Prometheus text and its counters move with requests', async () => {
+  const label = 'route="/v1/completions",method="POST",status="200"';
+  const before = { requests: await metric('primer_requests_total', label), tokens: await metric('primer_tokens_generated_total', 'model="tiny-gpt"'), ttft: await metric('primer_time_to_first_token_seconds_count', 'model="tiny-gpt"') };
+  const r = await postJson(base, '/v1/completions', { prompt: 'once upon', max_tokens: 5, temperature: 0, stop: null }, auth);
+  assert.equal(r.status, 200);
+  const text = await (await fetch(`${base}/metrics`, { headers: auth })).text();
+  assert.match(text, /# TYPE primer_queue_size gauge/);
+  assert.match(text, /# TYPE primer_batch_current_size gauge/);
+  assert.match(text, /# TYPE primer_request_duration_seconds histogram/);
+  assert.match(text, /# TYPE primer_time_per_output_token_seconds histogram/);
+  assert.equal(await metric('primer_requests_total', label), before.requests + 1);
+  assert.equal(await metric('primer_tokens_generated_total', 'model="tiny-gpt"'), before.tokens + r.json.usage.completion_tokens);
+  assert.equal(await metric('primer_time_to_first_token_seconds_count', 'model="tiny-gpt"'), before.ttft + 1);
+});
+
+test('chat completions with the openai client, plain and streamed, n choices', async () => {
+  const client = new OpenAI({ baseURL: `${base}/v1`, apiKey: KEY, maxRetries: 0 });
+  const messages = [{ role: 'system' as const, content: 'be brief' }, { role: 'user' as const, content: 'the cat sat on' }];
+  const r = await client.chat.completions.create({ model: 'tiny-gpt', messages, max_tokens: 8, temperature: 0, seed: 1 });
+  assert.equal(r.object, 'chat.completion');
+  assert.equal(r.choices.length, 1);
+  assert.equal(r.choices[0]!.message.role, 'assistant');
+  assert.match(r.choices[0]!.finish_reason, /^(length|stop)$/);
+  assert.ok(r.usage!.prompt_tokens > 5);
+  const stream = await client.chat.completions.create({ model: 'tiny-gpt', messages, max_tokens: 8, temperature: 0, seed: 1, stream: true });
+  let text = '';
+  let role = '';
+  let finish: string | null = null;
+  for await (const chunk of stream) {
+    assert.equal(chunk.object, 'chat.completion.chunk');
+    role ||= chunk.choices[0]!.delta.role ?? '';
+    text += chunk.choices[0]!.delta.content ?? '';
+    finish = chunk.choices[0]!.finish_reason ?? finish;
+  }
+  assert.equal(role, 'assistant');
+  assert.equal(text, r.choices[0]!.message.content);
+  assert.equal(finish, r.choices[0]!.finish_reason);
+  const two = await client.chat.completions.create({ model: 'tiny-gpt', messages, max_tokens: 12, temperature: 1.5, seed: 3, n: 2 });
+  assert.deepEqual(two.choices.map((c) => c.index), [0, 1]);
+  const bad = await postJson(base, '/v1/chat/completions', { messages: [{ role: 'robot', content: 'hi' }] }, auth);
+  assert.equal(bad.status, 400);
+});
+
+test('continuous batching: 4 requests decoded in one batch give exactly the tokens each gives alone', async () => {
+  const m = loadServeModel(describeModelDir(fx.gpt));
+  const prompts = ['the cat', 'a quick brown fox jumps', 'once', 'what a wonderful day , said'];
+  const run = (jobs: string[]): Promise<number[][]> => new Promise((resolve) => {
+    const out: number[][] = jobs.map(() => []);
+    let left = jobs.length;
+    let maxRunning = 0;
+    const scheduler = new Scheduler(new Map([[m.info.id, m]]), (msg: JobReply) => {
+      maxRunning = Math.max(maxRunning, scheduler.running);
+      if ('result' in msg) {
+        out[msg.id] = (msg.result as Array<{ ids: number[] }>)[0]!.ids;
+        if (--left === 0) {
+          if (jobs.length > 1) assert.equal(maxRunning, jobs.length, 'all requests were in the batch together');
+          resolve(out);
+        }
+      }
+    });
+    // Submitted in one tick: all four are pre-filled before the first decoding step.
+    jobs.forEach((p, id) => scheduler.submit(id, { type: 'complete', model: m.info.id, job: { prompts: [p], maxTokens: 24, temperature: 0, stopIds: [] } }));
+  });
+  const together = await run(prompts);
+  for (const [i, p] of prompts.entries()) {
+    const alone = (await run([p]))[0]!;
+    assert.equal(alone.length, 24);
+    assert.deepEqual(together[i], alone, `request ${i} (${p})`);
+  }
+});
+
+test('concurrent HTTP requests share the batch and still answer as they would alone', async () => {
+  const bodies = ['the cat', 'a dog', 'once upon', 'the mat'].map((prompt) => ({ prompt, max_tokens: 16, temperature: 0 }));
+  const alone: string[] = [];
+  for (const b of bodies) alone.push((await postJson(base, '/v1/completions', b, auth)).json.choices[0].text);
+  const together = await Promise.all(bodies.map((b) => postJson(base, '/v1/completions', { ...b, stream: true }, auth)));
+  assert.deepEqual(together.map((r) => parseSse(r.text).texts[0]), alone);
+});
+
+test('a slow request body is cut off after the body timeout while /health stays fast', async () => {
+  const url = new URL(base);
+  const socket = connect(Number(url.port), url.hostname);
+  await new Promise((resolve) => socket.once('connect', resolve));
+  socket.write(`POST /v1/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 200\r\nAuthorization: Bearer ${KEY}\r\n\r\n{`);
+  let received = '';
+  socket.on('data', (d) => { received += d; });
+  const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()));
+  let open = true;
+  void closed.then(() => { open = false; });
+  const drip = setInterval(() => { if (open) socket.write(' '); }, 200);
+  try {
+    // While the slow client is connected, other requests are answered.
+    const health = await fetch(`${base}/health`);
+    assert.equal(health.status, 200);
+    assert.equal(open, true, 'the slow client is still connected');
+    await closed;
+    assert.match(received, /^HTTP\/1\.1 408/);
+  } finally {
+    clearInterval(drip);
+    socket.destroy();
+  }
+});
+
+test('a streaming client that disconnects stops its generation', async () => {
+  const ctrl = new AbortController();
+  const res = await fetch(`${base}/v1/completions`, {
+    method: 'POST', signal: ctrl.signal, headers: { 'content-type': 'application/json', ...auth },
+    body: JSON.stringify({ prompt: 'the cat', max_tokens: 5000, temperature: 0, stream: true }),
+  });
+  const reader = res.body!.getReader();
+  await reader.read();
+  const running = (await (await fetch(`${base}/health`)).json()).sequences;
+  assert.equal(running, 1);
+  ctrl.abort();
+  let h = { sequences: -1, busy: -1 };
+  for (let i = 0; i < 100 && h.sequences !== 0; i++) {
+    await new Promise((r) => setTimeout(r, 50));
+    h = await (await fetch(`${base}/health`)).json();
+  }
+  assert.equal(h.sequences, 0, 'the sequence left the batch');
+  assert.equal(h.busy, 0);
+});
