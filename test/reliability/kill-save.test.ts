@@ -20,7 +20,7 @@ import { seededRandom } from '../helpers/seeded-random.ts';
 import { tempDir } from '../train/helpers.ts';
 
 const child = join(dirname(fileURLToPath(import.meta.url)), 'save-child.ts');
-const TRIALS = 24;
+const TRIALS = 20;
 
 /** Starts the saving child, waits for "ready", sleeps `delayMs`, then SIGKILLs it. */
 function killDuringSaves(runDir: string, delayMs: number): Promise<void> {
