@@ -4,8 +4,10 @@
  * Loading accepts the variants found on the Hub: GPT-2 weights saved from GPT2Model (no
  * `transformer.` prefix), the `attn.bias` / `attn.masked_bias` causal-mask buffers, a present or
  * absent `lm_head.weight` (the head is tied to wte, so a differing one is refused), and old BERT
- * checkpoints with LayerNorm `gamma` / `beta` names. Anything else that does not match is listed by
- * name in the error.
+ * checkpoints with LayerNorm `gamma` / `beta` names. Llama-family checkpoints (LlamaForCausalLM,
+ * Qwen2ForCausalLM) load as saved, minus old `rotary_emb.inv_freq` buffers, with `lm_head.weight`
+ * absent when tied (a stored copy must equal `model.embed_tokens.weight`). Anything else that does
+ * not match is listed by name in the error.
  */
 import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, statSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
@@ -14,6 +16,7 @@ import { randomBytes } from 'node:crypto';
 import { z } from 'zod';
 import { GPT, type GPTConfig } from './gpt.ts';
 import { Bert, type BertConfig } from './bert.ts';
+import { Llama, headDimOf, kvHeadsOf, attentionBiases, llamaConfigSchema, type LlamaConfig } from './llama.ts';
 import type { Module } from '../nn/module.ts';
 import { readSafetensors, writeSafetensors, type SafetensorsFile } from '../io/safetensors.ts';
 import { writeJsonAtomic } from '../io/atomic.ts';
@@ -67,34 +70,62 @@ export const bertConfigSchema = z.looseObject({
   message: 'hidden_size must be divisible by num_attention_heads', path: ['num_attention_heads'],
 });
 
+/**
+ * The configs and models most commands handle (GPT-2, BERT). Llama-family models (Llama, Qwen2) are
+ * in the Any* types: so far only `primer verify` and the library take them (loadAnyModelDir); the
+ * other commands refuse them by name (parseModelConfig) until they support them.
+ */
 export type ModelConfig = GPTConfig | BertConfig;
 export type LoadedModel =
   | { kind: 'gpt2'; model: GPT; config: GPTConfig }
   | { kind: 'bert'; model: Bert; config: BertConfig };
+export type AnyModelConfig = ModelConfig | LlamaConfig;
+export type AnyLoadedModel = LoadedModel | { kind: 'llama'; model: Llama; config: LlamaConfig };
+/** The model families, as AnyLoadedModel['kind'] names them (Qwen2 is a 'llama'). */
+export type ModelKind = AnyLoadedModel['kind'];
 
 function describeIssues(where: string, error: z.ZodError): string {
   const lines = error.issues.map((i) => `  ${i.path.length ? `field "${i.path.join('.')}"` : 'config'}: ${i.message}`);
   return `${where} is not a valid model config:\n${lines.join('\n')}`;
 }
 
-/** Validates a parsed config.json (GPT-2 or BERT, told apart by model_type); errors name the field. */
+/** Llama and Qwen2 configs (one family; a function because TS cannot narrow on a two-valued discriminant). */
+export function isLlamaConfig(c: AnyModelConfig): c is LlamaConfig {
+  return c.model_type === 'llama' || c.model_type === 'qwen2';
+}
+
+/** Validates a parsed config.json of GPT-2 or BERT; a Llama-family config is refused by name (see parseAnyModelConfig). */
 export function parseModelConfig(raw: unknown, where = 'config.json'): ModelConfig {
+  const obj = raw && typeof raw === 'object' && !Array.isArray(raw) ? raw as Record<string, unknown> : {};
+  const type = obj.model_type ?? inferModelType(obj);
+  if (type === 'llama' || type === 'qwen2') {
+    throw new ModelLoadError(`${where}: field "model_type" is "${type}"; supported: "gpt2", "bert" `
+      + '(Llama-family models are taken by `primer verify` and the library\'s loadAnyModelDir so far, not yet by this command)');
+  }
+  return parseAnyModelConfig(raw, where) as ModelConfig;
+}
+
+/** Validates a parsed config.json (GPT-2, BERT, Llama or Qwen2, told apart by model_type); errors name the field. */
+export function parseAnyModelConfig(raw: unknown, where = 'config.json'): AnyModelConfig {
   if (!raw || typeof raw !== 'object' || Array.isArray(raw)) throw new ModelLoadError(`${where}: expected a JSON object`);
   const obj = raw as Record<string, unknown>;
   const type = obj.model_type ?? inferModelType(obj);
-  const schema = type === 'gpt2' ? gptConfigSchema : type === 'bert' ? bertConfigSchema : null;
+  const schema = type === 'gpt2' ? gptConfigSchema : type === 'bert' ? bertConfigSchema
+    : type === 'llama' || type === 'qwen2' ? llamaConfigSchema : null;
   if (!schema) {
-    throw new ModelLoadError(`${where}: field "model_type" is ${JSON.stringify(obj.model_type)}; supported: "gpt2", "bert"`);
+    throw new ModelLoadError(`${where}: field "model_type" is ${JSON.stringify(obj.model_type)}; supported: "gpt2", "bert", "llama", "qwen2"`);
   }
   const result = schema.safeParse({ ...obj, model_type: type });
   if (!result.success) throw new ModelLoadError(describeIssues(where, result.error));
-  return result.data as ModelConfig;
+  return result.data as AnyModelConfig;
 }
 
 function inferModelType(obj: Record<string, unknown>): string | undefined {
   const arch = Array.isArray(obj.architectures) ? String(obj.architectures[0] ?? '') : '';
   if (arch.startsWith('GPT2')) return 'gpt2';
   if (arch.startsWith('Bert')) return 'bert';
+  if (arch.startsWith('Llama')) return 'llama';
+  if (arch.startsWith('Qwen2')) return 'qwen2';
   return undefined;
 }
 
@@ -108,6 +139,15 @@ function latestCheckpointOf(dir: string): string | undefined {
 }
 
 export function readModelConfig(dir: string): ModelConfig {
+  return parseModelConfig(readConfigJson(dir), join(dir, 'config.json'));
+}
+
+/** readModelConfig for every supported family, Llama and Qwen2 included. */
+export function readAnyModelConfig(dir: string): AnyModelConfig {
+  return parseAnyModelConfig(readConfigJson(dir), join(dir, 'config.json'));
+}
+
+function readConfigJson(dir: string): unknown {
   const path = join(dir, 'config.json');
   if (!existsSync(path)) {
     const latest = latestCheckpointOf(dir);
@@ -123,17 +163,25 @@ export function readModelConfig(dir: string): ModelConfig {
   } catch (e) {
     throw new ModelLoadError(`${path}: not valid JSON (${(e as Error).message})`, { cause: e });
   }
-  return parseModelConfig(raw, path);
+  return raw;
 }
 
 /** Exact parameter count of the model a config describes (tied output embeddings counted once). */
-export function parameterCount(c: ModelConfig): number {
+export function parameterCount(c: AnyModelConfig): number {
   if (c.model_type === 'gpt2') {
     const d = c.n_embd;
     const inner = c.n_inner ?? 4 * d;
     // per block: ln_1, ln_2 (2d each), c_attn (3d² + 3d), c_proj (d² + d), c_fc (d·inner + inner), mlp c_proj (inner·d + d)
     const block = 4 * d + 3 * d * d + 3 * d + d * d + d + 2 * d * inner + inner + d;
     return (c.vocab_size + c.n_positions) * d + c.n_layer * block + 2 * d;
+  }
+  if (isLlamaConfig(c)) {
+    const [h, i, q, kv] = [c.hidden_size, c.intermediate_size, c.num_attention_heads * headDimOf(c), kvHeadsOf(c) * headDimOf(c)];
+    const bias = attentionBiases(c);
+    // per layer: q, k, v, o projections (+ biases), gate/up/down (+ biases), 2 RMSNorm weights
+    const attn = 2 * h * q + 2 * h * kv + (bias.qkv ? q + 2 * kv : 0) + (bias.o ? h : 0);
+    const mlp = 3 * h * i + (c.mlp_bias ? 2 * i + h : 0);
+    return c.vocab_size * h * (c.tie_word_embeddings ? 1 : 2) + c.num_hidden_layers * (attn + mlp + 2 * h) + h;
   }
   const h = c.hidden_size;
   const i = c.intermediate_size;
@@ -145,9 +193,11 @@ export function parameterCount(c: ModelConfig): number {
 }
 
 /** The config fields that set the size of a model, for messages. */
-function sizeFields(c: ModelConfig): string {
+function sizeFields(c: AnyModelConfig): string {
   const f = c.model_type === 'gpt2'
     ? { vocab_size: c.vocab_size, n_positions: c.n_positions, n_embd: c.n_embd, n_layer: c.n_layer, n_inner: c.n_inner ?? null }
+    : isLlamaConfig(c)
+    ? { vocab_size: c.vocab_size, hidden_size: c.hidden_size, num_hidden_layers: c.num_hidden_layers, intermediate_size: c.intermediate_size, head_dim: c.head_dim ?? null }
     : { vocab_size: c.vocab_size, max_position_embeddings: c.max_position_embeddings, hidden_size: c.hidden_size, num_hidden_layers: c.num_hidden_layers, intermediate_size: c.intermediate_size };
   return Object.entries(f).filter(([, v]) => v !== null).map(([k, v]) => `${k} ${v}`).join(', ');
 }
@@ -156,15 +206,20 @@ function sizeFields(c: ModelConfig): string {
  * Builds a fresh model. A config whose fp32 weights alone would not fit in this machine's memory
  * (or in one typed array) is refused before anything is allocated, naming its size fields.
  */
-export function createModel(config: ModelConfig, seed = 0, where = 'config'): LoadedModel {
+export function createModel(config: ModelConfig, seed?: number, where?: string): LoadedModel;
+export function createModel(config: AnyModelConfig, seed?: number, where?: string): AnyLoadedModel;
+export function createModel(config: AnyModelConfig, seed = 0, where = 'config'): AnyLoadedModel {
   const n = parameterCount(config);
   const largest = config.model_type === 'gpt2'
     ? Math.max(config.vocab_size, config.n_positions, 4 * config.n_embd, config.n_inner ?? 0) * config.n_embd
+    : isLlamaConfig(config)
+    ? Math.max(config.vocab_size, config.intermediate_size, config.num_attention_heads * headDimOf(config)) * config.hidden_size
     : Math.max(config.vocab_size, config.max_position_embeddings, config.intermediate_size, config.hidden_size) * config.hidden_size;
   if (!(4 * n <= totalmem()) || !(largest < 2 ** 31)) {
     throw new ModelLoadError(`${where} describes a model of ${n.toExponential(2)} parameters (${(4 * n / 2 ** 30).toFixed(1)} GiB in fp32), `
       + `more than this machine's ${(totalmem() / 2 ** 30).toFixed(1)} GiB of memory${largest < 2 ** 31 ? '' : ' and larger than one tensor can be'}: check ${sizeFields(config)}`);
   }
+  if (isLlamaConfig(config)) return { kind: 'llama', model: new Llama(config, seed), config };
   return config.model_type === 'gpt2'
     ? { kind: 'gpt2', model: new GPT(config, seed), config }
     : { kind: 'bert', model: new Bert(config, seed), config };
@@ -178,8 +233,9 @@ interface Renamed {
   tied: Array<[string, string]>;
 }
 
-/** Maps the tensor names of a Hub checkpoint onto our (HF GPT2LMHeadModel / BertForPreTraining) names. */
-export function canonicalTensorName(kind: 'gpt2' | 'bert', name: string): string | null {
+/** Maps the tensor names of a Hub checkpoint onto our (HF GPT2LMHeadModel / BertForPreTraining / LlamaForCausalLM) names. */
+export function canonicalTensorName(kind: ModelKind, name: string): string | null {
+  if (kind === 'llama') return /\.rotary_emb\.inv_freq$/.test(name) ? null : name; // older checkpoints saved the RoPE buffer
   if (kind === 'gpt2') {
     if (/(^|\.)attn\.(masked_)?bias$/.test(name)) return null; // causal-mask buffers
     if (name === 'lm_head.weight') return name;
@@ -191,13 +247,18 @@ export function canonicalTensorName(kind: 'gpt2' | 'bert', name: string): string
   return n;
 }
 
-function renameState(kind: 'gpt2' | 'bert', file: SafetensorsFile): Renamed {
+function renameState(kind: ModelKind, file: SafetensorsFile, tiedHead: boolean): Renamed {
   const out: Renamed = { state: new Map(), shapes: new Map(), tied: [] };
   for (const name of file.names) {
     const target = canonicalTensorName(kind, name);
     if (target === null) continue;
     if (kind === 'gpt2' && target === 'lm_head.weight') {
       out.tied.push([name, 'transformer.wte.weight']);
+      out.state.set(`\0${name}`, file.getFloat32(name));
+      continue;
+    }
+    if (kind === 'llama' && tiedHead && target === 'lm_head.weight') {
+      out.tied.push([name, 'model.embed_tokens.weight']);
       out.state.set(`\0${name}`, file.getFloat32(name));
       continue;
     }
@@ -219,8 +280,10 @@ function renameState(kind: 'gpt2' | 'bert', file: SafetensorsFile): Renamed {
 }
 
 /** Loads weights from a safetensors file into the model, applying the Hub-variant renames. */
-export function loadWeights(kind: 'gpt2' | 'bert', model: Module, file: SafetensorsFile): void {
-  const { state, shapes, tied } = renameState(kind, file);
+export function loadWeights(kind: ModelKind, model: Module, file: SafetensorsFile): void {
+  // A tied Llama has no lm_head parameter; a copy of the embedding saved under that name is compared.
+  const tiedHead = kind === 'llama' && !model.namedParameters().some(([n]) => n === 'lm_head.weight');
+  const { state, shapes, tied } = renameState(kind, file, tiedHead);
   const plain = new Map([...state].filter(([n]) => !n.startsWith('\0')));
   let result: { missing: string[]; unexpected: string[] };
   try {
@@ -263,7 +326,15 @@ export function nonFiniteParameters(model: Module): string[] {
  * `warn` (default: console.warn) hears about weights that are not finite.
  */
 export function loadModelDir(dir: string, options: { warn?: (message: string) => void } = {}): LoadedModel {
-  const config = readModelConfig(dir);
+  return loadConfiguredModelDir(dir, readModelConfig(dir), options) as LoadedModel;
+}
+
+/** loadModelDir for every supported family, Llama and Qwen2 included (LlamaForCausalLM, Qwen2ForCausalLM). */
+export function loadAnyModelDir(dir: string, options: { warn?: (message: string) => void } = {}): AnyLoadedModel {
+  return loadConfiguredModelDir(dir, readAnyModelConfig(dir), options);
+}
+
+function loadConfiguredModelDir(dir: string, config: AnyModelConfig, options: { warn?: (message: string) => void }): AnyLoadedModel {
   const weightsPath = join(dir, 'model.safetensors');
   if (!existsSync(weightsPath)) throw new ModelLoadError(`${dir}: no model.safetensors`);
   let file: SafetensorsFile;
@@ -288,11 +359,11 @@ export function loadModelDir(dir: string, options: { warn?: (message: string) =>
  * model is built: a wrong or absurd config (n_layer 1000000, n_embd 10^9) is refused by name
  * instead of allocating gigabytes or failing deep inside a typed-array constructor.
  */
-export function checkConfigAgainstWeights(config: ModelConfig, file: SafetensorsFile, configPath: string): void {
-  const kind = config.model_type;
+export function checkConfigAgainstWeights(config: AnyModelConfig, file: SafetensorsFile, configPath: string): void {
+  const kind: ModelKind = config.model_type === 'qwen2' ? 'llama' : config.model_type;
   const shapes = new Map<string, number[]>();
   let layers = 0;
-  const layerPattern = kind === 'gpt2' ? /^transformer\.h\.(\d+)\./ : /^bert\.encoder\.layer\.(\d+)\./;
+  const layerPattern = kind === 'gpt2' ? /^transformer\.h\.(\d+)\./ : kind === 'llama' ? /^model\.layers\.(\d+)\./ : /^bert\.encoder\.layer\.(\d+)\./;
   for (const name of file.names) {
     const target = canonicalTensorName(kind, name);
     if (target === null) continue;
@@ -304,11 +375,18 @@ export function checkConfigAgainstWeights(config: ModelConfig, file: Safetensors
   const expect: Array<[string, string[]]> = kind === 'gpt2'
     ? [['transformer.wte.weight', ['vocab_size', 'n_embd']], ['transformer.wpe.weight', ['n_positions', 'n_embd']],
       ['transformer.h.0.mlp.c_fc.weight', ['n_embd', 'n_inner']]]
+    : kind === 'llama'
+    ? [['model.embed_tokens.weight', ['vocab_size', 'hidden_size']], ['model.layers.0.mlp.gate_proj.weight', ['intermediate_size', 'hidden_size']],
+      ['model.layers.0.self_attn.q_proj.weight', ['num_attention_heads×head_dim', 'hidden_size']],
+      ['model.layers.0.self_attn.k_proj.weight', ['num_key_value_heads×head_dim', 'hidden_size']]]
     : [['bert.embeddings.word_embeddings.weight', ['vocab_size', 'hidden_size']],
       ['bert.embeddings.position_embeddings.weight', ['max_position_embeddings', 'hidden_size']],
       ['bert.embeddings.token_type_embeddings.weight', ['type_vocab_size', 'hidden_size']],
       ['bert.encoder.layer.0.intermediate.dense.weight', ['intermediate_size', 'hidden_size']]];
+  const llama = isLlamaConfig(config) ? config : null;
   const value = (field: string): number => field === 'n_inner' ? (config.model_type === 'gpt2' ? config.n_inner ?? 4 * config.n_embd : NaN)
+    : field === 'num_attention_heads×head_dim' ? (llama ? llama.num_attention_heads * headDimOf(llama) : NaN)
+    : field === 'num_key_value_heads×head_dim' ? (llama ? kvHeadsOf(llama) * headDimOf(llama) : NaN)
     : field === 'type_vocab_size' ? c[field] ?? 2 : c[field]!;
   for (const [tensor, fields] of expect) {
     const shape = shapes.get(tensor);
@@ -320,7 +398,7 @@ export function checkConfigAgainstWeights(config: ModelConfig, file: Safetensors
       }
     }
   }
-  const wanted = kind === 'gpt2' ? config.n_layer : config.num_hidden_layers;
+  const wanted = config.model_type === 'gpt2' ? config.n_layer : config.num_hidden_layers;
   if (wanted !== layers) {
     throw new ModelLoadError(`${configPath}: field "${kind === 'gpt2' ? 'n_layer' : 'num_hidden_layers'}" is ${wanted} but ${file.source} holds ${layers} layers; `
       + 'the config does not describe these weights');
@@ -328,8 +406,9 @@ export function checkConfigAgainstWeights(config: ModelConfig, file: Safetensors
 }
 
 /** HF config.json content: our config plus the keys transformers expects to find. */
-export function configJson(config: ModelConfig): Record<string, unknown> {
-  const architectures = config.model_type === 'gpt2' ? ['GPT2LMHeadModel'] : ['BertForPreTraining'];
+export function configJson(config: AnyModelConfig): Record<string, unknown> {
+  const architectures = config.model_type === 'gpt2' ? ['GPT2LMHeadModel'] : config.model_type === 'bert' ? ['BertForPreTraining']
+    : config.model_type === 'qwen2' ? ['Qwen2ForCausalLM'] : ['LlamaForCausalLM'];
   return { architectures, ...config, torch_dtype: 'float32' };
 }
 
@@ -341,7 +420,7 @@ export function modelTensors(model: Module): Array<{ name: string; shape: number
 }
 
 /** Writes model.safetensors, config.json and (optionally) the tokenizer files into dir. */
-export function writeModelFiles(dir: string, model: Module, config: ModelConfig, tokenizer?: Tokenizer, durable = true): void {
+export function writeModelFiles(dir: string, model: Module, config: AnyModelConfig, tokenizer?: Tokenizer, durable = true): void {
   writeSafetensors(join(dir, 'model.safetensors'), modelTensors(model), { format: 'pt' }, { durable });
   writeJsonAtomic(join(dir, 'config.json'), configJson(config), { durable });
   tokenizer?.save(dir);
@@ -351,7 +430,7 @@ export function writeModelFiles(dir: string, model: Module, config: ModelConfig,
  * Saves a model directory. A new directory appears complete or not at all (written beside it, then
  * renamed); an existing one has each file replaced atomically.
  */
-export function saveModelDir(dir: string, model: Module, config: ModelConfig, tokenizer?: Tokenizer): void {
+export function saveModelDir(dir: string, model: Module, config: AnyModelConfig, tokenizer?: Tokenizer): void {
   const temp = join(dirname(dir), `.${basename(dir)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
   mkdirSync(temp, { recursive: true });
   try {

@@ -9,7 +9,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { readSafetensors } from '../io/safetensors.ts';
-import { canonicalTensorName, loadModelDir, ModelLoadError } from '../models/load.ts';
+import { canonicalTensorName, loadAnyModelDir, ModelLoadError, type ModelKind } from '../models/load.ts';
 import type { Tensor } from '../tensor/tensor.ts';
 
 export interface VerifyOptions {
@@ -31,7 +31,7 @@ export interface TensorCheck {
 
 export interface VerifyReport {
   model: string;
-  kind: 'gpt2' | 'bert';
+  kind: ModelKind;
   tol: number;
   passed: boolean;
   checked: number;
@@ -71,7 +71,7 @@ export function verifyModel(o: VerifyOptions): VerifyReport {
   const tol = o.tol ?? 1e-4;
   const inputsPath = o.inputs ?? join(o.modelDir, 'inputs.json');
   const expectedPath = o.expected ?? join(o.modelDir, 'expected.safetensors');
-  const loaded = loadModelDir(o.modelDir);
+  const loaded = loadAnyModelDir(o.modelDir);
   for (const p of [inputsPath, expectedPath]) if (!existsSync(p)) throw new ModelLoadError(`verify: ${p} does not exist`);
   let rawInputs: unknown;
   try {
@@ -82,7 +82,8 @@ export function verifyModel(o: VerifyOptions): VerifyReport {
   const expected = readSafetensors(expectedPath);
   const outputs = new Map<string, Tensor>();
 
-  if (loaded.kind === 'gpt2') {
+  if (loaded.kind === 'gpt2' || loaded.kind === 'llama') {
+    // Causal LMs (GPT-2, Llama, Qwen2): loss = mean CE of logits[:, :-1] vs labels[:, 1:].
     const parsed = gptInputs.safeParse(rawInputs);
     if (!parsed.success) throw new ModelLoadError(`${inputsPath}: ${parsed.error.issues.map((i) => `field "${i.path.join('.')}": ${i.message}`).join('; ')}`);
     const rows = parsed.data.input_ids;

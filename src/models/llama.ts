@@ -1,0 +1,309 @@
+/**
+ * Llama-family decoders (LlamaForCausalLM, Qwen2ForCausalLM) in one file, read top to bottom like
+ * Hugging Face's modeling_llama.py: RMSNorm, rotary position embeddings (rotate_half convention,
+ * optional llama3 frequency scaling), grouped-query attention, SwiGLU MLP, tied or untied head.
+ * Parameter names and config keys are HF's, so checkpoints load and save without renaming.
+ *
+ * Correctness first: every block is composed from existing autograd ops (no Llama-specific
+ * kernels yet), so the native and reference backends both run it and its backward comes for free.
+ */
+import { z } from 'zod';
+import { Tensor, formatShape, type DType } from '../tensor/tensor.ts';
+import { add, addScalar, concat, mul, permute, reshape, scale, slice } from '../tensor/ops.ts';
+import { attention, crossEntropy, layerNorm, matmul, tanh } from '../tensor/nn-ops.ts';
+import { Rng } from '../util/random.ts';
+import { Module, constantInit } from '../nn/module.ts';
+import { Embedding, Linear } from '../nn/layers.ts';
+import { shiftLabels, type CausalLMOutput } from './gpt.ts';
+
+/** HF rope_scaling of type llama3 (Llama 3.1/3.2); `type` is the older spelling of `rope_type`. */
+export interface Llama3RopeScaling {
+  rope_type?: 'llama3';
+  type?: 'llama3';
+  factor: number;
+  low_freq_factor: number;
+  high_freq_factor: number;
+  original_max_position_embeddings: number;
+}
+
+/** Hugging Face LlamaConfig / Qwen2Config keys (the ones that change the computation). */
+export interface LlamaConfig {
+  model_type: 'llama' | 'qwen2';
+  vocab_size: number;
+  hidden_size: number;
+  intermediate_size: number;
+  num_hidden_layers: number;
+  num_attention_heads: number;
+  /** Fewer than num_attention_heads: grouped-query attention (1: multi-query). Default: num_attention_heads. */
+  num_key_value_heads?: number;
+  /** Per-head width; real checkpoints may set it ≠ hidden_size / num_attention_heads. */
+  head_dim?: number | null;
+  hidden_act?: 'silu';
+  max_position_embeddings: number;
+  rms_norm_eps?: number;
+  rope_theta?: number;
+  rope_scaling?: Llama3RopeScaling | null;
+  tie_word_embeddings?: boolean;
+  /** Llama: biases on q, k, v and o (Qwen2 always has q/k/v biases and never an o bias). */
+  attention_bias?: boolean;
+  mlp_bias?: boolean;
+  initializer_range?: number;
+  bos_token_id?: number | null;
+  eos_token_id?: number | number[] | null;
+}
+
+const positiveInt = z.number().int().positive();
+
+const llama3RopeScalingSchema = z.looseObject({
+  rope_type: z.literal('llama3').optional(),
+  type: z.literal('llama3').optional(),
+  factor: z.number().positive(),
+  low_freq_factor: z.number().positive(),
+  high_freq_factor: z.number().positive(),
+  original_max_position_embeddings: positiveInt,
+}).refine((s) => s.rope_type !== undefined || s.type !== undefined, { message: 'rope_type must be "llama3" (the only rope scaling supported)', path: ['rope_type'] })
+  .refine((s) => s.high_freq_factor > s.low_freq_factor, { message: 'high_freq_factor must exceed low_freq_factor', path: ['high_freq_factor'] });
+
+/** Validation of a LlamaConfig / Qwen2Config config.json (load.ts's parseAnyModelConfig); errors name the field. */
+export const llamaConfigSchema = z.looseObject({
+  model_type: z.enum(['llama', 'qwen2']),
+  vocab_size: positiveInt,
+  hidden_size: positiveInt,
+  intermediate_size: positiveInt,
+  num_hidden_layers: positiveInt,
+  num_attention_heads: positiveInt,
+  num_key_value_heads: positiveInt.nullable().optional().transform((v) => v ?? undefined),
+  head_dim: positiveInt.nullable().optional(),
+  hidden_act: z.literal('silu', { error: 'only "silu" (SwiGLU) is supported' }).optional(),
+  max_position_embeddings: positiveInt,
+  rms_norm_eps: z.number().positive().optional(),
+  rope_theta: z.number().positive().optional(),
+  rope_scaling: z.preprocess((v) => (v && typeof v === 'object' && (v as { rope_type?: unknown }).rope_type === 'default' ? null : v),
+    llama3RopeScalingSchema.nullable().optional()),
+  tie_word_embeddings: z.boolean().optional(),
+  attention_bias: z.boolean().optional(),
+  mlp_bias: z.boolean().optional(),
+  use_sliding_window: z.literal(false, { error: 'sliding-window attention is not supported' }).optional(),
+  pretraining_tp: z.literal(1, { error: 'only pretraining_tp 1 is supported' }).optional(),
+  initializer_range: z.number().positive().optional(),
+  bos_token_id: z.number().int().nonnegative().nullable().optional(),
+  eos_token_id: z.union([z.number().int().nonnegative(), z.array(z.number().int().nonnegative())]).nullable().optional(),
+}).refine((c) => c.head_dim != null || c.hidden_size % c.num_attention_heads === 0, {
+  message: 'hidden_size must be divisible by num_attention_heads (or head_dim given)', path: ['num_attention_heads'],
+}).refine((c) => c.num_attention_heads % (c.num_key_value_heads ?? c.num_attention_heads) === 0, {
+  message: 'num_attention_heads must be a multiple of num_key_value_heads', path: ['num_key_value_heads'],
+}).refine((c) => (c.head_dim ?? c.hidden_size / c.num_attention_heads) % 2 === 0, {
+  message: 'the head dimension must be even (rotary embeddings rotate pairs)', path: ['head_dim'],
+});
+
+export const headDimOf = (c: LlamaConfig): number => c.head_dim ?? c.hidden_size / c.num_attention_heads;
+export const kvHeadsOf = (c: LlamaConfig): number => c.num_key_value_heads ?? c.num_attention_heads;
+/** Which projections carry a bias: Qwen2 q/k/v; Llama all four when attention_bias. */
+export function attentionBiases(c: LlamaConfig): { qkv: boolean; o: boolean } {
+  return c.model_type === 'qwen2' ? { qkv: true, o: false } : { qkv: c.attention_bias ?? false, o: c.attention_bias ?? false };
+}
+
+/**
+ * The rotary inverse frequencies θ^(−2i/d), i < d/2, as HF's ROPE_INIT_FUNCTIONS compute them;
+ * with llama3 scaling, long wavelengths are divided by `factor`, short ones kept, and the band
+ * between interpolated smoothly (_compute_llama3_parameters).
+ */
+export function ropeInvFreq(c: LlamaConfig): Float64Array {
+  const d = headDimOf(c);
+  const theta = c.rope_theta ?? 10000;
+  const inv = new Float64Array(d / 2).map((_, i) => 1 / theta ** ((2 * i) / d));
+  const s = c.rope_scaling;
+  if (!s) return inv;
+  const old = s.original_max_position_embeddings;
+  const lowWavelen = old / s.low_freq_factor;
+  const highWavelen = old / s.high_freq_factor;
+  return inv.map((f) => {
+    const wavelen = (2 * Math.PI) / f;
+    if (wavelen > lowWavelen) return f / s.factor; // low frequencies: interpolated
+    if (wavelen < highWavelen) return f; // high frequencies: kept
+    const smooth = (old / wavelen - s.low_freq_factor) / (s.high_freq_factor - s.low_freq_factor);
+    return (1 - smooth) * (f / s.factor) + smooth * f;
+  });
+}
+
+/** cos and sin [T, D] of position·freq for positions 0…T−1, freqs = cat(invFreq, invFreq) (HF's layout). */
+function ropeTables(invFreq: Float64Array, t: number, dtype: DType): { cos: Tensor; sin: Tensor } {
+  const half = invFreq.length;
+  const d = 2 * half;
+  const cos = new Float64Array(t * d);
+  const sin = new Float64Array(t * d);
+  for (let p = 0; p < t; p++) {
+    for (let i = 0; i < d; i++) {
+      const angle = p * invFreq[i % half]!;
+      cos[p * d + i] = Math.cos(angle);
+      sin[p * d + i] = Math.sin(angle);
+    }
+  }
+  return { cos: Tensor.from(cos, [t, d], dtype), sin: Tensor.from(sin, [t, d], dtype) };
+}
+
+/** x·cos + rotate_half(x)·sin on x [B, H, T, D], rotate_half(x) = cat(−x[…, D/2:], x[…, :D/2]). */
+function applyRope(x: Tensor, cos: Tensor, sin: Tensor): Tensor {
+  const d = x.shape[3]!;
+  const rotated = concat([scale(slice(x, 3, d / 2, d), -1), slice(x, 3, 0, d / 2)], 3);
+  return add(mul(x, cos), mul(rotated, sin));
+}
+
+/** silu(x) = x·σ(x), with σ(x) = (1 + tanh(x/2))/2 so that it is built from existing ops. */
+function silu(x: Tensor): Tensor {
+  return mul(x, scale(addScalar(tanh(scale(x, 0.5)), 1), 0.5));
+}
+
+/**
+ * RMSNorm: x·rsqrt(mean(x²) + eps)·w. Built on the LayerNorm kernel: the rows of cat(x, −x) have
+ * mean 0 and variance mean(x²), so their layer norm (weight 1, bias 0) starts with x·rsqrt(mean(x²)+eps),
+ * exactly, backward included. It costs a row twice as wide; a dedicated kernel is left for later.
+ */
+export class RMSNorm extends Module {
+  readonly weight: Tensor;
+  constructor(readonly dim: number, readonly eps: number) {
+    super();
+    this.weight = this.param('weight', constantInit([dim], 1));
+  }
+  forward(x: Tensor): Tensor {
+    const c = this.dim;
+    const ones = Tensor.full([2 * c], 1, x.dtype);
+    const zeros = Tensor.zeros([2 * c], x.dtype);
+    const normed = layerNorm(concat([x, scale(x, -1)], x.ndim - 1), ones, zeros, this.eps);
+    return mul(slice(normed, x.ndim - 1, 0, c), this.weight);
+  }
+}
+
+class LlamaAttention extends Module {
+  readonly q_proj: Linear;
+  readonly k_proj: Linear;
+  readonly v_proj: Linear;
+  readonly o_proj: Linear;
+  constructor(readonly cfg: LlamaConfig, rng: Rng) {
+    super();
+    const [c, h, kv, d] = [cfg.hidden_size, cfg.num_attention_heads, kvHeadsOf(cfg), headDimOf(cfg)];
+    const std = cfg.initializer_range ?? 0.02;
+    const bias = attentionBiases(cfg);
+    this.q_proj = this.module('q_proj', new Linear(c, h * d, 'out_in', rng, { std, bias: bias.qkv }));
+    this.k_proj = this.module('k_proj', new Linear(c, kv * d, 'out_in', rng, { std, bias: bias.qkv }));
+    this.v_proj = this.module('v_proj', new Linear(c, kv * d, 'out_in', rng, { std, bias: bias.qkv }));
+    this.o_proj = this.module('o_proj', new Linear(h * d, c, 'out_in', rng, { std, bias: bias.o }));
+  }
+
+  forward(x: Tensor, cos: Tensor, sin: Tensor): Tensor {
+    const [b, t] = x.shape as [number, number, number];
+    const [h, kv, d] = [this.cfg.num_attention_heads, kvHeadsOf(this.cfg), headDimOf(this.cfg)];
+    const heads = (y: Tensor, n: number) => permute(reshape(y, [b, t, n, d]), [0, 2, 1, 3]); // [B, n, T, D]
+    const q = applyRope(heads(this.q_proj.forward(x), h), cos, sin);
+    const k = repeatKV(applyRope(heads(this.k_proj.forward(x), kv), cos, sin), h / kv);
+    const v = repeatKV(heads(this.v_proj.forward(x), kv), h / kv);
+    const y = attention(q, k, v, { causal: true, scale: 1 / Math.sqrt(d) });
+    return this.o_proj.forward(reshape(permute(y, [0, 2, 1, 3]), [b, t, h * d]));
+  }
+}
+
+/**
+ * HF's repeat_kv: [B, KV, T, D] → [B, KV·n, T, D], query head j reading key/value head ⌊j/n⌋.
+ * It materialises the repeated K/V (n copies) so that the existing attention op serves grouped-query
+ * attention unchanged; concat's backward sums the copies' gradients. A kernel that indexes the
+ * shared heads instead is the planned replacement.
+ */
+function repeatKV(x: Tensor, n: number): Tensor {
+  if (n === 1) return x;
+  const [b, kv, t, d] = x.shape as [number, number, number, number];
+  const x5 = reshape(x, [b, kv, 1, t, d]);
+  return reshape(concat(Array.from({ length: n }, () => x5), 2), [b, kv * n, t, d]);
+}
+
+class LlamaMLP extends Module {
+  readonly gate_proj: Linear;
+  readonly up_proj: Linear;
+  readonly down_proj: Linear;
+  constructor(readonly cfg: LlamaConfig, rng: Rng) {
+    super();
+    const [c, inner] = [cfg.hidden_size, cfg.intermediate_size];
+    const o = { std: cfg.initializer_range ?? 0.02, bias: cfg.mlp_bias ?? false };
+    this.gate_proj = this.module('gate_proj', new Linear(c, inner, 'out_in', rng, o));
+    this.up_proj = this.module('up_proj', new Linear(c, inner, 'out_in', rng, o));
+    this.down_proj = this.module('down_proj', new Linear(inner, c, 'out_in', rng, o));
+  }
+  /** SwiGLU: down(silu(gate(x)) · up(x)). */
+  forward(x: Tensor): Tensor {
+    return this.down_proj.forward(mul(silu(this.gate_proj.forward(x)), this.up_proj.forward(x)));
+  }
+}
+
+class LlamaDecoderLayer extends Module {
+  readonly self_attn: LlamaAttention;
+  readonly mlp: LlamaMLP;
+  readonly input_layernorm: RMSNorm;
+  readonly post_attention_layernorm: RMSNorm;
+  constructor(cfg: LlamaConfig, rng: Rng) {
+    super();
+    const eps = cfg.rms_norm_eps ?? 1e-6;
+    // Registration order = HF's state-dict order.
+    this.self_attn = this.module('self_attn', new LlamaAttention(cfg, rng));
+    this.mlp = this.module('mlp', new LlamaMLP(cfg, rng));
+    this.input_layernorm = this.module('input_layernorm', new RMSNorm(cfg.hidden_size, eps));
+    this.post_attention_layernorm = this.module('post_attention_layernorm', new RMSNorm(cfg.hidden_size, eps));
+  }
+  /** Pre-norm residual block. */
+  forward(x: Tensor, cos: Tensor, sin: Tensor): Tensor {
+    x = add(x, this.self_attn.forward(this.input_layernorm.forward(x), cos, sin));
+    return add(x, this.mlp.forward(this.post_attention_layernorm.forward(x)));
+  }
+}
+
+/** The transformer body: HF's LlamaModel (saved under the `model.` prefix). */
+export class LlamaModel extends Module {
+  readonly embed_tokens: Embedding;
+  readonly layers: LlamaDecoderLayer[];
+  readonly norm: RMSNorm;
+  readonly invFreq: Float64Array;
+  constructor(readonly cfg: LlamaConfig, rng: Rng) {
+    super();
+    this.embed_tokens = this.module('embed_tokens', new Embedding(cfg.vocab_size, cfg.hidden_size, rng, cfg.initializer_range ?? 0.02));
+    this.layers = Array.from({ length: cfg.num_hidden_layers }, (_, i) => this.module(`layers.${i}`, new LlamaDecoderLayer(cfg, rng)));
+    this.norm = this.module('norm', new RMSNorm(cfg.hidden_size, cfg.rms_norm_eps ?? 1e-6));
+    this.invFreq = ropeInvFreq(cfg);
+  }
+
+  /** ids (B×T, row-major) at positions 0…T−1 → hidden states [B, T, C]. */
+  forward(ids: Int32Array, b: number, t: number): Tensor {
+    if (ids.length !== b * t) throw new RangeError(`LlamaModel: ${ids.length} ids for batch ${b} × length ${t}`);
+    const vocab = this.cfg.vocab_size;
+    for (let i = 0; i < ids.length; i++) {
+      if (!(ids[i]! >= 0 && ids[i]! < vocab)) throw new RangeError(`LlamaModel: token ${ids[i]} at ${i} is outside the vocabulary (size ${vocab})`);
+    }
+    let x = this.embed_tokens.forward(ids, [b, t]);
+    const { cos, sin } = ropeTables(this.invFreq, t, x.dtype);
+    for (const layer of this.layers) x = layer.forward(x, cos, sin);
+    return this.norm.forward(x);
+  }
+}
+
+/** LlamaForCausalLM / Qwen2ForCausalLM: the body plus an LM head (`lm_head`, or embed_tokens when tied). */
+export class Llama extends Module {
+  readonly model: LlamaModel;
+  readonly lm_head: Linear | null;
+  constructor(readonly config: LlamaConfig, seed = 0) {
+    super();
+    const rng = new Rng(seed);
+    this.model = this.module('model', new LlamaModel(config, rng));
+    this.lm_head = config.tie_word_embeddings
+      ? null
+      : this.module('lm_head', new Linear(config.hidden_size, config.vocab_size, 'out_in', rng, { std: config.initializer_range ?? 0.02, bias: false }));
+  }
+
+  /**
+   * Logits [B, T, V] for ids (B×T). With `labels` (B×T, -100 = ignore) the loss is the mean
+   * cross-entropy of logits[:, :−1] against labels[:, 1:], as HF shifts inside the model.
+   */
+  forward(ids: Int32Array, b: number, t: number, labels?: Int32Array): CausalLMOutput {
+    const hidden = this.model.forward(ids, b, t);
+    const logits = this.lm_head ? this.lm_head.forward(hidden) : matmul(hidden, this.model.embed_tokens.weight, { transB: true });
+    if (!labels) return { logits, loss: null };
+    if (labels.length !== b * t) throw new RangeError(`Llama: labels have ${labels.length} entries, expected ${formatShape([b, t])}`);
+    return { logits, loss: crossEntropy(logits, shiftLabels(labels, b, t)) };
+  }
+}
