@@ -5,12 +5,13 @@
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { appendFileSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { appendFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import { buildFixtures } from './fixtures.ts';
 import { createServer, type PrimerServer } from '../../src/serve/server.ts';
+import { DEFAULT_CHAT_TEMPLATE, writeChatTemplate } from '../../src/adapt/chat-template.ts';
 
 const CHROMIUM = '/usr/bin/chromium';
 const ARTIFACTS = join(process.cwd(), 'tmp', 'test-artifacts');
@@ -21,6 +22,7 @@ let context: BrowserContext;
 let page: Page;
 let runDir: string;
 let profile: string;
+let chatDir: string;
 
 function metricsLines(from: number, to: number): string {
   let s = '';
@@ -36,7 +38,11 @@ before(async () => {
   const fx = buildFixtures();
   runDir = mkdtempSync(join(tmpdir(), 'primer-ui-run-'));
   writeFileSync(join(runDir, 'metrics.jsonl'), metricsLines(1, 8) + JSON.stringify({ step: 8, samples: [{ prompt: 'Once', text: ' upon a time' }] }) + '\n');
-  server = await createServer({ models: [fx.gpt, fx.bert, fx.classifier], runDir, workers: 1 });
+  // A copy of the GPT with a chat template: the UI gains a chat tab for it.
+  chatDir = join(mkdtempSync(join(tmpdir(), 'primer-ui-chat-')), 'tiny-chat');
+  cpSync(fx.gpt, chatDir, { recursive: true });
+  writeChatTemplate(chatDir, DEFAULT_CHAT_TEMPLATE);
+  server = await createServer({ models: [fx.gpt, fx.bert, fx.classifier, chatDir], runDir, workers: 1 });
   base = await server.app.listen({ port: 0, host: '127.0.0.1' });
   profile = mkdtempSync(join(tmpdir(), 'primer-chromium-'));
   context = await chromium.launchPersistentContext(profile, {
@@ -54,6 +60,7 @@ after(async () => {
   await server?.close();
   if (profile) rmSync(profile, { recursive: true, force: true });
   if (runDir) rmSync(runDir, { recursive: true, force: true });
+  if (chatDir) rmSync(join(chatDir, '..'), { recursive: true, force: true });
 });
 
 /** Whether a canvas has drawn anything other than one flat colour. */
@@ -119,4 +126,41 @@ test('attention view: draws a heatmap per layer and head', async () => {
   await page.selectOption('#attn-head', '1');
   assert.ok(await canvasHasInk('#attn-canvas'));
   await page.screenshot({ path: join(ARTIFACTS, 'serve-attention.png') });
+});
+
+test('chat tab: a model with a chat template gets a chat that streams its reply', async () => {
+  await page.goto(`${base}/ui/#chat`);
+  await page.waitForSelector('body[data-ready="true"]');
+  assert.equal(await page.isVisible('nav a[data-tab="chat"]'), true);
+  assert.match((await page.textContent('#chat-model'))!, /tiny-chat/);
+  await page.fill('#chat-input', 'the cat sat on');
+  await page.fill('#chat-max', '12');
+  await page.click('#chat-send');
+  await page.waitForFunction(() => /^done \((length|stop)\)$/.test(document.getElementById('chat-status')!.textContent!), undefined, { timeout: 30_000 });
+  assert.equal(await page.textContent('#chat-log .msg.user'), 'the cat sat on');
+  assert.equal(await page.locator('#chat-log .msg.assistant').count(), 1);
+});
+
+test('the UI shows only what the served models can answer, and follows a served run directory', async () => {
+  const fx = buildFixtures();
+  // A GPT model directory that is also a training run (metrics.jsonl), served without --run.
+  const runModel = join(mkdtempSync(join(tmpdir(), 'primer-ui-runmodel-')), 'gpt-run');
+  cpSync(fx.gpt, runModel, { recursive: true });
+  writeFileSync(join(runModel, 'metrics.jsonl'), metricsLines(1, 4));
+  const own = await createServer({ models: [runModel], workers: 1 });
+  const url = await own.app.listen({ port: 0, host: '127.0.0.1' });
+  try {
+    await page.goto(`${url}/ui/`);
+    await page.waitForSelector('body[data-ready="true"]');
+    assert.equal(await page.isVisible('#gen-run'), true);
+    assert.equal(await page.isVisible('#mask-run'), false, 'no BERT: no fill-mask panel');
+    assert.equal(await page.isVisible('#cls-run'), false, 'no classifier: no classify panel');
+    assert.equal(await page.isVisible('nav a[data-tab="chat"]'), false, 'no chat template: no chat tab');
+    assert.equal(await page.isVisible('nav a[data-tab="dashboard"]'), true);
+    await page.click('nav a[data-tab="dashboard"]');
+    await page.waitForFunction(() => /4 steps logged/.test(document.getElementById('dash-status')!.textContent!));
+  } finally {
+    await own.close();
+    rmSync(join(runModel, '..'), { recursive: true, force: true });
+  }
 });

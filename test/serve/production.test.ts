@@ -164,3 +164,46 @@ test('a streaming client that disconnects stops its generation', async () => {
   assert.equal(h.sequences, 0, 'the sequence left the batch');
   assert.equal(h.busy, 0);
 });
+
+test('Host allow-list for the UI and CORS only for the --cors origin', async () => {
+  // The shared server: no --cors, loopback only.
+  const evil = await server.app.inject({ method: 'GET', url: '/ui/', headers: { host: 'attacker.example:8080' } });
+  assert.equal(evil.statusCode, 403);
+  assert.match(evil.json().error.message, /host "attacker\.example:8080" is not allowed for the UI/);
+  const local = await server.app.inject({ method: 'GET', url: '/ui/', headers: { host: `localhost:${new URL(base).port}` } });
+  assert.equal(local.statusCode, 200);
+  const noCors = await server.app.inject({ method: 'GET', url: '/v1/models', headers: { ...auth, origin: 'https://app.example' } });
+  assert.equal(noCors.headers['access-control-allow-origin'], undefined);
+
+  const open = await createServer({ models: [], cors: 'https://app.example', allowedHosts: ['primer.lan'] });
+  try {
+    const pre = await open.app.inject({ method: 'OPTIONS', url: '/v1/completions', headers: { origin: 'https://app.example', 'access-control-request-method': 'POST' } });
+    assert.equal(pre.statusCode, 204);
+    assert.equal(pre.headers['access-control-allow-origin'], 'https://app.example');
+    assert.match(String(pre.headers['access-control-allow-headers']), /authorization/);
+    const models = await open.app.inject({ method: 'GET', url: '/v1/models', headers: { origin: 'https://app.example' } });
+    assert.equal(models.headers['access-control-allow-origin'], 'https://app.example');
+    assert.equal((await open.app.inject({ method: 'GET', url: '/ui/', headers: { host: 'primer.lan:8080' } })).statusCode, 200);
+    const health = await open.app.inject({ method: 'GET', url: '/health' });
+    assert.equal(health.statusCode, 200);
+  } finally {
+    await open.close();
+  }
+});
+
+test('/health answers 503 while the models load, then 200', async () => {
+  const loading = await createServer({ models: [fx.gpt], workers: 1, deferModels: true });
+  try {
+    const before = await loading.app.inject({ method: 'GET', url: '/health' });
+    assert.equal(before.statusCode, 503);
+    assert.equal(before.json().error.message, 'Loading model');
+    const early = await loading.app.inject({ method: 'POST', url: '/v1/completions', payload: { prompt: 'the cat', max_tokens: 1 } });
+    assert.equal(early.statusCode, 503);
+    await loading.load();
+    const after = await loading.app.inject({ method: 'GET', url: '/health' });
+    assert.equal(after.statusCode, 200);
+    assert.equal(after.json().status, 'ok');
+  } finally {
+    await loading.close();
+  }
+});

@@ -1,15 +1,35 @@
-// Playground and attention view. Plain browser JavaScript (no build step), served as-is.
+// Playground, chat and attention view. Plain browser JavaScript (no build step), served as-is.
 const $ = (id) => document.getElementById(id);
 
+// With `primer serve --api-key`, /v1 needs "Authorization: Bearer <key>": asked once, kept in this browser.
+async function authFetch(path, init = {}) {
+  const withKey = () => {
+    const key = localStorage.getItem('primer-api-key');
+    return { ...init, headers: { ...(init.headers ?? {}), ...(key ? { authorization: `Bearer ${key}` } : {}) } };
+  };
+  let res = await fetch(path, withKey());
+  if (res.status === 401) {
+    const key = prompt('This server needs an API key');
+    if (key) {
+      localStorage.setItem('primer-api-key', key);
+      res = await fetch(path, withKey());
+    }
+  }
+  return res;
+}
+window.primerFetch = authFetch;
+
 async function api(path, body) {
-  const res = await fetch(path, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+  const res = await authFetch(path, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
   const json = await res.json();
   if (!res.ok) throw new Error(json.error?.message ?? res.statusText);
   return json;
 }
 
 function showTab() {
-  const name = (location.hash || '#playground').slice(1);
+  let name = (location.hash || '#playground').slice(1);
+  const link = document.querySelector(`nav a[data-tab="${name}"]`);
+  if (!link || link.hidden) name = document.querySelector('nav a:not([hidden])')?.dataset.tab ?? 'playground';
   for (const s of document.querySelectorAll('.tab')) s.hidden = s.id !== `tab-${name}`;
   for (const a of document.querySelectorAll('nav a')) a.classList.toggle('active', a.dataset.tab === name);
   window.dispatchEvent(new CustomEvent('primer-tab', { detail: name }));
@@ -17,11 +37,45 @@ function showTab() {
 window.addEventListener('hashchange', showTab);
 showTab();
 
+// Only what the served models can answer is shown: each [data-needs] element names a model kind,
+// "chat" (a model with a chat template) or "run" (a training run the dashboard can follow).
 let models = [];
-fetch('/v1/models').then((r) => r.json()).then((j) => {
-  models = j.data;
+async function fitToServer() {
+  const j = await (await authFetch('/v1/models')).json();
+  models = j.data ?? [];
   $('models').textContent = models.map((m) => `${m.id} (${m.kind})`).join(' · ') || 'no model loaded';
-});
+  const run = (await authFetch('/v1/run/metrics?offset=0')).ok;
+  const has = new Set(models.map((m) => m.kind));
+  if (models.some((m) => m.chat_template)) has.add('chat');
+  if (run) has.add('run');
+  for (const el of document.querySelectorAll('[data-needs]')) el.hidden = !has.has(el.dataset.needs);
+  document.querySelector('nav a[data-tab="playground"]').hidden = !['gpt2', 'bert', 'classifier'].some((k) => has.has(k));
+  const chat = models.find((m) => m.chat_template);
+  if (chat) $('chat-model').textContent = `(${chat.id})`;
+  document.body.dataset.ready = 'true';
+  showTab();
+}
+fitToServer();
+
+/** Reads a server-sent-event stream of JSON chunks; calls onChunk for each. */
+async function readEvents(res, onChunk) {
+  const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
+  let buffer = '';
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) return;
+    buffer += value;
+    let cut;
+    while ((cut = buffer.indexOf('\n\n')) >= 0) {
+      const line = buffer.slice(0, cut).replace(/^data: /, '');
+      buffer = buffer.slice(cut + 2);
+      if (line === '[DONE]') continue;
+      const chunk = JSON.parse(line);
+      if (chunk.error) throw new Error(chunk.error.message);
+      onChunk(chunk);
+    }
+  }
+}
 
 // Server-sent events over fetch: each "data: {...}" line is one completion chunk.
 $('gen-run').addEventListener('click', async () => {
@@ -35,7 +89,7 @@ $('gen-run').addEventListener('click', async () => {
   const t0 = performance.now();
   let pieces = 0;
   try {
-    const res = await fetch('/v1/completions', {
+    const res = await authFetch('/v1/completions', {
       method: 'POST', headers: { 'content-type': 'application/json' },
       body: JSON.stringify({
         prompt, stream: true, max_tokens: +$('gen-max').value, temperature: +$('gen-temp').value,
@@ -43,25 +97,12 @@ $('gen-run').addEventListener('click', async () => {
       }),
     });
     if (!res.ok) throw new Error((await res.json()).error?.message ?? res.statusText);
-    const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
-    let buffer = '';
     let finish = null;
-    for (;;) {
-      const { value, done } = await reader.read();
-      if (done) break;
-      buffer += value;
-      let cut;
-      while ((cut = buffer.indexOf('\n\n')) >= 0) {
-        const line = buffer.slice(0, cut).replace(/^data: /, '');
-        buffer = buffer.slice(cut + 2);
-        if (line === '[DONE]') continue;
-        const chunk = JSON.parse(line);
-        if (chunk.error) throw new Error(chunk.error.message);
-        out.textContent += chunk.choices[0].text;
-        pieces++;
-        finish = chunk.choices[0].finish_reason ?? finish;
-      }
-    }
+    await readEvents(res, (chunk) => {
+      out.textContent += chunk.choices[0].text;
+      pieces++;
+      finish = chunk.choices[0].finish_reason ?? finish;
+    });
     const s = (performance.now() - t0) / 1000;
     $('gen-status').textContent = `done (${finish}) — ${pieces} chunks in ${s.toFixed(2)} s`;
   } catch (e) {
@@ -151,3 +192,48 @@ $('attn-run').addEventListener('click', async () => {
 });
 $('attn-layer').addEventListener('change', drawAttention);
 $('attn-head').addEventListener('change', drawAttention);
+
+// Chat: the conversation so far goes to /v1/chat/completions (the model's chat template) and the
+// reply streams into the log.
+let history = [];
+function addMessage(role, text) {
+  const div = document.createElement('div');
+  div.className = `msg ${role}`;
+  div.textContent = text;
+  $('chat-log').append(div);
+  return div;
+}
+$('chat-send').addEventListener('click', async () => {
+  const text = $('chat-input').value.trim();
+  const model = models.find((m) => m.chat_template);
+  if (!text || !model) return;
+  $('chat-input').value = '';
+  history.push({ role: 'user', content: text });
+  addMessage('user', text);
+  const out = addMessage('assistant', '');
+  $('chat-send').disabled = true;
+  $('chat-status').textContent = 'thinking…';
+  try {
+    const res = await authFetch('/v1/chat/completions', {
+      method: 'POST', headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ model: model.id, messages: history, stream: true, max_tokens: +$('chat-max').value, temperature: +$('chat-temp').value }),
+    });
+    if (!res.ok) throw new Error((await res.json()).error?.message ?? res.statusText);
+    let finish = null;
+    await readEvents(res, (chunk) => {
+      out.textContent += chunk.choices[0].delta.content ?? '';
+      finish = chunk.choices[0].finish_reason ?? finish;
+    });
+    history.push({ role: 'assistant', content: out.textContent.trim() });
+    $('chat-status').textContent = `done (${finish})`;
+  } catch (e) {
+    showError($('chat-status'), e);
+  } finally {
+    $('chat-send').disabled = false;
+  }
+});
+$('chat-reset').addEventListener('click', () => {
+  history = [];
+  $('chat-log').replaceChildren();
+  $('chat-status').textContent = '';
+});

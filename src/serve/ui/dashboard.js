@@ -67,7 +67,7 @@ function render() {
 
 async function poll() {
   try {
-    const res = await fetch(`/v1/run/metrics?offset=${offset}`);
+    const res = await (window.primerFetch ?? fetch)(`/v1/run/metrics?offset=${offset}`);
     const json = await res.json();
     if (!res.ok) {
       $('dash-status').textContent = json.error?.message ?? res.statusText;
