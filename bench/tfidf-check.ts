@@ -9,7 +9,8 @@
  * Options: --tasks sentiment,spam,genre (default sentiment), --labels 16,64,256,1024 (plus "all" for the
  * whole train split), --seeds 3, --python /usr/bin/python3, --no-report (no BENCHMARKS.md section),
  * --merge (keep the rows of bench/results/tfidf-check.json that this run does not redo: a slow grid can be
- * run in pieces). The results file is rewritten after every run.
+ * run in pieces), --report-only (rewrite the BENCHMARKS.md section from that file). The results file is
+ * rewritten after every run.
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -27,6 +28,7 @@ const { values: args } = parseArgs({
   options: {
     tasks: { type: 'string', default: 'sentiment' }, labels: { type: 'string', default: '16,64,256,1024' }, seeds: { type: 'string', default: '3' },
     python: { type: 'string', default: '/usr/bin/python3' }, 'no-report': { type: 'boolean', default: false }, merge: { type: 'boolean', default: false },
+    'report-only': { type: 'boolean', default: false },
   },
 });
 const REF = join(repoRoot, '..', 'shared', 'bench', 'ref_tfidf.py');
@@ -49,11 +51,11 @@ interface Row {
 }
 
 const resultsPath = join(repoRoot, 'bench', 'results', 'tfidf-check.json');
-const rows: Row[] = args.merge && existsSync(resultsPath) ? (JSON.parse(readFileSync(resultsPath, 'utf8')) as { rows: Row[] }).rows : [];
+const rows: Row[] = (args.merge || args['report-only']) && existsSync(resultsPath) ? (JSON.parse(readFileSync(resultsPath, 'utf8')) as { rows: Row[] }).rows : [];
 const save = () => writeResults('tfidf-check', { rows, worst: Math.max(...rows.map((r) => Math.abs(r.diff))), tolerance: TOLERANCE });
 const dir = mkdtempSync(join(tmpdir(), 'primer-tfidf-'));
 try {
-  for (const name of args.tasks.split(',')) {
+  for (const name of args['report-only'] ? [] : args.tasks.split(',')) {
     const task = loadBuiltinTask(name) as ClassificationTask;
     if (task.kind !== 'classification') throw new Error(`${name} is not a classification task`);
     const { earlyStopping: val, scored: test } = evaluationSets(task, 100, 'test');
@@ -107,7 +109,7 @@ console.log(`\n${table}\n\n${summary}\n\n${verdict}`);
 save();
 if (!args['no-report']) {
   const body = `TF-IDF (word 1–2-grams, sublinear tf, l2 rows) + L2 logistic regression, C from {0.1, 1, 10, 100} chosen on the
-experiment's 100 early-stopping validation examples, trained on the experiment's stratified label samples (seeds 0..${seeds - 1})
+experiment's 100 early-stopping validation examples, trained on the experiment's stratified label samples (seeds 0..${Math.max(...rows.map((r) => r.seed))}; the whole train split, where listed, once)
 and scored on the full test split (the same split the experiment scores): Primer's src/tasks/tfidf.ts (L-BFGS in TypeScript) against scikit-learn ${sklearnVersion()}
 (\`../shared/bench/ref_tfidf.py\`) on the same CSV files. Wall times: bench/results/tfidf-check.json.
 
@@ -116,7 +118,8 @@ ${summary}
 ${table}
 
 ${verdict}`;
-  writeBenchmarkSection('TF-IDF baseline check', `npm run bench:tfidf -- --tasks ${args.tasks} --labels ${args.labels} --seeds ${seeds}${args.merge ? ' --merge (with earlier runs of other tasks/budgets)' : ''}`, body);
+  const command = args.merge || args['report-only'] ? 'npm run bench:tfidf -- [--tasks T] [--labels …] --merge, in pieces (see below)' : `npm run bench:tfidf -- --tasks ${args.tasks} --labels ${args.labels} --seeds ${seeds}`;
+  writeBenchmarkSection('TF-IDF baseline check', command, body);
 }
 
 function sklearnVersion(): string {
