@@ -154,7 +154,7 @@ async function main(): Promise<void> {
   writeResults('load', { duration, connections, maxTokens, rss, runs: runs.map((r) => ({ requests: r.requests.total, statusCodeStats: r.statusCodeStats, latency: r.latency, errors: r.errors, timeouts: r.timeouts })) });
   writeBenchmarkSection('Serving load', 'npm run bench:load', `
 autocannon, POST /v1/completions on 127.0.0.1, ${connections} connections, ${duration} s per run, ${runs.length} consecutive runs;
-body \`${body}\`. Server: \`primer serve\` defaults (2 worker threads, queue 64) with a \`tiny\` GPT (random
+body \`${body}\`. Server: \`primer serve\` defaults (1 worker thread with 8 batch slots, queue 64) with a \`tiny\` GPT (random
 weights). Load average at the end: ${loadavg()[0]!.toFixed(1)} (the 2-core machine was shared with other jobs).
 
 | run | requests | req/s | 2xx | 429 | 5xx | errors + timeouts | p50 ms | p99 ms | server RSS MiB (before → after) |

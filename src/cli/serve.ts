@@ -38,7 +38,7 @@ function withCommonOptions(cmd: Command): Command {
     .option('--api-key <key>', 'require "Authorization: Bearer <key>" on /v1 and /metrics (default: $PRIMER_API_KEY)')
     .option('--cors <origin>', 'allow browsers on this origin (or *) to call the API (default: no CORS)')
     .option('--allow-host <name>', 'another Host name the web UI may be reached by (DNS-rebinding guard); repeatable', collect)
-    .option('--workers <n>', 'inference worker threads (default: min(2, cores))', intArg(1))
+    .option('--workers <n>', 'inference worker threads, each with its own decode batch (default 1)', intArg(1))
     .option('--parallel <n>', 'requests decoded together per worker (continuous-batching slots)', intArg(1), 8)
     .option('--threads <n>', 'kernel (OpenMP) threads per worker (default: all cores)', intArg(1))
     .option('--queue <n>', 'requests that may wait for a slot before answering 429', intArg(0), 64)

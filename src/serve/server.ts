@@ -14,7 +14,6 @@
 import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
 import { existsSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
-import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { describeModelDir, type ModelInfo } from './engine.ts';
 import { WorkerPool, QueueFullError, JobError } from './pool.ts';
@@ -30,6 +29,7 @@ export interface ServeOptions extends SecurityOptions {
   models: string[];
   /** Training run directory followed by the dashboard (metrics.jsonl); defaults to a served model directory that has one. */
   runDir?: string;
+  /** Worker threads, each with its own copy of the models and its own decode batch. Default 1. */
   workers?: number;
   /** Jobs per worker decoded together (continuous-batching slots). Default 8. */
   parallel?: number;
@@ -127,7 +127,8 @@ export async function createServer(o: ServeOptions): Promise<PrimerServer> {
 
   let ready: Promise<void> | null = null;
   const load = () => (ready ??= !loading ? Promise.resolve() : WorkerPool.start(models, {
-    workers: o.workers ?? Math.min(2, availableParallelism()), parallel: o.parallel, maxQueue: o.maxQueue ?? 64, threads: o.threads,
+    // One worker by default: its requests share one decode batch (more workers split the batch and the cores).
+    workers: o.workers ?? 1, parallel: o.parallel, maxQueue: o.maxQueue ?? 64, threads: o.threads,
   }).then((p) => { pool = p; loading = false; }));
   if (!o.deferModels) await load();
 
