@@ -2,7 +2,7 @@
 import type { Command } from 'commander';
 import { loadModelDir } from '../models/load.ts';
 import { loadTokenizerJson } from '../data/tokenizer.ts';
-import { generateText } from '../infer/generate.ts';
+import { generateText, maxTokensWarning } from '../infer/generate.ts';
 import { action, floatArg, intArg } from './options.ts';
 import { readChatTemplate, renderChatText } from '../adapt/chat-template.ts';
 
@@ -21,6 +21,8 @@ export function registerGenerateCommand(program: Command): void {
     .action(action((o: { model: string; prompt: string; maxTokens: number; temperature: number; topK: number; topP: number; seed: number; chat?: boolean }) => {
       const loaded = loadModelDir(o.model);
       if (loaded.kind !== 'gpt2') throw new RangeError(`generate: ${o.model} is a ${loaded.kind} model; generation needs a GPT`);
+      const warning = maxTokensWarning(o.maxTokens, loaded.model.config.n_positions);
+      if (warning) console.error(`warning: ${warning}`);
       const tokenizer = loadTokenizerJson(o.model);
       const eos = tokenizer.specialTokens.eos ?? '<|endoftext|>';
       const prompt = o.chat

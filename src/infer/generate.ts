@@ -62,3 +62,14 @@ export function generateText(model: GPT, tokenizer: Tokenizer, prompt: string, o
   const stopId = o.stopId === undefined ? (eos ?? null) : o.stopId;
   return tokenizer.decode(generateIds(model, ids, { ...o, stopId }), { skipSpecialTokens: true });
 }
+
+/**
+ * A request for far more tokens than the model's context (more than 16 windows) is almost always a
+ * mistake: past the context the window slides, every token costs a full forward, and the text loses
+ * its beginning. The message for it, or null.
+ */
+export function maxTokensWarning(maxTokens: number, context: number): string | null {
+  return maxTokens > 16 * context
+    ? `--max-tokens ${maxTokens} is more than 16 × the model's context of ${context} tokens: past the context the window slides, every token is slow, and the text loses its beginning`
+    : null;
+}

@@ -17,6 +17,7 @@ import { CorpusError, readCorpus } from '../../src/data/corpus.ts';
 import { action } from '../../src/cli/options.ts';
 import { testSplitName } from '../../src/tasks/task-run.ts';
 import { fillMask } from '../../src/infer/fill-mask.ts';
+import { maxTokensWarning } from '../../src/infer/generate.ts';
 import { loadModelDir } from '../../src/models/load.ts';
 import type { Bert } from '../../src/models/bert.ts';
 import { WordPieceTokenizer } from '../../src/tokenizers/wordpiece.ts';
@@ -156,4 +157,10 @@ test('issue 19 defects 7 and 8: pretrain refuses --batch-size 100000 and --dims 
   }
   assert.deepEqual(logs, [], 'refused before the tokenizer is trained');
   assert.ok(process.memoryUsage().rss - rss0 < 200 * 2 ** 20);
+});
+
+test('issue 19 defect 8: generate warns when --max-tokens is beyond 16 context windows', () => {
+  assert.equal(maxTokensWarning(2048, 128), null);
+  assert.match(maxTokensWarning(2049, 128)!, /--max-tokens 2049 is more than 16 × the model's context of 128 tokens/);
+  assert.match(maxTokensWarning(1e9, 1024)!, /the window slides/);
 });
