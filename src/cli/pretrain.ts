@@ -10,6 +10,7 @@ import { runBertPretrain, type BertPretrainFlags } from './bert.ts';
 /** The BERT flags plus the GPT-only ones. */
 interface PretrainFlags extends Omit<BertPretrainFlags, 'objective'> {
   objective?: 'clm' | 'mlm' | 'mlm+nsp';
+  arch?: 'gpt' | 'llama';
   name?: string;
   initFrom?: string;
   samples?: boolean;
@@ -21,6 +22,7 @@ export function registerPretrainCommand(program: Command): void {
     .command('pretrain')
     .description('pre-train a GPT (clm) or a BERT (mlm, mlm+nsp) from scratch; with no options: BPE tokenizer + mini GPT on the built-in corpus, < 10 minutes')
     .option('--objective <name>', 'clm (GPT, default), mlm or mlm+nsp (BERT)', choiceArg(['clm', 'mlm', 'mlm+nsp'] as const))
+    .option('--arch <name>', 'clm model family: gpt (GPT-2, default) or llama (RMSNorm, RoPE, SwiGLU; same preset sizes)', choiceArg(['gpt', 'llama'] as const))
     .option('--corpus <paths...>', 'text files or directories (.txt, .md, .jsonl, .gz), or builtin:zh (Chinese poetry, optional packages); default: the built-in English corpus')
     .option('--jsonl-field <name>', `JSONL field holding the text (default "${D.jsonlField}")`)
     .option('--preset <name>', `model size: ${PRESET_NAMES.join(', ')} (default ${D.preset})`, choiceArg(PRESET_NAMES))
@@ -61,11 +63,12 @@ export function registerPretrainCommand(program: Command): void {
     .option('--workers <n>', 'BERT: data-preparation worker threads', intArg(1))
     .action(action(async (f: PretrainFlags) => {
       if (f.objective === 'mlm' || f.objective === 'mlm+nsp') {
+        if (f.arch) throw new Error('--arch applies to --objective clm only (BERT pre-training has one architecture)');
         await runBertPretrain({ ...f, objective: f.objective, out: f.out ?? (f.name ? join('runs', f.name) : undefined) });
         return;
       }
       const result = await pretrain({
-        ...commonPretrainOptions(f), objective: 'clm', blockSize: f.blockSize, initFrom: f.initFrom,
+        ...commonPretrainOptions(f), objective: 'clm', arch: f.arch, blockSize: f.blockSize, initFrom: f.initFrom,
         out: f.out ?? (f.name ? join('runs', f.name) : undefined), samplePrompts: f.samples === false ? [] : undefined, sampleTokens: f.sampleTokens,
       }).catch((e: unknown) => {
         if (e instanceof TrainingDivergedError) {
@@ -80,7 +83,9 @@ export function registerPretrainCommand(program: Command): void {
         for (const s of result.samples) console.log(`\n> ${s.prompt}${s.text}`);
         console.log('');
       }
-      console.log(`total time ${result.seconds.total.toFixed(0)}s. Try: primer generate --model ${result.runDir} --prompt "Once upon a time"`);
+      // Llama models cannot be sampled by `primer generate` yet (no KV-cache decoder for them).
+      const hint = result.config.arch === 'llama' ? '' : ` Try: primer generate --model ${result.runDir} --prompt "Once upon a time"`;
+      console.log(`total time ${result.seconds.total.toFixed(0)}s.${hint}`);
       if (training.status === 'interrupted') {
         console.log(`interrupted: resume with primer pretrain --resume ${result.runDir}`);
         process.exitCode = training.signal === 'SIGTERM' ? 143 : 130;

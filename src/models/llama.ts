@@ -282,6 +282,19 @@ export class LlamaModel extends Module {
   }
 }
 
+/**
+ * fp32 values per token kept for the backward pass (for the trainer's memory check), counted from
+ * the ops above: per layer two RMSNorms (≈6·C each: cat, normalised, slice, product), q/k/v and
+ * their head-split copies, RoPE on q and k (≈5 copies of each), the repeated K/V, attention output,
+ * merge and projection, residual sums, SwiGLU (gate, up, 5 for silu, product), the attention scores
+ * (2·heads·T), then the final norm and the logits with their softmax (2·vocab).
+ */
+export function llamaActivationFloatsPerToken(c: LlamaConfig, seqLength: number): number {
+  const [d, q, kv] = [c.hidden_size, c.num_attention_heads * headDimOf(c), kvHeadsOf(c) * headDimOf(c)];
+  const perLayer = 12 * d + 2 * q + 4 * kv + 5 * (q + kv) + 2 * q + q + 3 * q + 2 * d + 8 * c.intermediate_size + 2 * c.num_attention_heads * seqLength;
+  return c.num_hidden_layers * perLayer + 2 * c.vocab_size + 6 * d;
+}
+
 /** LlamaForCausalLM / Qwen2ForCausalLM: the body plus an LM head (`lm_head`, or embed_tokens when tied). */
 export class Llama extends Module {
   readonly model: LlamaModel;

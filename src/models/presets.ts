@@ -6,9 +6,12 @@
  *         mini  ~5.3M  (4 layers, 256 dims, 4 heads, context 256)
  *         small ~23M   (6 layers, 512 dims, 8 heads, context 256)
  *   BERT  tiny  ~1.8M, mini ~5.9M, small ~24M (same body sizes, intermediate 4×hidden)
+ *   Llama tiny  ~1.3M, mini ~5.3M, small ~23M (same body sizes; SwiGLU width ≈ 8/3·hidden, so its three
+ *         matrices hold as many weights as GPT's two 4×hidden ones; no position table, RoPE instead)
  */
 import type { GPTConfig } from './gpt.ts';
 import type { BertConfig } from './bert.ts';
+import type { LlamaConfig } from './llama.ts';
 
 export type PresetName = 'tiny' | 'mini' | 'small';
 export const PRESET_NAMES: readonly PresetName[] = ['tiny', 'mini', 'small'];
@@ -96,6 +99,37 @@ export function bertPreset(preset: PresetName, o: ModelOverrides = {}): BertConf
     initializer_range: 0.02,
     layer_norm_eps: 1e-12,
     pad_token_id: 0,
+  };
+}
+
+/**
+ * A Llama config (HF LlamaConfig keys) for a preset: the same layers, width, heads and context as
+ * GPT's, full multi-head attention (num_key_value_heads = heads), tied embeddings, rope_theta 10000.
+ * Llama has no dropout; `dropout` overrides are not used.
+ */
+export function llamaPreset(preset: PresetName, o: ModelOverrides = {}): LlamaConfig {
+  const d = resolveDims(preset, o);
+  const vocab = o.vocabSize ?? 8192;
+  return {
+    model_type: 'llama',
+    vocab_size: vocab,
+    hidden_size: d.dims,
+    // 8/3·hidden rounded up to a multiple of 32 (Llama rounds to 256; small models need finer steps).
+    intermediate_size: Math.ceil((8 * d.dims) / 3 / 32) * 32,
+    num_hidden_layers: d.layers,
+    num_attention_heads: d.heads,
+    num_key_value_heads: d.heads,
+    hidden_act: 'silu',
+    max_position_embeddings: d.context,
+    rms_norm_eps: 1e-5,
+    rope_theta: 10000,
+    rope_scaling: null,
+    tie_word_embeddings: true,
+    attention_bias: false,
+    mlp_bias: false,
+    initializer_range: 0.02,
+    bos_token_id: vocab - 1,
+    eos_token_id: vocab - 1,
   };
 }
 

@@ -1,7 +1,7 @@
 /**
  * GPT pre-training end to end — the library function behind `primer pretrain`:
  *   corpus (files or the built-in one) → byte-level BPE tokenizer (trained, or given) → train/val token
- *   streams split by document → GPT from a preset → the generic trainer (CLM loss on random blocks)
+ *   streams split by document → GPT (or, with arch 'llama', a Llama) from a preset → the generic trainer (CLM loss on random blocks)
  *   → final model saved in HF layout in the run directory → sample continuations.
  * Resuming takes everything (tokenizer, model config, hyper-parameters) from the checkpoint.
  */
@@ -9,8 +9,9 @@ import { existsSync, mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { Tokenizer } from '../tokenizers/types.ts';
 import { GPT, type GPTConfig } from '../models/gpt.ts';
-import { gptPreset, type PresetName } from '../models/presets.ts';
-import { configJson, loadModelDir, parameterCount, readModelConfig, writeModelFiles } from '../models/load.ts';
+import { Llama, llamaActivationFloatsPerToken, type LlamaConfig } from '../models/llama.ts';
+import { gptPreset, llamaPreset, type PresetName } from '../models/presets.ts';
+import { configJson, isLlamaConfig, loadModelDir, parameterCount, readAnyModelConfig, writeModelFiles } from '../models/load.ts';
 import { modelFingerprint } from '../nn/fingerprint.ts';
 import { writeJsonAtomic } from '../io/atomic.ts';
 import { refuseOutputOverInput } from '../io/paths.ts';
@@ -53,6 +54,8 @@ export interface PretrainConfig extends RunSettings {
   corpus: string[];
   jsonlField: string;
   preset: PresetName;
+  /** Model family: GPT-2 (default) or Llama (RMSNorm, RoPE, SwiGLU) of the same preset sizes. */
+  arch?: 'gpt' | 'llama';
   layers?: number;
   dims?: number;
   heads?: number;
@@ -90,10 +93,11 @@ export interface PretrainOptions extends Partial<PretrainConfig> {
   progress?: ProgressReporter | false;
 }
 
-export interface PretrainResult {
+/** What a run produced; C is LlamaConfig for `arch: 'llama'` runs (a resumed run reports the checkpoint's family). */
+export interface PretrainResult<C extends GPTConfig | LlamaConfig = GPTConfig> {
   runDir: string;
   config: PretrainConfig;
-  modelConfig: GPTConfig;
+  modelConfig: C;
   parameters: number;
   trainTokens: number;
   valTokens: number;
@@ -128,14 +132,18 @@ export function gptActivationFloatsPerToken(c: GPTConfig, seqLength: number): nu
 }
 
 /** Refuses a run that cannot fit in memory before the model or any batch is allocated (see checkTrainingMemory). */
-function checkMemory(modelConfig: GPTConfig, config: PretrainConfig): void {
+function checkMemory(modelConfig: GPTConfig | LlamaConfig, config: PretrainConfig): void {
+  const perToken = isLlamaConfig(modelConfig) ? llamaActivationFloatsPerToken(modelConfig, config.blockSize) : gptActivationFloatsPerToken(modelConfig, config.blockSize);
   checkTrainingMemory({
-    parameters: parameterCount(modelConfig), activationFloatsPerToken: gptActivationFloatsPerToken(modelConfig, config.blockSize),
+    parameters: parameterCount(modelConfig), activationFloatsPerToken: perToken,
     batchSize: config.batchSize, seqLength: config.blockSize, gradAccum: config.gradAccum,
   });
 }
 
-function modelFromPreset(config: PretrainConfig, vocabSize: number, sep: number): GPTConfig {
+function modelFromPreset(config: PretrainConfig, vocabSize: number, sep: number): GPTConfig | LlamaConfig {
+  if (config.arch === 'llama') {
+    return { ...llamaPreset(config.preset, { vocabSize, layers: config.layers, dims: config.dims, heads: config.heads }), max_position_embeddings: config.blockSize, bos_token_id: sep, eos_token_id: sep };
+  }
   return {
     ...gptPreset(config.preset, { vocabSize, layers: config.layers, dims: config.dims, heads: config.heads, dropout: config.dropout }),
     n_positions: config.blockSize, bos_token_id: sep, eos_token_id: sep,
@@ -146,7 +154,9 @@ function pick<T extends object>(o: T): Partial<T> {
   return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
 }
 
-export async function pretrain(opts: PretrainOptions = {}): Promise<PretrainResult> {
+export async function pretrain(opts: PretrainOptions & { arch: 'llama' }): Promise<PretrainResult<LlamaConfig>>;
+export async function pretrain(opts?: PretrainOptions): Promise<PretrainResult>;
+export async function pretrain(opts: PretrainOptions = {}): Promise<PretrainResult<GPTConfig | LlamaConfig>> {
   const log = opts.log ?? ((m: string) => console.log(m));
   const tStart = performance.now();
   const { out, resume, maxMinutes, samplePrompts, sampleTokens, log: _log, progress, ...given } = opts;
@@ -154,7 +164,7 @@ export async function pretrain(opts: PretrainOptions = {}): Promise<PretrainResu
   let config: PretrainConfig;
   let runDir: string;
   let tokenizer: Tokenizer | null = null;
-  let modelConfig: GPTConfig | null = null;
+  let modelConfig: GPTConfig | LlamaConfig | null = null;
   let checkpoint: ReturnType<typeof readCheckpoint> | undefined;
   if (resume) {
     if (!existsSync(join(resume, 'trainer_state.json'))) recoverCheckpoints(resume); // a run directory: undo a swap cut short by a kill
@@ -162,8 +172,8 @@ export async function pretrain(opts: PretrainOptions = {}): Promise<PretrainResu
     runDir = runDirOf(checkpoint.dir);
     config = { ...PRETRAIN_DEFAULTS, ...(checkpoint.state.run as Partial<PretrainConfig>), ...pick({ steps: given.steps }) };
     tokenizer = loadTokenizerJson(checkpoint.dir);
-    const mc = readModelConfig(checkpoint.dir);
-    if (mc.model_type !== 'gpt2') throw new Error(`--resume: ${checkpoint.dir} holds a ${mc.model_type} model, not a GPT`);
+    const mc = readAnyModelConfig(checkpoint.dir);
+    if (mc.model_type === 'bert') throw new Error(`--resume: ${checkpoint.dir} holds a ${mc.model_type} model, not a GPT or Llama`);
     modelConfig = mc;
     log(`resuming ${runDir} from step ${checkpoint.state.step} (${checkpoint.dir})`);
   } else {
@@ -172,6 +182,7 @@ export async function pretrain(opts: PretrainOptions = {}): Promise<PretrainResu
     config.corpus = config.corpus.map((p) => (Object.hasOwn(BUILTIN_CORPORA, p) ? p : resolve(p)));
     if (config.tokenizer) config.tokenizer = resolve(config.tokenizer);
     if (config.initFrom) {
+      if (config.arch === 'llama') throw new Error('--init-from is not supported with --arch llama yet');
       config.initFrom = resolve(config.initFrom);
       if (config.tokenizer) throw new Error('--init-from uses the parent model\'s tokenizer; do not combine it with --tokenizer');
       config.tokenizer = config.initFrom;
@@ -219,18 +230,21 @@ export async function pretrain(opts: PretrainOptions = {}): Promise<PretrainResu
     config.parentFingerprint = modelFingerprint(parent.model);
   }
   modelConfig ??= modelFromPreset(config, tokenizer.vocabSize, sep);
-  if (config.blockSize > modelConfig.n_positions) throw new RangeError(`block size ${config.blockSize} exceeds the model's n_positions ${modelConfig.n_positions}`);
+  const context = isLlamaConfig(modelConfig) ? modelConfig.max_position_embeddings : modelConfig.n_positions;
+  if (config.blockSize > context) throw new RangeError(`block size ${config.blockSize} exceeds the model's context ${context}`);
   if (modelConfig.vocab_size < tokenizer.vocabSize) throw new RangeError(`the tokenizer has ${tokenizer.vocabSize} tokens but the model only ${modelConfig.vocab_size}`);
   checkMemory(modelConfig, config);
-  const model = new GPT(modelConfig, config.seed);
+  const model = isLlamaConfig(modelConfig) ? new Llama(modelConfig, config.seed) : new GPT(modelConfig, config.seed);
   if (parent) {
     // Start from the parent's exact weights (the fresh init above is overwritten).
     model.loadStateDict(new Map(parent.model.namedParameters().map(([n, p]) => [n, p.data])));
     log(`init: weights from ${config.initFrom} (fingerprint ${config.parentFingerprint!.slice(0, 12)}…); fresh optimizer and schedule`);
   }
   const parameters = model.numParameters();
-  log(`model: GPT ${config.preset} — ${modelConfig.n_layer} layers, ${modelConfig.n_embd} dims, ${modelConfig.n_head} heads, `
-    + `context ${modelConfig.n_positions}, ${(parameters / 1e6).toFixed(2)}M parameters`);
+  const shape = isLlamaConfig(modelConfig)
+    ? `Llama ${config.preset} — ${modelConfig.num_hidden_layers} layers, ${modelConfig.hidden_size} dims, ${modelConfig.num_attention_heads} heads`
+    : `GPT ${config.preset} — ${modelConfig.n_layer} layers, ${modelConfig.n_embd} dims, ${modelConfig.n_head} heads`;
+  log(`model: ${shape}, context ${context}, ${(parameters / 1e6).toFixed(2)}M parameters`);
   log(`run: ${runDir} — ${config.steps} steps × ${config.batchSize}×${config.blockSize}${config.gradAccum > 1 ? `×${config.gradAccum}` : ''} tokens, lr ${config.lr}${config.bf16 ? ', bf16' : ''}`);
 
   const timeLimit = maxMinutes ?? (given.steps === undefined && !resume ? DEFAULT_MAX_MINUTES : undefined);
@@ -251,7 +265,7 @@ export async function pretrain(opts: PretrainOptions = {}): Promise<PretrainResu
     lr: config.lr, minLr: config.minLr, warmupSteps: config.warmupSteps, decay: config.decay,
     weightDecay: config.weightDecay, betas: config.betas, gradClip: config.gradClip, gradAccum: config.gradAccum, bf16: config.bf16,
     evalEvery: config.evalEvery, checkpointEvery: config.checkpointEvery, keepCheckpoints: config.keepCheckpoints,
-    rngs: { dropout: model.transformer.rng }, run: { ...config }, writeExtraFiles,
+    rngs: model instanceof GPT ? { dropout: model.transformer.rng } : {}, run: { ...config }, writeExtraFiles,
     resumeFrom: checkpoint, progress, logEvery: Math.max(1, Math.round(config.steps / 50)),
   });
   const trainingSeconds = (performance.now() - t) / 1000;
@@ -261,7 +275,8 @@ export async function pretrain(opts: PretrainOptions = {}): Promise<PretrainResu
     + `${Math.round(training.tokensPerSecond).toLocaleString('en-US')} tokens/s, ${trainingSeconds.toFixed(0)}s; model saved to ${runDir}`);
 
   const samples: PretrainResult['samples'] = [];
-  if (training.status !== 'interrupted') {
+  // Sampling needs the KV-cache decoder, which only GPT has so far.
+  if (training.status !== 'interrupted' && model instanceof GPT) {
     for (const prompt of samplePrompts ?? DEFAULT_SAMPLE_PROMPTS) {
       const text = generateText(model, tokenizer, prompt, { maxTokens: sampleTokens ?? 40, temperature: 0.8, topK: 40, seed: config.seed });
       samples.push({ prompt, text });

@@ -6,7 +6,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -15,6 +15,8 @@ import { readSafetensors, writeSafetensors } from '../../src/io/safetensors.ts';
 import { Llama, ropeInvFreq, type LlamaConfig } from '../../src/models/llama.ts';
 import { loadAnyModelDir, parameterCount, parseAnyModelConfig, parseModelConfig } from '../../src/models/load.ts';
 import { verifyModel } from '../../src/train/verify.ts';
+import { pretrain } from '../../src/train/pretrain.ts';
+import { gptPreset, llamaPreset, PRESET_NAMES } from '../../src/models/presets.ts';
 import { setDefaultDtype, type Tensor } from '../../src/tensor/tensor.ts';
 import { numericGrads, relError } from '../helpers/numeric.ts';
 
@@ -187,4 +189,49 @@ test('commands that do not take Llama models yet refuse them by name', () => {
   assert.throws(() => parseAnyModelConfig({ ...cfg, num_key_value_heads: 3 }), /num_key_value_heads/);
   assert.throws(() => parseAnyModelConfig({ ...cfg, hidden_act: 'gelu' }), /hidden_act/);
   assert.throws(() => parseAnyModelConfig({ ...cfg, use_sliding_window: true }), /use_sliding_window/);
+});
+
+test('Llama presets have GPT\'s sizes: same layers, width, heads and context, parameters within 3%', () => {
+  for (const name of PRESET_NAMES) {
+    const [g, l] = [gptPreset(name), llamaPreset(name)];
+    assert.deepEqual([l.num_hidden_layers, l.hidden_size, l.num_attention_heads, l.max_position_embeddings], [g.n_layer, g.n_embd, g.n_head, g.n_positions]);
+    const ratio = parameterCount(l) / parameterCount(g);
+    assert.ok(ratio > 0.97 && ratio < 1.03, `${name}: Llama ${parameterCount(l)} vs GPT ${parameterCount(g)} parameters`);
+  }
+  assert.equal(llamaPreset('mini').intermediate_size, 704); // ⌈8·256/3 / 32⌉·32
+});
+
+test('pretrain --arch llama: 20 steps learn, save a loadable Llama directory, and resume', async () => {
+  setBackend('native');
+  const root = mkdtempSync(join(tmpdir(), 'primer-llama-pretrain-'));
+  try {
+    const corpus = join(root, 'corpus');
+    mkdirSync(corpus);
+    const words = ['the', 'cat', 'sat', 'on', 'a', 'mat', 'dog', 'ran', 'far', 'away'];
+    for (let d = 0; d < 4; d++) {
+      const lines = Array.from({ length: 80 }, (_, i) => `${words[(i + d) % 10]} ${words[(2 * i + d) % 10]} ${words[(3 * i) % 10]} ${words[(i * i + d) % 10]}.`);
+      writeFileSync(join(corpus, `doc${d}.txt`), lines.join('\n') + '\n');
+    }
+    const out = join(root, 'run');
+    const common = {
+      arch: 'llama' as const, corpus: [corpus], preset: 'tiny' as const, layers: 1, dims: 32, heads: 2, vocabSize: 300, blockSize: 32, batchSize: 8,
+      lr: 5e-3, minLr: 5e-4, warmupSteps: 2, evalEvery: 0, checkpointEvery: 10, keepCheckpoints: 2, valFraction: 0.1, seed: 3,
+      samplePrompts: [], log: () => {}, progress: false as const,
+    };
+    const run = await pretrain({ ...common, steps: 20, out });
+    assert.equal(run.training.status, 'completed');
+    assert.equal(run.training.step, 20);
+    assert.equal(run.modelConfig.model_type, 'llama');
+    // From ln(vocab) ≈ 5.6 at the start, the repetitive corpus is learned quickly.
+    assert.ok(run.training.trainLoss < 4.5, `train loss ${run.training.trainLoss}`);
+    const loaded = loadAnyModelDir(out);
+    assert.equal(loaded.kind, 'llama');
+    assert.equal(loaded.model.numParameters(), run.parameters);
+    assert.deepEqual(JSON.parse(readFileSync(join(out, 'config.json'), 'utf8')).architectures, ['LlamaForCausalLM']);
+    const resumed = await pretrain({ ...common, steps: 25, resume: out });
+    assert.equal(resumed.training.step, 25);
+    assert.equal(resumed.modelConfig.model_type, 'llama');
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
 });
