@@ -22,6 +22,7 @@ import { pretrainBert } from '../train/bert-pretrain.ts';
 import type { TextExample } from './data.ts';
 import { stratifiedSample } from './labels.ts';
 import { loadBackbone } from '../models/model-dir.ts';
+import { GPT2Model } from '../models/gpt.ts';
 import { loadExperimentData, checkBudgets, type ExperimentDataOptions, type ExperimentData as ExperimentTask } from './experiment-data.ts';
 import { writeExperimentCorpus } from './experiment-corpus.ts';
 import { chooseBudgetRecipe, type BudgetRecipe } from './experiment-pretrain.ts';
@@ -170,7 +171,7 @@ export async function labelEfficiency(o: LabelEfficiencyOptions): Promise<LabelE
 
   // The frozen body's features and the zero-shot scores are computed once: they do not depend on labels.
   const body = loadBackbone(modelDir);
-  const isGpt = body.constructor.name === 'GPT2Model';
+  const isGpt = body instanceof GPT2Model;
   const methods = (o.methods ?? FEW_LABEL_METHODS).filter((m) => isGpt || m !== 'prompt');
   const prompt: PromptSpec | null = isGpt ? { ...defaultPrompt(task.name, task.labels), ...(o.template ? { template: o.template } : {}), ...(o.verbalizer ? { verbalizer: parseVerbalizer(o.verbalizer, task.labels) } : {}) } : null;
   let zero: ZeroShotResult | null = null;
