@@ -5,6 +5,7 @@
 import type { Backend } from './types.ts';
 import { referenceBackend } from './reference/index.ts';
 import { createNativeBackend, loadNativeAddon } from './native.ts';
+import { activeProfiler, enableProfiling, profilingRequested } from './profile.ts';
 
 export type BackendName = 'native' | 'reference';
 let current: Backend | null = null;
@@ -19,12 +20,24 @@ export function getBackendByName(name: BackendName): Backend {
 export function backend(): Backend {
   if (current) return current;
   const env = process.env.PRIMER_BACKEND as BackendName | undefined;
-  current = getBackendByName(env ?? (loadNativeAddon() ? 'native' : 'reference'));
+  current = profiled(getBackendByName(env ?? (loadNativeAddon() ? 'native' : 'reference')));
   return current;
 }
 
 export function setBackend(name: BackendName): void {
-  current = getBackendByName(name);
+  current = profiled(getBackendByName(name));
+}
+
+/** With PRIMER_PROFILE=1 (or after enableProfiling) every kernel call is timed; see profile.ts. */
+function profiled(b: Backend): Backend {
+  if (!activeProfiler() && profilingRequested()) enableProfiling();
+  return activeProfiler()?.wrap(b) ?? b;
+}
+
+/** Starts the per-op profiler now (the CLI's --profile); the table prints at exit. */
+export function startProfiling(): void {
+  enableProfiling();
+  if (current) current = profiled(current.name === 'native' ? getBackendByName('native') : referenceBackend);
 }
 
 /** Number of threads the native kernels use (OpenMP); 1 for the reference backend. */

@@ -13,6 +13,7 @@ interface PretrainFlags extends Omit<BertPretrainFlags, 'objective'> {
   arch?: 'gpt' | 'llama';
   name?: string;
   initFrom?: string;
+  embeddingInit?: 'random' | 'ppmi';
   samples?: boolean;
   sampleTokens?: number;
 }
@@ -52,6 +53,7 @@ export function registerPretrainCommand(program: Command): void {
     .option('--name <name>', 'run name: the run directory becomes runs/<name>')
     .option('--resume <dir>', 'continue from a checkpoint or run directory')
     .option('--init-from <dir>', 'continued pre-training: start from this model directory (its weights, config and tokenizer) with a fresh optimizer and schedule')
+    .option('--embedding-init <how>', 'clm: token embeddings start random (default) or from co-occurrence counts of the corpus (ppmi)', choiceArg(['random', 'ppmi'] as const))
     .option('--max-minutes <m>', 'stop (with a checkpoint) after this many minutes of training', floatArg(0))
     .option('--no-samples', 'do not print sample continuations at the end')
     .option('--sample-tokens <n>', 'tokens per sample continuation (default 40)', intArg(1))
@@ -68,7 +70,7 @@ export function registerPretrainCommand(program: Command): void {
         return;
       }
       const result = await pretrain({
-        ...commonPretrainOptions(f), objective: 'clm', arch: f.arch, blockSize: f.blockSize, initFrom: f.initFrom,
+        ...commonPretrainOptions(f), objective: 'clm', arch: f.arch, blockSize: f.blockSize, initFrom: f.initFrom, embeddingInit: f.embeddingInit,
         out: f.out ?? (f.name ? join('runs', f.name) : undefined), samplePrompts: f.samples === false ? [] : undefined, sampleTokens: f.sampleTokens,
       }).catch((e: unknown) => {
         if (e instanceof TrainingDivergedError) {

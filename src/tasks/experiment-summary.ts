@@ -48,6 +48,7 @@ interface ReportInput {
   scoreSplit: 'test' | 'val';
   majority: { label: string; accuracy: number };
   zeroShot: ZeroShotResult | null;
+  anchorZeroShot?: { accuracy: number } | null;
   runs: RunRecord[];
   files: { table: string; plot: string };
 }
@@ -120,9 +121,13 @@ export function writeReport(r: ReportInput, budgets: readonly number[]): Summary
     `The pre-trained curve reports, at each budget, the method with the best mean accuracy on the selection set (validation examples never used for early stopping): ${s.pretrained.map((p) => `${p.labels}: ${p.method}`).join(', ')}.`, '',
     '| labels | pre-trained method | selection accuracy (%) | test accuracy (%) |', '|---:|---|---:|---:|', ...methodRows, '',
     ...(z ? [`Zero-shot prompting (no labels): ${pct(z.uncalibrated.accuracy)}% uncalibrated, ${pct(z.calibrated.accuracy)}% with contextual calibration; majority class ${pct(r.majority.accuracy)}%.`, ''] : []),
+    ...(r.anchorZeroShot ? [`Zero-shot by label-word anchors in the token-embedding space (no labels): ${pct(r.anchorZeroShot.accuracy)}%.`, ''] : []),
   ].join('\n');
   writeFileSync(r.files.table, text);
-  const references = z ? [{ name: 'zero-shot (calibrated)', accuracy: z.calibrated.accuracy }] : [];
+  const references = [
+    ...(z ? [{ name: 'zero-shot (calibrated)', accuracy: z.calibrated.accuracy }] : []),
+    ...(r.anchorZeroShot ? [{ name: 'zero-shot (anchors)', accuracy: r.anchorZeroShot.accuracy }] : []),
+  ];
   writeFileSync(r.files.plot, svgPlot(curves, { title, baseline: r.majority.accuracy, references }));
   return s;
 }

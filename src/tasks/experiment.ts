@@ -27,6 +27,7 @@ import { loadExperimentData, checkBudgets, type ExperimentDataOptions, type Expe
 import { writeExperimentCorpus } from './experiment-corpus.ts';
 import { chooseBudgetRecipe, type BudgetRecipe } from './experiment-pretrain.ts';
 import { DEFAULT_RECIPE, lpftRun, promptRun, scratchBackbone, type FinetuneRecipe, type RunInputs } from './experiment-runs.ts';
+import { anchorBank, anchorPredict, anchorProbe, type AnchorBank } from './anchor.ts';
 import { FEW_LABEL_METHODS, linearProbe, scorePredictions, zeroShot, type FeatureBank, type FewLabelMethod, type MethodScore, type ZeroShotResult } from './fewlabel.ts';
 import { layerFeatures } from './probe.ts';
 import { applyTemplate, checkTemplate, defaultPrompt, parseVerbalizer, type PromptSpec } from './prompt.ts';
@@ -78,6 +79,8 @@ export interface LabelEfficiencyResult {
   testExamples: number;
   majority: { label: string; accuracy: number };
   zeroShot: ZeroShotResult | null;
+  /** Zero-shot by label-word anchors in the token-embedding space (anchor.ts), when 'anchor' ran. */
+  anchorZeroShot: { selection: number; accuracy: number; macroF1: number } | null;
   runs: RunRecord[];
   summary: Summary;
   seconds: number;
@@ -173,7 +176,8 @@ export async function labelEfficiency(o: LabelEfficiencyOptions): Promise<LabelE
   const body = loadBackbone(modelDir);
   const isGpt = body instanceof GPT2Model;
   const methods = (o.methods ?? FEW_LABEL_METHODS).filter((m) => isGpt || m !== 'prompt');
-  const prompt: PromptSpec | null = isGpt ? { ...defaultPrompt(task.name, task.labels), ...(o.template ? { template: o.template } : {}), ...(o.verbalizer ? { verbalizer: parseVerbalizer(o.verbalizer, task.labels) } : {}) } : null;
+  const verbalizer = o.verbalizer ? parseVerbalizer(o.verbalizer, task.labels) : defaultPrompt(task.name, task.labels).verbalizer;
+  const prompt: PromptSpec | null = isGpt ? { ...defaultPrompt(task.name, task.labels), ...(o.template ? { template: o.template } : {}), verbalizer } : null;
   let zero: ZeroShotResult | null = null;
   if (prompt) {
     zero = zeroShot(body, tokenizer, task.labels, prompt, selection, test, recipe.maxLength);
@@ -188,10 +192,21 @@ export async function labelEfficiency(o: LabelEfficiencyOptions): Promise<LabelE
     log(`frozen features of ${all.length} texts: ${((performance.now() - t) / 1000).toFixed(1)}s`);
   }
 
+  let anchors: AnchorBank | null = null;
+  let anchorZero: LabelEfficiencyResult['anchorZeroShot'] = null;
+  if (methods.includes('anchor')) {
+    anchors = anchorBank(body, tokenizer, task.labels, verbalizer, [...new Set([...task.train, ...earlyStopping, ...selection, ...test])], task.train.length, recipe.maxLength);
+    anchorZero = {
+      selection: scorePredictions(task.labels, selection, anchorPredict(anchors, selection)).accuracy,
+      ...scorePredictions(task.labels, test, anchorPredict(anchors, test)),
+    };
+    log(`zero-shot by label-word anchors in the embedding space: ${(100 * anchorZero.accuracy).toFixed(1)}%`);
+  }
+
   const runs: RunRecord[] = [];
   const files = { results: join(out, 'results.json'), table: join(out, 'results.md'), plot: join(out, 'label-efficiency.svg') };
   const write = (complete: boolean): LabelEfficiencyResult => {
-    const base = { task: task.name, source: task.source, model: modelDir, domainText: o.domainText ?? false, complete, pretrainSeconds, pretrainRecipe, recipe, prompt, scoreSplit, testExamples: test.length, majority, zeroShot: zero, runs, seconds: (performance.now() - t0) / 1000, files };
+    const base = { task: task.name, source: task.source, model: modelDir, domainText: o.domainText ?? false, complete, pretrainSeconds, pretrainRecipe, recipe, prompt, scoreSplit, testExamples: test.length, majority, zeroShot: zero, anchorZeroShot: anchorZero, runs, seconds: (performance.now() - t0) / 1000, files };
     const summary = writeReport(base, budgets);
     const result = { ...base, summary };
     writeJsonAtomic(files.results, result, { indent: 2 });
@@ -224,6 +239,8 @@ export async function labelEfficiency(o: LabelEfficiencyOptions): Promise<LabelE
           record('pretrained', m, n, seed, r, t, { epochs: r.epochs, bestEpoch: r.bestEpoch });
         } else if (m === 'probe') {
           record('pretrained', m, n, seed, linearProbe(bank!, task.labels, train, earlyStopping, selection, test), t);
+        } else if (m === 'anchor') {
+          record('pretrained', m, n, seed, anchorProbe(anchors!, task.labels, train, earlyStopping, selection, test), t);
         } else {
           const r = await promptRun(modelDir, prompt!, inputs('prompt'));
           record('pretrained', m, n, seed, r, t, { epochs: r.epochs, bestEpoch: r.bestEpoch });

@@ -7,6 +7,8 @@
  *           chosen on the early-stopping validation examples
  *   prompt  prompt-based fine-tuning through the LM head (prompt.ts): the verbalizer's output vectors
  *           as the head, the texts inside the template, the experiment's fine-tuning recipe
+ *   anchor  logistic regression whose main features are the texts' similarity to the label words in
+ *           the token-embedding space (anchor.ts), corrected by the embedding directions
  *
  * and, without any label, zero-shot prompting with and without contextual calibration. Which method
  * the "pre-trained" curve reports at a budget is decided by the mean accuracy on the selection set (the
@@ -22,8 +24,8 @@ import { applyTemplate, argmaxRows, calibrationBias, promptClassifier, promptLog
 import { GPT2Model } from '../models/gpt.ts';
 import type { Backbone } from '../models/heads.ts';
 
-export type FewLabelMethod = 'lpft' | 'probe' | 'prompt';
-export const FEW_LABEL_METHODS: readonly FewLabelMethod[] = ['lpft', 'probe', 'prompt'];
+export type FewLabelMethod = 'lpft' | 'probe' | 'prompt' | 'anchor';
+export const FEW_LABEL_METHODS: readonly FewLabelMethod[] = ['lpft', 'probe', 'prompt', 'anchor'];
 
 export interface MethodScore {
   /** Accuracy on the selection set (validation examples not used for early stopping). */

@@ -24,6 +24,7 @@ import { generateText } from '../infer/generate.ts';
 import { readCheckpoint, recoverCheckpoints, runDirOf, startFreshRun } from './checkpoint.ts';
 import { checkTrainingMemory, train, type TrainResult } from './trainer.ts';
 import type { ProgressReporter } from './progress.ts';
+import { applyDistributionalInit, distributionalEmbeddings } from './distributional.ts';
 
 /** Optimisation, schedule and bookkeeping settings shared by every pre-training objective. */
 export interface RunSettings {
@@ -70,6 +71,11 @@ export interface PretrainConfig extends RunSettings {
    */
   initFrom?: string;
   parentFingerprint?: string;
+  /**
+   * Token-embedding initialisation: 'random' (N(0, 0.02²), GPT-2's) or 'ppmi' (count-based word
+   * vectors of the training stream, see distributional.ts). Older checkpoints lack it: 'random'.
+   */
+  embeddingInit?: 'random' | 'ppmi';
 }
 
 export const PRETRAIN_DEFAULTS: PretrainConfig = {
@@ -104,6 +110,10 @@ export interface PretrainResult<C extends GPTConfig | LlamaConfig = GPTConfig> {
   training: TrainResult;
   samples: Array<{ prompt: string; text: string }>;
   seconds: { tokenizer: number; data: number; training: number; total: number };
+}
+
+function tokenEmbeddingTable(model: GPT | Llama) {
+  return model instanceof GPT ? model.transformer.wte.weight : model.model.embed_tokens.weight;
 }
 
 export const DEFAULT_SAMPLE_PROMPTS = ['The', 'It was a dark and stormy night', 'Mr. President, the state of the Union'];
@@ -239,6 +249,13 @@ export async function pretrain(opts: PretrainOptions = {}): Promise<PretrainResu
     // Start from the parent's exact weights (the fresh init above is overwritten).
     model.loadStateDict(new Map(parent.model.namedParameters().map(([n, p]) => [n, p.data])));
     log(`init: weights from ${config.initFrom} (fingerprint ${config.parentFingerprint!.slice(0, 12)}…); fresh optimizer and schedule`);
+  } else if (config.embeddingInit === 'ppmi' && !resume) {
+    t = performance.now();
+    const table = tokenEmbeddingTable(model);
+    const dims = table.shape[1]!;
+    const e = distributionalEmbeddings(streams.train, table.shape[0]!, { dims, skip: [sep], seed: config.seed });
+    const rows = applyDistributionalInit(table.data as Float32Array, dims, e);
+    log(`init: token embeddings from co-occurrence (PPMI-SVD, ${rows} of ${table.shape[0]} tokens), ${((performance.now() - t) / 1000).toFixed(1)}s`);
   }
   const parameters = model.numParameters();
   const shape = isLlamaConfig(modelConfig)

@@ -1,0 +1,157 @@
+/**
+ * Label-word anchors in the pre-trained token-embedding space: a few-label method (and a zero-shot
+ * classifier) that uses what pre-training put into the input embeddings and the verbalizer's words.
+ *
+ *   û_v   = (e_v − ē) / ‖e_v − ē‖                 each token's centred, unit embedding row
+ *   ū(x)  = mean of û over the tokens of text x     (specials excluded)
+ *   a_k   = mean of û over the first tokens of class k's label words (" great", " good")
+ *   z_k(x) = ū(x)·a_k, standardised over the unlabelled pool (the task's train texts): the calibration
+ *
+ * Zero-shot: argmax_k z_k. Few labels: logistic regression on [α·z, β·standardised ū]: the anchor
+ * scores are nearly free (α ≫ β, so the L2 penalty barely holds them back) and the embedding directions
+ * correct them where the labels disagree; β (including 0, anchors only) and C are chosen on the
+ * early-stopping validation examples. This is dataless classification with label-name embeddings
+ * (Chang et al. 2008; Song & Roth 2014) as the prior of a linear model.
+ *
+ * It needs embeddings whose geometry reflects co-occurrence: `pretrain --embedding-init ppmi` (see
+ * src/train/distributional.ts) starts them from the corpus's counts; a randomly initialised model
+ * trained for minutes does not have it (its anchors score at chance).
+ */
+import type { Tokenizer } from '../tokenizers/types.ts';
+import type { TextExample } from './data.ts';
+import type { LabelMap } from '../models/labels.ts';
+import { GPT2Model } from '../models/gpt.ts';
+import type { Backbone } from '../models/heads.ts';
+import { denseMatrix, fitLogistic } from './logistic.ts';
+import { scorePredictions, type MethodScore } from './fewlabel.ts';
+import { columnStats, standardize } from './probe.ts';
+
+export interface AnchorBank {
+  /** N × dim mean unit embeddings ū, standardised over the pool. */
+  embedding: Float32Array;
+  /** N × K anchor scores z, standardised over the pool. */
+  anchors: Float32Array;
+  dim: number;
+  classes: number;
+  index: Map<TextExample, number>;
+}
+
+/** The input (token) embedding table of a backbone: [vocab, dim]. */
+export function tokenEmbeddings(body: Backbone): { data: Float32Array; vocab: number; dim: number } {
+  const w = body instanceof GPT2Model ? body.wte.weight : body.embeddings.word_embeddings.weight;
+  return { data: w.data as Float32Array, vocab: w.shape[0]!, dim: w.shape[1]! };
+}
+
+const SIF_A = Number(process.env.SIF_A ?? 1e-3);
+
+function unitRows(e: { data: Float32Array; vocab: number; dim: number }): Float32Array {
+  const { data, vocab, dim } = e;
+  const mean = new Float64Array(dim);
+  for (let v = 0; v < vocab; v++) for (let j = 0; j < dim; j++) mean[j]! += data[v * dim + j]! / vocab;
+  const out = new Float32Array(vocab * dim);
+  for (let v = 0; v < vocab; v++) {
+    let norm = 0;
+    for (let j = 0; j < dim; j++) { const d = data[v * dim + j]! - mean[j]!; out[v * dim + j] = d; norm += d * d; }
+    norm = Math.sqrt(norm) || 1;
+    for (let j = 0; j < dim; j++) out[v * dim + j]! /= norm;
+  }
+  return out;
+}
+
+/** Anchor features of every example in `examples`; the first `poolSize` (unlabelled train texts) standardise them. */
+export function anchorBank(body: Backbone, tokenizer: Tokenizer, labels: LabelMap, verbalizer: Record<string, string[]>, examples: readonly TextExample[], poolSize: number, maxLength: number): AnchorBank {
+  const emb = tokenEmbeddings(body);
+  const unit = unitRows(emb);
+  const { dim } = emb;
+  const k = labels.size;
+  const anchor = new Float64Array(k * dim);
+  labels.labels.forEach((label, c) => {
+    const words = verbalizer[label] ?? [];
+    for (const w of words) {
+      const id = tokenizer.encode(` ${w}`, null, { addSpecialTokens: false }).ids[0];
+      if (id === undefined) continue;
+      for (let j = 0; j < dim; j++) anchor[c * dim + j]! += unit[id * dim + j]! / words.length;
+    }
+  });
+  const n = examples.length;
+  const encs = examples.map((x) => tokenizer.encode(x.text, x.textPair ?? null, { maxLength }));
+  // SIF weights a/(a + p(v)) (Arora et al. 2017), p from the unlabelled pool: frequent tokens count less.
+  const freq = new Float64Array(emb.vocab);
+  let total = 0;
+  for (const enc of encs.slice(0, Math.max(poolSize, 1))) enc.ids.forEach((id, t) => { if (!enc.specialTokensMask[t] && id < emb.vocab) { freq[id]!++; total++; } });
+  const weightOf = (id: number) => SIF_A / (SIF_A + freq[id]! / Math.max(total, 1));
+  const embedding = new Float32Array(n * dim);
+  const anchors = new Float32Array(n * k);
+  encs.forEach((enc, r) => {
+    let mass = 0;
+    enc.ids.forEach((id, t) => {
+      if (enc.specialTokensMask[t] || id >= emb.vocab) return;
+      const w = weightOf(id);
+      for (let j = 0; j < dim; j++) embedding[r * dim + j]! += w * unit[id * dim + j]!;
+      mass += w;
+    });
+    for (let j = 0; j < dim; j++) embedding[r * dim + j]! /= Math.max(mass, 1e-9);
+    for (let c = 0; c < k; c++) {
+      let s = 0;
+      for (let j = 0; j < dim; j++) s += embedding[r * dim + j]! * anchor[c * dim + j]!;
+      anchors[r * k + c] = s;
+    }
+  });
+  const pool = Math.min(Math.max(poolSize, 2), n);
+  standardize(anchors, k, columnStats(anchors.subarray(0, pool * k), k));
+  standardize(embedding, dim, columnStats(embedding.subarray(0, pool * dim), dim));
+  return { embedding, anchors, dim, classes: k, index: new Map(examples.map((x, i) => [x, i])) };
+}
+
+function rowsOf(bank: AnchorBank, xs: readonly TextExample[]): Int32Array {
+  return Int32Array.from(xs, (x) => {
+    const r = bank.index.get(x);
+    if (r === undefined) throw new RangeError('anchor: an example is not in the anchor bank');
+    return r;
+  });
+}
+
+/** Zero-shot: the class whose label words' anchor is closest to the text's mean embedding. */
+export function anchorPredict(bank: AnchorBank, xs: readonly TextExample[]): Int32Array {
+  const k = bank.classes;
+  return Int32Array.from(rowsOf(bank, xs), (r) => {
+    let best = 0;
+    for (let c = 1; c < k; c++) if (bank.anchors[r * k + c]! > bank.anchors[r * k + best]!) best = c;
+    return best;
+  });
+}
+
+const ANCHOR_WEIGHT = 3;
+/** β: how much the embedding directions may move the decision (0 = the anchors only). */
+export const ANCHOR_BETA_GRID: readonly number[] = [0, 0.1, 0.3, 1];
+export const ANCHOR_C_GRID: readonly number[] = [0.01, 0.1, 1];
+
+export function anchorProbe(bank: AnchorBank, labels: LabelMap, train: readonly TextExample[], earlyStopping: readonly TextExample[], selection: readonly TextExample[], test: readonly TextExample[]): MethodScore {
+  const { dim, classes: k } = bank;
+  const matrix = (rows: Int32Array, beta: number) => {
+    const width = k + (beta > 0 ? dim : 0);
+    const x = new Float32Array(rows.length * width);
+    rows.forEach((r, i) => {
+      for (let c = 0; c < k; c++) x[i * width + c] = ANCHOR_WEIGHT * bank.anchors[r * k + c]!;
+      if (beta > 0) for (let j = 0; j < dim; j++) x[i * width + k + j] = beta * bank.embedding[r * dim + j]!;
+    });
+    return denseMatrix(x, rows.length, width);
+  };
+  const [tr, es, sel, te] = [train, earlyStopping, selection, test].map((xs) => rowsOf(bank, xs)) as [Int32Array, Int32Array, Int32Array, Int32Array];
+  const ytr = labels.encode(train);
+  const yes = labels.encode(earlyStopping);
+  let best: { beta: number; C: number; acc: number; predict: (r: Int32Array) => Int32Array } | null = null;
+  for (const beta of ANCHOR_BETA_GRID) {
+    const xtr = matrix(tr, beta), xes = matrix(es, beta);
+    for (const C of ANCHOR_C_GRID) {
+      const model = fitLogistic(xtr, ytr, k, { C, maxIter: 300 });
+      const pred = model.predict(xes);
+      let right = 0;
+      pred.forEach((p, i) => { if (p === yes[i]) right++; });
+      const acc = right / Math.max(1, pred.length);
+      if (!best || acc > best.acc) best = { beta, C, acc, predict: (r) => model.predict(matrix(r, beta)) };
+    }
+  }
+  const b = best!;
+  return { selection: scorePredictions(labels, selection, b.predict(sel)).accuracy, ...scorePredictions(labels, test, b.predict(te)), detail: `β=${b.beta} C=${b.C}` };
+}
