@@ -8,7 +8,7 @@
  */
 import type { Command } from 'commander';
 import { loadPretrained, type Pretrained } from '../interop/import.ts';
-import { exportHf } from '../interop/export-hf.ts';
+import { EXPORT_DTYPES, exportHf, type ExportDtype } from '../interop/export-hf.ts';
 import { exportOnnx } from '../interop/onnx.ts';
 import { action, choiceArg } from './options.ts';
 import { refuseOutputOverInput } from '../io/paths.ts';
@@ -25,7 +25,7 @@ function summary(p: Pretrained, dir: string): Record<string, unknown> {
 export function registerInteropCommands(program: Command): void {
   program
     .command('import')
-    .description('check a Hugging Face model directory (GPT-2 / BERT, safetensors) and optionally convert it to Primer layout')
+    .description('check a Hugging Face model directory (GPT-2, BERT, Llama, Qwen2; safetensors, sharded or not, F32/F16/BF16) and optionally convert it to Primer layout')
     .argument('<dir>', 'directory with config.json + model.safetensors (or model.safetensors.index.json) + tokenizer files')
     .option('--out <dir>', 'write the model in Primer layout (fp32, one model.safetensors) to this directory')
     .action(action((dir: string, o: { out?: string }) => {
@@ -40,10 +40,12 @@ export function registerInteropCommands(program: Command): void {
     .requiredOption('--model <dir>', 'model directory (Primer or Hugging Face layout)')
     .requiredOption('--out <dir>', 'output directory')
     .option('--format <format>', 'output format', choiceArg(['hf', 'onnx'] as const), 'hf')
-    .action(action((o: { model: string; out: string; format: 'hf' | 'onnx' }) => {
+    .option('--dtype <dtype>', 'stored dtype of the hf weights (F32 keeps every bit; BF16/F16 halve the size, rounding to nearest even)', choiceArg(Object.keys(EXPORT_DTYPES) as ExportDtype[]), 'F32')
+    .action(action((o: { model: string; out: string; format: 'hf' | 'onnx'; dtype: ExportDtype }) => {
       refuseOutputOverInput(o.out, { '--model': o.model });
+      if (o.format === 'onnx' && o.dtype !== 'F32') throw new RangeError('--dtype applies to --format hf; the ONNX graph is fp32');
       const p = loadPretrained(o.model);
-      const files = o.format === 'onnx' ? exportOnnx(p, o.out) : exportHf(p, o.out);
-      console.log(JSON.stringify({ ...summary(p, o.model), format: o.format, out: o.out, files }, null, 2));
+      const files = o.format === 'onnx' ? exportOnnx(p, o.out) : exportHf(p, o.out, { dtype: o.dtype });
+      console.log(JSON.stringify({ ...summary(p, o.model), format: o.format, ...(o.format === 'hf' ? { dtype: o.dtype } : {}), out: o.out, files }, null, 2));
     }));
 }

@@ -1,13 +1,14 @@
 /**
  * `exportHf(model, outDir)`: writes a directory that transformers' from_pretrained loads as is:
  *
- *   config.json             architectures, model_type, torch_dtype "float32", transformers_version,
- *                           id2label/label2id for classifiers
- *   model.safetensors       fp32, HF tensor names, {"format": "pt"} metadata, and tied weights dropped
- *                           as save_pretrained drops them (GPT-2: no lm_head.weight; BERT: no
- *                           cls.predictions.decoder.{weight,bias}); BertForTokenClassification and
- *                           BertForQuestionAnswering are built without a pooler, so none is written
- *   generation_config.json  GPT-2 LM only (bos/eos ids, as transformers derives it from the config)
+ *   config.json             architectures, model_type, torch_dtype "float32" (or "bfloat16" / "float16"
+ *                           with `dtype`), transformers_version, id2label/label2id for classifiers
+ *   model.safetensors       fp32 unless `dtype` asks for BF16/F16, HF tensor names, {"format": "pt"}
+ *                           metadata, and tied weights dropped as save_pretrained drops them (GPT-2 and
+ *                           tied Llama/Qwen2: no lm_head.weight; BERT: no cls.predictions.decoder.{weight,bias});
+ *                           BertForTokenClassification and BertForQuestionAnswering are built without a
+ *                           pooler, so none is written
+ *   generation_config.json  GPT-2 and Llama-family LMs (bos/eos ids, as transformers derives it from the config)
  *   tokenizer.json, tokenizer_config.json, special_tokens_map.json and the legacy vocab files
  *
  * Tensors are written in the safetensors library's canonical order, as save_pretrained does.
@@ -16,7 +17,8 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { writeSafetensors } from '../io/safetensors.ts';
 import { writeJsonAtomic } from '../io/atomic.ts';
-import { configJson, modelTensors } from '../models/load.ts';
+import { configJson, isLlamaConfig, modelTensors } from '../models/load.ts';
+import type { SafetensorsDtype } from '../io/safetensors.ts';
 import { taskConfigJson } from '../models/heads.ts';
 import type { Tokenizer } from '../tokenizers/types.ts';
 import { loadPretrained, type Pretrained } from './import.ts';
@@ -26,7 +28,9 @@ export const TRANSFORMERS_VERSION = '4.46.0';
 
 /** Names save_pretrained never writes: tied copies and modules the HF class does not have. */
 function droppedByHf(p: Pretrained, name: string): boolean {
-  if (name === 'lm_head.weight' || name === 'cls.predictions.decoder.weight' || name === 'cls.predictions.decoder.bias') return true;
+  // An untied Llama/Qwen2 head is a parameter of its own (a tied one never is: the model has no lm_head then).
+  if (name === 'lm_head.weight') return p.kind !== 'llama';
+  if ( name === 'cls.predictions.decoder.weight' || name === 'cls.predictions.decoder.bias') return true;
   const noPooler = p.task && (p.task.architecture === 'BertForTokenClassification' || p.task.architecture === 'BertForQuestionAnswering');
   return Boolean(noPooler && name.startsWith('bert.pooler.'));
 }
@@ -34,9 +38,14 @@ function droppedByHf(p: Pretrained, name: string): boolean {
 /** config.json content for the exported model. */
 export function hfConfig(p: Pretrained): Record<string, unknown> {
   const base = p.task ? taskConfigJson(p.task) : configJson(p.config);
-  const out: Record<string, unknown> = { ...base, model_type: p.kind, torch_dtype: 'float32', transformers_version: TRANSFORMERS_VERSION };
+  const out: Record<string, unknown> = { ...base, model_type: p.config.model_type, torch_dtype: 'float32', transformers_version: TRANSFORMERS_VERSION };
+  if (isLlamaConfig(p.config)) {
+    // LlamaConfig's default is tie_word_embeddings false, so it is always written out.
+    out.tie_word_embeddings = p.config.tie_word_embeddings ?? false;
+    return out;
+  }
   if (!p.task) out.architectures = [p.kind === 'gpt2' ? 'GPT2LMHeadModel' : 'BertForPreTraining'];
-  // Primer only implements tied output embeddings, which is transformers' default too.
+  // Primer only implements tied output embeddings for GPT-2 and BERT, which is transformers' default too.
   out.tie_word_embeddings = true;
   return out;
 }
@@ -48,15 +57,26 @@ function writeTokenizer(dir: string, tokenizer: Tokenizer): void {
   writeFileSync(join(dir, 'special_tokens_map.json'), JSON.stringify(map, null, 2) + '\n');
 }
 
+/** Stored weight dtypes of an export, with the torch_dtype config.json names for them. */
+export const EXPORT_DTYPES = { F32: 'float32', BF16: 'bfloat16', F16: 'float16' } as const satisfies Partial<Record<SafetensorsDtype, string>>;
+export type ExportDtype = keyof typeof EXPORT_DTYPES;
+
+export interface ExportHfOptions {
+  /** Stored dtype of the weights (default F32: Primer computes in fp32, so nothing is rounded unless asked). */
+  dtype?: ExportDtype;
+}
+
 /** Writes the HF directory for an imported/loaded model (see the module comment). */
-export function exportHf(p: Pretrained, outDir: string): string[] {
+export function exportHf(p: Pretrained, outDir: string, o: ExportHfOptions = {}): string[] {
+  const dtype = o.dtype ?? 'F32';
+  if (!Object.hasOwn(EXPORT_DTYPES, dtype)) throw new RangeError(`exportHf: dtype ${JSON.stringify(dtype)} is not one of ${Object.keys(EXPORT_DTYPES).join(', ')}`);
   mkdirSync(outDir, { recursive: true });
-  const tensors = modelTensors(p.model).filter((t) => !droppedByHf(p, t.name));
+  const tensors = modelTensors(p.model).filter((t) => !droppedByHf(p, t.name)).map((t) => ({ ...t, dtype }));
   writeSafetensors(join(outDir, 'model.safetensors'), tensors, { format: 'pt' });
-  writeJsonAtomic(join(outDir, 'config.json'), hfConfig(p), { indent: 2 });
+  writeJsonAtomic(join(outDir, 'config.json'), { ...hfConfig(p), torch_dtype: EXPORT_DTYPES[dtype] }, { indent: 2 });
   const written = ['config.json', 'model.safetensors'];
-  if (p.kind === 'gpt2' && !p.task) {
-    const c = p.config as { bos_token_id?: number | null; eos_token_id?: number | null };
+  if ((p.kind === 'gpt2' || p.kind === 'llama') && !p.task) {
+    const c = p.config as { bos_token_id?: number | null; eos_token_id?: number | number[] | null };
     const generation: Record<string, unknown> = { _from_model_config: true, transformers_version: TRANSFORMERS_VERSION };
     if (c.bos_token_id != null) generation.bos_token_id = c.bos_token_id;
     if (c.eos_token_id != null) generation.eos_token_id = c.eos_token_id;
@@ -71,6 +91,6 @@ export function exportHf(p: Pretrained, outDir: string): string[] {
 }
 
 /** `primer export --format hf`: a Primer (or HF) model directory → an HF directory. */
-export function exportHfDir(modelDir: string, outDir: string): string[] {
-  return exportHf(loadPretrained(modelDir), outDir);
+export function exportHfDir(modelDir: string, outDir: string, o: ExportHfOptions = {}): string[] {
+  return exportHf(loadPretrained(modelDir), outDir, o);
 }

@@ -14,8 +14,9 @@
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Module } from '../nn/module.ts';
-import { canonicalTensorName, createModel, parseModelConfig, type LoadedModel, type ModelConfig } from '../models/load.ts';
+import { canonicalTensorName, createModel, isLlamaConfig, parseAnyModelConfig, type AnyLoadedModel, type AnyModelConfig, type ModelConfig, type ModelKind } from '../models/load.ts';
 import { createTaskModel, type TaskModel } from '../models/heads.ts';
+import { headDimOf, kvHeadsOf } from '../models/llama.ts';
 import { loadTokenizer, type Tokenizer } from '../tokenizers/index.ts';
 import { PrimerError } from '../io/errors.ts';
 import { InteropError } from './errors.ts';
@@ -23,7 +24,7 @@ import { readCheckpoint, type Checkpoint } from './weights.ts';
 
 export { InteropError, type InteropErrorCode } from './errors.ts';
 
-export const LM_ARCHITECTURES = ['GPT2LMHeadModel', 'GPT2Model', 'BertForPreTraining', 'BertForMaskedLM', 'BertModel'] as const;
+export const LM_ARCHITECTURES = ['GPT2LMHeadModel', 'GPT2Model', 'BertForPreTraining', 'BertForMaskedLM', 'BertModel', 'LlamaForCausalLM', 'Qwen2ForCausalLM'] as const;
 export const TASK_ARCHITECTURES = [
   'BertForSequenceClassification', 'BertForTokenClassification', 'BertForQuestionAnswering',
   'GPT2ForSequenceClassification', 'GPT2ForTokenClassification', 'GPT2ForQuestionAnswering',
@@ -44,14 +45,15 @@ const MAX_LABELS = 100_000;
 
 export interface Pretrained {
   architecture: SupportedArchitecture;
-  kind: 'gpt2' | 'bert';
+  /** 'llama' for LlamaForCausalLM and Qwen2ForCausalLM (config.model_type tells them apart). */
+  kind: ModelKind;
   /** The model to run: GPT / Bert (pre-training heads) or a task model. */
   model: Module;
   /** Set for LM/pre-training architectures. */
-  lm?: LoadedModel;
+  lm?: AnyLoadedModel;
   /** Set for *ForSequenceClassification / TokenClassification / QuestionAnswering. */
   task?: TaskModel;
-  config: ModelConfig;
+  config: AnyModelConfig;
   /** config.json as read (after validation), for fields Primer does not model. */
   rawConfig: Record<string, unknown>;
   tokenizer?: Tokenizer;
@@ -89,7 +91,7 @@ function architectureOf(raw: Record<string, unknown>, path: string): SupportedAr
     if (!SUPPORTED.includes(arch)) {
       throw new InteropError('UNSUPPORTED_ARCHITECTURE', `${path}: architecture ${JSON.stringify(arch.slice(0, 100))} is not supported; Primer imports ${SUPPORTED.join(', ')}`);
     }
-    const family = arch.startsWith('GPT2') ? 'gpt2' : 'bert';
+    const family = arch.startsWith('GPT2') ? 'gpt2' : arch.startsWith('Llama') ? 'llama' : arch.startsWith('Qwen2') ? 'qwen2' : 'bert';
     if (raw.model_type !== undefined && raw.model_type !== family) {
       throw new InteropError('BAD_CONFIG', `${path}: architecture ${arch} does not match model_type ${JSON.stringify(raw.model_type)}`);
     }
@@ -97,7 +99,9 @@ function architectureOf(raw: Record<string, unknown>, path: string): SupportedAr
   }
   if (raw.model_type === 'gpt2') return 'GPT2LMHeadModel';
   if (raw.model_type === 'bert') return 'BertForPreTraining';
-  throw new InteropError('UNSUPPORTED_ARCHITECTURE', `${path}: model_type ${JSON.stringify(raw.model_type)} is not supported (gpt2, bert) and no architectures are given`);
+  if (raw.model_type === 'llama') return 'LlamaForCausalLM';
+  if (raw.model_type === 'qwen2') return 'Qwen2ForCausalLM';
+  throw new InteropError('UNSUPPORTED_ARCHITECTURE', `${path}: model_type ${JSON.stringify(raw.model_type)} is not supported (gpt2, bert, llama, qwen2) and no architectures are given`);
 }
 
 /** id2label normalised to keys "0".."K-1" (HF's default when absent: num_labels labels LABEL_i). */
@@ -126,7 +130,12 @@ function labelsOf(raw: Record<string, unknown>, path: string): Record<string, st
 }
 
 /** A lower bound on the parameter count the config asks for, to refuse absurd configs before allocating. */
-function minimumParameters(c: ModelConfig): number {
+function minimumParameters(c: AnyModelConfig): number {
+  if (isLlamaConfig(c)) {
+    // The embedding and the layers' weight matrices (a tied head is stored once or not at all; biases and norms left out).
+    const [h, q, kv] = [c.hidden_size, c.num_attention_heads * headDimOf(c), kvHeadsOf(c) * headDimOf(c)];
+    return c.vocab_size * h + c.num_hidden_layers * (2 * h * q + 2 * h * kv + 3 * h * c.intermediate_size);
+  }
   if (c.model_type === 'gpt2') {
     const inner = c.n_inner ?? 4 * c.n_embd;
     return (c.vocab_size + c.n_positions) * c.n_embd + c.n_layer * (4 * c.n_embd * c.n_embd + 2 * c.n_embd * inner);
@@ -136,11 +145,13 @@ function minimumParameters(c: ModelConfig): number {
     + c.num_hidden_layers * (4 * c.hidden_size * c.hidden_size + 2 * c.hidden_size * c.intermediate_size);
 }
 
-function buildModel(arch: SupportedArchitecture, config: ModelConfig, raw: Record<string, unknown>, path: string): { model: Module; lm?: LoadedModel; task?: TaskModel } {
+function buildModel(arch: SupportedArchitecture, anyConfig: AnyModelConfig, raw: Record<string, unknown>, path: string): { model: Module; lm?: AnyLoadedModel; task?: TaskModel } {
   if ((LM_ARCHITECTURES as readonly string[]).includes(arch)) {
-    const lm = createModel(config);
+    const lm = createModel(anyConfig);
     return { model: lm.model, lm };
   }
+  // Task architectures are GPT-2 / BERT only (architectureOf admits no Llama task class).
+  const config = anyConfig as ModelConfig;
   const pooling = raw.primer_pooling;
   if (pooling !== undefined && !['pooler', 'cls', 'last', 'mean'].includes(pooling as string)) {
     throw new InteropError('BAD_CONFIG', `${path}: field "primer_pooling" must be one of pooler, cls, last, mean`);
@@ -159,8 +170,10 @@ function buildModel(arch: SupportedArchitecture, config: ModelConfig, raw: Recor
 }
 
 /** Copies checkpoint tensors into the model, checking dtypes, shapes, completeness and tied copies. */
-function loadParameters(arch: SupportedArchitecture, kind: 'gpt2' | 'bert', model: Module, ckpt: Checkpoint, isTask: boolean): { newlyInitialized: string[]; dtypes: string[] } {
+function loadParameters(arch: SupportedArchitecture, kind: ModelKind, model: Module, ckpt: Checkpoint, isTask: boolean): { newlyInitialized: string[]; dtypes: string[] } {
   const params = new Map(model.namedParameters());
+  // GPT-2's head is always tied to wte; a Llama's only when the model has no lm_head parameter (tie_word_embeddings).
+  const tiedHead = kind === 'gpt2' ? 'transformer.wte.weight' : kind === 'llama' && !params.has('lm_head.weight') ? 'model.embed_tokens.weight' : null;
   const targets = new Map<string, string>(); // parameter → checkpoint name
   const tied: Array<[string, string]> = []; // checkpoint name → parameter it must equal
   const unexpected: string[] = [];
@@ -168,7 +181,7 @@ function loadParameters(arch: SupportedArchitecture, kind: 'gpt2' | 'bert', mode
     const target = isTask && TASK_HEAD.test(name) ? name : canonicalTensorName(kind, name);
     if (target === null) continue; // buffers (attention masks, position_ids)
     if (isTask && /^(cls\.|lm_head\.)/.test(target)) continue; // a pre-training head: fine-tuning drops it
-    if (target === 'lm_head.weight') { tied.push([name, 'transformer.wte.weight']); continue; }
+    if (target === 'lm_head.weight' && tiedHead) { tied.push([name, tiedHead]); continue; }
     if (target === 'cls.predictions.decoder.weight') { tied.push([name, 'bert.embeddings.word_embeddings.weight']); continue; }
     if (target === 'cls.predictions.decoder.bias' && ckpt.names.some((n) => canonicalTensorName(kind, n) === 'cls.predictions.bias')) {
       tied.push([name, 'cls.predictions.bias']);
@@ -260,9 +273,9 @@ export function loadPretrained(dir: string): Pretrained {
   if (!existsSync(configPath)) throw new InteropError('NOT_FOUND', `${dir}: no config.json (expected a Hugging Face model directory)`);
   const rawConfig = readJsonObject(configPath, 'BAD_CONFIG');
   const architecture = architectureOf(rawConfig, configPath);
-  let config: ModelConfig;
+  let config: AnyModelConfig;
   try {
-    config = parseModelConfig(rawConfig, configPath);
+    config = parseAnyModelConfig(rawConfig, configPath);
   } catch (e) {
     if (e instanceof PrimerError) throw new InteropError('BAD_CONFIG', e.message, { cause: e });
     throw e;
@@ -274,9 +287,10 @@ export function loadPretrained(dir: string): Pretrained {
     throw new InteropError('SHAPE_MISMATCH', `${configPath} describes a model with at least ${need} parameters but ${ckpt.source} holds ${have} values`);
   }
   const { model, lm, task } = buildModel(architecture, config, rawConfig, configPath);
-  const { newlyInitialized, dtypes } = loadParameters(architecture, config.model_type, model, ckpt, task !== undefined);
+  const kind: ModelKind = isLlamaConfig(config) ? 'llama' : config.model_type;
+  const { newlyInitialized, dtypes } = loadParameters(architecture, kind, model, ckpt, task !== undefined);
   return {
-    architecture, kind: config.model_type, model, lm, task, config, rawConfig, newlyInitialized, dtypes,
+    architecture, kind, model, lm, task, config, rawConfig, newlyInitialized, dtypes,
     shards: ckpt.shardCount, ...loadTokenizerFiles(dir),
   };
 }

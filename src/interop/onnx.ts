@@ -39,6 +39,7 @@ export function onnxModelBytes(p: Pretrained): Uint8Array {
   const g = new OnnxGraphBuilder(weights);
   const task = p.task;
   if (!task) {
+    if (p.kind === 'llama') throw new InteropError('UNSUPPORTED_ARCHITECTURE', `ONNX export: ${p.architecture} is not supported yet`);
     if (p.kind === 'gpt2') buildGptLm(g, p.config as GPTConfig);
     else buildBertMaskedLm(g, p.config as BertConfig);
   } else if (task instanceof SequenceClassifier) {

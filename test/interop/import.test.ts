@@ -129,7 +129,7 @@ test('pickle-only checkpoints are refused without being opened', () => {
 });
 
 test('unsupported architectures, missing/extra tensors, shape and dtype mismatches are typed and named', () => {
-  assertCode(() => loadPretrained(repack('gpt2-tiny', { config: { architectures: ['LlamaForCausalLM'] } })), 'UNSUPPORTED_ARCHITECTURE', /"LlamaForCausalLM" is not supported/);
+  assertCode(() => loadPretrained(repack('gpt2-tiny', { config: { architectures: ['MistralForCausalLM'] } })), 'UNSUPPORTED_ARCHITECTURE', /"MistralForCausalLM" is not supported/);
   assertCode(() => loadPretrained(repack('gpt2-tiny', { config: { model_type: 't5', architectures: undefined } })), 'UNSUPPORTED_ARCHITECTURE', /"t5"/);
   assertCode(() => loadPretrained(repack('bert-tiny', { config: { architectures: ['GPT2LMHeadModel'] } })), 'BAD_CONFIG', /does not match model_type "bert"/);
   assertCode(() => loadPretrained(repack('gpt2-tiny', { config: { n_head: 5 } })), 'BAD_CONFIG', /n_head/);
