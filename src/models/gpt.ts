@@ -91,7 +91,7 @@ function attentionProbs(q: ArrayLike<number>, k: ArrayLike<number>, t: number, t
  * decodes to the same bits alone or inside a batch. More than 32 rows (a long prompt's prefill, always
  * on its own) take the packed path.
  */
-function fewRows(layer: { forward(x: Tensor): Tensor }, x: Tensor): Tensor {
+export function fewRows(layer: { forward(x: Tensor): Tensor }, x: Tensor): Tensor {
   const c = x.shape[x.ndim - 1]!;
   const rows = x.size / c;
   if (rows > 32) return layer.forward(x);
