@@ -3,7 +3,7 @@
  *
  * Each sequence owns a KV cache (src/infer/kv-cache.ts) and its own sampling options, seed, stop ids
  * and token budget. A new sequence is pre-filled on its own when added and joins the next step; a
- * finished one leaves without stalling the others. A step is one GPT.forward over all running
+ * finished one leaves without stalling the others. A step is one forward (GPT or Llama) over all running
  * sequences (one new token each, per-sequence positions and caches), so the weights are read once
  * for the whole batch. Since every row is computed the same way whatever the other rows are (see
  * fewRows in src/models/gpt.ts), a sequence gives the same tokens alone or inside a batch.
@@ -13,7 +13,7 @@
  *   then temperature / top-k / top-p, drawn with the sequence's own Rng(seed).
  *
  * Context-length boundary: with contextOverflow 'slide' (default), when a sequence's window would
- * exceed n_positions its cache is rebuilt from its last n_positions − slideBy tokens (slideBy defaults
+ * exceed the context n (GPT-2's n_positions, a Llama's max_position_embeddings) its cache is rebuilt from its last n_positions − slideBy tokens (slideBy defaults
  * to n_positions/4; 0 re-encodes the last n_positions every step). The window's tokens are re-encoded
  * from position 0, exactly what an uncached model sees. With 'error' the sequence ends with a
  * ContextOverflowError (`error`), and the others go on.
@@ -21,8 +21,7 @@
 import { noGrad, withScope } from '../tensor/tensor.ts';
 import { Rng } from '../util/random.ts';
 import { sampleToken, type SamplingOptions } from './sampling.ts';
-import { KVCache, transposedEmbedding } from './kv-cache.ts';
-import type { GPT } from '../models/gpt.ts';
+import { KVCache, decoderContext, transposedHead, type CausalDecoder } from './kv-cache.ts';
 
 export interface DecodeOptions extends SamplingOptions {
   /** New tokens per sequence (default 64). */
@@ -113,9 +112,9 @@ export class DecodeBatch {
   /** Sequences ended by an error in the last advance() (read by the caller, then cleared). */
   readonly failed: Sequence[] = [];
 
-  constructor(readonly model: GPT) {
-    this.headT = transposedEmbedding(model);
-    this.n = model.config.n_positions;
+  constructor(readonly model: CausalDecoder) {
+    this.headT = transposedHead(model);
+    this.n = decoderContext(model);
   }
 
   get size(): number {
@@ -132,7 +131,10 @@ export class DecodeBatch {
     if (prompt.length === 0) throw new RangeError('generate: the prompt is empty (give at least one token)');
     if (prompt.length > this.n) throw new ContextOverflowError(`generate: the prompt has ${prompt.length} tokens, more than the model's context of ${this.n}`);
     for (const id of prompt) if (!(Number.isInteger(id) && id >= 0 && id < v)) throw new RangeError(`generate: prompt token ${id} is outside the vocabulary (size ${v})`);
-    const seq = new Sequence(prompt, o, KVCache.forModel(this.model));
+    // The cache starts at what this request can reach (at most 1024 columns) and grows if a slide-free
+    // run goes further: a Llama's context (often 8k–128k) is not allocated per sequence up front.
+    const reach = Math.min(this.n, prompt.length + (o.maxTokens ?? 64));
+    const seq = new Sequence(prompt, o, KVCache.forModel(this.model, this.n, Math.min(reach, 1024)));
     if ((o.maxTokens ?? 64) === 0) {
       seq.finishReason = 'length';
       return seq;
@@ -184,7 +186,7 @@ export class DecodeBatch {
         continue;
       }
       if (o.contextOverflow === 'error') {
-        seq.error = new ContextOverflowError(`generate: the context is full (${this.n} tokens = n_positions); use contextOverflow 'slide' or fewer maxTokens`);
+        seq.error = new ContextOverflowError(`generate: the context is full (${this.n} tokens, the model's n_positions / max_position_embeddings); use contextOverflow 'slide' or fewer maxTokens`);
         this.remove(seq);
         this.failed.push(seq);
         continue;
@@ -193,6 +195,7 @@ export class DecodeBatch {
       this.prefill(seq);
     }
     if (batch.length === 0) return;
+    for (const s of batch) s.cache.reserve(s.cache.length + 1);
     const ids = Int32Array.from(batch, (s) => s.tokens[s.tokens.length - 1]!);
     this.forward(batch, ids, 1);
   }
@@ -201,6 +204,7 @@ export class DecodeBatch {
   private prefill(seq: Sequence): void {
     seq.cache.reset();
     const window = seq.tokens.slice(seq.start);
+    seq.cache.reserve(window.length);
     this.forward([seq], Int32Array.from(window), window.length);
   }
 

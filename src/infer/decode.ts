@@ -4,7 +4,7 @@
  * batch.ts; this file drives it for a fixed set of prompts and turns ids into streamed text.
  */
 import { DecodeBatch, type DecodeOptions, type FinishReason, type Sequence } from './batch.ts';
-import type { GPT } from '../models/gpt.ts';
+import type { CausalDecoder } from './kv-cache.ts';
 import type { Tokenizer } from '../tokenizers/types.ts';
 
 export {
@@ -24,7 +24,7 @@ export interface StepEvent {
  * Generates from token-id prompts, one step per iteration: every prompt is one sequence of a
  * DecodeBatch. `onLogits` sees each step's [running, V] logits (rows in prompt order) before the penalty.
  */
-export function* decodeSteps(model: GPT, prompts: ReadonlyArray<readonly number[]>, o: DecodeOptions = {}, onLogits?: (logits: Float32Array) => void): Generator<StepEvent> {
+export function* decodeSteps(model: CausalDecoder, prompts: ReadonlyArray<readonly number[]>, o: DecodeOptions = {}, onLogits?: (logits: Float32Array) => void): Generator<StepEvent> {
   const batch = new DecodeBatch(model);
   const seqs: Sequence[] = prompts.map((p, i) => {
     try {
@@ -57,7 +57,7 @@ export function* decodeSteps(model: GPT, prompts: ReadonlyArray<readonly number[
 }
 
 /** Generated ids per prompt (stop ids excluded). */
-export function generateBatchIds(model: GPT, prompts: ReadonlyArray<readonly number[]>, o: DecodeOptions = {}): Array<{ ids: number[]; finishReason: FinishReason }> {
+export function generateBatchIds(model: CausalDecoder, prompts: ReadonlyArray<readonly number[]>, o: DecodeOptions = {}): Array<{ ids: number[]; finishReason: FinishReason }> {
   const out = prompts.map(() => ({ ids: [] as number[], finishReason: 'length' as FinishReason }));
   withEval(model, () => {
     for (const ev of decodeSteps(model, prompts, o)) {
@@ -68,7 +68,7 @@ export function generateBatchIds(model: GPT, prompts: ReadonlyArray<readonly num
   return out;
 }
 
-function withEval<T>(model: GPT, fn: () => T): T {
+function withEval<T>(model: CausalDecoder, fn: () => T): T {
   const was = model.training;
   model.eval();
   try {
@@ -173,7 +173,7 @@ export class TextStream {
 }
 
 /** Streams text pieces for several prompts, token by token (one DecodeBatch; see TextStream). */
-export function* streamCompletions(model: GPT, tokenizer: Tokenizer, prompts: readonly string[], o: TextDecodeOptions = {}): Generator<TextEvent, Completion[]> {
+export function* streamCompletions(model: CausalDecoder, tokenizer: Tokenizer, prompts: readonly string[], o: TextDecodeOptions = {}): Generator<TextEvent, Completion[]> {
   const stopIds = textStopIds(tokenizer, o);
   const promptIds = prompts.map((p) => encodePrompt(tokenizer, p));
   const streams = promptIds.map((p) => new TextStream(tokenizer, o.stop ?? [], p.length));
@@ -203,7 +203,7 @@ export function* streamCompletions(model: GPT, tokenizer: Tokenizer, prompts: re
 }
 
 /** Completes several prompts at once (one batch, one KV cache). */
-export function complete(model: GPT, tokenizer: Tokenizer, prompts: readonly string[], o: TextDecodeOptions = {}): Completion[] {
+export function complete(model: CausalDecoder, tokenizer: Tokenizer, prompts: readonly string[], o: TextDecodeOptions = {}): Completion[] {
   const it = streamCompletions(model, tokenizer, prompts, o);
   for (;;) {
     const r = it.next();
@@ -215,7 +215,7 @@ export function complete(model: GPT, tokenizer: Tokenizer, prompts: readonly str
  * The same stream as an async iterator that yields to the event loop between tokens, so a server
  * can interleave other work and cancel with `signal`.
  */
-export async function* streamCompletionsAsync(model: GPT, tokenizer: Tokenizer, prompts: readonly string[], o: TextDecodeOptions & { signal?: AbortSignal } = {}): AsyncGenerator<TextEvent, Completion[] | null> {
+export async function* streamCompletionsAsync(model: CausalDecoder, tokenizer: Tokenizer, prompts: readonly string[], o: TextDecodeOptions & { signal?: AbortSignal } = {}): AsyncGenerator<TextEvent, Completion[] | null> {
   const it = streamCompletions(model, tokenizer, prompts, o);
   try {
     for (;;) {

@@ -1,12 +1,13 @@
 /**
- * Autoregressive sampling from a causal LM, one prompt at a time: a DecodeBatch of one sequence
- * (KV-cached, batch.ts). The context policy is the simple one: once the sequence is longer than
- * n_positions, each step re-encodes its last n_positions tokens (slideBy 0), exactly what an uncached
- * model cropped to its window sees. Sampling (temperature, top-k, top-p, seed) is in sampling.ts.
+ * Autoregressive sampling from a causal LM (GPT-2 or Llama-family), one prompt at a time: a
+ * DecodeBatch of one sequence (KV-cached, batch.ts). The context policy is the simple one: once the
+ * sequence is longer than the context n (n_positions / max_position_embeddings), each step re-encodes
+ * its last n tokens (slideBy 0), exactly what an uncached model cropped to its window sees.
+ * Sampling (temperature, top-k, top-p, seed) is in sampling.ts.
  */
 import { DecodeBatch } from './batch.ts';
 import type { SamplingOptions } from './sampling.ts';
-import type { GPT } from '../models/gpt.ts';
+import { decoderContext, type CausalDecoder } from './kv-cache.ts';
 import type { Tokenizer } from '../tokenizers/types.ts';
 
 export { sampleToken, type SamplingOptions } from './sampling.ts';
@@ -26,7 +27,7 @@ function checkOptions(o: GenerateOptions): void {
 }
 
 /** Continues `prompt` (token ids) by up to maxTokens ids; returns only the new ids. */
-export function generateIds(model: GPT, prompt: readonly number[], o: GenerateOptions = {}): number[] {
+export function generateIds(model: CausalDecoder, prompt: readonly number[], o: GenerateOptions = {}): number[] {
   checkOptions(o);
   if (prompt.length === 0) throw new RangeError('generate: the prompt must contain at least one token');
   const vocab = model.config.vocab_size;
@@ -39,7 +40,7 @@ export function generateIds(model: GPT, prompt: readonly number[], o: GenerateOp
     const batch = new DecodeBatch(model);
     const stopIds = o.stopId !== undefined && o.stopId !== null ? [o.stopId] : [];
     // A prompt longer than the context is cropped to its last n_positions tokens, as the window would be.
-    const seq = batch.add(prompt.slice(-model.config.n_positions), { ...o, maxTokens: o.maxTokens ?? 64, stopIds, slideBy: 0 });
+    const seq = batch.add(prompt.slice(-decoderContext(model)), { ...o, maxTokens: o.maxTokens ?? 64, stopIds, slideBy: 0 });
     while (batch.size > 0) {
       batch.sample();
       batch.advance();
@@ -51,7 +52,7 @@ export function generateIds(model: GPT, prompt: readonly number[], o: GenerateOp
 }
 
 /** Text in, continuation out. An empty prompt starts from the end-of-text token. */
-export function generateText(model: GPT, tokenizer: Tokenizer, prompt: string, o: GenerateOptions = {}): string {
+export function generateText(model: CausalDecoder, tokenizer: Tokenizer, prompt: string, o: GenerateOptions = {}): string {
   const eosToken = tokenizer.specialTokens.eos ?? tokenizer.specialTokens.bos;
   const eos = eosToken !== undefined ? tokenizer.tokenToId(eosToken) : undefined;
   let ids = tokenizer.encode(prompt, null, { addSpecialTokens: false }).ids;

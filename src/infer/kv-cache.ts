@@ -1,32 +1,80 @@
 /**
- * Key/value cache buffers for GPT decoding. The math that reads and appends them is the model's own
- * forward (GPT.forward with `cache`, src/models/gpt.ts); this file only allocates and sizes them.
+ * Key/value cache buffers for decoding a GPT or a Llama-family model. The math that reads and
+ * appends them is the model's own forward (GPT.forward / Llama.forward with `cache`); this file only
+ * allocates and sizes them.
  *
- * One KVCache holds one sequence: per layer a [H, capacity, D] buffer for K and one for V, with
- * columns [0, length) filled. A batch is an array of caches, so sequences of different lengths decode
- * together (continuous batching) and each keeps exactly what it would see alone.
+ * One KVCache holds one sequence: per layer a [H, capacity, D] buffer for K and one for V (H = the
+ * key/value heads: a grouped-query Llama caches each of them once), with columns [0, length) filled.
+ * A batch is an array of caches, so sequences of different lengths decode together (continuous
+ * batching) and each keeps exactly what it would see alone. The buffers may start small and grow
+ * (reserve) up to maxCapacity: a Llama's context is often 8k–128k tokens, far more than a chat needs.
  */
 import { backend } from '../backend/index.ts';
 import type { GPT, SequenceKV } from '../models/gpt.ts';
+import { Llama, headDimOf, kvHeadsOf } from '../models/llama.ts';
+import { contextLength } from '../models/heads.ts';
+
+/** The causal LMs the decoder runs: both take `cache`, `lastOnly` and `headT` in forward. */
+export type CausalDecoder = GPT | Llama;
+
+/** The longest sequence a decoder takes: GPT-2's n_positions, a Llama's max_position_embeddings. */
+export function decoderContext(model: CausalDecoder): number {
+  return contextLength(model.config);
+}
 
 export class KVCache implements SequenceKV {
   readonly keys: Float32Array[];
   readonly values: Float32Array[];
   /** Filled columns: the position the next token takes. */
   length = 0;
+  private allocated: number;
 
-  constructor(readonly layers: number, readonly heads: number, readonly headDim: number, readonly capacity: number) {
-    if (!(Number.isInteger(capacity) && capacity > 0)) throw new RangeError(`KVCache: capacity must be a positive integer, got ${capacity}`);
-    const n = heads * capacity * headDim;
+  /** Buffers of `initial` columns (default: all of `maxCapacity`), grown by reserve() up to maxCapacity. */
+  constructor(readonly layers: number, readonly heads: number, readonly headDim: number, readonly maxCapacity: number, initial = maxCapacity) {
+    if (!(Number.isInteger(maxCapacity) && maxCapacity > 0)) throw new RangeError(`KVCache: capacity must be a positive integer, got ${maxCapacity}`);
+    if (!(Number.isInteger(initial) && initial > 0 && initial <= maxCapacity)) throw new RangeError(`KVCache: initial capacity must be an integer in [1, ${maxCapacity}], got ${initial}`);
+    this.allocated = initial;
+    const n = heads * initial * headDim;
     this.keys = Array.from({ length: layers }, () => new Float32Array(n));
     this.values = Array.from({ length: layers }, () => new Float32Array(n));
   }
 
-  /** A cache for one sequence of up to `capacity` tokens (default: the model's context). */
-  static forModel(model: GPT, capacity = model.config.n_positions): KVCache {
+  /**
+   * A cache for one sequence of up to `capacity` tokens (default: the model's context), allocated
+   * `initial` columns at first (default: all of them).
+   */
+  static forModel(model: CausalDecoder, capacity = decoderContext(model), initial = capacity): KVCache {
+    const context = decoderContext(model);
+    if (capacity > context) throw new RangeError(`KVCache: capacity ${capacity} exceeds the model's context of ${context} tokens`);
+    if (model instanceof Llama) return new KVCache(model.config.num_hidden_layers, kvHeadsOf(model.config), headDimOf(model.config), capacity, Math.min(initial, capacity));
     const c = model.config;
-    if (capacity > c.n_positions) throw new RangeError(`KVCache: capacity ${capacity} exceeds n_positions = ${c.n_positions}`);
-    return new KVCache(c.n_layer, c.n_head, c.n_embd / c.n_head, capacity);
+    return new KVCache(c.n_layer, c.n_head, c.n_embd / c.n_head, capacity, Math.min(initial, capacity));
+  }
+
+  /** Columns the buffers hold now (the row stride the model writes with). */
+  get capacity(): number {
+    return this.allocated;
+  }
+
+  /**
+   * Makes room for `tokens` columns: the buffers grow to max(tokens, 2 × now), at most maxCapacity,
+   * keeping the filled columns. Doubling keeps the copying linear in the sequence length.
+   */
+  reserve(tokens: number): void {
+    if (tokens <= this.allocated) return;
+    if (tokens > this.maxCapacity) throw new RangeError(`KVCache: ${tokens} tokens exceed its capacity ${this.maxCapacity}`);
+    const next = Math.min(this.maxCapacity, Math.max(tokens, 2 * this.allocated));
+    const d = this.headDim;
+    const grow = (old: Float32Array): Float32Array => {
+      const out = new Float32Array(this.heads * next * d);
+      for (let h = 0; h < this.heads; h++) out.set(old.subarray(h * this.allocated * d, (h * this.allocated + this.length) * d), h * next * d);
+      return out;
+    };
+    for (let l = 0; l < this.layers; l++) {
+      this.keys[l] = grow(this.keys[l]!);
+      this.values[l] = grow(this.values[l]!);
+    }
+    this.allocated = next;
   }
 
   reset(): void {
@@ -39,11 +87,16 @@ export class KVCache implements SequenceKV {
   }
 }
 
-/** wteᵀ (C×V) for the LM head of decoding steps (GPTForwardOptions.headT); make it once per generation. */
-export function transposedEmbedding(model: GPT): Float32Array {
-  const { vocab_size: v, n_embd: c } = model.config;
-  const w = model.transformer.wte.weight.data;
-  if (!(w instanceof Float32Array)) throw new TypeError('transposedEmbedding: cached inference needs float32 parameters');
+/**
+ * The LM head's matrix transposed, C×V, for decoding steps (the forward options' headT): GPT-2's
+ * wteᵀ, a Llama's lm_headᵀ (embed_tokensᵀ when tied). Make it once per generation.
+ */
+export function transposedHead(model: CausalDecoder): Float32Array {
+  const v = model.config.vocab_size;
+  const weight = model instanceof Llama ? (model.lm_head ?? model.model.embed_tokens).weight : model.outputEmbedding;
+  const c = weight.shape[1]!;
+  const w = weight.data;
+  if (!(w instanceof Float32Array)) throw new TypeError('transposedHead: cached inference needs float32 parameters');
   const out = new Float32Array(v * c);
   backend().permute(w, out, [v, c], [1, 0], false);
   return out;

@@ -22,6 +22,7 @@ import { Module } from '../nn/module.ts';
 import { Linear } from '../nn/layers.ts';
 import { GPT2Model, type GPTConfig } from './gpt.ts';
 import { BertModel, type BertConfig } from './bert.ts';
+import { LlamaModel, type LlamaConfig } from './llama.ts';
 import { LabelMap } from './labels.ts';
 
 export type Backbone = GPT2Model | BertModel;
@@ -44,9 +45,9 @@ export function backboneConfig(b: Backbone): GPTConfig | BertConfig {
   return b.cfg;
 }
 
-/** The longest sequence a body (or its config) accepts: GPT-2's n_positions, BERT's max_position_embeddings. */
-export function contextLength(b: Backbone | GPTConfig | BertConfig): number {
-  const c = b instanceof GPT2Model || b instanceof BertModel ? b.cfg : b;
+/** The longest sequence a body (or its config) accepts: GPT-2's n_positions, BERT's and Llama's max_position_embeddings. */
+export function contextLength(b: Backbone | GPTConfig | BertConfig | LlamaConfig): number {
+  const c = b instanceof GPT2Model || b instanceof BertModel || b instanceof LlamaModel ? b.cfg : b;
   return 'n_positions' in c ? c.n_positions : c.max_position_embeddings;
 }
 

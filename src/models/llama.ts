@@ -8,13 +8,14 @@
  * kernels yet), so the native and reference backends both run it and its backward comes for free.
  */
 import { z } from 'zod';
-import { Tensor, formatShape, type DType } from '../tensor/tensor.ts';
+import { Tensor, formatShape, noGrad, type DType } from '../tensor/tensor.ts';
 import { add, addScalar, concat, mul, permute, reshape, scale, slice } from '../tensor/ops.ts';
 import { attention, crossEntropy, layerNorm, matmul, tanh } from '../tensor/nn-ops.ts';
 import { Rng } from '../util/random.ts';
 import { Module, constantInit } from '../nn/module.ts';
 import { Embedding, Linear } from '../nn/layers.ts';
-import { shiftLabels, type CausalLMOutput } from './gpt.ts';
+import { fewRows, shiftLabels, type CausalLMOutput, type SequenceKV } from './gpt.ts';
+import { cachedGroupedAttention, lastPositions, ropePositions, type LlamaLayerContext } from './llama-cache.ts';
 
 /** HF rope_scaling of type llama3 (Llama 3.1/3.2); `type` is the older spelling of `rope_type`. */
 export interface Llama3RopeScaling {
@@ -126,20 +127,24 @@ export function ropeInvFreq(c: LlamaConfig): Float64Array {
   });
 }
 
-/** cos and sin [T, D] of position·freq for positions 0…T−1, freqs = cat(invFreq, invFreq) (HF's layout). */
-function ropeTables(invFreq: Float64Array, t: number, dtype: DType): { cos: Tensor; sin: Tensor } {
+/**
+ * cos and sin of position·freq, freqs = cat(invFreq, invFreq) (HF's layout), one D-row per entry of
+ * `positions`, shaped `shape` (its last axis D): [T, D] for positions 0…T−1, or [B, 1, T, D] when
+ * each batch row continues its own cached sequence.
+ */
+export function ropeTables(invFreq: Float64Array, positions: ArrayLike<number>, shape: readonly number[], dtype: DType): { cos: Tensor; sin: Tensor } {
   const half = invFreq.length;
   const d = 2 * half;
-  const cos = new Float64Array(t * d);
-  const sin = new Float64Array(t * d);
-  for (let p = 0; p < t; p++) {
+  const cos = new Float64Array(positions.length * d);
+  const sin = new Float64Array(positions.length * d);
+  for (let r = 0; r < positions.length; r++) {
     for (let i = 0; i < d; i++) {
-      const angle = p * invFreq[i % half]!;
-      cos[p * d + i] = Math.cos(angle);
-      sin[p * d + i] = Math.sin(angle);
+      const angle = positions[r]! * invFreq[i % half]!;
+      cos[r * d + i] = Math.cos(angle);
+      sin[r * d + i] = Math.sin(angle);
     }
   }
-  return { cos: Tensor.from(cos, [t, d], dtype), sin: Tensor.from(sin, [t, d], dtype) };
+  return { cos: Tensor.from(cos, shape, dtype), sin: Tensor.from(sin, shape, dtype) };
 }
 
 /** x·cos + rotate_half(x)·sin on x [B, H, T, D], rotate_half(x) = cat(−x[…, D/2:], x[…, :D/2]). */
@@ -190,15 +195,19 @@ class LlamaAttention extends Module {
     this.o_proj = this.module('o_proj', new Linear(h * d, c, 'out_in', rng, { std, bias: bias.o }));
   }
 
-  forward(x: Tensor, cos: Tensor, sin: Tensor): Tensor {
+  forward(x: Tensor, cos: Tensor, sin: Tensor, ctx?: LlamaLayerContext): Tensor {
     const [b, t] = x.shape as [number, number, number];
     const [h, kv, d] = [this.cfg.num_attention_heads, kvHeadsOf(this.cfg), headDimOf(this.cfg)];
+    // Cached decoding runs the projections row-wise (fewRows): a row decodes the same alone or batched.
+    const proj = (l: Linear, y: Tensor) => (ctx ? fewRows(l, y) : l.forward(y));
     const heads = (y: Tensor, n: number) => permute(reshape(y, [b, t, n, d]), [0, 2, 1, 3]); // [B, n, T, D]
-    const q = applyRope(heads(this.q_proj.forward(x), h), cos, sin);
-    const k = repeatKV(applyRope(heads(this.k_proj.forward(x), kv), cos, sin), h / kv);
-    const v = repeatKV(heads(this.v_proj.forward(x), kv), h / kv);
-    const y = attention(q, k, v, { causal: true, scale: 1 / Math.sqrt(d) });
-    return this.o_proj.forward(reshape(permute(y, [0, 2, 1, 3]), [b, t, h * d]));
+    const q = applyRope(heads(proj(this.q_proj, x), h), cos, sin);
+    const k = applyRope(heads(proj(this.k_proj, x), kv), cos, sin);
+    const v = heads(proj(this.v_proj, x), kv);
+    // The cache keeps the KV heads once (RoPE applied); query head j reads KV head ⌊j·KV/H⌋ there.
+    const y = ctx ? cachedGroupedAttention(q, k, v, ctx)
+      : attention(q, repeatKV(k, h / kv), repeatKV(v, h / kv), { causal: true, scale: 1 / Math.sqrt(d) });
+    return proj(this.o_proj, reshape(permute(y, [0, 2, 1, 3]), [b, t, h * d]));
   }
 }
 
@@ -228,8 +237,9 @@ class LlamaMLP extends Module {
     this.down_proj = this.module('down_proj', new Linear(inner, c, 'out_in', rng, o));
   }
   /** SwiGLU: down(silu(gate(x)) · up(x)). */
-  forward(x: Tensor): Tensor {
-    return this.down_proj.forward(mul(silu(this.gate_proj.forward(x)), this.up_proj.forward(x)));
+  forward(x: Tensor, fewRowsPath = false): Tensor {
+    const proj = (l: Linear, y: Tensor) => (fewRowsPath ? fewRows(l, y) : l.forward(y));
+    return proj(this.down_proj, mul(silu(proj(this.gate_proj, x)), proj(this.up_proj, x)));
   }
 }
 
@@ -248,9 +258,9 @@ class LlamaDecoderLayer extends Module {
     this.post_attention_layernorm = this.module('post_attention_layernorm', new RMSNorm(cfg.hidden_size, eps));
   }
   /** Pre-norm residual block. */
-  forward(x: Tensor, cos: Tensor, sin: Tensor): Tensor {
-    x = add(x, this.self_attn.forward(this.input_layernorm.forward(x), cos, sin));
-    return add(x, this.mlp.forward(this.post_attention_layernorm.forward(x)));
+  forward(x: Tensor, cos: Tensor, sin: Tensor, ctx?: LlamaLayerContext): Tensor {
+    x = add(x, this.self_attn.forward(this.input_layernorm.forward(x), cos, sin, ctx));
+    return add(x, this.mlp.forward(this.post_attention_layernorm.forward(x), ctx !== undefined));
   }
 }
 
@@ -268,17 +278,33 @@ export class LlamaModel extends Module {
     this.invFreq = ropeInvFreq(cfg);
   }
 
-  /** ids (B×T, row-major) at positions 0…T−1 → hidden states [B, T, C]. */
-  forward(ids: Int32Array, b: number, t: number): Tensor {
+  /**
+   * ids (B×T, row-major) at positions 0…T−1 → hidden states [B, T, C]. With `o.cache` (one
+   * SequenceKV per row, as GPT2Model's): row r's tokens take positions cache[r].length…+T−1 (the
+   * RoPE angles), attend to that row's cached keys and themselves, and are appended; no autograd.
+   */
+  forward(ids: Int32Array, b: number, t: number, o: LlamaBodyOptions = {}): Tensor {
     if (ids.length !== b * t) throw new RangeError(`LlamaModel: ${ids.length} ids for batch ${b} × length ${t}`);
     const vocab = this.cfg.vocab_size;
     for (let i = 0; i < ids.length; i++) {
       if (!(ids[i]! >= 0 && ids[i]! < vocab)) throw new RangeError(`LlamaModel: token ${ids[i]} at ${i} is outside the vocabulary (size ${vocab})`);
     }
-    let x = this.embed_tokens.forward(ids, [b, t]);
-    const { cos, sin } = ropeTables(this.invFreq, t, x.dtype);
-    for (const layer of this.layers) x = layer.forward(x, cos, sin);
-    return this.norm.forward(x);
+    const cache = o.cache;
+    if (!cache) {
+      let x = this.embed_tokens.forward(ids, [b, t]);
+      const { cos, sin } = ropeTables(this.invFreq, Int32Array.from({ length: t }, (_, i) => i), [t, headDimOf(this.cfg)], x.dtype);
+      for (const layer of this.layers) x = layer.forward(x, cos, sin);
+      return this.norm.forward(x);
+    }
+    const starts = ropePositions(cache, b, t, this.cfg.num_hidden_layers, this.embed_tokens.weight);
+    const positions = Int32Array.from({ length: b * t }, (_, i) => starts[Math.floor(i / t)]! + (i % t));
+    return noGrad(() => {
+      let x = this.embed_tokens.forward(ids, [b, t]);
+      const { cos, sin } = ropeTables(this.invFreq, positions, [b, 1, t, headDimOf(this.cfg)], x.dtype);
+      this.layers.forEach((layer, i) => { x = layer.forward(x, cos, sin, { cache, starts, layer: i }); });
+      cache.forEach((c, r) => { c.length = starts[r]! + t; });
+      return this.norm.forward(x);
+    });
   }
 }
 
@@ -293,6 +319,19 @@ export function llamaActivationFloatsPerToken(c: LlamaConfig, seqLength: number)
   const [d, q, kv] = [c.hidden_size, c.num_attention_heads * headDimOf(c), kvHeadsOf(c) * headDimOf(c)];
   const perLayer = 12 * d + 2 * q + 4 * kv + 5 * (q + kv) + 2 * q + q + 3 * q + 2 * d + 8 * c.intermediate_size + 2 * c.num_attention_heads * seqLength;
   return c.num_hidden_layers * perLayer + 2 * c.vocab_size + 6 * d;
+}
+
+/** Options of LlamaModel.forward: a KV cache per batch row (GPTBodyOptions' `cache`). */
+export interface LlamaBodyOptions {
+  cache?: readonly SequenceKV[];
+}
+
+/** Options of Llama.forward, GPT.forward's decoding options (see GPTForwardOptions). */
+export interface LlamaForwardOptions extends LlamaBodyOptions {
+  /** Logits only at each row's last position: [B, 1, V]. */
+  lastOnly?: boolean;
+  /** The LM head transposed, [C, V] (transposedHead in src/infer/kv-cache.ts), made once per generation. */
+  headT?: Float32Array;
 }
 
 /** LlamaForCausalLM / Qwen2ForCausalLM: the body plus an LM head (`lm_head`, or embed_tokens when tied). */
@@ -311,11 +350,17 @@ export class Llama extends Module {
   /**
    * Logits [B, T, V] for ids (B×T). With `labels` (B×T, -100 = ignore) the loss is the mean
    * cross-entropy of logits[:, :−1] against labels[:, 1:], as HF shifts inside the model.
+   * `o.cache` continues cached sequences (the decoding path of src/infer, as GPT.forward's).
    */
-  forward(ids: Int32Array, b: number, t: number, labels?: Int32Array): CausalLMOutput {
-    const hidden = this.model.forward(ids, b, t);
-    const logits = this.lm_head ? this.lm_head.forward(hidden) : matmul(hidden, this.model.embed_tokens.weight, { transB: true });
+  forward(ids: Int32Array, b: number, t: number, labels?: Int32Array, o: LlamaForwardOptions = {}): CausalLMOutput {
+    let hidden = this.model.forward(ids, b, t, o);
+    if (o.lastOnly && t > 1) hidden = lastPositions(hidden);
+    const [c, v] = [this.config.hidden_size, this.config.vocab_size];
+    const project = (x: Tensor) => (o.headT ? matmul(x, new Tensor(o.headT, [c, v]))
+      : this.lm_head ? this.lm_head.forward(x) : matmul(x, this.model.embed_tokens.weight, { transB: true }));
+    const logits = o.cache ? noGrad(() => fewRows({ forward: project }, hidden)) : project(hidden);
     if (!labels) return { logits, loss: null };
+    if (o.lastOnly) throw new RangeError('Llama: labels need the logits of every position (lastOnly is set)');
     if (labels.length !== b * t) throw new RangeError(`Llama: labels have ${labels.length} entries, expected ${formatShape([b, t])}`);
     return { logits, loss: crossEntropy(logits, shiftLabels(labels, b, t)) };
   }
