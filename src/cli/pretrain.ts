@@ -14,6 +14,7 @@ interface PretrainFlags extends Omit<BertPretrainFlags, 'objective'> {
   name?: string;
   initFrom?: string;
   embeddingInit?: 'random' | 'ppmi';
+  freezeEmbeddings?: boolean;
   samples?: boolean;
   sampleTokens?: number;
 }
@@ -54,6 +55,7 @@ export function registerPretrainCommand(program: Command): void {
     .option('--resume <dir>', 'continue from a checkpoint or run directory')
     .option('--init-from <dir>', 'continued pre-training: start from this model directory (its weights, config and tokenizer) with a fresh optimizer and schedule')
     .option('--embedding-init <how>', 'clm: token embeddings start random (default) or from co-occurrence counts of the corpus (ppmi)', choiceArg(['random', 'ppmi'] as const))
+    .option('--freeze-embeddings', 'clm: keep the token embeddings fixed (with an untied LM head of its own)')
     .option('--max-minutes <m>', 'stop (with a checkpoint) after this many minutes of training', floatArg(0))
     .option('--no-samples', 'do not print sample continuations at the end')
     .option('--sample-tokens <n>', 'tokens per sample continuation (default 40)', intArg(1))
@@ -70,7 +72,7 @@ export function registerPretrainCommand(program: Command): void {
         return;
       }
       const result = await pretrain({
-        ...commonPretrainOptions(f), objective: 'clm', arch: f.arch, blockSize: f.blockSize, initFrom: f.initFrom, embeddingInit: f.embeddingInit,
+        ...commonPretrainOptions(f), objective: 'clm', arch: f.arch, blockSize: f.blockSize, initFrom: f.initFrom, embeddingInit: f.embeddingInit, freezeEmbeddings: f.freezeEmbeddings,
         out: f.out ?? (f.name ? join('runs', f.name) : undefined), samplePrompts: f.samples === false ? [] : undefined, sampleTokens: f.sampleTokens,
       }).catch((e: unknown) => {
         if (e instanceof TrainingDivergedError) {

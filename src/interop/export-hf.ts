@@ -28,8 +28,8 @@ export const TRANSFORMERS_VERSION = '4.46.0';
 
 /** Names save_pretrained never writes: tied copies and modules the HF class does not have. */
 function droppedByHf(p: Pretrained, name: string): boolean {
-  // An untied Llama/Qwen2 head is a parameter of its own (a tied one never is: the model has no lm_head then).
-  if (name === 'lm_head.weight') return p.kind !== 'llama';
+  // An untied head is a parameter of its own (a tied one never is: the model has no lm_head then).
+  if (name === 'lm_head.weight') return p.kind === 'bert';
   if ( name === 'cls.predictions.decoder.weight' || name === 'cls.predictions.decoder.bias') return true;
   const noPooler = p.task && (p.task.architecture === 'BertForTokenClassification' || p.task.architecture === 'BertForQuestionAnswering');
   return Boolean(noPooler && name.startsWith('bert.pooler.'));
@@ -45,8 +45,8 @@ export function hfConfig(p: Pretrained): Record<string, unknown> {
     return out;
   }
   if (!p.task) out.architectures = [p.kind === 'gpt2' ? 'GPT2LMHeadModel' : 'BertForPreTraining'];
-  // Primer only implements tied output embeddings for GPT-2 and BERT, which is transformers' default too.
-  out.tie_word_embeddings = true;
+  // Tied output embeddings are transformers' default; a GPT-2 may be untied (BERT always is tied here).
+  out.tie_word_embeddings = p.kind === 'gpt2' ? (p.config as { tie_word_embeddings?: boolean }).tie_word_embeddings !== false : true;
   return out;
 }
 

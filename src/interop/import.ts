@@ -172,8 +172,8 @@ function buildModel(arch: SupportedArchitecture, anyConfig: AnyModelConfig, raw:
 /** Copies checkpoint tensors into the model, checking dtypes, shapes, completeness and tied copies. */
 function loadParameters(arch: SupportedArchitecture, kind: ModelKind, model: Module, ckpt: Checkpoint, isTask: boolean): { newlyInitialized: string[]; dtypes: string[] } {
   const params = new Map(model.namedParameters());
-  // GPT-2's head is always tied to wte; a Llama's only when the model has no lm_head parameter (tie_word_embeddings).
-  const tiedHead = kind === 'gpt2' ? 'transformer.wte.weight' : kind === 'llama' && !params.has('lm_head.weight') ? 'model.embed_tokens.weight' : null;
+  // The head is tied to the input embedding unless the model has an lm_head parameter (tie_word_embeddings false).
+  const tiedHead = params.has('lm_head.weight') ? null : kind === 'gpt2' ? 'transformer.wte.weight' : kind === 'llama' ? 'model.embed_tokens.weight' : null;
   const targets = new Map<string, string>(); // parameter → checkpoint name
   const tied: Array<[string, string]> = []; // checkpoint name → parameter it must equal
   const unexpected: string[] = [];

@@ -74,10 +74,10 @@ function gptBody(g: OnnxGraphBuilder, cfg: GPTConfig, cache: boolean): string {
   return layerNorm(g, x, 'transformer.ln_f', eps);
 }
 
-/** GPT2LMHeadModel with past key values: logits = h · wteᵀ (tied embedding). */
+/** GPT2LMHeadModel with past key values: logits = h · wteᵀ (tied embedding) or h · lm_headᵀ (untied). */
 export function buildGptLm(g: OnnxGraphBuilder, cfg: GPTConfig): void {
   const hidden = gptBody(g, cfg, true);
-  const logits = g.op('MatMul', [hidden, g.op('Transpose', [g.weight('transformer.wte.weight')], { perm: [1, 0] })], {}, 'logits');
+  const logits = g.op('MatMul', [hidden, g.op('Transpose', [g.weight(cfg.tie_word_embeddings === false ? 'lm_head.weight' : 'transformer.wte.weight')], { perm: [1, 0] })], {}, 'logits');
   g.output(logits, 'logits', FLOAT, ['batch_size', 'sequence_length', cfg.vocab_size]);
 }
 

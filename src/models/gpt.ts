@@ -8,7 +8,7 @@ import { add, reshape, permute, select0 } from '../tensor/ops.ts';
 import { attention, crossEntropy, dropout, gelu, matmul } from '../tensor/nn-ops.ts';
 import { backend } from '../backend/index.ts';
 import { Rng } from '../util/random.ts';
-import { Module } from '../nn/module.ts';
+import { Module, normalInit } from '../nn/module.ts';
 import { Embedding, LayerNorm, Linear } from '../nn/layers.ts';
 
 /** Hugging Face GPT2Config keys. */
@@ -231,6 +231,8 @@ export class GPT2Model extends Module {
   readonly wpe: Embedding;
   readonly h: Block[];
   readonly ln_f: LayerNorm;
+  /** The owning GPT's untied lm_head.weight (not a parameter of the body), for prompt heads; null when tied. */
+  lmHead: Tensor | null = null;
   constructor(readonly cfg: GPTConfig, readonly rng: Rng) {
     super();
     const std = cfg.initializer_range ?? 0.02;
@@ -299,9 +301,19 @@ export interface GPTForwardOptions extends GPTBodyOptions {
 /** GPT2LMHeadModel: the body plus a language-model head tied to the token embedding. */
 export class GPT extends Module {
   readonly transformer: GPT2Model;
+  /** HF's `lm_head.weight` [V, C] when `tie_word_embeddings` is false; null when the head is wte (GPT-2's default). */
+  readonly lmHead: Tensor | null;
   constructor(readonly config: GPTConfig, seed = 0) {
     super();
     this.transformer = this.module('transformer', new GPT2Model(config, new Rng(seed)));
+    this.transformer.lmHead = this.lmHead = config.tie_word_embeddings === false
+      ? this.param('lm_head.weight', normalInit([config.vocab_size, config.n_embd], config.initializer_range ?? 0.02, this.transformer.rng))
+      : null;
+  }
+
+  /** The output embedding [V, C]: lm_head.weight, or the input embedding when tied. */
+  get outputEmbedding(): Tensor {
+    return this.lmHead ?? this.transformer.wte.weight;
   }
 
   /**
@@ -317,7 +329,7 @@ export class GPT extends Module {
       for (let r = 0; r < b; r++) last.data.set(hidden.data.subarray((r * t + t - 1) * c, (r * t + t) * c), r * c);
       hidden = last;
     }
-    const project = (x: Tensor) => (o.headT ? matmul(x, new Tensor(o.headT, [c, this.config.vocab_size])) : matmul(x, this.transformer.wte.weight, { transB: true }));
+    const project = (x: Tensor) => (o.headT ? matmul(x, new Tensor(o.headT, [c, this.config.vocab_size])) : matmul(x, this.outputEmbedding, { transB: true }));
     const logits = o.cache ? noGrad(() => fewRows({ forward: project }, hidden)) : project(hidden);
     if (!labels) return { logits, loss: null };
     if (o.lastOnly) throw new RangeError('GPT: labels need the logits of every position (lastOnly is set)');

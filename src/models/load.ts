@@ -48,7 +48,7 @@ export const gptConfigSchema = z.looseObject({
   initializer_range: z.number().positive().optional(),
   bos_token_id: z.number().int().nonnegative().nullable().optional(),
   eos_token_id: z.number().int().nonnegative().nullable().optional(),
-  tie_word_embeddings: z.literal(true, { error: 'only tied input/output embeddings are supported' }).optional(),
+  tie_word_embeddings: z.boolean().optional(),
 }).refine((c) => c.n_embd % c.n_head === 0, { message: 'n_embd must be divisible by n_head', path: ['n_head'] });
 
 export const bertConfigSchema = z.looseObject({
@@ -173,7 +173,7 @@ export function parameterCount(c: AnyModelConfig): number {
     const inner = c.n_inner ?? 4 * d;
     // per block: ln_1, ln_2 (2d each), c_attn (3d² + 3d), c_proj (d² + d), c_fc (d·inner + inner), mlp c_proj (inner·d + d)
     const block = 4 * d + 3 * d * d + 3 * d + d * d + d + 2 * d * inner + inner + d;
-    return (c.vocab_size + c.n_positions) * d + c.n_layer * block + 2 * d;
+    return (c.vocab_size * (c.tie_word_embeddings === false ? 2 : 1) + c.n_positions) * d + c.n_layer * block + 2 * d;
   }
   if (isLlamaConfig(c)) {
     const [h, i, q, kv] = [c.hidden_size, c.intermediate_size, c.num_attention_heads * headDimOf(c), kvHeadsOf(c) * headDimOf(c)];
@@ -252,7 +252,7 @@ function renameState(kind: ModelKind, file: SafetensorsFile, tiedHead: boolean):
   for (const name of file.names) {
     const target = canonicalTensorName(kind, name);
     if (target === null) continue;
-    if (kind === 'gpt2' && target === 'lm_head.weight') {
+    if (kind === 'gpt2' && tiedHead && target === 'lm_head.weight') {
       out.tied.push([name, 'transformer.wte.weight']);
       out.state.set(`\0${name}`, file.getFloat32(name));
       continue;
@@ -282,7 +282,7 @@ function renameState(kind: ModelKind, file: SafetensorsFile, tiedHead: boolean):
 /** Loads weights from a safetensors file into the model, applying the Hub-variant renames. */
 export function loadWeights(kind: ModelKind, model: Module, file: SafetensorsFile): void {
   // A tied Llama has no lm_head parameter; a copy of the embedding saved under that name is compared.
-  const tiedHead = kind === 'llama' && !model.namedParameters().some(([n]) => n === 'lm_head.weight');
+  const tiedHead = kind !== 'bert' && !model.namedParameters().some(([n]) => n === 'lm_head.weight');
   const { state, shapes, tied } = renameState(kind, file, tiedHead);
   const plain = new Map([...state].filter(([n]) => !n.startsWith('\0')));
   let result: { missing: string[]; unexpected: string[] };

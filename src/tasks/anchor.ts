@@ -42,8 +42,6 @@ export function tokenEmbeddings(body: Backbone): { data: Float32Array; vocab: nu
   return { data: w.data as Float32Array, vocab: w.shape[0]!, dim: w.shape[1]! };
 }
 
-const SIF_A = Number(process.env.SIF_A ?? 1e-3);
-
 function unitRows(e: { data: Float32Array; vocab: number; dim: number }): Float32Array {
   const { data, vocab, dim } = e;
   const mean = new Float64Array(dim);
@@ -58,6 +56,20 @@ function unitRows(e: { data: Float32Array; vocab: number; dim: number }): Float3
   return out;
 }
 
+/**
+ * The tokens a label word is written as: " great", "great", " Great", "Great" — those the vocabulary
+ * holds as one token (a byte-level BPE keeps them apart; a sentence starts capitalised). When none is
+ * one token, the first token of " great".
+ */
+export function surfaceTokens(tokenizer: Tokenizer, word: string): number[] {
+  const cap = word.charAt(0).toUpperCase() + word.slice(1);
+  const forms = [...new Set([` ${word}`, word, ` ${cap}`, cap])];
+  const single = forms.map((f) => tokenizer.encode(f, null, { addSpecialTokens: false }).ids).filter((ids) => ids.length === 1).map((ids) => ids[0]!);
+  if (single.length) return [...new Set(single)];
+  const first = tokenizer.encode(` ${word}`, null, { addSpecialTokens: false }).ids[0];
+  return first === undefined ? [] : [first];
+}
+
 /** Anchor features of every example in `examples`; the first `poolSize` (unlabelled train texts) standardise them. */
 export function anchorBank(body: Backbone, tokenizer: Tokenizer, labels: LabelMap, verbalizer: Record<string, string[]>, examples: readonly TextExample[], poolSize: number, maxLength: number): AnchorBank {
   const emb = tokenEmbeddings(body);
@@ -66,31 +78,21 @@ export function anchorBank(body: Backbone, tokenizer: Tokenizer, labels: LabelMa
   const k = labels.size;
   const anchor = new Float64Array(k * dim);
   labels.labels.forEach((label, c) => {
-    const words = verbalizer[label] ?? [];
-    for (const w of words) {
-      const id = tokenizer.encode(` ${w}`, null, { addSpecialTokens: false }).ids[0];
-      if (id === undefined) continue;
-      for (let j = 0; j < dim; j++) anchor[c * dim + j]! += unit[id * dim + j]! / words.length;
-    }
+    const ids = (verbalizer[label] ?? []).flatMap((w) => surfaceTokens(tokenizer, w));
+    for (const id of ids) for (let j = 0; j < dim; j++) anchor[c * dim + j]! += unit[id * dim + j]! / ids.length;
   });
   const n = examples.length;
-  const encs = examples.map((x) => tokenizer.encode(x.text, x.textPair ?? null, { maxLength }));
-  // SIF weights a/(a + p(v)) (Arora et al. 2017), p from the unlabelled pool: frequent tokens count less.
-  const freq = new Float64Array(emb.vocab);
-  let total = 0;
-  for (const enc of encs.slice(0, Math.max(poolSize, 1))) enc.ids.forEach((id, t) => { if (!enc.specialTokensMask[t] && id < emb.vocab) { freq[id]!++; total++; } });
-  const weightOf = (id: number) => SIF_A / (SIF_A + freq[id]! / Math.max(total, 1));
   const embedding = new Float32Array(n * dim);
   const anchors = new Float32Array(n * k);
-  encs.forEach((enc, r) => {
-    let mass = 0;
+  examples.forEach((x, r) => {
+    const enc = tokenizer.encode(x.text, x.textPair ?? null, { maxLength });
+    let count = 0;
     enc.ids.forEach((id, t) => {
       if (enc.specialTokensMask[t] || id >= emb.vocab) return;
-      const w = weightOf(id);
-      for (let j = 0; j < dim; j++) embedding[r * dim + j]! += w * unit[id * dim + j]!;
-      mass += w;
+      for (let j = 0; j < dim; j++) embedding[r * dim + j]! += unit[id * dim + j]!;
+      count++;
     });
-    for (let j = 0; j < dim; j++) embedding[r * dim + j]! /= Math.max(mass, 1e-9);
+    for (let j = 0; j < dim; j++) embedding[r * dim + j]! /= Math.max(1, count);
     for (let c = 0; c < k; c++) {
       let s = 0;
       for (let j = 0; j < dim; j++) s += embedding[r * dim + j]! * anchor[c * dim + j]!;
@@ -113,8 +115,12 @@ function rowsOf(bank: AnchorBank, xs: readonly TextExample[]): Int32Array {
 
 /** Zero-shot: the class whose label words' anchor is closest to the text's mean embedding. */
 export function anchorPredict(bank: AnchorBank, xs: readonly TextExample[]): Int32Array {
+  return argmaxAnchors(bank, rowsOf(bank, xs));
+}
+
+function argmaxAnchors(bank: AnchorBank, rows: Int32Array): Int32Array {
   const k = bank.classes;
-  return Int32Array.from(rowsOf(bank, xs), (r) => {
+  return Int32Array.from(rows, (r) => {
     let best = 0;
     for (let c = 1; c < k; c++) if (bank.anchors[r * k + c]! > bank.anchors[r * k + best]!) best = c;
     return best;
@@ -140,18 +146,19 @@ export function anchorProbe(bank: AnchorBank, labels: LabelMap, train: readonly 
   const [tr, es, sel, te] = [train, earlyStopping, selection, test].map((xs) => rowsOf(bank, xs)) as [Int32Array, Int32Array, Int32Array, Int32Array];
   const ytr = labels.encode(train);
   const yes = labels.encode(earlyStopping);
-  let best: { beta: number; C: number; acc: number; predict: (r: Int32Array) => Int32Array } | null = null;
+  // Candidate 0 is the zero-shot classifier itself: a few labels may not beat it (its threshold is
+  // calibrated on the whole unlabelled pool; a fitted intercept only on the labelled sample).
+  const accuracyOn = (pred: Int32Array) => pred.reduce((right, p, i) => right + (p === yes[i] ? 1 : 0), 0) / Math.max(1, pred.length);
+  const zeroShotPredict = (r: Int32Array) => argmaxAnchors(bank, r);
+  let best: { beta: number; C: number; acc: number; predict: (r: Int32Array) => Int32Array } = { beta: -1, C: 0, acc: accuracyOn(zeroShotPredict(es)), predict: zeroShotPredict };
   for (const beta of ANCHOR_BETA_GRID) {
     const xtr = matrix(tr, beta), xes = matrix(es, beta);
     for (const C of ANCHOR_C_GRID) {
       const model = fitLogistic(xtr, ytr, k, { C, maxIter: 300 });
-      const pred = model.predict(xes);
-      let right = 0;
-      pred.forEach((p, i) => { if (p === yes[i]) right++; });
-      const acc = right / Math.max(1, pred.length);
-      if (!best || acc > best.acc) best = { beta, C, acc, predict: (r) => model.predict(matrix(r, beta)) };
+      const acc = accuracyOn(model.predict(xes));
+      if (acc > best.acc) best = { beta, C, acc, predict: (r) => model.predict(matrix(r, beta)) };
     }
   }
-  const b = best!;
-  return { selection: scorePredictions(labels, selection, b.predict(sel)).accuracy, ...scorePredictions(labels, test, b.predict(te)), detail: `β=${b.beta} C=${b.C}` };
+  const b = best;
+  return { selection: scorePredictions(labels, selection, b.predict(sel)).accuracy, ...scorePredictions(labels, test, b.predict(te)), detail: b.beta < 0 ? 'zero-shot' : `β=${b.beta} C=${b.C}` };
 }

@@ -139,7 +139,9 @@ async function pretrainForExperiment(o: LabelEfficiencyOptions, task: Experiment
   const common = { preset: recipe.preset, steps: recipe.steps, batchSize: recipe.batchSize, maxMinutes: minutes * 1.1, progress: false as const, log, ...rest, corpus: files, out: given.out ?? join(out, 'pretrain') };
   const r = backbone === 'bert'
     ? await pretrainBert({ objective: 'mlm', maxSeqLength: recipe.blockSize, ...common })
-    : await pretrain({ blockSize: recipe.blockSize, lr: recipe.lr, warmupSteps: recipe.warmupSteps, minLr: recipe.lr / 20, samplePrompts: [], ...common });
+    // Token embeddings from the corpus's co-occurrence counts, kept fixed (the LM head is untied): the
+    // label-word anchors need that geometry, and LM training from it is no slower (BENCHMARKS.md).
+    : await pretrain({ blockSize: recipe.blockSize, lr: recipe.lr, warmupSteps: recipe.warmupSteps, minLr: recipe.lr / 20, samplePrompts: [], embeddingInit: 'ppmi', freezeEmbeddings: true, ...common });
   rmSync(join(out, 'corpus'), { recursive: true, force: true });
   if (r.training.status === 'interrupted') {
     throw new Error(`experiment: pre-training was interrupted (${r.training.signal ?? 'signal'}) at step ${r.training.step}; its model is in ${r.runDir}: rerun with --model ${r.runDir}, or pre-train again`);

@@ -98,7 +98,7 @@ export function applyTemplate(tokenizer: Tokenizer, examples: readonly TextExamp
 export function promptClassifier(body: GPT2Model, tokenizer: Tokenizer, labels: LabelMap, spec: PromptSpec, seed: number): SequenceClassifier {
   const model = new SequenceClassifier(body, labels, { seed, pooling: 'last', dropout: 0 });
   const c = body.cfg.n_embd;
-  const wte = body.wte.weight.data;
+  const wte = (body.lmHead ?? body.wte.weight).data; // the output embedding: the LM head's rows
   const w = model.head.weight.data; // [K, C] ('out_in')
   w.fill(0);
   labels.labels.forEach((label, k) => {

@@ -76,6 +76,12 @@ export interface PretrainConfig extends RunSettings {
    * vectors of the training stream, see distributional.ts). Older checkpoints lack it: 'random'.
    */
   embeddingInit?: 'random' | 'ppmi';
+  /**
+   * Keep the token embeddings as initialised (no gradient); the model then gets an untied LM head
+   * (tie_word_embeddings false). With 'ppmi' this keeps the co-occurrence geometry that the label-word
+   * anchors (src/tasks/anchor.ts) read; LM training moves a trained table away from it.
+   */
+  freezeEmbeddings?: boolean;
 }
 
 export const PRETRAIN_DEFAULTS: PretrainConfig = {
@@ -152,11 +158,16 @@ function checkMemory(modelConfig: GPTConfig | LlamaConfig, config: PretrainConfi
 
 function modelFromPreset(config: PretrainConfig, vocabSize: number, sep: number): GPTConfig | LlamaConfig {
   if (config.arch === 'llama') {
-    return { ...llamaPreset(config.preset, { vocabSize, layers: config.layers, dims: config.dims, heads: config.heads }), max_position_embeddings: config.blockSize, bos_token_id: sep, eos_token_id: sep };
+    return {
+      ...llamaPreset(config.preset, { vocabSize, layers: config.layers, dims: config.dims, heads: config.heads }), max_position_embeddings: config.blockSize, bos_token_id: sep, eos_token_id: sep,
+      ...(config.freezeEmbeddings ? { tie_word_embeddings: false } : {}),
+    };
   }
   return {
     ...gptPreset(config.preset, { vocabSize, layers: config.layers, dims: config.dims, heads: config.heads, dropout: config.dropout }),
     n_positions: config.blockSize, bos_token_id: sep, eos_token_id: sep,
+    // Frozen input embeddings need an output head of their own to learn.
+    ...(config.freezeEmbeddings ? { tie_word_embeddings: false } : {}),
   };
 }
 
@@ -257,6 +268,7 @@ export async function pretrain(opts: PretrainOptions = {}): Promise<PretrainResu
     const rows = applyDistributionalInit(table.data as Float32Array, dims, e);
     log(`init: token embeddings from co-occurrence (PPMI-SVD, ${rows} of ${table.shape[0]} tokens), ${((performance.now() - t) / 1000).toFixed(1)}s`);
   }
+  if (config.freezeEmbeddings) tokenEmbeddingTable(model).requiresGrad = false; // on resume too: it is in the stored config
   const parameters = model.numParameters();
   const shape = isLlamaConfig(modelConfig)
     ? `Llama ${config.preset} — ${modelConfig.num_hidden_layers} layers, ${modelConfig.hidden_size} dims, ${modelConfig.num_attention_heads} heads`
