@@ -1,18 +1,18 @@
 /**
- * A chat session over a GPT: the conversation is rendered with the chat template on every turn and
+ * A chat session over a causal LM (GPT-2 or Llama-family): the conversation is rendered with the chat template on every turn and
  * the reply is streamed token by token through the KV-cache decoder (infer/decode.ts).
  *
- * Context policy: prompt tokens + maxTokens must fit n_positions. When they do not, the oldest turns
+ * Context policy: prompt tokens + maxTokens must fit the context (n_positions / max_position_embeddings). When they do not, the oldest turns
  * are dropped (a user message together with the assistant reply that followed it); the system prompt
  * and the new user message are always kept. If even those alone do not fit, the turn is refused.
  */
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import type { GPT } from '../models/gpt.ts';
-import { loadModelDir } from '../models/load.ts';
+import { loadAnyModelDir } from '../models/load.ts';
 import type { Tokenizer } from '../tokenizers/types.ts';
 import { loadTokenizer } from '../tokenizers/index.ts';
 import { streamCompletions } from '../infer/decode.ts';
+import { decoderContext, type CausalDecoder } from '../infer/kv-cache.ts';
 import { DEFAULT_CHAT_TEMPLATE, readChatTemplate, renderChatText, type ChatMessage } from './chat-template.ts';
 import { loadLoraAdapter } from './lora.ts';
 
@@ -33,7 +33,7 @@ export class ChatSession {
   /** Turns dropped from the start of the history to fit the context, over the whole session. */
   droppedTurns = 0;
   private turn = 0;
-  constructor(readonly model: GPT, readonly tokenizer: Tokenizer, readonly options: ChatOptions = {}) {
+  constructor(readonly model: CausalDecoder, readonly tokenizer: Tokenizer, readonly options: ChatOptions = {}) {
     this.template = options.template ?? DEFAULT_CHAT_TEMPLATE;
   }
 
@@ -52,14 +52,15 @@ export class ChatSession {
 
   /** The prompt for a new user message, dropping the oldest turns until it fits the context. */
   promptFor(userMessage: string): string {
-    const budget = this.model.config.n_positions - (this.options.maxTokens ?? 64);
+    const context = decoderContext(this.model);
+    const budget = context - (this.options.maxTokens ?? 64);
     const system: ChatMessage[] = this.options.system ? [{ role: 'system', content: this.options.system }] : [];
     const user: ChatMessage = { role: 'user', content: userMessage };
     for (;;) {
       const prompt = this.render([...system, ...this.history, user]);
       if (this.countTokens(prompt) <= budget) return prompt;
       if (this.history.length === 0) {
-        throw new RangeError(`chat: the message does not fit the model's context of ${this.model.config.n_positions} tokens `
+        throw new RangeError(`chat: the message does not fit the model's context of ${context} tokens `
           + `(with ${this.options.maxTokens ?? 64} tokens reserved for the reply); shorten it or lower --max-tokens`);
       }
       // Drop the oldest user message and everything up to the next user message (its reply).
@@ -102,12 +103,12 @@ export class ChatSession {
   }
 }
 
-/** Loads a GPT (optionally with a LoRA adapter merged in), its tokenizer and chat template, for ChatSession. */
-export function loadChatModel(modelDir: string, adapterDir?: string): { model: GPT; tokenizer: Tokenizer; template: string } {
-  const loaded = loadModelDir(modelDir);
-  if (loaded.kind !== 'gpt2') throw new RangeError(`chat: ${modelDir} is a ${loaded.kind} model; chat needs a GPT`);
+/** Loads a causal LM (optionally with a LoRA adapter merged in), its tokenizer and chat template, for ChatSession. */
+export function loadChatModel(modelDir: string, adapterDir?: string): { model: CausalDecoder; tokenizer: Tokenizer; template: string } {
+  const loaded = loadAnyModelDir(modelDir);
+  if (loaded.kind === 'bert') throw new RangeError(`chat: ${modelDir} is a bert model; chat needs a causal LM (GPT-2, Llama, Qwen2)`);
   // The KV-cache decoder reads the weights directly, so an adapter is merged rather than wrapped.
-  if (adapterDir) loadLoraAdapter(loaded.model, 'gpt2', adapterDir).merge();
+  if (adapterDir) loadLoraAdapter(loaded.model, loaded.kind, adapterDir).merge();
   const tokDir = adapterDir && existsSync(join(adapterDir, 'tokenizer.json')) ? adapterDir : modelDir;
   return { model: loaded.model, tokenizer: loadTokenizer(tokDir), template: readChatTemplate(tokDir) };
 }

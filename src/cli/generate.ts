@@ -1,15 +1,16 @@
 /** `primer generate`: sample a continuation from a model directory (HF layout + tokenizer.json). */
 import type { Command } from 'commander';
-import { loadModelDir } from '../models/load.ts';
+import { loadAnyModelDir } from '../models/load.ts';
 import { loadTokenizerJson } from '../data/tokenizer.ts';
 import { generateText, maxTokensWarning } from '../infer/generate.ts';
+import { decoderContext } from '../infer/kv-cache.ts';
 import { action, floatArg, intArg } from './options.ts';
 import { readChatTemplate, renderChatText } from '../adapt/chat-template.ts';
 
 export function registerGenerateCommand(program: Command): void {
   program
     .command('generate')
-    .description('continue a prompt with a trained GPT')
+    .description('continue a prompt with a causal LM (GPT-2, Llama, Qwen2)')
     .requiredOption('--model <dir>', 'model directory (config.json, model.safetensors, tokenizer.json), e.g. a run directory')
     .option('--prompt <text>', 'text to continue', '')
     .option('--max-tokens <n>', 'tokens to generate', intArg(0), 64)
@@ -19,9 +20,9 @@ export function registerGenerateCommand(program: Command): void {
     .option('--seed <n>', 'random seed', intArg(0), 0)
     .option('--chat', 'treat --prompt as one user turn of the model\'s chat template and print only the reply')
     .action(action((o: { model: string; prompt: string; maxTokens: number; temperature: number; topK: number; topP: number; seed: number; chat?: boolean }) => {
-      const loaded = loadModelDir(o.model);
-      if (loaded.kind !== 'gpt2') throw new RangeError(`generate: ${o.model} is a ${loaded.kind} model; generation needs a GPT`);
-      const warning = maxTokensWarning(o.maxTokens, loaded.model.config.n_positions);
+      const loaded = loadAnyModelDir(o.model);
+      if (loaded.kind === 'bert') throw new RangeError(`generate: ${o.model} is a bert model; generation needs a causal LM (GPT-2, Llama, Qwen2)`);
+      const warning = maxTokensWarning(o.maxTokens, decoderContext(loaded.model));
       if (warning) console.error(`warning: ${warning}`);
       const tokenizer = loadTokenizerJson(o.model);
       const eos = tokenizer.specialTokens.eos ?? '<|endoftext|>';
