@@ -6,7 +6,7 @@
  *   A [r, in]  ~ U(−1/√in, 1/√in)   (PEFT's kaiming_uniform_(a=√5))
  *   B [out, r] = 0                  so training starts exactly at the base model
  * Trainable parameters per layer: r·(in + out). Merging folds the update into W:
- *   'out_in' (torch Linear, W [out, in]):  W += s · B·A
+ *   'out_in' (torch Linear, W [out, in]; BERT, Llama/Qwen2):  W += s · B·A
  *   'in_out' (GPT-2 Conv1D, W [in, out]):  W += s · (B·A)ᵀ = s · Aᵀ·Bᵀ   (PEFT's fan_in_fan_out = true)
  *
  * Files (PEFT): adapter_config.json (peft_type "LORA", r, lora_alpha, …) and adapter_model.safetensors
@@ -39,7 +39,8 @@ export class LoraError extends PrimerError {
   }
 }
 
-export type ModelKind = 'gpt2' | 'bert';
+/** The model families (load.ts's ModelKind; Qwen2 is a 'llama'). */
+export type ModelKind = 'gpt2' | 'bert' | 'llama';
 export type LoraTargetSet = 'attention' | 'mlp' | 'all';
 
 /** What a user chooses for a LoRA run (the CLI flags --lora-r/--lora-alpha/--lora-dropout/--lora-targets). */
@@ -71,8 +72,16 @@ export function resolveLoraTargets(kind: ModelKind, targets: LoraSettings['targe
   return Array.isArray(targets) ? targets : loraTargetModules(kind, targets ?? LORA_DEFAULTS.targets);
 }
 
-/** PEFT target_modules (matched as a dotted-path suffix, as PEFT does) for each architecture. */
+/**
+ * PEFT target_modules (matched as a dotted-path suffix, as PEFT does) for each architecture. Llama's
+ * 'attention' set is PEFT's own default for llama/qwen2 (q_proj, v_proj); 'all' adds k_proj, o_proj
+ * and the SwiGLU projections.
+ */
 export function loraTargetModules(kind: ModelKind, which: LoraTargetSet): string[] {
+  if (kind === 'llama') {
+    const mlp = ['gate_proj', 'up_proj', 'down_proj'];
+    return which === 'attention' ? ['q_proj', 'v_proj'] : which === 'mlp' ? mlp : ['q_proj', 'k_proj', 'v_proj', 'o_proj', ...mlp];
+  }
   const sets = kind === 'gpt2'
     ? { attention: ['c_attn', 'attn.c_proj'], mlp: ['c_fc', 'mlp.c_proj'] }
     : { attention: ['query', 'key', 'value', 'attention.output.dense'], mlp: ['intermediate.dense', 'layer.*.output.dense'] };
@@ -227,7 +236,7 @@ export class LoraModel extends Module {
       for (const param of m.parameters()) param.requiresGrad = true;
     }
     this.config = {
-      peft_type: 'LORA', task_type: o.taskType ?? (kind === 'gpt2' ? 'CAUSAL_LM' : 'SEQ_CLS'),
+      peft_type: 'LORA', task_type: o.taskType ?? (kind === 'bert' ? 'SEQ_CLS' : 'CAUSAL_LM'),
       r: o.r, lora_alpha: o.alpha, lora_dropout: p, target_modules: [...o.targetModules],
       fan_in_fan_out: kind === 'gpt2', bias: 'none', base_model_name_or_path: o.baseModelNameOrPath ?? '',
       inference_mode: false, init_lora_weights: true, modules_to_save: toSave.length ? [...toSave] : null, primer_base_fingerprint: fingerprint,

@@ -13,8 +13,9 @@
  */
 import { mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { loadModelDir, configJson, writeModelFiles } from '../models/load.ts';
-import type { GPT, GPTConfig } from '../models/gpt.ts';
+import { loadAnyModelDir, configJson, writeModelFiles } from '../models/load.ts';
+import { GPT } from '../models/gpt.ts';
+import { contextLength } from '../models/heads.ts';
 import { loadTokenizerJson, separatorId } from '../data/tokenizer.ts';
 import { writeJsonAtomic } from '../io/atomic.ts';
 import { Rng } from '../util/random.ts';
@@ -24,7 +25,7 @@ import type { Module } from '../nn/module.ts';
 import { readChatTemplate, writeChatTemplate, type ChatMessage } from './chat-template.ts';
 import { LoraModel, resolveLoraTargets, type LoraSettings } from './lora.ts';
 import { loadSftData } from './instructions.ts';
-import { SftBatches, encodeConversation, readSftJsonl, responseLoss, sftEvalBatches, sftLoss, type SftBatch, type SftExample } from './sft.ts';
+import { SftBatches, encodeConversation, readSftJsonl, responseLoss, sftEvalBatches, sftLoss, type CausalLM, type SftBatch, type SftExample } from './sft.ts';
 
 /** Defaults of the SFT run (the CLI's help text shows these). */
 export const SFT_DEFAULTS = {
@@ -87,13 +88,15 @@ function encodeAll(examples: ReturnType<typeof readSftJsonl>, encode: (m: Return
 
 export async function runSft(o: SftOptions): Promise<SftResult> {
   const log = o.log ?? ((m: string) => console.log(m));
-  const loaded = loadModelDir(o.model);
-  if (loaded.kind !== 'gpt2') throw new RangeError(`SFT: ${o.model} is a ${loaded.kind} model; SFT needs a GPT`);
-  const gpt: GPT = loaded.model;
-  const config: GPTConfig = loaded.config;
+  const loaded = loadAnyModelDir(o.model);
+  if (loaded.kind === 'bert') throw new RangeError(`SFT: ${o.model} is a bert model; SFT needs a causal LM (GPT-2, Llama, Qwen2)`);
+  // GPT-2 or a Llama-family decoder: both are trained through forward(ids, b, t, labels) alone.
+  const gpt: CausalLM = loaded.model;
+  const config = loaded.config;
   const tokenizer = loadTokenizerJson(o.model);
   const template = o.chatTemplate ?? readChatTemplate(o.model);
-  const maxLength = Math.min(o.maxLength ?? config.n_positions, config.n_positions);
+  const context = contextLength(config);
+  const maxLength = Math.min(o.maxLength ?? context, context);
   const seed = o.seed ?? SFT_DEFAULTS.seed;
   const padId = separatorId(tokenizer);
   const encode = (m: ReturnType<typeof readSftJsonl>[number]) => encodeConversation(tokenizer, template, m, maxLength);
@@ -127,8 +130,8 @@ export async function runSft(o: SftOptions): Promise<SftResult> {
   let trainable: Module = gpt;
   let lora: LoraModel | null = null;
   if (o.lora) {
-    const targets = resolveLoraTargets('gpt2', o.lora.targets);
-    lora = new LoraModel(gpt, 'gpt2', { r: o.lora.r, alpha: o.lora.alpha, dropout: o.lora.dropout, targetModules: targets, seed, baseModelNameOrPath: resolve(o.model), taskType: 'CAUSAL_LM' });
+    const targets = resolveLoraTargets(loaded.kind, o.lora.targets);
+    lora = new LoraModel(gpt, loaded.kind, { r: o.lora.r, alpha: o.lora.alpha, dropout: o.lora.dropout, targetModules: targets, seed, baseModelNameOrPath: resolve(o.model), taskType: 'CAUSAL_LM' });
     trainable = lora;
   }
   const trainableParameters = trainable.numParameters();
@@ -147,7 +150,8 @@ export async function runSft(o: SftOptions): Promise<SftResult> {
     tokenizer.save(dir);
     writeChatTemplate(dir, template);
   };
-  const rngs: Record<string, Rng> = { dropout: gpt.transformer.rng };
+  // Llama-family models have no dropout, so no dropout stream to checkpoint.
+  const rngs: Record<string, Rng> = gpt instanceof GPT ? { dropout: gpt.transformer.rng } : {};
   if (lora) rngs.lora = lora.rng;
   const training = await train<SftBatch>({
     model: trainable, lossFn: (b) => sftLoss(gpt, b),

@@ -1,5 +1,5 @@
 /**
- * Supervised fine-tuning (SFT) of a GPT on prompt/response pairs or multi-turn conversations.
+ * Supervised fine-tuning (SFT) of a causal LM (GPT-2, Llama, Qwen2) on prompt/response pairs or multi-turn conversations.
  *
  * Data: JSONL, one example per line, either {"prompt": "...", "response": "..."} (optionally "system")
  * or {"messages": [{"role": "system"|"user"|"assistant", "content": "..."}, ...]} with at least one
@@ -17,8 +17,8 @@
  */
 import { existsSync, readFileSync } from 'node:fs';
 import type { Tokenizer } from '../tokenizers/types.ts';
-import type { GPT } from '../models/gpt.ts';
-import { shiftLabels } from '../models/gpt.ts';
+import { shiftLabels, type CausalLMOutput } from '../models/gpt.ts';
+import type { Module } from '../nn/module.ts';
 import { crossEntropy } from '../tensor/nn-ops.ts';
 import { noGrad, withScope } from '../tensor/tensor.ts';
 import { Rng } from '../util/random.ts';
@@ -181,8 +181,11 @@ export function sftEvalBatches(examples: readonly SftExample[], batchSize: numbe
   return out;
 }
 
+/** What SFT needs of a model: GPT and Llama both compute logits (and the shifted loss) this way. */
+export type CausalLM = Module & { forward(ids: Int32Array, b: number, t: number, labels?: Int32Array): CausalLMOutput };
+
 /** Mean response-token loss of a batch (the training objective). */
-export function sftLoss(model: GPT, b: SftBatch) {
+export function sftLoss(model: CausalLM, b: SftBatch) {
   return model.forward(b.input, b.batch, b.length, b.labels).loss!;
 }
 
@@ -190,7 +193,7 @@ export function sftLoss(model: GPT, b: SftBatch) {
  * Held-out response loss, weighted per token (not per batch): Σ −log p over every response token of
  * every batch / their count. Perplexity = e^loss.
  */
-export function responseLoss(model: GPT, batches: readonly SftBatch[]): { loss: number; perplexity: number; tokens: number } {
+export function responseLoss(model: CausalLM, batches: readonly SftBatch[]): { loss: number; perplexity: number; tokens: number } {
   const was = model.training;
   model.eval();
   let total = 0;

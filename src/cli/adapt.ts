@@ -6,7 +6,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import type { Command } from 'commander';
-import { loadModelDir, saveModelDir } from '../models/load.ts';
+import { loadAnyModelDir, saveModelDir } from '../models/load.ts';
 import type { GPT } from '../models/gpt.ts';
 import { loadTokenizerJson } from '../data/tokenizer.ts';
 import { LORA_DEFAULTS, loadLoraAdapter, loraSettingsFromFlags, type LoraFlags } from '../adapt/lora.ts';
@@ -113,14 +113,14 @@ export function registerAdaptCommands(program: Command): void {
     .requiredOption('--out <dir>', 'output model directory')
     .action(action((o: { base: string; adapter: string; out: string }) => {
       refuseOutputOverInput(o.out, { '--base': o.base, '--adapter': o.adapter });
-      const loaded = loadModelDir(o.base);
+      const loaded = loadAnyModelDir(o.base);
       const adapter = loadLoraAdapter(loaded.model, loaded.kind, o.adapter);
       const layers = adapter.layers.size;
       adapter.merge();
       const tokDir = existsSync(join(o.adapter, 'tokenizer.json')) ? o.adapter : o.base;
       const tokenizer = existsSync(join(tokDir, 'tokenizer.json')) || existsSync(join(tokDir, 'vocab.txt')) ? loadTokenizerJson(tokDir) : undefined;
       saveModelDir(o.out, loaded.model, loaded.config, tokenizer);
-      if (tokenizer && loaded.kind === 'gpt2') writeChatTemplate(o.out, readChatTemplate(tokDir));
+      if (tokenizer && loaded.kind !== 'bert') writeChatTemplate(o.out, readChatTemplate(tokDir));
       console.log(`merged ${layers} LoRA layers into ${o.base} → ${o.out}`);
     }));
 }
