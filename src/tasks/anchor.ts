@@ -22,7 +22,8 @@ import type { TextExample } from './data.ts';
 import type { LabelMap } from '../models/labels.ts';
 import { GPT2Model } from '../models/gpt.ts';
 import type { Backbone } from '../models/heads.ts';
-import { denseMatrix, fitLogistic } from './logistic.ts';
+import { C_GRID, denseMatrix, fitLogistic, selectC, type CsrMatrix } from './logistic.ts';
+import { TfidfVectorizer, exampleText } from './tfidf.ts';
 import { scorePredictions, type MethodScore } from './fewlabel.ts';
 import { columnStats, standardize } from './probe.ts';
 
@@ -161,4 +162,48 @@ export function anchorProbe(bank: AnchorBank, labels: LabelMap, train: readonly 
   }
   const b = best;
   return { selection: scorePredictions(labels, selection, b.predict(sel)).accuracy, ...scorePredictions(labels, test, b.predict(te)), detail: b.beta < 0 ? 'zero-shot' : `β=${b.beta} C=${b.C}` };
+}
+
+/** Appends k dense columns (rows × k) to a CSR matrix. */
+function withDenseColumns(x: CsrMatrix, dense: Float32Array, k: number): CsrMatrix {
+  const nnz = x.indptr[x.rows]! + x.rows * k;
+  const indptr = new Int32Array(x.rows + 1), indices = new Int32Array(nnz), values = new Float64Array(nnz);
+  let at = 0;
+  for (let r = 0; r < x.rows; r++) {
+    for (let e = x.indptr[r]!; e < x.indptr[r + 1]!; e++) { indices[at] = x.indices[e]!; values[at++] = x.values[e]!; }
+    for (let c = 0; c < k; c++) { indices[at] = x.cols + c; values[at++] = dense[r * k + c]!; }
+    indptr[r + 1] = at;
+  }
+  return { rows: x.rows, cols: x.cols + k, indptr, indices, values };
+}
+
+const STACK_WEIGHT_GRID: readonly number[] = [0.3, 1, 3];
+
+/**
+ * Stacked: TF-IDF 1–2-grams of the labelled texts plus the anchor scores as extra columns, one logistic
+ * regression (C and the anchors' weight chosen on the early-stopping examples). Reported beside the
+ * curves, never as the pre-trained curve: it answers whether what pre-training put into the embeddings
+ * adds to a bag of words, not whether it replaces one.
+ */
+export function anchorStacked(bank: AnchorBank, labels: LabelMap, train: readonly TextExample[], earlyStopping: readonly TextExample[], selection: readonly TextExample[], test: readonly TextExample[]): MethodScore {
+  const k = bank.classes;
+  const vec = new TfidfVectorizer();
+  const tfTrain = vec.fitTransform(train.map(exampleText));
+  const anchorsOf = (xs: readonly TextExample[], weight: number) => {
+    const rows = rowsOf(bank, xs);
+    const out = new Float32Array(rows.length * k);
+    rows.forEach((r, i) => { for (let c = 0; c < k; c++) out[i * k + c] = weight * bank.anchors[r * k + c]!; });
+    return out;
+  };
+  const features = (xs: readonly TextExample[], tf: CsrMatrix, weight: number) => withDenseColumns(tf, anchorsOf(xs, weight), k);
+  const ytr = labels.encode(train), yes = labels.encode(earlyStopping);
+  const tfEs = vec.transform(earlyStopping.map(exampleText));
+  let best: { weight: number; C: number; acc: number; model: ReturnType<typeof fitLogistic> } | null = null;
+  for (const weight of STACK_WEIGHT_GRID) {
+    const s = selectC(features(train, tfTrain, weight), ytr, features(earlyStopping, tfEs, weight), yes, k, { grid: C_GRID, maxIter: 300 });
+    if (!best || s.valAccuracy > best.acc) best = { weight, C: s.C, acc: s.valAccuracy, model: s.model };
+  }
+  const b = best!;
+  const predict = (xs: readonly TextExample[]) => b.model.predict(features(xs, vec.transform(xs.map(exampleText)), b.weight));
+  return { selection: scorePredictions(labels, selection, predict(selection)).accuracy, ...scorePredictions(labels, test, predict(test)), detail: `weight=${b.weight} C=${b.C}` };
 }

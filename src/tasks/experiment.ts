@@ -27,7 +27,7 @@ import { loadExperimentData, checkBudgets, type ExperimentDataOptions, type Expe
 import { writeExperimentCorpus } from './experiment-corpus.ts';
 import { chooseBudgetRecipe, type BudgetRecipe } from './experiment-pretrain.ts';
 import { DEFAULT_RECIPE, lpftRun, promptRun, scratchBackbone, type FinetuneRecipe, type RunInputs } from './experiment-runs.ts';
-import { anchorBank, anchorPredict, anchorProbe, type AnchorBank } from './anchor.ts';
+import { anchorBank, anchorPredict, anchorProbe, anchorStacked, type AnchorBank } from './anchor.ts';
 import { FEW_LABEL_METHODS, linearProbe, scorePredictions, zeroShot, type FeatureBank, type FewLabelMethod, type MethodScore, type ZeroShotResult } from './fewlabel.ts';
 import { layerFeatures } from './probe.ts';
 import { applyTemplate, checkTemplate, defaultPrompt, parseVerbalizer, type PromptSpec } from './prompt.ts';
@@ -243,6 +243,8 @@ export async function labelEfficiency(o: LabelEfficiencyOptions): Promise<LabelE
           record('pretrained', m, n, seed, linearProbe(bank!, task.labels, train, earlyStopping, selection, test), t);
         } else if (m === 'anchor') {
           record('pretrained', m, n, seed, anchorProbe(anchors!, task.labels, train, earlyStopping, selection, test), t);
+          t = performance.now();
+          record('stacked', 'anchor+tfidf', n, seed, anchorStacked(anchors!, task.labels, train, earlyStopping, selection, test), t);
         } else {
           const r = await promptRun(modelDir, prompt!, inputs('prompt'));
           record('pretrained', m, n, seed, r, t, { epochs: r.epochs, bestEpoch: r.bestEpoch });

@@ -1,8 +1,9 @@
 /**
  * The label-efficiency pipeline end to end at toy scale: a tiny GPT pre-trained inside the experiment
  * (the library pretrain function on a small synthetic corpus), 2 label budgets × 2 seeds × (TF-IDF,
- * scratch and three pre-trained methods) on the built-in sentiment task, and its outputs: results.json,
- * the Markdown table and a well-formed SVG plot with three curves; the pre-training corpus builder.
+ * scratch, four pre-trained methods and the stacked anchors + TF-IDF) on the built-in sentiment task, and
+ * its outputs: results.json, the Markdown table and a well-formed SVG plot with three curves and the dashed
+ * stacked one; the pre-training corpus builder.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -55,10 +56,10 @@ test('label efficiency at toy scale: pre-train, then TF-IDF, scratch and every p
   assert.ok(existsSync(join(out, 'pretrain', 'model.safetensors')), 'pre-trained by the experiment');
   assert.ok(!existsSync(join(out, 'corpus')), 'the written corpus is removed after pre-training');
   assert.ok(r.pretrainSeconds! > 0);
-  // 2 budgets × 2 seeds × (TF-IDF, scratch, 4 pre-trained methods).
-  assert.equal(r.runs.length, 2 * 2 * 6);
+  // 2 budgets × 2 seeds × (TF-IDF, scratch, 4 pre-trained methods, anchors + TF-IDF).
+  assert.equal(r.runs.length, 2 * 2 * 7);
   assert.deepEqual([...new Set(r.runs.map((x) => x.labels))], [8, 16], 'budgets in increasing order');
-  assert.deepEqual([...new Set(r.runs.map((x) => `${x.arm}/${x.method}`))], ['tfidf/tfidf', 'scratch/lpft', 'pretrained/lpft', 'pretrained/probe', 'pretrained/prompt', 'pretrained/anchor']);
+  assert.deepEqual([...new Set(r.runs.map((x) => `${x.arm}/${x.method}`))], ['tfidf/tfidf', 'scratch/lpft', 'pretrained/lpft', 'pretrained/probe', 'pretrained/prompt', 'pretrained/anchor', 'stacked/anchor+tfidf']);
   // The experiment's GPT: PPMI token embeddings, kept fixed, and an untied LM head.
   const config = JSON.parse(readFileSync(join(out, 'pretrain', 'config.json'), 'utf8'));
   assert.equal(config.tie_word_embeddings, false);
@@ -68,7 +69,7 @@ test('label efficiency at toy scale: pre-train, then TF-IDF, scratch and every p
   for (const run of r.runs.filter((x) => x.arm === 'scratch')) assert.equal(run.epochs, run.labels === 8 ? 2 : 1, 'small budgets are stretched to minSteps optimizer steps');
   assert.equal(r.testExamples, 40);
   assert.equal(r.complete, true);
-  assert.deepEqual([partial!.complete, partial!.runs.length], [false, 6], 'results.json is rewritten after every seed');
+  assert.deepEqual([partial!.complete, partial!.runs.length], [false, 7], 'results.json is rewritten after every seed');
   assert.equal(r.majority.accuracy, 0.5);
   assert.ok(r.zeroShot && r.zeroShot.calibrated.accuracy >= 0 && r.zeroShot.bias.length === 2);
   const results = JSON.parse(readFileSync(join(out, 'results.json'), 'utf8'));
@@ -82,12 +83,14 @@ test('label efficiency at toy scale: pre-train, then TF-IDF, scratch and every p
   assert.ok(Math.abs(results.summary.tfidf[1].mean - tfidf16) < 1e-12);
   const md = readFileSync(join(out, 'results.md'), 'utf8');
   assert.match(md, /TF-IDF/);
+  assert.match(md, /anchors \+ TF-IDF \(%\)/);
+  assert.equal(results.summary.stacked.length, 2);
   assert.match(md, /Zero-shot prompting \(no labels\)/);
-  assert.equal(md.split('\n').filter((l) => /^\| (8|16) \| (lpft|probe|prompt)( \(chosen\))? \|/.test(l)).length, 6, md);
+  assert.equal(md.split('\n').filter((l) => /^\| (8|16) \| (lpft|probe|prompt|anchor)( \(chosen\))? \|/.test(l)).length, 8, md);
   const svg = readFileSync(join(out, 'label-efficiency.svg'), 'utf8');
   assert.ok(svg.startsWith('<svg xmlns="http://www.w3.org/2000/svg"') && svg.trimEnd().endsWith('</svg>'));
   assert.equal((svg.match(/<text\b/g) ?? []).length, (svg.match(/<\/text>/g) ?? []).length);
-  assert.equal((svg.match(/<polyline /g) ?? []).length, 3, 'three curves');
+  assert.equal((svg.match(/<polyline /g) ?? []).length, 4, 'three curves and the stacked one');
   assert.ok(!existsSync(join(out, 'runs')), 'fine-tuning checkpoints are cleaned up');
   assert.ok(lines.some((l) => /scratch\/lpft +labels +16 seed 1: test/.test(l)), lines.join('\n'));
 });
@@ -138,7 +141,7 @@ test('a validation-scored run reuses a model directory, trains the head first (L
   assert.equal(r.pretrainSeconds, null);
   assert.equal(r.scoreSplit, 'val');
   assert.equal(r.testExamples, 30);
-  assert.equal(r.runs.length, 6);
+  assert.equal(r.runs.length, 7);
   // 2 head-only epochs (patience 1 stops after the second at the latest), then 1 … 3 full epochs.
   assert.ok(r.runs.filter((x) => x.method === 'lpft').every((x) => x.epochs! >= 3 && x.epochs! <= 5 && x.bestEpoch! >= 1 && x.bestEpoch! <= x.epochs!), JSON.stringify(r.runs));
   assert.match(readFileSync(r.files.table, 'utf8'), /held-out validation accuracy/);
@@ -153,7 +156,7 @@ test('--backbone bert: the experiment pre-trains a BERT (MLM) and runs the metho
     recipe: { epochs: 1, minSteps: 2, maxEpochs: 1, batchSize: 8, maxLength: 32, valExamples: 20, headEpochs: 0 },
   });
   assert.equal(JSON.parse(readFileSync(join(out, 'pretrain', 'config.json'), 'utf8')).model_type, 'bert');
-  assert.deepEqual(r.runs.map((x) => `${x.arm}/${x.method}`), ['tfidf/tfidf', 'scratch/lpft', 'pretrained/lpft', 'pretrained/probe', 'pretrained/anchor']);
+  assert.deepEqual(r.runs.map((x) => `${x.arm}/${x.method}`), ['tfidf/tfidf', 'scratch/lpft', 'pretrained/lpft', 'pretrained/probe', 'pretrained/anchor', 'stacked/anchor+tfidf']);
   assert.equal(r.zeroShot, null, 'no cloze zero-shot for BERT yet');
 });
 
