@@ -13,6 +13,9 @@
 // lanes (Sᵀ) so its softmax is vertical (no horizontal reductions) and K is read in place; only the
 // query block is transposed. The backward pass packs each head once and gives every thread whole heads
 // (or, with too few heads, splits dK/dV and dQ into separate passes that redo P).
+// Grouped-query attention (kvHeads < h): query head hh of batch bi reads key/value head
+// bi·kvHeads + hh/(h/kvHeads) in place (no repeated K/V); in the backward pass a thread owns a whole
+// group (the query heads sharing a key/value head, in order), so dk/dv rows are never shared.
 // bf16 autocast rounds q, k, v (and dout) to bfloat16 while packing. With AVX512_BF16, VDPBF16PS runs
 // the forward's K·Qᵀ and P·V (P rounded to bf16 too) and the backward's Q·Kᵀ and dO·Vᵀ (products of
 // rounded inputs only); everything else is fp32 FMAs on the rounded values.
@@ -36,10 +39,15 @@ typedef struct {
   const float *q, *k, *v, *out, *lse, *dout;
   float *out_w, *lse_w, *dq, *dk, *dv;
   const uint8_t *mask;
-  int64_t b, h, tq, tk, d, dp;
+  int64_t b, h, hkv, group, tq, tk, d, dp; // group = h / hkv query heads per key/value head
   float scale;
   bool causal, bf16;
 } attn_args;
+
+// The key/value head (index into k, v, dk, dv) that query head `head` (= batch·h + hh) reads.
+static inline int64_t kv_head(const attn_args *a, int64_t head) {
+  return head / a->h * a->hkv + head % a->h / a->group;
+}
 
 // Thread-local scratch, grown on demand and reused across calls (no malloc in steady state).
 static __thread float *tls_scratch;
@@ -101,7 +109,7 @@ static void forward_rows(const attn_args *a, int64_t head, int64_t q0, int64_t r
   const bool bf16 = a->bf16;
   float *cur = ws;
   float *qv = carve(&cur, dp), *o = carve(&cur, dp), *s = carve(&cur, NB), *bias = carve(&cur, NB);
-  const float *k = a->k + head * tk * d, *v = a->v + head * tk * d;
+  const float *k = a->k + kv_head(a, head) * tk * d, *v = a->v + kv_head(a, head) * tk * d;
   for (int64_t r = 0; r < rows; r++) {
     const int64_t i = q0 + r;
     for (int64_t c = 0; c < dp; c += VL) *(vf *)(qv + c) = load_chunk(a->q + (head * tq + i) * d, c, d, bf16);
@@ -158,7 +166,7 @@ static void forward_block(const attn_args *a, int64_t head, int64_t q0, float *w
   uint32_t *Qth = (uint32_t *)carve(&cur, npair * NB), *Kh = (uint32_t *)carve(&cur, NB * kh_stride);
   uint32_t *Vh = (uint32_t *)carve(&cur, NB / 2 * dp), *Ph = (uint32_t *)carve(&cur, NB / 2 * NB);
   (void)Qth; (void)Kh; (void)Vh; (void)Ph; (void)kh_stride;
-  const float *q = a->q + (head * tq + q0) * d, *k = a->k + head * tk * d, *v = a->v + head * tk * d;
+  const float *q = a->q + (head * tq + q0) * d, *k = a->k + kv_head(a, head) * tk * d, *v = a->v + kv_head(a, head) * tk * d;
 
   // Qᵀ: the block's queries along the lanes, padding lanes zero.
   for (int64_t i = 0; i < NB; i++)
@@ -306,8 +314,8 @@ static void pack_head(const attn_args *a, int64_t head, float *ws, head_ws *w) {
     const float L = i < tq ? a->lse[head * tq + i] : INFINITY;
     w->lse[i] = L == -INFINITY ? INFINITY : L;
   }
-  copy_rows(w->K, dp, a->k + head * tk * d, d, tk, tkp, d, dp, bf16);
-  copy_rows(w->Vr, dp, a->v + head * tk * d, d, tk, tkp, d, dp, bf16);
+  copy_rows(w->K, dp, a->k + kv_head(a, head) * tk * d, d, tk, tkp, d, dp, bf16);
+  copy_rows(w->Vr, dp, a->v + kv_head(a, head) * tk * d, d, tk, tkp, d, dp, bf16);
   // Kᵀ and Vᵀ per key block (d × NB), for the S = Q·Kᵀ and dP = dO·Vᵀ products.
   for (int64_t j = 0; j < tkp; j++) {
     float *kt = w->Kt + (j / NB) * d * NB + j % NB, *vt = w->Vt + (j / NB) * d * NB + j % NB;
@@ -385,7 +393,8 @@ static void backward_pair(const attn_args *a, head_ws *w, int64_t q0, int64_t k0
 // dk, dv rows of key block k0 += the block buffers.
 static void flush_dkv(const attn_args *a, head_ws *w, int64_t k0) {
   const int64_t d = a->d, dp = a->dp, kcount = min64(NB, a->tk - k0);
-  float *dk = a->dk + (w->head * a->tk + k0) * d, *dv = a->dv + (w->head * a->tk + k0) * d;
+  const int64_t kvh = kv_head(a, w->head);
+  float *dk = a->dk + (kvh * a->tk + k0) * d, *dv = a->dv + (kvh * a->tk + k0) * d;
   for (int64_t j = 0; j < kcount; j++)
     for (int64_t c = 0; c < d; c++) { dk[j * d + c] += w->dK[j * dp + c]; dv[j * d + c] += w->dV[j * dp + c]; }
 }
@@ -429,12 +438,15 @@ static int threads(void) {
 }
 
 // Reads and validates the arguments shared by both kernels; nf is the number of float arrays
-// (5 forward: q k v out lse; 9 backward: q k v out lse dout dq dk dv).
+// (5 forward: q k v out lse; 9 backward: q k v out lse dout dq dk dv), then b h tq tk d scale causal
+// keyMask bf16 and an optional kvHeads (undefined/null: h).
 static bool read_args(napi_env env, napi_callback_info info, const char *kernel, int nf, attn_args *a) {
   static const char *names[9] = {"q", "k", "v", "out", "lse", "dout", "dq", "dk", "dv"};
-  napi_value argv[18];
-  size_t argc = (size_t)nf + 9;
-  if (!k_args(env, info, argc, argv, kernel)) return false;
+  napi_value argv[19];
+  size_t argc = (size_t)nf + 10;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok) return throw_fmt(env, false, kernel, "could not read arguments");
+  if (argc < (size_t)nf + 9) return throw_fmt(env, false, kernel, "expects %d arguments, got %zu", nf + 9, argc);
+  if (argc < (size_t)nf + 10) napi_get_undefined(env, &argv[nf + 9]);
   float *f[9]; size_t len[9];
   for (int i = 0; i < nf; i++) if (!k_f32(env, kernel, argv[i], names[i], &f[i], &len[i])) return false;
   int64_t dims[5]; double scale; size_t mask_len; uint8_t *mask;
@@ -452,14 +464,20 @@ static bool read_args(napi_env env, napi_callback_info info, const char *kernel,
     }
   }
   a->b = dims[0]; a->h = dims[1]; a->tq = dims[2]; a->tk = dims[3]; a->d = dims[4];
+  int64_t hkv = a->h;
+  if (!k_nullish(env, argv[nf + 9]) && !k_integer(env, kernel, argv[nf + 9], "kvHeads", &hkv)) return false;
+  if (hkv < (a->h > 0 ? 1 : 0) || hkv > a->h || (hkv > 0 && a->h % hkv != 0))
+    return throw_fmt(env, true, kernel, "h = %lld must be a multiple of kvHeads = %lld", (long long)a->h, (long long)hkv);
+  a->hkv = hkv;
+  a->group = hkv > 0 ? a->h / hkv : 1;
   a->dp = round_up(a->d, VL);
   a->scale = (float)scale;
-  const double nq = (double)a->b * a->h * a->tq, nk = (double)a->b * a->h * a->tk;
+  const double nq = (double)a->b * a->h * a->tq, nk = (double)a->b * a->hkv * a->tk;
   const double need[9] = {nq * a->d, nk * a->d, nk * a->d, nq * a->d, nq, nq * a->d, nq * a->d, nk * a->d, nk * a->d};
   for (int i = 0; i < nf; i++) {
     if ((double)len[i] < need[i]) {
-      snprintf(msg, sizeof msg, "primer native: %s: %s has %zu elements but shape (b=%lld, h=%lld, tq=%lld, tk=%lld, d=%lld) needs %.0f",
-        kernel, names[i], len[i], (long long)a->b, (long long)a->h, (long long)a->tq, (long long)a->tk, (long long)a->d, need[i]);
+      snprintf(msg, sizeof msg, "primer native: %s: %s has %zu elements but shape (b=%lld, h=%lld, tq=%lld, tk=%lld, d=%lld, kvHeads=%lld) needs %.0f",
+        kernel, names[i], len[i], (long long)a->b, (long long)a->h, (long long)a->tq, (long long)a->tk, (long long)a->d, (long long)a->hkv, need[i]);
       napi_throw_range_error(env, NULL, msg);
       return false;
     }
@@ -505,40 +523,45 @@ static napi_value js_attention(napi_env env, napi_callback_info info) {
 static napi_value js_attention_backward(napi_env env, napi_callback_info info) {
   attn_args a;
   if (!read_args(env, info, "attentionBackward", 9, &a)) return NULL;
-  const int64_t heads = a.b * a.h, nkb = round_up(a.tk, NB) / NB, nqb = round_up(a.tq, NB) / NB;
+  // Query heads g·G … g·G + G − 1 (G = a.group) share key/value head g, for every batch.
+  const int64_t heads = a.b * a.h, groups = a.b * a.hkv, nkb = round_up(a.tk, NB) / NB, nqb = round_up(a.tq, NB) / NB;
   const size_t len = (size_t)backward_scratch_len(&a);
   const bool tiny = (double)a.tq * a.tk * a.d * heads <= 1e5;
   const int nthreads = threads();
   int failed = 0;
-  if (tiny || nkb == 1 || heads % nthreads == 0 || heads >= 4 * nthreads) {
-    // One pass per head: every thread owns whole heads, so dq, dk and dv rows are never shared.
-    #pragma omp parallel for schedule(dynamic, 1) if (heads > 1 && !tiny)
-    for (int64_t hd = 0; hd < heads; hd++) {
+  if (tiny || nkb == 1 || groups % nthreads == 0 || groups >= 4 * nthreads) {
+    // One pass per group: every thread owns whole groups, so dq, dk and dv rows are never shared.
+    #pragma omp parallel for schedule(dynamic, 1) if (groups > 1 && !tiny)
+    for (int64_t g = 0; g < groups; g++) {
       float *ws = scratch(len);
       if (!ws) {
         #pragma omp atomic write
         failed = 1;
         continue;
       }
-      head_ws w;
-      pack_head(&a, hd, ws, &w);
-      for (int64_t kb = 0; kb < nkb; kb++) backward_key_block(&a, &w, kb, true);
-      flush_dq(&a, &w, 0, a.tq);
+      for (int64_t hd = g * a.group; hd < (g + 1) * a.group; hd++) {
+        head_ws w;
+        pack_head(&a, hd, ws, &w);
+        for (int64_t kb = 0; kb < nkb; kb++) backward_key_block(&a, &w, kb, true);
+        flush_dq(&a, &w, 0, a.tq);
+      }
     }
   } else {
-    // Too few heads to share evenly between the threads: dK/dV over (head, key block) tasks, then
+    // Too few groups to share evenly between the threads: dK/dV over (group, key block) tasks, then
     // dQ over (head, query block) tasks, recomputing P in each (same sums in the same order).
     #pragma omp parallel for schedule(dynamic, 1)
-    for (int64_t t = 0; t < heads * nkb; t++) {
+    for (int64_t t = 0; t < groups * nkb; t++) {
       float *ws = scratch(len);
       if (!ws) {
         #pragma omp atomic write
         failed = 1;
         continue;
       }
-      head_ws w;
-      pack_head(&a, t / nkb, ws, &w);
-      backward_key_block(&a, &w, t % nkb, false);
+      for (int64_t hd = t / nkb * a.group; hd < (t / nkb + 1) * a.group; hd++) {
+        head_ws w;
+        pack_head(&a, hd, ws, &w);
+        backward_key_block(&a, &w, t % nkb, false);
+      }
     }
     #pragma omp parallel for schedule(dynamic, 1)
     for (int64_t t = 0; t < heads * nqb; t++) {

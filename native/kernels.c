@@ -1,5 +1,5 @@
-// Elementwise, normalisation, loss, embedding, dropout and optimizer kernels (the Backend methods
-// other than gemm and attention). Same names and positional arguments as src/backend/types.ts;
+// Elementwise, normalisation, Llama-block (RMSNorm, RoPE, SiLU·gate), loss, embedding, dropout and
+// optimizer kernels (the Backend methods other than gemm and attention). Same names and positional arguments as src/backend/types.ts;
 // the reference backend (src/backend/reference/) is the spec these are tested against.
 // The kernels are split over kernels_*.inc by family; this file is their single translation unit.
 #include "common.h"
@@ -14,6 +14,7 @@
 
 #include "kernels_elementwise.inc"
 #include "kernels_norm.inc"
+#include "kernels_llama.inc"
 #include "kernels_loss.inc"
 #include "kernels_train.inc"
 
@@ -29,6 +30,12 @@ void register_kernels(napi_env env, napi_value exports) {
   export_fn(env, exports, "permute", napi_permute);
   export_fn(env, exports, "layerNorm", napi_layer_norm);
   export_fn(env, exports, "layerNormBackward", napi_layer_norm_backward);
+  export_fn(env, exports, "rmsNorm", napi_rms_norm);
+  export_fn(env, exports, "rmsNormBackward", napi_rms_norm_backward);
+  export_fn(env, exports, "rope", napi_rope);
+  export_fn(env, exports, "ropeBackward", napi_rope_backward);
+  export_fn(env, exports, "siluMul", napi_silu_mul);
+  export_fn(env, exports, "siluMulBackward", napi_silu_mul_backward);
   export_fn(env, exports, "softmax", napi_softmax);
   export_fn(env, exports, "softmaxBackward", napi_softmax_backward);
   export_fn(env, exports, "crossEntropy", napi_cross_entropy);

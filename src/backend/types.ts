@@ -115,25 +115,55 @@ export interface Backend {
   dropoutBackward(dout: FloatArray, dx: FloatArray, n: number, p: number, seed: number, offset: number): void;
 
   /**
-   * Fused scaled-dot-product attention, q (B,H,Tq,D), k and v (B,H,Tk,D), out (B,H,Tq,D):
+   * RMSNorm over the last dim of x (rows×cols) — Llama's norm, LayerNorm without mean or bias:
+   *   rstd = 1/√(mean(x_r²)+eps), out = x·rstd·weight.  Saves rstd[r] for the backward pass.
+   */
+  rmsNorm(x: FloatArray, weight: FloatArray, out: FloatArray, rstd: FloatArray, rows: number, cols: number, eps: number): void;
+  /** x̂ = x·rstd, g = dout·weight:  dx += rstd·(g − x̂·mean(g·x̂)),  dweight += Σ_r dout·x̂ */
+  rmsNormBackward(dout: FloatArray, x: FloatArray, weight: FloatArray, rstd: FloatArray,
+    dx: FloatArray, dweight: FloatArray, rows: number, cols: number): void;
+
+  /**
+   * Rotary position embedding, HF's rotate_half convention, on x (rows, heads, d), d even, h = d/2.
+   * Row r sits at position positions[r] (so a KV-cache offset is just larger positions); cos and sin
+   * are tables (tableRows × h) with cos[p, i] = cos(p·inv_freq_i). For i < h, c = cos[p,i], s = sin[p,i]:
+   *   out_i = x_i·c − x_{i+h}·s,   out_{i+h} = x_{i+h}·c + x_i·s     (= x·cos + rotate_half(x)·sin)
+   * out may alias x. A position outside [0, tableRows) throws a RangeError naming the row.
+   */
+  rope(x: FloatArray, cos: FloatArray, sin: FloatArray, positions: Int32Array, out: FloatArray,
+    rows: number, heads: number, d: number, tableRows: number): void;
+  /** The transpose (rotation by −θ): dx_i += dout_i·c + dout_{i+h}·s,  dx_{i+h} += dout_{i+h}·c − dout_i·s */
+  ropeBackward(dout: FloatArray, cos: FloatArray, sin: FloatArray, positions: Int32Array, dx: FloatArray,
+    rows: number, heads: number, d: number, tableRows: number): void;
+
+  /** SwiGLU gate: out = silu(gate)·up = gate·σ(gate)·up, elementwise over n. out may alias gate or up. */
+  siluMul(gate: FloatArray, up: FloatArray, out: FloatArray, n: number): void;
+  /** σ = σ(gate):  dgate += dout·up·σ·(1 + gate·(1−σ)),  dup += dout·gate·σ */
+  siluMulBackward(gate: FloatArray, up: FloatArray, dout: FloatArray, dgate: FloatArray, dup: FloatArray, n: number): void;
+
+  /**
+   * Fused scaled-dot-product attention, q (B,H,Tq,D), k and v (B,Hkv,Tk,D), out (B,H,Tq,D):
    *   s_ij = scale · q_i·k_j, masked to −∞ where (causal and j > i + (Tk−Tq)) or keyMask[b, j] = 0,
    *   out_i = Σ_j softmax_j(s_i)·v_j,   lse[b,h,i] = log Σ_j exp(s_ij)   (saved for backward).
    * Online softmax over key blocks (flash-attention style): no Tq×Tk matrix is kept.
    * A row with every key masked outputs zeros and lse = −∞ (and gets zero gradient).
    * keyMask is (B,Tk) bytes, 1 = attend, or null.
+   * Grouped-query / multi-query attention: kvHeads = Hkv (default H) divides H, and query head h reads
+   * key/value head ⌊h/(H/Hkv)⌋ (HF's repeat_kv order) without the repeated K/V being materialised.
    */
   attention(q: FloatArray, k: FloatArray, v: FloatArray, out: FloatArray, lse: FloatArray,
     b: number, h: number, tq: number, tk: number, d: number, scale: number, causal: boolean,
-    keyMask: Uint8Array | null, bf16: boolean): void;
+    keyMask: Uint8Array | null, bf16: boolean, kvHeads?: number): void;
   /**
    * Recomputes p_ij = exp(s_ij − lse_i) block by block; with D_i = Σ_d dout_i·out_i:
    *   dv_j += Σ_i p_ij·dout_i,  ds_ij = p_ij·(dout_i·v_j − D_i),
    *   dq_i += scale·Σ_j ds_ij·k_j,  dk_j += scale·Σ_i ds_ij·q_i
+   * With kvHeads < H, dk and dv of a key/value head sum over the query heads of its group.
    */
   attentionBackward(q: FloatArray, k: FloatArray, v: FloatArray, out: FloatArray, lse: FloatArray,
     dout: FloatArray, dq: FloatArray, dk: FloatArray, dv: FloatArray,
     b: number, h: number, tq: number, tk: number, d: number, scale: number, causal: boolean,
-    keyMask: Uint8Array | null, bf16: boolean): void;
+    keyMask: Uint8Array | null, bf16: boolean, kvHeads?: number): void;
 
   /**
    * Fused AdamW (decoupled weight decay, PyTorch semantics), step t ≥ 1:

@@ -173,13 +173,19 @@ export interface AttentionOptions {
   scale?: number;
 }
 
-/** Fused scaled-dot-product attention on q (B,H,Tq,D), k and v (B,H,Tk,D). */
+/**
+ * Fused scaled-dot-product attention on q (B,H,Tq,D), k and v (B,Hkv,Tk,D). Hkv = H is multi-head
+ * attention; Hkv dividing H is grouped-query (1: multi-query) attention, query head h reading
+ * key/value head ⌊h/(H/Hkv)⌋ as HF's repeat_kv orders them, without materialising the repeats.
+ */
 export function attention(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOptions = {}): Tensor {
   if (q.ndim !== 4) throw new ShapeError('attention', `q must be (B,H,T,D), got ${formatShape(q.shape)}`);
   const [b, h, tq, d] = q.shape as [number, number, number, number];
   const tk = k.shape[2]!;
-  assertShape('attention', k, [b, h, null, d], 'k');
-  assertShape('attention', v, [b, h, tk, d], 'v');
+  const kvGroups = k.ndim === 4 && k.shape[1]! > 0 && k.shape[1]! < h && h % k.shape[1]! === 0;
+  const hkv = kvGroups ? k.shape[1]! : h;
+  assertShape('attention', k, [b, hkv, null, d], 'k');
+  assertShape('attention', v, [b, hkv, tk, d], 'v');
   const mask = opts.keyMask ?? null;
   if (mask && mask.length !== b * tk) throw new ShapeError('attention', `keyMask has ${mask.length} entries, expected B·Tk = ${b * tk}`);
   const causal = opts.causal ?? false;
@@ -187,10 +193,10 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOption
   const bf16 = isAutocastBf16();
   const out = Tensor.empty(q.shape, q.dtype);
   const lse = scratch(b * h * tq, q.dtype);
-  backend().attention(q.data, k.data, v.data, out.data, lse, b, h, tq, tk, d, scale, causal, mask, bf16);
+  backend().attention(q.data, k.data, v.data, out.data, lse, b, h, tq, tk, d, scale, causal, mask, bf16, hkv);
   return record(out, [q, k, v], () => {
     backend().attentionBackward(q.data, k.data, v.data, out.data, lse, out.grad!.data,
-      gradOrScratch(q), gradOrScratch(k), gradOrScratch(v), b, h, tq, tk, d, scale, causal, mask, bf16);
+      gradOrScratch(q), gradOrScratch(k), gradOrScratch(v), b, h, tq, tk, d, scale, causal, mask, bf16, hkv);
   });
 }
 

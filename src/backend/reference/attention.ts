@@ -3,7 +3,9 @@
  * Materialises one score row per query (length Tk) and accumulates in float64; the native kernel
  * computes the same thing block by block with an online softmax.
  *
- * Layout: q (B,H,Tq,D), k and v (B,H,Tk,D), out (B,H,Tq,D), lse (B,H,Tq), keyMask (B,Tk) or null.
+ * Layout: q (B,H,Tq,D), k and v (B,Hkv,Tk,D), out (B,H,Tq,D), lse (B,H,Tq), keyMask (B,Tk) or null.
+ * Grouped-query attention: with Hkv = kvHeads < H (H a multiple of Hkv), query head h reads key/value
+ * head ⌊h/(H/Hkv)⌋ (HF's repeat_kv order) — no repeated K/V is materialised.
  * Query i may see key j when keyMask[b,j] = 1 and, if causal, j ≤ i + (Tk − Tq): the causal diagonal
  * is aligned to the END of the keys, so with a KV cache the Tq new queries follow the Tk − Tq cached keys.
  */
@@ -11,17 +13,18 @@ import type { FloatArray } from '../types.ts';
 import { roundBf16 } from './bf16.ts';
 
 function checkShapes(kernel: string, arrays: Record<string, FloatArray | Uint8Array | null>,
-  b: number, h: number, tq: number, tk: number, d: number): void {
-  for (const [name, n] of [['b', b], ['h', h], ['tq', tq], ['tk', tk], ['d', d]] as const) {
+  b: number, h: number, tq: number, tk: number, d: number, hkv: number): void {
+  for (const [name, n] of [['b', b], ['h', h], ['tq', tq], ['tk', tk], ['d', d], ['kvHeads', hkv]] as const) {
     if (!Number.isInteger(n) || n < 0) throw new RangeError(`${kernel}: ${name} must be a non-negative integer, got ${n}`);
   }
+  if (hkv > h || (hkv === 0 ? h !== 0 : h % hkv !== 0)) throw new RangeError(`${kernel}: h = ${h} must be a multiple of kvHeads = ${hkv}`);
   const need: Record<string, number> = {
-    q: b * h * tq * d, k: b * h * tk * d, v: b * h * tk * d, out: b * h * tq * d, lse: b * h * tq,
-    dout: b * h * tq * d, dq: b * h * tq * d, dk: b * h * tk * d, dv: b * h * tk * d, keyMask: b * tk,
+    q: b * h * tq * d, k: b * hkv * tk * d, v: b * hkv * tk * d, out: b * h * tq * d, lse: b * h * tq,
+    dout: b * h * tq * d, dq: b * h * tq * d, dk: b * hkv * tk * d, dv: b * hkv * tk * d, keyMask: b * tk,
   };
   for (const [name, arr] of Object.entries(arrays)) {
     if (arr !== null && arr.length < need[name]!) {
-      throw new RangeError(`${kernel}: ${name} has ${arr.length} elements, shape (b=${b}, h=${h}, tq=${tq}, tk=${tk}, d=${d}) needs ${need[name]}`);
+      throw new RangeError(`${kernel}: ${name} has ${arr.length} elements, shape (b=${b}, h=${h}, tq=${tq}, tk=${tk}, d=${d}${hkv !== h ? `, kvHeads=${hkv}` : ''}) needs ${need[name]}`);
     }
   }
 }
@@ -53,15 +56,16 @@ function scoreRow(q: FloatArray, k: FloatArray, qBase: number, kBase: number, i:
 
 export function attention(q: FloatArray, k: FloatArray, v: FloatArray, out: FloatArray, lse: FloatArray,
   b: number, h: number, tq: number, tk: number, d: number, scale: number, causal: boolean,
-  keyMask: Uint8Array | null, bf16: boolean): void {
-  checkShapes('attention', { q, k, v, out, lse, keyMask }, b, h, tq, tk, d);
+  keyMask: Uint8Array | null, bf16: boolean, kvHeads: number = h): void {
+  checkShapes('attention', { q, k, v, out, lse, keyMask }, b, h, tq, tk, d, kvHeads);
+  const group = h / kvHeads;
   const qr = maybeRound(q, b * h * tq * d, bf16);
-  const kr = maybeRound(k, b * h * tk * d, bf16);
-  const vr = maybeRound(v, b * h * tk * d, bf16);
+  const kr = maybeRound(k, b * kvHeads * tk * d, bf16);
+  const vr = maybeRound(v, b * kvHeads * tk * d, bf16);
   for (let bi = 0; bi < b; bi++) {
     for (let hi = 0; hi < h; hi++) {
       const head = bi * h + hi;
-      const qBase = head * tq * d, kBase = head * tk * d;
+      const qBase = head * tq * d, kBase = (bi * kvHeads + Math.floor(hi / group)) * tk * d;
       for (let i = 0; i < tq; i++) {
         const s = scoreRow(qr, kr, qBase, kBase, i, bi, tq, tk, d, scale, causal, keyMask);
         let max = -Infinity;
@@ -91,21 +95,24 @@ export function attention(q: FloatArray, k: FloatArray, v: FloatArray, out: Floa
  *   D_i = dout_i·out_i  (= Σ_j p_ij dout_i·v_j, the softmax Jacobian's row term)
  *   dv_j += Σ_i p_ij dout_i,   ds_ij = p_ij (dout_i·v_j − D_i),
  *   dq_i += scale Σ_j ds_ij k_j,   dk_j += scale Σ_i ds_ij q_i
+ * With grouped-query attention dk and dv of a key/value head sum over the query heads of its group.
  * With bf16 autocast q, k, v and dout are rounded to bf16 first, as in the forward pass.
  */
 export function attentionBackward(q: FloatArray, k: FloatArray, v: FloatArray, out: FloatArray, lse: FloatArray,
   dout: FloatArray, dq: FloatArray, dk: FloatArray, dv: FloatArray,
   b: number, h: number, tq: number, tk: number, d: number, scale: number, causal: boolean,
-  keyMask: Uint8Array | null, bf16: boolean): void {
-  checkShapes('attentionBackward', { q, k, v, out, lse, dout, dq, dk, dv, keyMask }, b, h, tq, tk, d);
+  keyMask: Uint8Array | null, bf16: boolean, kvHeads: number = h): void {
+  checkShapes('attentionBackward', { q, k, v, out, lse, dout, dq, dk, dv, keyMask }, b, h, tq, tk, d, kvHeads);
+  const group = h / kvHeads;
   const qr = maybeRound(q, b * h * tq * d, bf16);
-  const kr = maybeRound(k, b * h * tk * d, bf16);
-  const vr = maybeRound(v, b * h * tk * d, bf16);
+  const kr = maybeRound(k, b * kvHeads * tk * d, bf16);
+  const vr = maybeRound(v, b * kvHeads * tk * d, bf16);
   const dor = maybeRound(dout, b * h * tq * d, bf16);
   for (let bi = 0; bi < b; bi++) {
     for (let hi = 0; hi < h; hi++) {
       const head = bi * h + hi;
-      const qBase = head * tq * d, kBase = head * tk * d;
+      // the query heads of a group add their dk, dv into the same key/value head
+      const qBase = head * tq * d, kBase = (bi * kvHeads + Math.floor(hi / group)) * tk * d;
       // float64 accumulators, added to the (possibly fp32) gradients once at the end
       const dkAcc = new Float64Array(tk * d), dvAcc = new Float64Array(tk * d), dqRow = new Float64Array(d);
       for (let i = 0; i < tq; i++) {

@@ -11,3 +11,4 @@ export * from './loss.ts';
 export * from './embedding.ts';
 export * from './dropout.ts';
 export * from './adamw.ts';
+export * from './llama.ts';
