@@ -1,15 +1,19 @@
 /**
  * Byte-level BPE ⇄ files: Hugging Face tokenizer.json (merges as "a b" strings, as older `tokenizers`
  * wrote them, or as ["a", "b"] pairs, as newer ones do) and the legacy vocab.json + merges.txt.
- * Anything Primer cannot reproduce exactly (another normalizer, a custom split regex, byte fallback,
- * dropout…) is rejected with an error naming the field, rather than silently encoding differently.
+ * The pre-tokenizer is ByteLevel (GPT-2's regex) or Sequence[Split(regex), ByteLevel(use_regex: false)]
+ * with any regex (Llama 3, Qwen2; see split-regex.ts); normalizers as text-normalizers.ts (Qwen2: NFC).
+ * Anything Primer cannot reproduce exactly (byte fallback, dropout…) is rejected with an error naming
+ * the field, rather than silently encoding differently. SentencePiece-style BPE is sp-bpe.ts.
  */
 import type { BpeTokenizer } from './bpe.ts';
 import { AddedVocabulary } from './added-tokens.ts';
 import { BYTE_TO_CHAR, GPT2_SPLIT_PATTERN } from './bytelevel.ts';
 import { BpeModel } from './bpe-model.ts';
-import { formatError, isObject, readArray, readBool, readIndex, readObject, readOptionalString, readString } from './json-fields.ts';
+import { formatError, readArray, readBool, readIndex, readObject, readOptionalString, readString } from './json-fields.ts';
 import { postProcessorFromJSON, type PostProcessor } from './postprocess.ts';
+import { SplitPreTokenizer } from './split-regex.ts';
+import { NormalizerChain } from './text-normalizers.ts';
 
 export interface BpeParts {
   model: BpeModel;
@@ -17,6 +21,9 @@ export interface BpeParts {
   postProcessor: PostProcessor | null;
   addPrefixSpace: boolean;
   preTokenizerTrimOffsets: boolean;
+  /** The Split pre-tokenizer, or null for GPT-2's splitting (done by the fast scanner in bytelevel.ts). */
+  split: SplitPreTokenizer | null;
+  normalizer: NormalizerChain;
 }
 
 /** token → id from a JSON object, checking ids are distinct non-negative integers. */
@@ -87,28 +94,31 @@ function checkByteLevel(o: Record<string, unknown>, field: string, needRegex: bo
   return { addPrefixSpace: readBool(o.add_prefix_space, `${field}.add_prefix_space`, true), trimOffsets: readBool(o.trim_offsets, `${field}.trim_offsets`, true) };
 }
 
-/** ByteLevel, or Sequence[Split(GPT-2 regex, Isolated), ByteLevel(use_regex: false)]. */
-function readPreTokenizer(value: unknown): { addPrefixSpace: boolean; trimOffsets: boolean } {
+interface PreTokenizerParts { addPrefixSpace: boolean; trimOffsets: boolean; split: SplitPreTokenizer | null }
+
+/** ByteLevel, or Sequence[Split(regex), ByteLevel(use_regex: false)]. */
+function readPreTokenizer(value: unknown): PreTokenizerParts {
   const field = 'pre_tokenizer';
   if (value === null || value === undefined) formatError(field, 'must be ByteLevel: Primer\'s BPE is byte-level');
   const o = readObject(value, field);
   const type = readString(o.type, `${field}.type`);
-  if (type === 'ByteLevel') return checkByteLevel(o, field, true);
+  if (type === 'ByteLevel') return { ...checkByteLevel(o, field, true), split: null };
   if (type !== 'Sequence') formatError(`${field}.type`, `${JSON.stringify(type)} is not supported for BPE (ByteLevel, or Sequence of Split + ByteLevel)`);
   const list = readArray(o.pretokenizers, `${field}.pretokenizers`);
   if (list.length === 1) {
     const only = readObject(list[0], `${field}.pretokenizers[0]`);
-    if (only.type === 'ByteLevel') return checkByteLevel(only, `${field}.pretokenizers[0]`, true);
+    if (only.type === 'ByteLevel') return { ...checkByteLevel(only, `${field}.pretokenizers[0]`, true), split: null };
   }
   if (list.length !== 2) formatError(`${field}.pretokenizers`, 'must be [Split, ByteLevel] or [ByteLevel]');
-  const split = readObject(list[0], `${field}.pretokenizers[0]`);
-  if (split.type !== 'Split') formatError(`${field}.pretokenizers[0].type`, 'must be "Split"');
-  const pattern = readObject(split.pattern, `${field}.pretokenizers[0].pattern`);
-  if (pattern.Regex !== GPT2_SPLIT_PATTERN) formatError(`${field}.pretokenizers[0].pattern.Regex`, 'is not GPT-2\'s pattern, the only one Primer supports');
-  if ((split.behavior ?? 'Isolated') !== 'Isolated' || split.invert === true) formatError(`${field}.pretokenizers[0].behavior`, 'must be "Isolated" (invert false)');
+  const split = SplitPreTokenizer.fromJSON(list[0], `${field}.pretokenizers[0]`);
   const byteLevel = readObject(list[1], `${field}.pretokenizers[1]`);
   if (byteLevel.type !== 'ByteLevel') formatError(`${field}.pretokenizers[1].type`, 'must be "ByteLevel"');
-  return checkByteLevel(byteLevel, `${field}.pretokenizers[1]`, false);
+  const parts = checkByteLevel(byteLevel, `${field}.pretokenizers[1]`, false);
+  // HF would prepend the space to every piece the Split made, not once per text: refuse rather than differ.
+  if (parts.addPrefixSpace) formatError(`${field}.pretokenizers[1].add_prefix_space`, 'must be false after a Split');
+  // GPT-2's own pattern keeps the fast hand-written scanner (same pieces).
+  const gpt2 = 'Regex' in split.pattern && split.pattern.Regex === GPT2_SPLIT_PATTERN && split.behavior === 'Isolated' && !split.invert;
+  return { ...parts, split: gpt2 ? null : split };
 }
 
 export function bpeFromTokenizerJSON(json: unknown): BpeParts {
@@ -126,10 +136,7 @@ export function bpeFromTokenizerJSON(json: unknown): BpeParts {
   checkMerges(vocab, merges, (i) => `model.merges[${i}]`, 'model.vocab');
   const unkToken = readOptionalString(m.unk_token, 'model.unk_token') ?? null;
   if (unkToken !== null && !vocab.has(unkToken)) formatError('model.unk_token', `${JSON.stringify(unkToken)} is not in model.vocab`);
-  if (root.normalizer !== null && root.normalizer !== undefined) {
-    const t = isObject(root.normalizer) ? root.normalizer.type : undefined;
-    formatError('normalizer', `${t === undefined ? '' : `of type ${JSON.stringify(t)} `}is not supported for byte-level BPE (must be null)`);
-  }
+  const normalizer = NormalizerChain.fromJSON(root.normalizer);
   if (root.decoder !== null && root.decoder !== undefined) {
     const d = readObject(root.decoder, 'decoder');
     if (d.type !== 'ByteLevel') formatError('decoder.type', `must be "ByteLevel" for byte-level BPE, got ${JSON.stringify(d.type)}`);
@@ -138,7 +145,7 @@ export function bpeFromTokenizerJSON(json: unknown): BpeParts {
   const model = new BpeModel(vocab, merges, { byteChars: BYTE_TO_CHAR, unkToken, ignoreMerges: readBool(m.ignore_merges, 'model.ignore_merges', false) });
   return {
     model, added: AddedVocabulary.fromJSON(root.added_tokens), postProcessor: postProcessorFromJSON(root.post_processor),
-    addPrefixSpace: pre.addPrefixSpace, preTokenizerTrimOffsets: pre.trimOffsets,
+    addPrefixSpace: pre.addPrefixSpace, preTokenizerTrimOffsets: pre.trimOffsets, split: pre.split, normalizer,
   };
 }
 
@@ -152,8 +159,10 @@ export function bpeToTokenizerJSON(tok: BpeTokenizer): Record<string, unknown> {
     truncation: null,
     padding: null,
     added_tokens: tok.added.toJSON(),
-    normalizer: null,
-    pre_tokenizer: { type: 'ByteLevel', add_prefix_space: tok.addPrefixSpace, trim_offsets: tok.preTokenizerTrimOffsets, use_regex: true },
+    normalizer: tok.normalizer.toJSON(),
+    pre_tokenizer: tok.split === null
+      ? { type: 'ByteLevel', add_prefix_space: tok.addPrefixSpace, trim_offsets: tok.preTokenizerTrimOffsets, use_regex: true }
+      : { type: 'Sequence', pretokenizers: [tok.split.toJSON(), { type: 'ByteLevel', add_prefix_space: false, trim_offsets: tok.preTokenizerTrimOffsets, use_regex: false }] },
     post_processor: tok.postProcessor?.toJSON() ?? null,
     decoder: { type: 'ByteLevel', add_prefix_space: true, trim_offsets: true, use_regex: true },
     model: {

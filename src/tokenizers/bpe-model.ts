@@ -140,6 +140,18 @@ export class BpeModel {
     return m <= shortLimit ? this.mergeShort(syms, m) : this.mergeLong(syms, m);
   }
 
+  /** BPE of a word given as symbol ids (character-level models: ids of characters, byte-fallback tokens, unk). */
+  mergeIds(ids: ArrayLike<number>): Int32Array {
+    const n = ids.length;
+    if (this.syms.length < n) {
+      this.syms = new Int32Array(n);
+      this.ranks = new Int32Array(n);
+      this.slots = new Int32Array(n);
+    }
+    for (let i = 0; i < n; i++) this.syms[i] = ids[i]!;
+    return n <= SHORT_WORD_BYTES ? this.mergeShort(this.syms, n) : this.mergeLong(this.syms, n);
+  }
+
   private mergeShort(syms: Int32Array, n: number): Int32Array {
     const ranks = this.ranks;
     const slots = this.slots;

@@ -1,7 +1,10 @@
 /**
- * Byte-level BPE tokenizer (GPT-2, RoBERTa, and what `trainBpe` produces):
+ * Byte-level BPE tokenizer (GPT-2, RoBERTa, Llama 3, Qwen2, and what `trainBpe` produces):
  *
- *   text → added tokens split out (atomic) → GPT-2 pre-tokens → UTF-8 bytes → BPE merges → ids
+ *   text → added tokens split out (atomic) → [normalizer] → pre-tokens → UTF-8 bytes → BPE merges → ids
+ *
+ * Pre-tokens are GPT-2's (a hand-written scanner) unless the file has a Split regex (Llama 3, Qwen2:
+ * split-regex.ts); the normalizer (Qwen2: NFC) is text-normalizers.ts, offsets mapped back through it.
  *
  * `encode` builds the full Encoding (tokens, offsets, masks) through postprocess.ts; `encodeIds` is the
  * fast path used for corpus preparation and benchmarks (same ids, no per-token objects).
@@ -15,13 +18,16 @@ import { join } from 'node:path';
 import type { EncodeOptions, Encoding, Tokenizer } from './types.ts';
 import { writeFileAtomic } from '../io/atomic.ts';
 import { AddedVocabulary, guessSpecialRoles } from './added-tokens.ts';
-import { BYTE_TO_CHAR, byteLevelToBytes, preTokenEnd } from './bytelevel.ts';
+import { BYTE_TO_CHAR, byteLevelToBytes, preTokenEnd, preTokenSpans } from './bytelevel.ts';
 import { BpeModel } from './bpe-model.ts';
 import {
   ByteLevelProcessing, emptyEncoding, encodeBatchWithPipeline, encodeWithPipeline, padSpecFromSpecialTokens, pushToken,
   type PadSpec, type PostProcessor, type SequenceEncoder,
 } from './postprocess.ts';
 import { bpeFromTokenizerJSON, bpeToTokenizerJSON, readMergesTxt, readVocabJson } from './bpe-json.ts';
+import { originalRange } from './normalizer.ts';
+import type { SplitPreTokenizer } from './split-regex.ts';
+import { NormalizerChain } from './text-normalizers.ts';
 
 export type SpecialRoles = Tokenizer['specialTokens'];
 
@@ -34,6 +40,10 @@ export interface BpeTokenizerOptions {
   roles?: SpecialRoles;
   /** tokenizer.json `pre_tokenizer` trim_offsets (kept for round-tripping; offsets trimming is done by the post-processor). */
   preTokenizerTrimOffsets?: boolean;
+  /** A Split pre-tokenizer replacing GPT-2's splitting (Llama 3, Qwen2). */
+  split?: SplitPreTokenizer | null;
+  /** tokenizer.json `normalizer` (Qwen2: NFC); default none. */
+  normalizer?: NormalizerChain;
 }
 
 /** A growable Int32Array. */
@@ -68,6 +78,8 @@ export class BpeTokenizer implements Tokenizer, SequenceEncoder {
   readonly addPrefixSpace: boolean;
   readonly preTokenizerTrimOffsets: boolean;
   readonly specialTokens: SpecialRoles;
+  readonly split: SplitPreTokenizer | null;
+  readonly normalizer: NormalizerChain;
   /** UTF-8 bytes of each model token (undefined for holes in the id range). */
   private readonly tokenBytes: Array<Uint8Array | undefined>;
 
@@ -78,6 +90,8 @@ export class BpeTokenizer implements Tokenizer, SequenceEncoder {
     this.addPrefixSpace = options.addPrefixSpace ?? false;
     this.preTokenizerTrimOffsets = options.preTokenizerTrimOffsets ?? true;
     this.specialTokens = options.roles ?? guessSpecialRoles(this.added.list().map((t) => t.content));
+    this.split = options.split ?? null;
+    this.normalizer = options.normalizer ?? new NormalizerChain([]);
     // A vocabulary token outside the byte alphabet (possible in hand-made files) decodes as its own text.
     this.tokenBytes = model.tokens.map((t) => (t === undefined ? undefined : byteLevelToBytes(t) ?? new TextEncoder().encode(t)));
   }
@@ -125,10 +139,27 @@ export class BpeTokenizer implements Tokenizer, SequenceEncoder {
     const out = new IdBuffer(text.length);
     for (const piece of this.added.split(text)) {
       if (piece.id >= 0) out.push(piece.id);
+      else if (this.split || !this.normalizer.isIdentity) this.encodeGeneral(text.slice(piece.start, piece.end), out);
       else if (this.addPrefixSpace && text.charCodeAt(piece.start) !== 0x20) this.encodePlain(' ' + text.slice(piece.start, piece.end), 0, piece.end - piece.start + 1, out);
       else this.encodePlain(text, piece.start, piece.end, out);
     }
     return out.data.slice(0, out.length);
+  }
+
+  /** Normalizer and Split regex (when the file has them) applied to one piece of plain text. */
+  private preTokenize(piece: string): { text: string; spans: Array<[number, number]> } {
+    let text = this.addPrefixSpace && piece.charCodeAt(0) !== 0x20 ? ' ' + piece : piece;
+    if (!this.normalizer.isIdentity) text = this.normalizer.apply(text).text;
+    return { text, spans: this.split ? this.split.spans(text) : preTokenSpans(text) };
+  }
+
+  private encodeGeneral(piece: string, out: IdBuffer): void {
+    const { text, spans } = this.preTokenize(piece);
+    for (const [s, e] of spans) {
+      const ids = this.model.encodeWord(text, s, e);
+      if (typeof ids === 'number') out.push(ids);
+      else out.pushAll(ids);
+    }
   }
 
   private encodePlain(text: string, start: number, end: number, out: IdBuffer): void {
@@ -148,6 +179,8 @@ export class BpeTokenizer implements Tokenizer, SequenceEncoder {
     for (const piece of this.added.split(text)) {
       if (piece.id >= 0) {
         pushToken(enc, piece.id, this.idToToken(piece.id)!, piece.start, piece.end, sequenceId, this.added.isSpecial(piece.id));
+      } else if (this.split || !this.normalizer.isIdentity) {
+        this.encodeGeneralWithOffsets(text.slice(piece.start, piece.end), piece.start, enc, sequenceId);
       } else if (this.addPrefixSpace && text.charCodeAt(piece.start) !== 0x20) {
         // The added space has no source character: its offsets collapse onto the piece's start.
         this.encodePlainWithOffsets(' ' + text.slice(piece.start, piece.end), 0, piece.end - piece.start + 1, piece.start - 1, piece.start, enc, sequenceId);
@@ -158,16 +191,30 @@ export class BpeTokenizer implements Tokenizer, SequenceEncoder {
     return enc;
   }
 
+  /** encodeGeneral with offsets: computed in the normalized text, then mapped back to the piece. */
+  private encodeGeneralWithOffsets(piece: string, pieceStart: number, enc: Encoding, sequenceId: number): void {
+    const prefixed = this.addPrefixSpace && piece.charCodeAt(0) !== 0x20;
+    const norm = this.normalizer.apply(prefixed ? ' ' + piece : piece);
+    const spans = this.split ? this.split.spans(norm.text) : preTokenSpans(norm.text);
+    const first = enc.ids.length;
+    for (const [s, e] of spans) this.encodePlainWithOffsets(norm.text, s, e, 0, 0, enc, sequenceId, true);
+    const shift = pieceStart - (prefixed ? 1 : 0);
+    for (let k = first; k < enc.ids.length; k++) {
+      const [a, b] = originalRange(norm, enc.offsets[k]![0], enc.offsets[k]![1]);
+      enc.offsets[k] = [Math.max(pieceStart, a + shift), Math.max(pieceStart, b + shift)];
+    }
+  }
+
   /**
    * Tokens with offsets: a token covering bytes [b0, b1) of a pre-token gets the UTF-16 range of the
    * characters those bytes belong to (a character split over two tokens gives both its full range, as
-   * in HF). Offsets are shifted by `shift` and clamped below at `floor`.
+   * in HF). Offsets are shifted by `shift` and clamped below at `floor`. `whole`: [start, end) is already one pre-token.
    */
-  private encodePlainWithOffsets(text: string, start: number, end: number, shift: number, floor: number, enc: Encoding, sequenceId: number): void {
+  private encodePlainWithOffsets(text: string, start: number, end: number, shift: number, floor: number, enc: Encoding, sequenceId: number, whole = false): void {
     const charStart: number[] = [];
     const charEnd: number[] = [];
     for (let i = start; i < end; ) {
-      const j = preTokenEnd(text, i, end);
+      const j = whole ? end : preTokenEnd(text, i, end);
       const v = this.model.encodeWord(text, i, j);
       const ids = typeof v === 'number' ? [v] : v;
       charStart.length = charEnd.length = 0;

@@ -1,6 +1,7 @@
 /**
  * Tokenizers: loading (Hugging Face tokenizer.json, or legacy vocab.json + merges.txt / vocab.txt) and
- * training, for byte-level BPE (GPT-2 style) and WordPiece (BERT style).
+ * training, for byte-level BPE (GPT-2 style; Llama 3 / Qwen2 Split regexes), SentencePiece-style BPE with
+ * byte fallback (Llama 2, TinyLlama) and WordPiece (BERT style).
  */
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
@@ -8,12 +9,14 @@ import type { Tokenizer } from './types.ts';
 import { BpeTokenizer, type SpecialRoles } from './bpe.ts';
 import { readTextChunks, trainBpe, trainBpeFromFiles } from './bpe-train.ts';
 import { WordPieceTokenizer } from './wordpiece.ts';
+import { isSentencePieceBpe, SentencePieceBpeTokenizer } from './sp-bpe.ts';
 import { WordPieceTrainer } from './wordpiece-train.ts';
 import { formatError, isObject, readObject, readString } from './json-fields.ts';
 
 export type { Tokenizer, Encoding, EncodeOptions } from './types.ts';
 export { BpeTokenizer } from './bpe.ts';
 export { WordPieceTokenizer } from './wordpiece.ts';
+export { SentencePieceBpeTokenizer } from './sp-bpe.ts';
 export { trainBpe, trainBpeFromFiles } from './bpe-train.ts';
 export { encodeParallel } from './parallel.ts';
 
@@ -22,7 +25,7 @@ export function tokenizerFromJSON(json: unknown, roles?: SpecialRoles): Tokenize
   const root = readObject(json, '(root)');
   const model = readObject(root.model, 'model');
   const type = readString(model.type ?? (isObject(model.merges) || Array.isArray(model.merges) ? 'BPE' : undefined), 'model.type');
-  if (type === 'BPE') return BpeTokenizer.fromJSON(json, roles);
+  if (type === 'BPE') return isSentencePieceBpe(root) ? SentencePieceBpeTokenizer.fromJSON(json, roles) : BpeTokenizer.fromJSON(json, roles);
   if (type === 'WordPiece') return WordPieceTokenizer.fromJSON(json, roles);
   return formatError('model.type', `${JSON.stringify(type)} is not supported (BPE, WordPiece)`);
 }
