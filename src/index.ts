@@ -17,10 +17,18 @@ export { Module } from './nn/module.ts';
 export { Linear, LayerNorm, Embedding } from './nn/layers.ts';
 export { GPT, GPT2Model, shiftLabels, type GPTConfig, type CausalLMOutput } from './models/gpt.ts';
 export { Bert, BertModel, type BertConfig, type BertInputs, type PreTrainingOutput } from './models/bert.ts';
-export { gptPreset, bertPreset, gptParameterCount, PRESET_NAMES, type PresetName, type ModelOverrides } from './models/presets.ts';
+export {
+  Llama, LlamaModel, RMSNorm, llamaConfigSchema, ropeInvFreq,
+  type LlamaConfig, type Llama3RopeScaling, type LlamaForwardOptions, type LlamaBodyOptions,
+} from './models/llama.ts';
+export {
+  LlamaForSequenceClassification, lastNonPadIndices, type LlamaClassifierConfig, type SequenceClassifierOutput,
+} from './models/llama-heads.ts';
+export { gptPreset, bertPreset, llamaPreset, gptParameterCount, PRESET_NAMES, type PresetName, type ModelOverrides } from './models/presets.ts';
 export {
   loadModelDir, saveModelDir, readModelConfig, parseModelConfig, createModel, loadWeights, writeModelFiles, ModelLoadError,
-  type LoadedModel, type ModelConfig,
+  loadAnyModelDir, readAnyModelConfig, parseAnyModelConfig, isLlamaConfig,
+  type LoadedModel, type ModelConfig, type AnyLoadedModel, type AnyModelConfig, type ModelKind,
 } from './models/load.ts';
 
 // Files.
@@ -53,6 +61,8 @@ export {
   complete, streamCompletions, streamCompletionsAsync, generateBatchIds, decodeSteps, encodePrompt,
   type DecodeOptions, type TextDecodeOptions, type Completion, type TextEvent, type StepEvent,
 } from './infer/decode.ts';
+export { KVCache, transposedHead, decoderContext, type CausalDecoder } from './infer/kv-cache.ts';
+export { DecodeBatch, type Sequence } from './infer/batch.ts';
 export { fillMask, loadBert, type FillMaskResult, type MaskPrediction } from './infer/fill-mask.ts';
 export { isNextProbability } from './infer/nsp.ts';
 
