@@ -20,6 +20,7 @@ import { writeJsonAtomic } from '../io/atomic.ts';
 import { configJson, isLlamaConfig, modelTensors } from '../models/load.ts';
 import type { SafetensorsDtype } from '../io/safetensors.ts';
 import { taskConfigJson } from '../models/heads.ts';
+import { headDimOf } from '../models/llama.ts';
 import type { Tokenizer } from '../tokenizers/types.ts';
 import { loadPretrained, type Pretrained } from './import.ts';
 
@@ -42,6 +43,8 @@ export function hfConfig(p: Pretrained): Record<string, unknown> {
   if (isLlamaConfig(p.config)) {
     // LlamaConfig's default is tie_word_embeddings false, so it is always written out.
     out.tie_word_embeddings = p.config.tie_word_embeddings ?? false;
+    // Explicit, because Transformers.js sizes the past key values from head_dim.
+    out.head_dim = headDimOf(p.config);
     return out;
   }
   if (!p.task) out.architectures = [p.kind === 'gpt2' ? 'GPT2LMHeadModel' : 'BertForPreTraining'];

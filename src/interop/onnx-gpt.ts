@@ -21,7 +21,7 @@ function gptShape(cfg: GPTConfig): { c: number; h: number; d: number } {
 }
 
 /** allowed[b, 0, s, j] = (j ≤ past + s) ∧ mask[b, j], with past = L − S. */
-function causalMask(g: OnnxGraphBuilder, inputIds: string, attentionMask: string): string {
+export function causalMask(g: OnnxGraphBuilder, inputIds: string, attentionMask: string): string {
   const seq = dimScalar(g, inputIds, 1);
   const total = dimScalar(g, attentionMask, 1);
   const past = g.op('Sub', [total, seq]);

@@ -89,6 +89,14 @@ export class OnnxGraphBuilder {
     return name;
   }
 
+  /** A named fp32 tensor constant computed at export time (e.g. rotary frequencies). */
+  constant(name: string, data: Float32Array, shape: readonly number[]): string {
+    if (this.added.has(name)) return name;
+    this.initializers.push({ name, dims: [...shape], dataType: OnnxDataType.FLOAT, rawData: bytesOf(data) });
+    this.added.add(name);
+    return name;
+  }
+
   /** Adds a node with one output; returns the output's name. */
   op(opType: string, inputs: readonly string[], attrs: Record<string, AttrValue> = {}, outputName?: string): string {
     return this.opN(opType, inputs, 1, attrs, outputName ? [outputName] : undefined)[0]!;

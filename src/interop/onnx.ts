@@ -5,6 +5,7 @@
  * (see onnx-gpt.ts and onnx-bert.ts). Transformers.js picks onnx/model.onnx for dtype 'fp32'.
  *
  *   GPT2LMHeadModel / GPT2Model          decoder with past key values (text-generation)
+ *   LlamaForCausalLM / Qwen2ForCausalLM  decoder with past key values, grouped-query (onnx-llama.ts)
  *   BertForPreTraining / MaskedLM / Model  masked LM logits (fill-mask)
  *   Bert/GPT2ForSequenceClassification   logits (text-classification; labels from config.json)
  *   BertForTokenClassification / QA      logits / start_logits + end_logits
@@ -20,6 +21,8 @@ import { exportHf } from './export-hf.ts';
 import { loadPretrained, type Pretrained } from './import.ts';
 import { OnnxGraphBuilder, type NamedTensor } from './onnx-graph.ts';
 import { buildGptLm, buildGptSequenceClassifier } from './onnx-gpt.ts';
+import { buildLlamaLm } from './onnx-llama.ts';
+import type { LlamaConfig } from '../models/llama.ts';
 import { buildBertMaskedLm, buildBertQuestionAnswering, buildBertSequenceClassifier, buildBertTokenClassifier } from './onnx-bert.ts';
 
 /** A protobuf message cannot exceed 2 GiB; larger models would need ONNX external data. */
@@ -39,8 +42,8 @@ export function onnxModelBytes(p: Pretrained): Uint8Array {
   const g = new OnnxGraphBuilder(weights);
   const task = p.task;
   if (!task) {
-    if (p.kind === 'llama') throw new InteropError('UNSUPPORTED_ARCHITECTURE', `ONNX export: ${p.architecture} is not supported yet`);
-    if (p.kind === 'gpt2') buildGptLm(g, p.config as GPTConfig);
+    if (p.kind === 'llama') buildLlamaLm(g, p.config as LlamaConfig);
+    else if (p.kind === 'gpt2') buildGptLm(g, p.config as GPTConfig);
     else buildBertMaskedLm(g, p.config as BertConfig);
   } else if (task instanceof SequenceClassifier) {
     if (task.kind === 'gpt2') {
