@@ -1,6 +1,6 @@
 /**
  * Chat templates: the Jinja string Hugging Face stores as `chat_template` in tokenizer_config.json, and
- * a small renderer for the subset chat templates use, so Primer needs no Jinja engine:
+ * a small renderer for the subset chat templates use (others, e.g. Llama 3, Qwen2, go to @huggingface/jinja: tokenizers/jinja-template.ts):
  *   {{ message['content'] }} {{ message['role'] }} {{ eos_token }} {{ bos_token }}   (also message.content)
  *   {% for message in messages %} … {% endfor %}
  *   {% if COND %} … {% elif COND %} … {% else %} … {% endif %}
@@ -12,6 +12,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { writeFileAtomic } from '../io/atomic.ts';
+import { renderJinjaSegments } from '../tokenizers/jinja-template.ts';
 
 export type Role = 'system' | 'user' | 'assistant';
 export const ROLES: readonly Role[] = ['system', 'user', 'assistant'];
@@ -159,7 +160,17 @@ export function renderChat(template: string, ctx: RenderContext): Segment[] {
       }
     }
   };
-  run(parse(template), { ctx, index: 0 }, false);
+  try {
+    run(parse(template), { ctx, index: 0 }, false);
+  } catch (e) {
+    // Templates beyond this subset (Llama 3's {% set %}, filters, …) go to the full Jinja engine.
+    if (!(e instanceof ChatTemplateError)) throw e;
+    try {
+      return renderJinjaSegments(template, ctx.messages, { addGenerationPrompt: ctx.addGenerationPrompt, bosToken: ctx.bosToken, eosToken: ctx.eosToken });
+    } catch (jinjaError) {
+      throw jinjaError instanceof SyntaxError ? e : jinjaError; // not Jinja either: keep this renderer's message
+    }
+  }
   return out;
 }
 
