@@ -22,11 +22,13 @@ import { pretrainBert } from '../train/bert-pretrain.ts';
 import type { TextExample } from './data.ts';
 import { stratifiedSample } from './labels.ts';
 import { loadBackbone } from '../models/model-dir.ts';
+import { loadModelDir } from '../models/load.ts';
 import { GPT2Model } from '../models/gpt.ts';
 import { loadExperimentData, checkBudgets, type ExperimentDataOptions, type ExperimentData as ExperimentTask } from './experiment-data.ts';
 import { writeExperimentCorpus } from './experiment-corpus.ts';
 import { chooseBudgetRecipe, type BudgetRecipe } from './experiment-pretrain.ts';
 import { DEFAULT_RECIPE, lpftRun, promptRun, scratchBackbone, type FinetuneRecipe, type RunInputs } from './experiment-runs.ts';
+import { clozeTemplate, clozeZeroShot } from './cloze.ts';
 import { anchorBank, anchorPredict, anchorProbe, anchorStacked, type AnchorBank } from './anchor.ts';
 import { FEW_LABEL_METHODS, linearProbe, scorePredictions, zeroShot, type FeatureBank, type FewLabelMethod, type MethodScore, type ZeroShotResult } from './fewlabel.ts';
 import { layerFeatures } from './probe.ts';
@@ -184,6 +186,14 @@ export async function labelEfficiency(o: LabelEfficiencyOptions): Promise<LabelE
   if (prompt) {
     zero = zeroShot(body, tokenizer, task.labels, prompt, selection, test, recipe.maxLength);
     log(`zero-shot prompting ("${prompt.template}"): ${(100 * zero.uncalibrated.accuracy).toFixed(1)}% uncalibrated, ${(100 * zero.calibrated.accuracy).toFixed(1)}% calibrated (majority ${(100 * majority.accuracy).toFixed(1)}%)`);
+  } else {
+    // A BERT: cloze prompting through its MLM head ("{text} It was [MASK].").
+    const loaded = loadModelDir(modelDir);
+    if (loaded.kind === 'bert') {
+      const template = o.template ?? defaultPrompt(task.name, task.labels).template;
+      zero = clozeZeroShot(loaded.model, tokenizer, task.labels, { template, verbalizer }, selection, test, recipe.maxLength);
+      log(`zero-shot cloze prompting ("${clozeTemplate(template, tokenizer.specialTokens.mask ?? '[MASK]')}"): ${(100 * zero.uncalibrated.accuracy).toFixed(1)}% uncalibrated, ${(100 * zero.calibrated.accuracy).toFixed(1)}% calibrated (majority ${(100 * majority.accuracy).toFixed(1)}%)`);
+    }
   }
   let bank: FeatureBank | null = null;
   if (methods.includes('probe')) {

@@ -157,7 +157,8 @@ test('--backbone bert: the experiment pre-trains a BERT (MLM) and runs the metho
   });
   assert.equal(JSON.parse(readFileSync(join(out, 'pretrain', 'config.json'), 'utf8')).model_type, 'bert');
   assert.deepEqual(r.runs.map((x) => `${x.arm}/${x.method}`), ['tfidf/tfidf', 'scratch/lpft', 'pretrained/lpft', 'pretrained/probe', 'pretrained/anchor', 'stacked/anchor+tfidf']);
-  assert.equal(r.zeroShot, null, 'no cloze zero-shot for BERT yet');
+  // Cloze zero-shot through the MLM head ("{text} It was [MASK].").
+  assert.ok(r.zeroShot && r.zeroShot.bias.length === 2 && r.zeroShot.calibrated.accuracy >= 0 && r.zeroShot.calibrated.accuracy <= 1);
 });
 
 test('experiment rejects token tasks and budgets larger than the train split', async () => {
