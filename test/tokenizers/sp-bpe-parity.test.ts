@@ -155,3 +155,20 @@ test('SentencePiece-style tokenizer.json: saved, loaded back (with tokenizer_con
     assert.throws(() => tokenizerFromJSON(json), (e: Error) => e.name === 'TokenizerFormatError' && message.test(e.message), String(message));
   }
 });
+
+test('Metaspace split: true cuts words before each "▁" (the Rust crate; the JS library never splits)', () => {
+  const vocab = { '<unk>': 0, '\u2581': 1, a: 2, b: 3, '\u2581a': 4, '\u2581\u2581': 5, '\u2581b': 6 };
+  const merges = [['\u2581', '\u2581'], ['\u2581', 'a'], ['\u2581', 'b']];
+  const json = (split: boolean) => ({
+    added_tokens: [], normalizer: null, post_processor: null,
+    pre_tokenizer: { type: 'Metaspace', replacement: '\u2581', prepend_scheme: 'always', split },
+    decoder: { type: 'Metaspace', replacement: '\u2581', prepend_scheme: 'always', split },
+    model: { type: 'BPE', unk_token: '<unk>', fuse_unk: true, byte_fallback: false, vocab, merges },
+  });
+  const whole = tokenizerFromJSON(json(false));
+  const words = tokenizerFromJSON(json(true));
+  assert.deepEqual(whole.encode('a  b').tokens, ['\u2581a', '\u2581\u2581', 'b']);
+  assert.deepEqual(words.encode('a  b').tokens, ['\u2581a', '\u2581', '\u2581b']);
+  assert.deepEqual(words.encode('a  b').offsets, [[0, 1], [1, 2], [2, 4]]);
+  assert.equal(words.decode(words.encode('a  b').ids), 'a  b');
+});
