@@ -176,8 +176,11 @@ export class SentencePieceBpeTokenizer implements Tokenizer, SequenceEncoder {
       // Without an unk token the character is dropped, as @huggingface/tokenizers does.
     }
     const ids = this.model.mergeIds(syms);
-    if (this.cache.size >= 200_000) this.cache.clear();
-    this.cache.set(word, ids);
+    // Without a pre-tokenizer (Llama 2) a whole text is one word: cache only word-sized keys.
+    if (word.length <= 256) {
+      if (this.cache.size >= 200_000) this.cache.clear();
+      this.cache.set(word, ids);
+    }
     return ids;
   }
 
