@@ -4,13 +4,15 @@
  * optional llama3 frequency scaling), grouped-query attention, SwiGLU MLP, tied or untied head.
  * Parameter names and config keys are HF's, so checkpoints load and save without renaming.
  *
- * Correctness first: every block is composed from existing autograd ops (no Llama-specific
- * kernels yet), so the native and reference backends both run it and its backward comes for free.
+ * RMSNorm, RoPE and the SwiGLU gate are fused kernels (src/tensor/llama-ops.ts) and grouped-query
+ * attention is the attention kernel reading shared K/V heads, on both backends, each with its backward.
+ * Cached decoding (KV cache per sequence, src/infer) is the `cache` option; its helpers are in llama-cache.ts.
  */
 import { z } from 'zod';
 import { Tensor, formatShape, noGrad, type DType } from '../tensor/tensor.ts';
-import { add, addScalar, concat, mul, permute, reshape, scale, slice } from '../tensor/ops.ts';
-import { attention, crossEntropy, layerNorm, matmul, tanh } from '../tensor/nn-ops.ts';
+import { add, permute, reshape } from '../tensor/ops.ts';
+import { attention, crossEntropy, matmul } from '../tensor/nn-ops.ts';
+import { rmsNorm, rope, rotaryTables, siluMul, type RotaryTables } from '../tensor/llama-ops.ts';
 import { Rng } from '../util/random.ts';
 import { Module, constantInit } from '../nn/module.ts';
 import { Embedding, Linear } from '../nn/layers.ts';
@@ -127,43 +129,7 @@ export function ropeInvFreq(c: LlamaConfig): Float64Array {
   });
 }
 
-/**
- * cos and sin of position·freq, freqs = cat(invFreq, invFreq) (HF's layout), one D-row per entry of
- * `positions`, shaped `shape` (its last axis D): [T, D] for positions 0…T−1, or [B, 1, T, D] when
- * each batch row continues its own cached sequence.
- */
-export function ropeTables(invFreq: Float64Array, positions: ArrayLike<number>, shape: readonly number[], dtype: DType): { cos: Tensor; sin: Tensor } {
-  const half = invFreq.length;
-  const d = 2 * half;
-  const cos = new Float64Array(positions.length * d);
-  const sin = new Float64Array(positions.length * d);
-  for (let r = 0; r < positions.length; r++) {
-    for (let i = 0; i < d; i++) {
-      const angle = positions[r]! * invFreq[i % half]!;
-      cos[r * d + i] = Math.cos(angle);
-      sin[r * d + i] = Math.sin(angle);
-    }
-  }
-  return { cos: Tensor.from(cos, shape, dtype), sin: Tensor.from(sin, shape, dtype) };
-}
-
-/** x·cos + rotate_half(x)·sin on x [B, H, T, D], rotate_half(x) = cat(−x[…, D/2:], x[…, :D/2]). */
-function applyRope(x: Tensor, cos: Tensor, sin: Tensor): Tensor {
-  const d = x.shape[3]!;
-  const rotated = concat([scale(slice(x, 3, d / 2, d), -1), slice(x, 3, 0, d / 2)], 3);
-  return add(mul(x, cos), mul(rotated, sin));
-}
-
-/** silu(x) = x·σ(x), with σ(x) = (1 + tanh(x/2))/2 so that it is built from existing ops. */
-function silu(x: Tensor): Tensor {
-  return mul(x, scale(addScalar(tanh(scale(x, 0.5)), 1), 0.5));
-}
-
-/**
- * RMSNorm: x·rsqrt(mean(x²) + eps)·w. Built on the LayerNorm kernel: the rows of cat(x, −x) have
- * mean 0 and variance mean(x²), so their layer norm (weight 1, bias 0) starts with x·rsqrt(mean(x²)+eps),
- * exactly, backward included. It costs a row twice as wide; a dedicated kernel is left for later.
- */
+/** RMSNorm: x·rsqrt(mean(x²) + eps)·w (one fused kernel, tensor/llama-ops.ts). */
 export class RMSNorm extends Module {
   readonly weight: Tensor;
   constructor(readonly dim: number, readonly eps: number) {
@@ -171,11 +137,7 @@ export class RMSNorm extends Module {
     this.weight = this.param('weight', constantInit([dim], 1));
   }
   forward(x: Tensor): Tensor {
-    const c = this.dim;
-    const ones = Tensor.full([2 * c], 1, x.dtype);
-    const zeros = Tensor.zeros([2 * c], x.dtype);
-    const normed = layerNorm(concat([x, scale(x, -1)], x.ndim - 1), ones, zeros, this.eps);
-    return mul(slice(normed, x.ndim - 1, 0, c), this.weight);
+    return rmsNorm(x, this.weight, this.eps);
   }
 }
 
@@ -195,33 +157,22 @@ class LlamaAttention extends Module {
     this.o_proj = this.module('o_proj', new Linear(h * d, c, 'out_in', rng, { std, bias: bias.o }));
   }
 
-  forward(x: Tensor, cos: Tensor, sin: Tensor, ctx?: LlamaLayerContext): Tensor {
+  /** rot and positions (one per row of x's B×T): the RoPE tables and each token's position. */
+  forward(x: Tensor, rot: RotaryTables, positions: Int32Array, ctx?: LlamaLayerContext): Tensor {
     const [b, t] = x.shape as [number, number, number];
     const [h, kv, d] = [this.cfg.num_attention_heads, kvHeadsOf(this.cfg), headDimOf(this.cfg)];
     // Cached decoding runs the projections row-wise (fewRows): a row decodes the same alone or batched.
     const proj = (l: Linear, y: Tensor) => (ctx ? fewRows(l, y) : l.forward(y));
-    const heads = (y: Tensor, n: number) => permute(reshape(y, [b, t, n, d]), [0, 2, 1, 3]); // [B, n, T, D]
-    const q = applyRope(heads(proj(this.q_proj, x), h), cos, sin);
-    const k = applyRope(heads(proj(this.k_proj, x), kv), cos, sin);
-    const v = heads(proj(this.v_proj, x), kv);
-    // The cache keeps the KV heads once (RoPE applied); query head j reads KV head ⌊j·KV/H⌋ there.
-    const y = ctx ? cachedGroupedAttention(q, k, v, ctx)
-      : attention(q, repeatKV(k, h / kv), repeatKV(v, h / kv), { causal: true, scale: 1 / Math.sqrt(d) });
+    const split = (y: Tensor, n: number) => reshape(y, [b, t, n, d]); // [B, T, n, D]: RoPE works row by row here
+    const heads = (y: Tensor) => permute(y, [0, 2, 1, 3]); // [B, n, T, D]
+    const q = heads(rope(split(proj(this.q_proj, x), h), rot, positions));
+    const k = heads(rope(split(proj(this.k_proj, x), kv), rot, positions));
+    const v = heads(split(proj(this.v_proj, x), kv));
+    // Query head j reads KV head ⌊j·KV/H⌋, in the cache (kept once per KV head, RoPE applied) or in
+    // the attention kernel itself (grouped-query attention, no repeated K/V).
+    const y = ctx ? cachedGroupedAttention(q, k, v, ctx) : attention(q, k, v, { causal: true, scale: 1 / Math.sqrt(d) });
     return proj(this.o_proj, reshape(permute(y, [0, 2, 1, 3]), [b, t, h * d]));
   }
-}
-
-/**
- * HF's repeat_kv: [B, KV, T, D] → [B, KV·n, T, D], query head j reading key/value head ⌊j/n⌋.
- * It materialises the repeated K/V (n copies) so that the existing attention op serves grouped-query
- * attention unchanged; concat's backward sums the copies' gradients. A kernel that indexes the
- * shared heads instead is the planned replacement.
- */
-function repeatKV(x: Tensor, n: number): Tensor {
-  if (n === 1) return x;
-  const [b, kv, t, d] = x.shape as [number, number, number, number];
-  const x5 = reshape(x, [b, kv, 1, t, d]);
-  return reshape(concat(Array.from({ length: n }, () => x5), 2), [b, kv * n, t, d]);
 }
 
 class LlamaMLP extends Module {
@@ -239,7 +190,7 @@ class LlamaMLP extends Module {
   /** SwiGLU: down(silu(gate(x)) · up(x)). */
   forward(x: Tensor, fewRowsPath = false): Tensor {
     const proj = (l: Linear, y: Tensor) => (fewRowsPath ? fewRows(l, y) : l.forward(y));
-    return proj(this.down_proj, mul(silu(proj(this.gate_proj, x)), proj(this.up_proj, x)));
+    return proj(this.down_proj, siluMul(proj(this.gate_proj, x), proj(this.up_proj, x)));
   }
 }
 
@@ -258,8 +209,8 @@ class LlamaDecoderLayer extends Module {
     this.post_attention_layernorm = this.module('post_attention_layernorm', new RMSNorm(cfg.hidden_size, eps));
   }
   /** Pre-norm residual block. */
-  forward(x: Tensor, cos: Tensor, sin: Tensor, ctx?: LlamaLayerContext): Tensor {
-    x = add(x, this.self_attn.forward(this.input_layernorm.forward(x), cos, sin, ctx));
+  forward(x: Tensor, rot: RotaryTables, positions: Int32Array, ctx?: LlamaLayerContext): Tensor {
+    x = add(x, this.self_attn.forward(this.input_layernorm.forward(x), rot, positions, ctx));
     return add(x, this.mlp.forward(this.post_attention_layernorm.forward(x), ctx !== undefined));
   }
 }
@@ -278,6 +229,15 @@ export class LlamaModel extends Module {
     this.invFreq = ropeInvFreq(cfg);
   }
 
+  private rot: RotaryTables | null = null;
+  /** RoPE tables (HF's fp32 angles) covering positions 0…n−1, kept across calls and grown on demand. */
+  private rotary(n: number, dtype: DType): RotaryTables {
+    if (!this.rot || this.rot.positions < n || this.rot.dtype !== dtype) {
+      this.rot = rotaryTables(this.invFreq, Math.max(n, this.rot?.dtype === dtype ? this.rot.positions : 0), dtype);
+    }
+    return this.rot;
+  }
+
   /**
    * ids (B×T, row-major) at positions 0…T−1 → hidden states [B, T, C]. With `o.cache` (one
    * SequenceKV per row, as GPT2Model's): row r's tokens take positions cache[r].length…+T−1 (the
@@ -292,16 +252,17 @@ export class LlamaModel extends Module {
     const cache = o.cache;
     if (!cache) {
       let x = this.embed_tokens.forward(ids, [b, t]);
-      const { cos, sin } = ropeTables(this.invFreq, Int32Array.from({ length: t }, (_, i) => i), [t, headDimOf(this.cfg)], x.dtype);
-      for (const layer of this.layers) x = layer.forward(x, cos, sin);
+      const positions = Int32Array.from({ length: b * t }, (_, i) => i % t);
+      const rot = this.rotary(t, x.dtype);
+      for (const layer of this.layers) x = layer.forward(x, rot, positions);
       return this.norm.forward(x);
     }
     const starts = ropePositions(cache, b, t, this.cfg.num_hidden_layers, this.embed_tokens.weight);
     const positions = Int32Array.from({ length: b * t }, (_, i) => starts[Math.floor(i / t)]! + (i % t));
     return noGrad(() => {
       let x = this.embed_tokens.forward(ids, [b, t]);
-      const { cos, sin } = ropeTables(this.invFreq, positions, [b, 1, t, headDimOf(this.cfg)], x.dtype);
-      this.layers.forEach((layer, i) => { x = layer.forward(x, cos, sin, { cache, starts, layer: i }); });
+      const rot = this.rotary(Math.max(...starts) + t, x.dtype);
+      this.layers.forEach((layer, i) => { x = layer.forward(x, rot, positions, { cache, starts, layer: i }); });
       cache.forEach((c, r) => { c.length = starts[r]! + t; });
       return this.norm.forward(x);
     });
@@ -310,15 +271,17 @@ export class LlamaModel extends Module {
 
 /**
  * fp32 values per token kept for the backward pass (for the trainer's memory check), counted from
- * the ops above: per layer two RMSNorms (≈6·C each: cat, normalised, slice, product), q/k/v and
- * their head-split copies, RoPE on q and k (≈5 copies of each), the repeated K/V, attention output,
- * merge and projection, residual sums, SwiGLU (gate, up, 5 for silu, product), the attention scores
- * (2·heads·T), then the final norm and the logits with their softmax (2·vocab).
+ * the ops above: per layer two RMSNorms (output + rstd), q/k/v projections, RoPE on q and k, the
+ * head-split copies of q/k/v, the attention output (+ its log-sum-exp per head; the fused kernel keeps
+ * no T×T scores) and its merged copy, o_proj, gate/up/siluMul, down_proj and the two residual sums;
+ * then the final norm and the logits with their softmax (2·vocab). `seqLength` is kept for the
+ * signature shared with GPT's estimate: nothing here grows with it.
  */
 export function llamaActivationFloatsPerToken(c: LlamaConfig, seqLength: number): number {
+  void seqLength;
   const [d, q, kv] = [c.hidden_size, c.num_attention_heads * headDimOf(c), kvHeadsOf(c) * headDimOf(c)];
-  const perLayer = 12 * d + 2 * q + 4 * kv + 5 * (q + kv) + 2 * q + q + 3 * q + 2 * d + 8 * c.intermediate_size + 2 * c.num_attention_heads * seqLength;
-  return c.num_hidden_layers * perLayer + 2 * c.vocab_size + 6 * d;
+  const perLayer = 2 * (d + 1) + (q + 2 * kv) + (q + kv) + (q + 2 * kv) + (q + c.num_attention_heads) + q + d + 3 * c.intermediate_size + d + 2 * d;
+  return c.num_hidden_layers * perLayer + 2 * c.vocab_size + d;
 }
 
 /** Options of LlamaModel.forward: a KV cache per batch row (GPTBodyOptions' `cache`). */
