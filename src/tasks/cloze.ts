@@ -11,10 +11,8 @@
 import type { Tokenizer } from '../tokenizers/types.ts';
 import type { Bert } from '../models/bert.ts';
 import type { LabelMap } from '../models/labels.ts';
-import { noGrad, withScope } from '../tensor/tensor.ts';
 import type { TextExample } from './data.ts';
-import { collate, padTokenId } from './encode.ts';
-import { applyTemplate, argmaxRows, labelWordToken, type PromptSpec } from './prompt.ts';
+import { applyTemplate, argmaxRows, forEachPromptBatch, labelWordToken, logSoftmaxInto, type PromptSpec } from './prompt.ts';
 import { scorePredictions, type ZeroShotResult } from './fewlabel.ts';
 
 /** The template with the mask token: "{mask}" or the mask token itself where given, else appended ("… [MASK]."). */
@@ -41,31 +39,20 @@ export function clozeLogProbs(model: Bert, tokenizer: Tokenizer, labels: LabelMa
   });
   const v = model.config.vocab_size;
   const out = new Float64Array(prompts.length * k);
-  const was = model.training;
-  model.eval();
-  try {
-    for (let i = 0; i < prompts.length; i += batchSize) {
-      const encs = prompts.slice(i, i + batchSize).map((x) => tokenizer.encode(x.text, null, { maxLength }));
-      const batch = collate(encs, padTokenId(tokenizer));
-      noGrad(() => withScope(() => {
-        const z = model.forward(batch).predictionLogits.data;
-        encs.forEach((enc, r) => {
-          const at = enc.ids.lastIndexOf(maskId);
-          if (at < 0) throw new RangeError(`cloze prompting: prompt ${i + r} has no mask token after truncation to ${maxLength} tokens`);
-          const row = (r * batch.length + at) * v;
-          const s = words.map((ids) => {
-            const m = Math.max(...ids.map((w) => z[row + w]!));
-            return m + Math.log(ids.reduce((sum, w) => sum + Math.exp(z[row + w]! - m), 0) / ids.length);
-          });
-          const top = Math.max(...s);
-          const lse = top + Math.log(s.reduce((sum, x) => sum + Math.exp(x - top), 0));
-          s.forEach((x, j) => { out[(i + r) * k + j] = x - lse; });
-        });
-      }));
-    }
-  } finally {
-    model.train(was);
-  }
+  forEachPromptBatch(model, tokenizer, prompts, maxLength, batchSize, (batch, encs, start) => {
+    const z = model.forward(batch).predictionLogits.data;
+    encs.forEach((enc, r) => {
+      const at = enc.ids.lastIndexOf(maskId);
+      if (at < 0) throw new RangeError(`cloze prompting: prompt ${start + r} has no mask token after truncation to ${maxLength} tokens`);
+      const row = (r * batch.length + at) * v;
+      // log of the mean probability of the class's words (the vocabulary's normaliser cancels below)
+      const s = Float64Array.from(words, (ids) => {
+        const m = Math.max(...ids.map((w) => z[row + w]!));
+        return m + Math.log(ids.reduce((sum, w) => sum + Math.exp(z[row + w]! - m), 0) / ids.length);
+      });
+      logSoftmaxInto(s, 0, k, out, (start + r) * k);
+    });
+  });
   return out;
 }
 

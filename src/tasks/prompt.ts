@@ -14,7 +14,8 @@
  *                 output vectors (so step 0 is the zero-shot classifier), fine-tuned on the few labels
  *                 with the experiment's usual recipe: prompt-based fine-tuning, no new random weights.
  */
-import type { Tokenizer } from '../tokenizers/types.ts';
+import type { Encoding, Tokenizer } from '../tokenizers/types.ts';
+import type { Module } from '../nn/module.ts';
 import { GPT2Model } from '../models/gpt.ts';
 import { noGrad, withScope } from '../tensor/tensor.ts';
 import type { TextExample } from './data.ts';
@@ -112,29 +113,39 @@ export function promptClassifier(body: GPT2Model, tokenizer: Tokenizer, labels: 
   return model;
 }
 
-/** Class log-probabilities log softmax(s) of prompted texts under a prompt classifier, N×K row-major. */
-export function promptLogProbs(model: SequenceClassifier, tokenizer: Tokenizer, prompts: readonly TextExample[], maxLength: number, batchSize = 32): Float64Array {
-  const k = model.labels.size;
-  const out = new Float64Array(prompts.length * k);
+/**
+ * Runs `fn` on the prompts in batches (tokenized, padded, maxLength), in eval mode without autograd;
+ * `start` is the index of the batch's first prompt. The batch loop of every prompt scorer.
+ */
+export function forEachPromptBatch(model: Module, tokenizer: Tokenizer, prompts: readonly TextExample[], maxLength: number, batchSize: number,
+  fn: (batch: ReturnType<typeof collate>, encodings: Encoding[], start: number) => void): void {
   const was = model.training;
   model.eval();
   try {
     for (let i = 0; i < prompts.length; i += batchSize) {
       const encs = prompts.slice(i, i + batchSize).map((x) => tokenizer.encode(x.text, null, { maxLength }));
       const batch = collate(encs, padTokenId(tokenizer));
-      noGrad(() => withScope(() => {
-        const { hidden, pooled } = runBackbone(model.backbone, batch);
-        const logits = model.head.forward(pool(hidden, pooled, batch, 'last')).data;
-        for (let r = 0; r < batch.batch; r++) logSoftmaxInto(logits, r * k, k, out, (i + r) * k);
-      }));
+      noGrad(() => withScope(() => fn(batch, encs, i)));
     }
   } finally {
     model.train(was);
   }
+}
+
+/** Class log-probabilities log softmax(s) of prompted texts under a prompt classifier, N×K row-major. */
+export function promptLogProbs(model: SequenceClassifier, tokenizer: Tokenizer, prompts: readonly TextExample[], maxLength: number, batchSize = 32): Float64Array {
+  const k = model.labels.size;
+  const out = new Float64Array(prompts.length * k);
+  forEachPromptBatch(model, tokenizer, prompts, maxLength, batchSize, (batch, _encs, start) => {
+    const { hidden, pooled } = runBackbone(model.backbone, batch);
+    const logits = model.head.forward(pool(hidden, pooled, batch, 'last')).data;
+    for (let r = 0; r < batch.batch; r++) logSoftmaxInto(logits, r * k, k, out, (start + r) * k);
+  });
   return out;
 }
 
-function logSoftmaxInto(x: ArrayLike<number>, off: number, k: number, out: Float64Array, at: number): void {
+/** out[at … at+k) = log softmax of x[off … off+k). */
+export function logSoftmaxInto(x: ArrayLike<number>, off: number, k: number, out: Float64Array, at: number): void {
   let max = -Infinity;
   for (let j = 0; j < k; j++) max = Math.max(max, x[off + j]!);
   let z = 0;
