@@ -88,8 +88,9 @@ export class KVCache implements SequenceKV {
 }
 
 /**
- * The LM head's matrix transposed, C×V, for decoding steps (the forward options' headT): GPT-2's
- * wteᵀ, a Llama's lm_headᵀ (embed_tokensᵀ when tied). Make it once per generation.
+ * The LM head's matrix transposed, C×V, for decoding steps (the forward options' headT): lm_headᵀ,
+ * or the token embedding's transpose when the head is tied (GPT-2's wte, a Llama's embed_tokens).
+ * Make it once per generation.
  */
 export function transposedHead(model: CausalDecoder): Float32Array {
   const v = model.config.vocab_size;

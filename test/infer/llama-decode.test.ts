@@ -15,6 +15,8 @@ import { noGrad, withScope } from '../../src/tensor/tensor.ts';
 import { KVCache } from '../../src/infer/kv-cache.ts';
 import { generateIds } from '../../src/infer/generate.ts';
 import { generateBatchIds } from '../../src/infer/decode.ts';
+import { GPT } from '../../src/models/gpt.ts';
+import { gptPreset } from '../../src/models/presets.ts';
 
 const fixtures = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 'shared', 'fixtures');
 
@@ -148,4 +150,22 @@ test('KVCache grows on demand and keeps what it holds; sliding past the context 
   const out = generateIds(model, [1, 2, 3], { temperature: 0, maxTokens: 70 });
   const ctx = [1, 2, 3, ...out.slice(0, -1)].slice(-64);
   assert.equal(out[out.length - 1], argmax(fullLogits(model, ctx).subarray((ctx.length - 1) * v)));
+});
+
+test('untied heads decode with lm_head, not the token embedding (qwen2-tiny, a GPT with tie_word_embeddings false)', () => {
+  setBackend('native');
+  const qwen = load('qwen2-tiny');
+  assert.ok(qwen.lm_head !== null);
+  const gpt = new GPT({ ...gptPreset('tiny', { vocabSize: 60, layers: 1, dims: 32, heads: 4, context: 32, dropout: 0 }), initializer_range: 0.3, tie_word_embeddings: false }, 2).eval();
+  assert.ok(gpt.lmHead !== null);
+  for (const model of [qwen, gpt]) {
+    const prompt = [3, 14, 15];
+    const v = model.config.vocab_size;
+    const seq = [...prompt];
+    for (let i = 0; i < 8; i++) {
+      const all = noGrad(() => withScope(() => Float32Array.from(model.forward(Int32Array.from(seq), 1, seq.length).logits.data)));
+      seq.push(argmax(all.subarray((seq.length - 1) * v)));
+    }
+    assert.deepEqual(generateIds(model, prompt, { temperature: 0, maxTokens: 8 }), seq.slice(prompt.length), model.constructor.name);
+  }
 });
