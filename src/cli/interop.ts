@@ -6,12 +6,20 @@
  * other command loads. Export writes what transformers' from_pretrained loads, and with --format onnx
  * also onnx/model.onnx, so the directory is a complete Transformers.js model.
  */
-import type { Command } from 'commander';
+import { InvalidArgumentError, type Command } from 'commander';
 import { loadPretrained, type Pretrained } from '../interop/import.ts';
 import { EXPORT_DTYPES, exportHf, type ExportDtype } from '../interop/export-hf.ts';
 import { exportOnnx } from '../interop/onnx.ts';
 import { action, choiceArg } from './options.ts';
 import { refuseOutputOverInput } from '../io/paths.ts';
+
+/** "2GB", "500MB", "64KB" or plain bytes → bytes (decimal units, as transformers' max_shard_size). */
+function sizeArg(value: string): number {
+  const m = /^(\d+(?:\.\d+)?)\s*(B|KB|MB|GB)?$/i.exec(value.trim());
+  const bytes = m ? Math.floor(Number(m[1]) * { B: 1, KB: 1e3, MB: 1e6, GB: 1e9 }[(m[2] ?? 'B').toUpperCase() as 'B']) : NaN;
+  if (!(bytes >= 1)) throw new InvalidArgumentError(`expected a size such as 2GB, 500MB or 65536, got "${value}"`);
+  return bytes;
+}
 
 function summary(p: Pretrained, dir: string): Record<string, unknown> {
   return {
@@ -41,11 +49,12 @@ export function registerInteropCommands(program: Command): void {
     .requiredOption('--out <dir>', 'output directory')
     .option('--format <format>', 'output format', choiceArg(['hf', 'onnx'] as const), 'hf')
     .option('--dtype <dtype>', 'stored dtype of the hf weights (F32 keeps every bit; BF16/F16 halve the size, rounding to nearest even)', choiceArg(Object.keys(EXPORT_DTYPES) as ExportDtype[]), 'F32')
-    .action(action((o: { model: string; out: string; format: 'hf' | 'onnx'; dtype: ExportDtype }) => {
+    .option('--max-shard-size <size>', 'hf: split weights larger than this into model-0000i-of-0000n.safetensors + index (e.g. 2GB, 500MB)', sizeArg)
+    .action(action((o: { model: string; out: string; format: 'hf' | 'onnx'; dtype: ExportDtype; maxShardSize?: number }) => {
       refuseOutputOverInput(o.out, { '--model': o.model });
       if (o.format === 'onnx' && o.dtype !== 'F32') throw new RangeError('--dtype applies to --format hf; the ONNX graph is fp32');
       const p = loadPretrained(o.model);
-      const files = o.format === 'onnx' ? exportOnnx(p, o.out) : exportHf(p, o.out, { dtype: o.dtype });
+      const files = o.format === 'onnx' ? exportOnnx(p, o.out) : exportHf(p, o.out, { dtype: o.dtype, maxShardBytes: o.maxShardSize });
       console.log(JSON.stringify({ ...summary(p, o.model), format: o.format, ...(o.format === 'hf' ? { dtype: o.dtype } : {}), out: o.out, files }, null, 2));
     }));
 }

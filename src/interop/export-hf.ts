@@ -11,11 +11,15 @@
  *   generation_config.json  GPT-2 and Llama-family LMs (bos/eos ids, as transformers derives it from the config)
  *   tokenizer.json, tokenizer_config.json, special_tokens_map.json and the legacy vocab files
  *
- * Tensors are written in the safetensors library's canonical order, as save_pretrained does.
+ * Tensors are written in the safetensors library's canonical order, as save_pretrained does. With
+ * `maxShardBytes`, weights larger than that are split as save_pretrained splits them: shards
+ * model-0000i-of-0000n.safetensors filled in parameter order (a tensor larger than the limit gets a
+ * shard of its own) plus model.safetensors.index.json ({metadata: {total_size}, weight_map}).
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { writeSafetensors } from '../io/safetensors.ts';
+import { writeSafetensors, type TensorToWrite } from '../io/safetensors.ts';
+import { SAFETENSORS_FILE, SAFETENSORS_INDEX } from './weights.ts';
 import { writeJsonAtomic } from '../io/atomic.ts';
 import { configJson, isLlamaConfig, modelTensors } from '../models/load.ts';
 import type { SafetensorsDtype } from '../io/safetensors.ts';
@@ -67,6 +71,43 @@ export type ExportDtype = keyof typeof EXPORT_DTYPES;
 export interface ExportHfOptions {
   /** Stored dtype of the weights (default F32: Primer computes in fp32, so nothing is rounded unless asked). */
   dtype?: ExportDtype;
+  /** Split the weights into shards of at most this many bytes each (default: one model.safetensors). */
+  maxShardBytes?: number;
+}
+
+const BYTES_PER_ELEMENT: Record<ExportDtype, number> = { F32: 4, BF16: 2, F16: 2 };
+
+/** Writes model.safetensors, or shards + index when the weights exceed maxShardBytes; returns the file names. */
+function writeWeights(outDir: string, tensors: Array<TensorToWrite & { dtype: ExportDtype }>, maxShardBytes?: number): string[] {
+  const size = (t: TensorToWrite & { dtype: ExportDtype }) => t.shape.reduce((a, d) => a * d, 1) * BYTES_PER_ELEMENT[t.dtype];
+  const total = tensors.reduce((n, t) => n + size(t), 0);
+  // A file of the other layout left by an earlier export would be read instead of (or beside) the new one.
+  if (maxShardBytes === undefined || total <= maxShardBytes) {
+    rmSync(join(outDir, SAFETENSORS_INDEX), { force: true });
+    writeSafetensors(join(outDir, SAFETENSORS_FILE), tensors, { format: 'pt' });
+    return [SAFETENSORS_FILE];
+  }
+  rmSync(join(outDir, SAFETENSORS_FILE), { force: true });
+  if (!(Number.isSafeInteger(maxShardBytes) && maxShardBytes > 0)) throw new RangeError(`exportHf: maxShardBytes must be a positive integer, got ${maxShardBytes}`);
+  const shards: Array<typeof tensors> = [[]];
+  let used = 0;
+  for (const t of tensors) {
+    if (used > 0 && used + size(t) > maxShardBytes) {
+      shards.push([]);
+      used = 0;
+    }
+    shards[shards.length - 1]!.push(t);
+    used += size(t);
+  }
+  const name = (i: number) => `model-${String(i + 1).padStart(5, '0')}-of-${String(shards.length).padStart(5, '0')}.safetensors`;
+  const weightMap: Record<string, string> = {};
+  shards.forEach((part, i) => {
+    writeSafetensors(join(outDir, name(i)), part, { format: 'pt' });
+    for (const t of part) weightMap[t.name] = name(i);
+  });
+  // The index last: a reader that finds it finds every shard it names.
+  writeJsonAtomic(join(outDir, SAFETENSORS_INDEX), { metadata: { total_size: total }, weight_map: weightMap }, { indent: 2 });
+  return [...shards.map((_, i) => name(i)), SAFETENSORS_INDEX];
 }
 
 /** Writes the HF directory for an imported/loaded model (see the module comment). */
@@ -75,9 +116,9 @@ export function exportHf(p: Pretrained, outDir: string, o: ExportHfOptions = {})
   if (!Object.hasOwn(EXPORT_DTYPES, dtype)) throw new RangeError(`exportHf: dtype ${JSON.stringify(dtype)} is not one of ${Object.keys(EXPORT_DTYPES).join(', ')}`);
   mkdirSync(outDir, { recursive: true });
   const tensors = modelTensors(p.model).filter((t) => !droppedByHf(p, t.name)).map((t) => ({ ...t, dtype }));
-  writeSafetensors(join(outDir, 'model.safetensors'), tensors, { format: 'pt' });
+  const weightFiles = writeWeights(outDir, tensors, o.maxShardBytes);
   writeJsonAtomic(join(outDir, 'config.json'), { ...hfConfig(p), torch_dtype: EXPORT_DTYPES[dtype] }, { indent: 2 });
-  const written = ['config.json', 'model.safetensors'];
+  const written = ['config.json', ...weightFiles];
   if ((p.kind === 'gpt2' || p.kind === 'llama') && !p.task) {
     const c = p.config as { bos_token_id?: number | null; eos_token_id?: number | number[] | null };
     const generation: Record<string, unknown> = { _from_model_config: true, transformers_version: TRANSFORMERS_VERSION };

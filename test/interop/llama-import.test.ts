@@ -2,7 +2,8 @@
  * `primer import` / `primer export --format hf` for Llama-family checkpoints (LlamaForCausalLM with a
  * tied head and grouped-query attention, Qwen2ForCausalLM with q/k/v biases and an untied lm_head):
  * single-file, sharded (model.safetensors.index.json) and BF16 copies of ../shared/fixtures import,
- * and the imported model's logits match PyTorch's expected ones.
+ * and the imported model's logits match PyTorch's expected ones; export writes fp32 (BF16 on request),
+ * one file or save_pretrained-style shards.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -24,7 +25,7 @@ test.after(removeTempDirs);
 const FIXTURES = [['llama-tiny', 'LlamaForCausalLM', true], ['qwen2-tiny', 'Qwen2ForCausalLM', false]] as const;
 
 async function cli(args: string[]): Promise<Record<string, unknown>> {
-  const program = new Command().exitOverride();
+  const program = new Command().exitOverride().configureOutput({ writeErr: () => {} }); // usage errors are asserted, not printed
   registerInteropCommands(program);
   const logs: string[] = [];
   const log = console.log;
@@ -132,4 +133,31 @@ test('Llama-family import errors: a differing tied head, a missing layer tensor,
   code(() => loadPretrained(repack('llama-tiny', { config: { head_dim: 4 } })), 'SHAPE_MISMATCH', /q_proj\.weight: \[32,32\] in the checkpoint, \[16,32\] in the config/);
   code(() => loadPretrained(repack('llama-tiny', { config: { num_hidden_layers: 1000 } })), 'SHAPE_MISMATCH', /at least \d+ parameters/);
   code(() => loadPretrained(repack('llama-tiny', { config: { architectures: ['Qwen2ForCausalLM'] } })), 'BAD_CONFIG', /does not match model_type "llama"/);
+});
+
+test('export --format hf --max-shard-size writes save_pretrained-style shards + index that import back bit for bit', async () => {
+  const out = join(tempDir('llama-shards'), 'hf');
+  const summary = await cli(['export', '--format', 'hf', '--model', join(fixtures, 'qwen2-tiny'), '--out', out, '--max-shard-size', '40KB']);
+  const files = summary.files as string[];
+  const shards = files.filter((f) => /^model-\d{5}-of-\d{5}\.safetensors$/.test(f));
+  assert.ok(shards.length >= 5 && files.includes('model.safetensors.index.json') && !existsSync(join(out, 'model.safetensors')), files.join(', '));
+  assert.equal(shards.at(-1), `model-${String(shards.length).padStart(5, '0')}-of-${String(shards.length).padStart(5, '0')}.safetensors`);
+  const index = JSON.parse(readFileSync(join(out, 'model.safetensors.index.json'), 'utf8'));
+  const source = readSafetensors(join(fixtures, 'qwen2-tiny', 'model.safetensors'));
+  let total = 0;
+  for (const n of source.names) total += 4 * source.info(n).shape.reduce((a, d) => a * d, 1);
+  assert.equal(index.metadata.total_size, total);
+  for (const shard of shards) {
+    const f = readSafetensors(join(out, shard));
+    const bytes = f.names.reduce((a, n) => a + 4 * f.info(n).shape.reduce((x, d) => x * d, 1), 0);
+    assert.ok(bytes <= 40_000, `${shard}: ${bytes} bytes`);
+  }
+  const p = loadPretrained(out);
+  assert.equal(p.shards, shards.length);
+  const params = new Map(p.model.namedParameters());
+  for (const n of source.names) assert.deepEqual(params.get(n)!.data, source.getFloat32(n), n);
+  // Exporting again without a limit into the same folder leaves one layout only (the index would otherwise be stale).
+  exportHf(p, out);
+  assert.ok(existsSync(join(out, 'model.safetensors')) && !existsSync(join(out, 'model.safetensors.index.json')));
+  await assert.rejects(cli(['export', '--model', join(fixtures, 'qwen2-tiny'), '--out', join(out, 'x'), '--max-shard-size', '2 parsecs']), /expected a size such as 2GB/);
 });
