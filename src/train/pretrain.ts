@@ -304,8 +304,7 @@ export async function pretrain(opts: PretrainOptions = {}): Promise<PretrainResu
     + `${Math.round(training.tokensPerSecond).toLocaleString('en-US')} tokens/s, ${trainingSeconds.toFixed(0)}s; model saved to ${runDir}`);
 
   const samples: PretrainResult['samples'] = [];
-  // Sampling needs the KV-cache decoder, which only GPT has so far.
-  if (training.status !== 'interrupted' && model instanceof GPT) {
+  if (training.status !== 'interrupted') {
     for (const prompt of samplePrompts ?? DEFAULT_SAMPLE_PROMPTS) {
       const text = generateText(model, tokenizer, prompt, { maxTokens: sampleTokens ?? 40, temperature: 0.8, topK: 40, seed: config.seed });
       samples.push({ prompt, text });

@@ -16,6 +16,8 @@ import { Llama, ropeInvFreq, type LlamaConfig } from '../../src/models/llama.ts'
 import { loadAnyModelDir, parameterCount, parseAnyModelConfig, parseModelConfig } from '../../src/models/load.ts';
 import { verifyModel } from '../../src/train/verify.ts';
 import { pretrain } from '../../src/train/pretrain.ts';
+import { generateText } from '../../src/infer/generate.ts';
+import { loadTokenizer } from '../../src/tokenizers/index.ts';
 import { gptPreset, llamaPreset, PRESET_NAMES } from '../../src/models/presets.ts';
 import { setDefaultDtype, type Tensor } from '../../src/tensor/tensor.ts';
 import { numericGrads, relError } from '../helpers/numeric.ts';
@@ -228,9 +230,14 @@ test('pretrain --arch llama: 20 steps learn, save a loadable Llama directory, an
     assert.equal(loaded.kind, 'llama');
     assert.equal(loaded.model.numParameters(), run.parameters);
     assert.deepEqual(JSON.parse(readFileSync(join(out, 'config.json'), 'utf8')).architectures, ['LlamaForCausalLM']);
-    const resumed = await pretrain({ ...common, steps: 25, resume: out });
+    const resumed = await pretrain({ ...common, steps: 25, resume: out, samplePrompts: ['the cat'], sampleTokens: 6 });
     assert.equal(resumed.training.step, 25);
     assert.equal(resumed.modelConfig.model_type, 'llama');
+    // Sample continuations come from the KV-cache decoder, as for a GPT: the same as generating from the saved model.
+    const saved = loadAnyModelDir(out);
+    assert.equal(saved.kind, 'llama');
+    const expected = generateText(saved.model as Llama, loadTokenizer(out), 'the cat', { maxTokens: 6, temperature: 0.8, topK: 40, seed: 3 });
+    assert.deepEqual(resumed.samples, [{ prompt: 'the cat', text: expected }]);
   } finally {
     rmSync(root, { recursive: true, force: true });
   }
