@@ -5,7 +5,7 @@
  * is planned from its own measured speed so that its cosine schedule ends at the time limit. Reports
  * parameters, tokens/s and held-out loss; writes bench/results/llama.json and the BENCHMARKS.md section.
  */
-import { existsSync } from 'node:fs';
+import { existsSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadavg } from 'node:os';
 import { parseArgs } from 'node:util';
@@ -47,6 +47,8 @@ function measure(arch: 'gpt' | 'llama'): number {
   return (steps * n) / ((performance.now() - t0) / 1000);
 }
 
+// The bench's own scratch runs: a rerun starts them afresh.
+rmSync(args.out!, { recursive: true, force: true });
 const rows: Array<{ arch: string; parameters: number; steps: number; tokensPerSecond: number; valLoss: number | null; seconds: number }> = [];
 const load0 = loadavg()[0]!;
 for (const arch of ['gpt', 'llama'] as const) {
