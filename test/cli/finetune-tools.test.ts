@@ -80,11 +80,11 @@ test('experiment label-efficiency with --model at toy scale writes results.json,
   const out = join(root, 'exp');
   const r = primer(['experiment', 'label-efficiency', '--model', await gpt, '--task', 'sentiment', '--labels', '8,16', '--seeds', '2', '--epochs', '1', '--test-examples', '20', '--out', out]);
   assert.equal(r.code, 0, r.stderr);
-  assert.match(r.stdout, /\| labels \| pre-trained \(%\) \| TF-IDF \+ LR \(%\) \| from scratch \(%\) \| Δ \(points\) \|/);
-  assert.match(r.stdout, /\| 8 \| [\d.]+ ± [\d.]+ \| [\d.]+ ± [\d.]+ \| [\d.]+ ± [\d.]+ \| [+-][\d.]+ \|\n\| 16 \|/);
+  assert.match(r.stdout, /\| labels \| pre-trained \(%\) \| TF-IDF \+ LR \(%\) \| from scratch \(%\) \| anchors \+ TF-IDF \(%\) \| Δ \(points\) \|/);
+  assert.match(r.stdout, /\| 8 \| [\d.]+ ± [\d.]+ \| [\d.]+ ± [\d.]+ \| [\d.]+ ± [\d.]+ \| [\d.]+ ± [\d.]+ \| [+-][\d.]+ \|\n\| 16 \|/);
   const results = JSON.parse(readFileSync(join(out, 'results.json'), 'utf8'));
-  // 2 budgets × 2 seeds × (TF-IDF, scratch, LP-FT, probe, prompt).
-  assert.equal(results.runs.length, 20);
+  // 2 budgets × 2 seeds × (TF-IDF, scratch, LP-FT, probe, prompt, anchor, anchors + TF-IDF).
+  assert.equal(results.runs.length, 28);
   assert.equal(results.pretrainSeconds, null, 'the given model is used, nothing is pre-trained');
   assert.ok(readFileSync(join(out, 'label-efficiency.svg'), 'utf8').includes('</svg>'));
   assert.ok(existsSync(join(out, 'results.md')));
