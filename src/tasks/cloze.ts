@@ -12,7 +12,7 @@ import type { Tokenizer } from '../tokenizers/types.ts';
 import type { Bert } from '../models/bert.ts';
 import type { LabelMap } from '../models/labels.ts';
 import type { TextExample } from './data.ts';
-import { applyTemplate, argmaxRows, forEachPromptBatch, labelWordToken, logSoftmaxInto, type PromptSpec } from './prompt.ts';
+import { CONTENT_FREE, applyTemplate, argmaxRows, biasFromContentFree, forEachPromptBatch, labelWordToken, logSoftmaxInto, type PromptSpec } from './prompt.ts';
 import { scorePredictions, type ZeroShotResult } from './fewlabel.ts';
 
 /** The template with the mask token: "{mask}" or the mask token itself where given, else appended ("… [MASK]."). */
@@ -56,20 +56,12 @@ export function clozeLogProbs(model: Bert, tokenizer: Tokenizer, labels: LabelMa
   return out;
 }
 
-const CONTENT_FREE = ['N/A', '', '[MASK]'];
-
 /** Zero-shot cloze prompting of a BERT, with and without contextual calibration (no labels used). */
 export function clozeZeroShot(model: Bert, tokenizer: Tokenizer, labels: LabelMap, spec: PromptSpec, selection: readonly TextExample[], test: readonly TextExample[], maxLength: number): ZeroShotResult {
   const template = clozeTemplate(spec.template, maskTokenOf(tokenizer).token);
   const k = labels.size;
   const run = (xs: readonly TextExample[]) => clozeLogProbs(model, tokenizer, labels, spec.verbalizer, applyTemplate(tokenizer, xs, template, maxLength), maxLength);
-  const free = run(CONTENT_FREE.map((t) => ({ text: t })));
-  const bias = new Float64Array(k);
-  for (let j = 0; j < k; j++) {
-    let p = 0;
-    for (let r = 0; r < CONTENT_FREE.length; r++) p += Math.exp(free[r * k + j]!);
-    bias[j] = -Math.log(p / CONTENT_FREE.length);
-  }
+  const bias = biasFromContentFree(run(CONTENT_FREE.map((t) => ({ text: t }))), k);
   const [lpSel, lpTest] = [run(selection), run(test)];
   const score = (b?: Float64Array) => ({
     selection: scorePredictions(labels, selection, argmaxRows(lpSel, k, b)).accuracy,

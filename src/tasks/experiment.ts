@@ -177,7 +177,8 @@ export async function labelEfficiency(o: LabelEfficiencyOptions): Promise<LabelE
   log(`task ${task.name}: ${task.train.length} train / ${earlyStopping.length} val for early stopping / ${selection.length} val for choosing the method / ${test.length} ${scoreSplit === 'val' ? 'selection' : 'test'} examples scored; majority class "${majority.label}" = ${(100 * majority.accuracy).toFixed(1)}%`);
 
   // The frozen body's features and the zero-shot scores are computed once: they do not depend on labels.
-  const body = loadBackbone(modelDir);
+  const loaded = loadModelDir(modelDir);
+  const body = loaded.kind === 'gpt2' ? loaded.model.transformer : loaded.model.bert;
   const isGpt = body instanceof GPT2Model;
   const methods = (o.methods ?? FEW_LABEL_METHODS).filter((m) => isGpt || m !== 'prompt');
   const verbalizer = o.verbalizer ? parseVerbalizer(o.verbalizer, task.labels) : defaultPrompt(task.name, task.labels).verbalizer;
@@ -188,7 +189,6 @@ export async function labelEfficiency(o: LabelEfficiencyOptions): Promise<LabelE
     log(`zero-shot prompting ("${prompt.template}"): ${(100 * zero.uncalibrated.accuracy).toFixed(1)}% uncalibrated, ${(100 * zero.calibrated.accuracy).toFixed(1)}% calibrated (majority ${(100 * majority.accuracy).toFixed(1)}%)`);
   } else {
     // A BERT: cloze prompting through its MLM head ("{text} It was [MASK].").
-    const loaded = loadModelDir(modelDir);
     if (loaded.kind === 'bert') {
       const template = o.template ?? defaultPrompt(task.name, task.labels).template;
       zero = clozeZeroShot(loaded.model, tokenizer, task.labels, { template, verbalizer }, selection, test, recipe.maxLength);

@@ -161,14 +161,18 @@ export const CONTENT_FREE = ['N/A', '', '[MASK]'];
  * add to every text's log-probabilities before the argmax.
  */
 export function calibrationBias(model: SequenceClassifier, tokenizer: Tokenizer, template: string, maxLength: number): Float64Array {
-  const k = model.labels.size;
   const prompts = CONTENT_FREE.map((t) => ({ text: template.replace('{text}', t).replace('{text_pair}', t).replace(/^\s+/, '') || ' ' }));
-  const lp = promptLogProbs(model, tokenizer, prompts, maxLength);
+  return biasFromContentFree(promptLogProbs(model, tokenizer, prompts, maxLength), model.labels.size);
+}
+
+/** Contextual calibration's bias from the content-free prompts' log p (N×K): −log of the mean probability per class. */
+export function biasFromContentFree(lp: Float64Array, k: number): Float64Array {
+  const n = lp.length / k;
   const bias = new Float64Array(k);
   for (let j = 0; j < k; j++) {
     let p = 0;
-    for (let r = 0; r < prompts.length; r++) p += Math.exp(lp[r * k + j]!);
-    bias[j] = -Math.log(p / prompts.length);
+    for (let r = 0; r < n; r++) p += Math.exp(lp[r * k + j]!);
+    bias[j] = -Math.log(p / n);
   }
   return bias;
 }
