@@ -5,12 +5,11 @@
  */
 import type { FloatArray } from '../types.ts';
 import { checkLength, checkSize } from './check.ts';
-import { checkRows } from './normalization.ts';
 
 /** rstd = 1/√(mean(x_r²) + eps), out = x·rstd·weight */
 export function rmsNorm(x: FloatArray, weight: FloatArray, out: FloatArray, rstd: FloatArray,
   rows: number, cols: number, eps: number): void {
-  checkRows('rmsNorm', rows, cols, { x, out }, { weight }, { rstd });
+  checkRms('rmsNorm', rows, cols, { x, out }, { weight }, { rstd });
   for (let r = 0; r < rows; r++) {
     const o = r * cols;
     let squares = 0;
@@ -28,7 +27,7 @@ export function rmsNorm(x: FloatArray, weight: FloatArray, out: FloatArray, rstd
  */
 export function rmsNormBackward(dout: FloatArray, x: FloatArray, weight: FloatArray, rstd: FloatArray,
   dx: FloatArray, dweight: FloatArray, rows: number, cols: number): void {
-  checkRows('rmsNormBackward', rows, cols, { dout, x, dx }, { weight, dweight }, { rstd });
+  checkRms('rmsNormBackward', rows, cols, { dout, x, dx }, { weight, dweight }, { rstd });
   const dweightSum = new Float64Array(cols);
   for (let r = 0; r < rows; r++) {
     const o = r * cols;
@@ -43,6 +42,15 @@ export function rmsNormBackward(dout: FloatArray, x: FloatArray, weight: FloatAr
     for (let j = 0; j < cols; j++) dx[o + j] += rs * (dout[o + j]! * weight[j]! - x[o + j]! * rs * gxMean);
   }
   for (let j = 0; j < cols; j++) dweight[j] += dweightSum[j]!;
+}
+
+function checkRms(kernel: string, rows: number, cols: number, matrices: Record<string, FloatArray>,
+  vectors: Record<string, FloatArray>, perRow: Record<string, FloatArray>): void {
+  checkSize(kernel, 'rows', rows);
+  checkSize(kernel, 'cols', cols);
+  for (const [name, a] of Object.entries(matrices)) checkLength(kernel, name, a, rows * cols, 'rows*cols');
+  for (const [name, a] of Object.entries(vectors)) checkLength(kernel, name, a, cols, 'cols');
+  for (const [name, a] of Object.entries(perRow)) checkLength(kernel, name, a, rows, 'rows');
 }
 
 function checkRope(kernel: string, x: FloatArray, cos: FloatArray, sin: FloatArray, positions: Int32Array, out: FloatArray,

@@ -2,8 +2,7 @@
 import type { FloatArray } from '../types.ts';
 import { checkLength, checkSize } from './check.ts';
 
-/** Sizes of a row-wise kernel's arguments: rows×cols matrices, cols-long vectors, one value per row. */
-export function checkRows(kernel: string, rows: number, cols: number, matrices: Record<string, FloatArray>,
+function checkRows(kernel: string, rows: number, cols: number, matrices: Record<string, FloatArray>,
   vectors: Record<string, FloatArray>, perRow: Record<string, FloatArray>): void {
   checkSize(kernel, 'rows', rows);
   checkSize(kernel, 'cols', cols);
