@@ -1,24 +1,30 @@
 /**
  * What the server's workers do with a loaded model directory: fill-mask, classification, embeddings
  * and attention maps (completions are batched by scheduler.ts). Plain functions on loaded models, so
- * they run the same in a worker thread or in-process.
+ * they run the same in a worker thread or in-process. Causal LMs are GPT-2s or Llama-family models
+ * (LlamaForCausalLM, Qwen2ForCausalLM): both decode through the same KV-cache DecodeBatch.
  */
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
-import { loadModelDir, readModelConfig } from '../models/load.ts';
+import { loadAnyModelDir, readAnyModelConfig, isLlamaConfig } from '../models/load.ts';
 import { loadTokenizer } from '../tokenizers/index.ts';
 import type { Tokenizer } from '../tokenizers/types.ts';
 import { loadTaskModelDir } from '../models/model-dir.ts';
-import { SequenceClassifier, runBackbone, type Backbone } from '../models/heads.ts';
+import { SequenceClassifier, contextLength, runBackbone, type Backbone } from '../models/heads.ts';
 import { collate, padTokenId } from '../tasks/encode.ts';
 import { noGrad, withScope } from '../tensor/tensor.ts';
 import { fillMask, type FillMaskResult } from '../infer/fill-mask.ts';
 import { encodePrompt, type TextDecodeOptions } from '../infer/decode.ts';
 import type { GPT } from '../models/gpt.ts';
 import type { Bert } from '../models/bert.ts';
+import type { Llama } from '../models/llama.ts';
 import { ModelLoadError } from '../models/load.ts';
+import { readChatConfig } from '../tokenizers/jinja-template.ts';
+import type { Tensor } from '../tensor/tensor.ts';
 
-export type ModelKind = 'gpt2' | 'bert' | 'classifier';
+/** 'llama' covers the Llama family (Llama, Qwen2); 'gpt2' and 'llama' are the causal LMs that generate. */
+export type ModelKind = 'gpt2' | 'llama' | 'bert' | 'classifier';
+export const CAUSAL_KINDS: readonly ModelKind[] = ['gpt2', 'llama'];
 
 /** What the main thread knows about a model without loading its weights. */
 export interface ModelInfo {
@@ -33,46 +39,81 @@ export interface ModelInfo {
   chatTemplate?: string;
   /** The tokenizer's end-of-text token (the chat template's eos_token). */
   eosToken?: string;
+  /** The tokenizer's beginning-of-text token (the chat template's bos_token; Llama templates start with it). */
+  bosToken?: string;
+  /**
+   * Further ids that end a generation, from generation_config.json `eos_token_id` (a number or a list:
+   * Llama 3 Instruct stops on <|eot_id|> and <|eom_id|> too), as transformers' generate() stops on them.
+   */
+  stopTokenIds?: number[];
 }
 
 /** Checks a model directory enough to fail at startup with a clear message (no weights loaded). */
 export function describeModelDir(dir: string): ModelInfo {
   const abs = resolve(dir);
-  const config = readModelConfig(abs); // clear ModelLoadError for a missing dir / config.json
+  const config = readAnyModelConfig(abs); // clear ModelLoadError for a missing dir / config.json
   const raw = JSON.parse(readFileSync(join(abs, 'config.json'), 'utf8')) as { architectures?: string[]; id2label?: Record<string, string> };
-  const architecture = raw.architectures?.[0] ?? (config.model_type === 'gpt2' ? 'GPT2LMHeadModel' : 'BertForPreTraining');
-  let eosToken: string | undefined;
+  const llama = isLlamaConfig(config);
+  const architecture = raw.architectures?.[0]
+    ?? (config.model_type === 'gpt2' ? 'GPT2LMHeadModel' : config.model_type === 'qwen2' ? 'Qwen2ForCausalLM' : llama ? 'LlamaForCausalLM' : 'BertForPreTraining');
+  let eosToken: string | undefined, bosToken: string | undefined;
   try {
     const tok = loadTokenizer(abs);
     eosToken = tok.specialTokens.eos ?? tok.specialTokens.bos;
+    bosToken = tok.specialTokens.bos;
   } catch (e) {
     throw new ModelLoadError(`${abs}: no usable tokenizer (${(e as Error).message})`, { cause: e });
   }
-  const context = config.model_type === 'gpt2' ? config.n_positions : config.max_position_embeddings;
+  const context = contextLength(config);
   if (architecture.endsWith('ForSequenceClassification')) {
+    if (llama) throw new ModelLoadError(`${abs}: architecture ${architecture} cannot be served yet (Llama-family classifiers are not; GPT-2/BERT ones are)`);
     const labels = Object.entries(raw.id2label ?? {}).sort((a, b) => +a[0] - +b[0]).map(([, l]) => l);
     return { id: basename(abs), dir: abs, kind: 'classifier', architecture, context, labels };
   }
-  if (!/LMHeadModel$|ForPreTraining$|ForMaskedLM$/.test(architecture)) {
-    throw new ModelLoadError(`${abs}: architecture ${architecture} cannot be served (expected GPT2LMHeadModel, BertForPreTraining or *ForSequenceClassification)`);
+  if (!/LMHeadModel$|ForPreTraining$|ForMaskedLM$|ForCausalLM$/.test(architecture)) {
+    throw new ModelLoadError(`${abs}: architecture ${architecture} cannot be served `
+      + '(expected GPT2LMHeadModel, LlamaForCausalLM, Qwen2ForCausalLM, BertForPreTraining or *ForSequenceClassification)');
   }
-  const kind = config.model_type === 'gpt2' ? 'gpt2' : 'bert';
-  const chatTemplate = kind === 'gpt2' ? ownChatTemplate(abs) : undefined;
-  return { id: basename(abs), dir: abs, kind, architecture, context, eosToken, ...(chatTemplate !== undefined ? { chatTemplate } : {}) };
+  const kind: ModelKind = config.model_type === 'gpt2' ? 'gpt2' : llama ? 'llama' : 'bert';
+  if (kind === 'bert') return { id: basename(abs), dir: abs, kind, architecture, context, eosToken };
+  const chat = ownChatConfig(abs);
+  const stopTokenIds = generationStopIds(abs);
+  return {
+    id: basename(abs), dir: abs, kind, architecture, context, eosToken: chat.eosToken ?? eosToken, bosToken: chat.bosToken ?? bosToken,
+    ...(chat.chatTemplate !== null ? { chatTemplate: chat.chatTemplate } : {}), ...(stopTokenIds.length ? { stopTokenIds } : {}),
+  };
 }
 
-/** tokenizer_config.json's `chat_template`, if it has one (a malformed file is the tokenizer's problem, reported there). */
-function ownChatTemplate(dir: string): string | undefined {
+/** The chat template (tokenizer_config.json `chat_template`, a named list's "default", or chat_template.jinja) and its bos/eos tokens. */
+function ownChatConfig(dir: string): ReturnType<typeof readChatConfig> {
   try {
-    const config = JSON.parse(readFileSync(join(dir, 'tokenizer_config.json'), 'utf8')) as { chat_template?: unknown };
-    return typeof config.chat_template === 'string' ? config.chat_template : undefined;
-  } catch {
-    return undefined;
+    return readChatConfig(dir);
+  } catch (e) {
+    throw new ModelLoadError(`${dir}: ${(e as Error).message}`, { cause: e });
   }
+}
+
+/** generation_config.json's `eos_token_id` (number or list of numbers); none when the file or field is absent. */
+function generationStopIds(dir: string): number[] {
+  const path = join(dir, 'generation_config.json');
+  if (!existsSync(path)) return [];
+  let json: { eos_token_id?: unknown };
+  try {
+    json = JSON.parse(readFileSync(path, 'utf8')) as { eos_token_id?: unknown };
+  } catch (e) {
+    throw new ModelLoadError(`${path}: not valid JSON (${(e as Error).message})`, { cause: e });
+  }
+  const v = json.eos_token_id;
+  const ids = v === undefined || v === null ? [] : Array.isArray(v) ? v : [v];
+  if (!ids.every((id) => Number.isInteger(id) && (id as number) >= 0)) {
+    throw new ModelLoadError(`${path}: field "eos_token_id" must be a token id or a list of token ids, got ${JSON.stringify(v)}`);
+  }
+  return ids as number[];
 }
 
 export type LoadedServeModel =
   | { info: ModelInfo; kind: 'gpt2'; model: GPT; tokenizer: Tokenizer }
+  | { info: ModelInfo; kind: 'llama'; model: Llama; tokenizer: Tokenizer }
   | { info: ModelInfo; kind: 'bert'; model: Bert; tokenizer: Tokenizer }
   | { info: ModelInfo; kind: 'classifier'; model: SequenceClassifier; tokenizer: Tokenizer };
 
@@ -83,10 +124,10 @@ export function loadServeModel(info: ModelInfo): LoadedServeModel {
     if (!(model instanceof SequenceClassifier)) throw new ModelLoadError(`${info.dir}: not a sequence classifier`);
     return { info, kind: 'classifier', model: model.eval(), tokenizer };
   }
-  const loaded = loadModelDir(info.dir);
+  const loaded = loadAnyModelDir(info.dir);
   if (loaded.kind === 'gpt2') return { info, kind: 'gpt2', model: loaded.model.eval(), tokenizer };
-  if (loaded.kind === 'bert') return { info, kind: 'bert', model: loaded.model.eval(), tokenizer };
-  throw new ModelLoadError(`${info.dir}: this architecture cannot be served yet (GPT-2, BERT and classifiers can)`);
+  if (loaded.kind === 'llama') return { info, kind: 'llama', model: loaded.model.eval(), tokenizer };
+  return { info, kind: 'bert', model: loaded.model.eval(), tokenizer };
 }
 
 /** A client-facing problem with the request (HTTP 400), as opposed to a server fault. */
@@ -96,8 +137,20 @@ export class RequestError extends Error {
   }
 }
 
-function need<K extends ModelKind>(m: LoadedServeModel, kind: K, what: string): asserts m is Extract<LoadedServeModel, { kind: K }> {
-  if (m.kind !== kind) throw new RequestError(`model "${m.info.id}" is a ${m.info.architecture}; ${what} needs a ${kind === 'gpt2' ? 'GPT-2 language model' : kind === 'bert' ? 'BERT pre-training model' : 'sequence classifier'}`);
+const KIND_NAMES: Record<ModelKind, string> = {
+  gpt2: 'GPT-2 language model', llama: 'Llama-family language model', bert: 'BERT pre-training model', classifier: 'sequence classifier',
+};
+
+function need<K extends ModelKind>(m: LoadedServeModel, kinds: readonly K[], what: string): asserts m is Extract<LoadedServeModel, { kind: K }> {
+  if (!(kinds as readonly ModelKind[]).includes(m.kind)) {
+    throw new RequestError(`model "${m.info.id}" is a ${m.info.architecture}; ${what} needs a ${kinds.map((k) => KIND_NAMES[k]).join(' or ')}`);
+  }
+}
+
+/** A causal LM ready for the DecodeBatch, or a RequestError naming what the model is. */
+export function causalModel(m: LoadedServeModel): Extract<LoadedServeModel, { kind: 'gpt2' | 'llama' }> {
+  need(m, ['gpt2', 'llama'], 'a completion');
+  return m;
 }
 
 export interface CompletionJob extends TextDecodeOptions {
@@ -107,7 +160,7 @@ export interface CompletionJob extends TextDecodeOptions {
 }
 
 export function runFillMask(m: LoadedServeModel, text: string, topK: number): FillMaskResult[] {
-  need(m, 'bert', 'fill-mask');
+  need(m, ['bert'], 'fill-mask');
   try {
     return fillMask(m.model, m.tokenizer, text, { topK });
   } catch (e) {
@@ -122,7 +175,7 @@ export interface ClassifyResult {
 }
 
 export function runClassify(m: LoadedServeModel, texts: string[]): ClassifyResult[] {
-  need(m, 'classifier', 'classification');
+  need(m, ['classifier'], 'classification');
   const { model, tokenizer } = m;
   const encs = texts.map((t) => tokenizer.encode(t, null, { maxLength: m.info.context }));
   const batch = collate(encs, padTokenId(tokenizer));
@@ -140,17 +193,25 @@ export function runClassify(m: LoadedServeModel, texts: string[]): ClassifyResul
   }));
 }
 
+/** One text's last hidden states [1, T, C] (after the final norm). */
+function lastHidden(m: LoadedServeModel, ids: Int32Array): Tensor {
+  // A Llama body is not a heads.ts Backbone (whose union is another engineer's): LlamaModel.forward gives the same.
+  if (m.kind === 'llama') return m.model.model.forward(ids, 1, ids.length);
+  const backbone: Backbone = m.kind === 'gpt2' ? m.model.transformer : m.kind === 'bert' ? m.model.bert : m.model.backbone;
+  return runBackbone(backbone, { inputIds: ids, batch: 1, length: ids.length, attentionMask: new Uint8Array(ids.length).fill(1) }).hidden;
+}
+
 /** Mean-pooled last hidden states over real tokens, L2-normalised (cosine similarity = dot product). */
 export function runEmbeddings(m: LoadedServeModel, texts: string[]): { vectors: number[][]; tokens: number } {
-  const backbone: Backbone = m.kind === 'gpt2' ? m.model.transformer : m.kind === 'bert' ? m.model.bert : m.model.backbone;
-  const addSpecial = m.kind !== 'gpt2';
+  // Causal LMs embed the text as written (as they generate from it); BERTs with [CLS] … [SEP].
+  const addSpecial = m.kind !== 'gpt2' && m.kind !== 'llama';
   let tokens = 0;
   const vectors = texts.map((text) => {
     let ids = m.tokenizer.encode(text, null, { addSpecialTokens: addSpecial, maxLength: m.info.context }).ids;
     if (ids.length === 0) ids = [padTokenId(m.tokenizer)];
     tokens += ids.length;
     return noGrad(() => withScope(() => {
-      const { hidden } = runBackbone(backbone, { inputIds: Int32Array.from(ids), batch: 1, length: ids.length, attentionMask: new Uint8Array(ids.length).fill(1) });
+      const hidden = lastHidden(m, Int32Array.from(ids));
       const c = hidden.shape[2]!;
       const v = new Float64Array(c);
       for (let t = 0; t < ids.length; t++) for (let j = 0; j < c; j++) v[j]! += hidden.data[t * c + j]! / ids.length;
@@ -171,7 +232,7 @@ export interface AttentionMaps {
 
 /** Attention probabilities of a GPT-2 for a short text, as the model reports them through its attention hook. */
 export function runAttention(m: LoadedServeModel, text: string, maxTokens = 48): AttentionMaps {
-  need(m, 'gpt2', 'the attention view');
+  need(m, ['gpt2'], 'the attention view');
   const ids = encodePrompt(m.tokenizer, text).slice(0, Math.min(maxTokens, m.model.config.n_positions));
   const cfg = m.model.config;
   const H = cfg.n_head, T = ids.length;

@@ -1,13 +1,14 @@
 /**
  * POST /v1/chat/completions, OpenAI style (JSON or server-sent events): the messages are rendered with
- * the model's chat template (tokenizer_config.json `chat_template`, else Primer's default) with the
- * generation prompt added, and the reply is decoded like a completion (continuous batching, per-request
- * sampling, stop strings, seed, n choices).
+ * the model's chat template (tokenizer_config.json `chat_template` or chat_template.jinja, else Primer's
+ * default) with the generation prompt added and the tokenizer's bos/eos tokens (Llama 3 and Qwen2
+ * templates are Jinja: they go to @huggingface/jinja), and the reply is decoded like a completion
+ * (continuous batching, per-request sampling, stop strings, seed, n choices) by a GPT-2 or a Llama-family model.
  */
 import { randomUUID } from 'node:crypto';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { DEFAULT_CHAT_TEMPLATE, ChatTemplateError, renderChatText, type ChatMessage } from '../adapt/chat-template.ts';
-import type { CompletionJob } from './engine.ts';
+import { CAUSAL_KINDS, type CompletionJob } from './engine.ts';
 import { ApiError, pickModel, runGeneration, type ApiContext } from './routes.ts';
 
 interface ChatBody {
@@ -51,14 +52,20 @@ function chatSchema(ctx: ApiContext) {
 export function registerChatRoutes(app: FastifyInstance, ctx: ApiContext): void {
   app.post('/v1/chat/completions', { schema: { body: chatSchema(ctx) } }, async (request: FastifyRequest<{ Body: ChatBody }>, reply: FastifyReply) => {
     const body = request.body;
-    const m = pickModel(ctx.models, body.model, ['gpt2'], 'chat completions');
-    if (m.kind !== 'gpt2') throw new ApiError(400, `model "${m.id}" is a ${m.architecture}; chat needs a GPT-2 language model`);
+    const m = pickModel(ctx.models, body.model, CAUSAL_KINDS, 'chat completions');
+    if (!CAUSAL_KINDS.includes(m.kind)) throw new ApiError(400, `model "${m.id}" is a ${m.architecture}; chat needs a GPT-2 or Llama-family language model`);
     const template = m.chatTemplate ?? DEFAULT_CHAT_TEMPLATE;
     let prompt: string;
     try {
-      prompt = renderChatText(template, { messages: body.messages.map(({ role, content }) => ({ role, content })), addGenerationPrompt: true, eosToken: m.eosToken ?? '<|endoftext|>' });
+      prompt = renderChatText(template, {
+        messages: body.messages.map(({ role, content }) => ({ role, content })), addGenerationPrompt: true,
+        eosToken: m.eosToken ?? '<|endoftext|>', bosToken: m.bosToken ?? '',
+      });
     } catch (e) {
-      if (e instanceof ChatTemplateError) throw new ApiError(400, e.message);
+      // The template refusing this conversation (raise_exception: "roles must alternate", …) is the client's to fix.
+      if (e instanceof ChatTemplateError || (e instanceof Error && e.message.startsWith('chat template: ') && !/needs the package/.test(e.message))) {
+        throw new ApiError(400, e.message);
+      }
       throw e;
     }
     const stop = body.stop == null ? [] : typeof body.stop === 'string' ? [body.stop] : body.stop;

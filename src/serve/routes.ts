@@ -6,7 +6,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import type { ModelInfo, ModelKind, ClassifyResult, AttentionMaps, CompletionJob } from './engine.ts';
+import { CAUSAL_KINDS, type ModelInfo, type ModelKind, type ClassifyResult, type AttentionMaps, type CompletionJob } from './engine.ts';
 import type { Completion, TextEvent } from '../infer/decode.ts';
 import type { FillMaskResult } from '../infer/fill-mask.ts';
 import { JobError, type WorkerPool } from './pool.ts';
@@ -66,7 +66,7 @@ export class ApiError extends Error {
 }
 
 /** The served model a request names, or the first of the needed kind. */
-export function pickModel(models: ModelInfo[], name: string | undefined, kinds: ModelKind[], what: string): ModelInfo {
+export function pickModel(models: ModelInfo[], name: string | undefined, kinds: readonly ModelKind[], what: string): ModelInfo {
   if (name !== undefined) {
     const m = models.find((x) => x.id === name);
     if (!m) throw new ApiError(404, `model "${name}" is not served here (available: ${models.map((x) => x.id).join(', ') || 'none'})`, 'model_not_found');
@@ -199,7 +199,7 @@ export function registerApiRoutes(app: FastifyInstance, ctx: ApiContext): void {
 
   app.post('/v1/completions', { schema: { body: completionSchema(limits) } }, async (request: FastifyRequest<{ Body: CompletionBody }>, reply: FastifyReply) => {
     const body = request.body;
-    const m = pickModel(models, body.model, ['gpt2'], 'completions');
+    const m = pickModel(models, body.model, CAUSAL_KINDS, 'completions');
     const prompts = typeof body.prompt === 'string' ? [body.prompt] : body.prompt;
     const stop = body.stop == null ? [] : typeof body.stop === 'string' ? [body.stop] : body.stop;
     const job: CompletionJob = {
@@ -234,7 +234,7 @@ export function registerApiRoutes(app: FastifyInstance, ctx: ApiContext): void {
   app.post('/v1/embeddings', {
     schema: { body: { type: 'object', required: ['input'], properties: { model: { type: 'string' }, input: textOrList(limits.maxBatch), encoding_format: { enum: ['float', 'base64'] }, user: { type: 'string' } } } },
   }, async (request: FastifyRequest<{ Body: { model?: string; input: string | string[]; encoding_format?: 'float' | 'base64' } }>, reply) => {
-    const m = pickModel(models, request.body.model, ['bert', 'gpt2'], 'embeddings');
+    const m = pickModel(models, request.body.model, ['bert', ...CAUSAL_KINDS], 'embeddings');
     const texts = typeof request.body.input === 'string' ? [request.body.input] : request.body.input;
     const { vectors, tokens } = await run(request, reply, { type: 'embed', model: m.id, texts }) as { vectors: number[][]; tokens: number };
     const base64 = request.body.encoding_format === 'base64';

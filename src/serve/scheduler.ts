@@ -3,12 +3,15 @@
  * DecodeBatch (src/infer/batch.ts): a new job's prompts are pre-filled as soon as it arrives and join
  * the next step; each step samples every running sequence, sends the text pieces, then runs one
  * batched forward; finished or cancelled sequences leave without stalling the others. Short jobs
- * (fill-mask, classify, embeddings, attention) run between two steps.
+ * (fill-mask, classify, embeddings, attention) run between two steps. GPT-2 and Llama-family models
+ * batch alike: DecodeBatch runs either through its forward's per-row KV caches (for a Llama,
+ * llama-cache.ts's grouped-query attention), so a sequence's tokens do not depend on its batch-mates.
  */
 import { DecodeBatch, type Sequence } from '../infer/batch.ts';
+import { decoderContext } from '../infer/kv-cache.ts';
 import { TextStream, encodePrompt, textStopIds, type Completion, type TextEvent } from '../infer/decode.ts';
 import {
-  RequestError, runAttention, runClassify, runEmbeddings, runFillMask, type CompletionJob, type LoadedServeModel,
+  RequestError, causalModel, runAttention, runClassify, runEmbeddings, runFillMask, type CompletionJob, type LoadedServeModel,
 } from './engine.ts';
 
 export type JobRequest =
@@ -66,9 +69,9 @@ export class Scheduler {
     this.finish(job, null);
   }
 
-  private admit(id: number, m: LoadedServeModel, job: CompletionJob): void {
-    if (m.kind !== 'gpt2') throw new RequestError(`model "${m.info.id}" is a ${m.info.architecture}; a completion needs a GPT-2 language model`);
-    const n = m.model.config.n_positions;
+  private admit(id: number, served: LoadedServeModel, job: CompletionJob): void {
+    const m = causalModel(served);
+    const n = decoderContext(m.model);
     const prompts = job.prompts.map((p, i) => {
       const ids = encodePrompt(m.tokenizer, p);
       if (ids.length > n) throw new RequestError(`prompt ${i} has ${ids.length} tokens, more than the model's context of ${n} tokens`);
@@ -77,7 +80,8 @@ export class Scheduler {
     let batch = this.batches.get(m.info.id);
     if (!batch) this.batches.set(m.info.id, (batch = new DecodeBatch(m.model)));
     const choices = job.n ?? 1;
-    const stopIds = textStopIds(m.tokenizer, job);
+    // The tokenizer's end-of-text plus generation_config.json's eos ids (transformers stops on all of them).
+    const stopIds = [...new Set([...textStopIds(m.tokenizer, job), ...(m.info.stopTokenIds ?? [])])];
     const running: RunningJob = { id, batch, sequences: [], streams: [] };
     const seed = job.seed ?? 0;
     try {

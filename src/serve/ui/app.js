@@ -38,7 +38,8 @@ window.addEventListener('hashchange', showTab);
 showTab();
 
 // Only what the served models can answer is shown: each [data-needs] element names a model kind,
-// "chat" (a model with a chat template) or "run" (a training run the dashboard can follow).
+// "generate" (a causal LM: GPT-2 or Llama-family), "chat" (a model with a chat template) or "run"
+// (a training run the dashboard can follow).
 let models = [];
 async function fitToServer() {
   const j = await (await authFetch('/v1/models')).json();
@@ -46,10 +47,11 @@ async function fitToServer() {
   $('models').textContent = models.map((m) => `${m.id} (${m.kind})`).join(' · ') || 'no model loaded';
   const run = (await authFetch('/v1/run/metrics?offset=0')).ok;
   const has = new Set(models.map((m) => m.kind));
+  if (has.has('gpt2') || has.has('llama')) has.add('generate');
   if (models.some((m) => m.chat_template)) has.add('chat');
   if (run) has.add('run');
   for (const el of document.querySelectorAll('[data-needs]')) el.hidden = !has.has(el.dataset.needs);
-  document.querySelector('nav a[data-tab="playground"]').hidden = !['gpt2', 'bert', 'classifier'].some((k) => has.has(k));
+  document.querySelector('nav a[data-tab="playground"]').hidden = !['generate', 'bert', 'classifier'].some((k) => has.has(k));
   const chat = models.find((m) => m.chat_template);
   if (chat) $('chat-model').textContent = `(${chat.id})`;
   document.body.dataset.ready = 'true';
