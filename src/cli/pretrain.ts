@@ -62,7 +62,7 @@ export function registerPretrainCommand(program: Command): void {
     .option('--data <dir>', 'BERT: prepared shards from `primer data prepare` instead of --corpus')
     .option('--documents <how>', 'BERT: a document is a "file" or a "blank-line"-separated paragraph', choiceArg(['file', 'blank-line'] as const))
     .option('--max-seq-length <n>', 'BERT: tokens per sequence (default: --block-size)', intArg(8))
-    .option('--mask-prob <p>', 'BERT: masking probability (default 0.15)', floatArg(0, 1))
+    .option('--mask-prob <p>', 'BERT: training masking probability (default 0.15; held-out metrics always mask 15%)', floatArg(0, 1))
     .option('--whole-word-mask', 'BERT: mask whole words')
     .option('--workers <n>', 'BERT: data-preparation worker threads', intArg(1))
     .action(action(async (f: PretrainFlags) => {

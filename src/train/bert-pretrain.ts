@@ -33,6 +33,9 @@ import type { ProgressReporter } from './progress.ts';
 import type { RunSettings } from './pretrain.ts';
 import { MetricsAccumulator, bertInputs, evaluateBert, type BertMetrics } from './bert-metrics.ts';
 
+/** The masking rate of the held-out evaluation, whatever the training rate. */
+export const EVAL_MASK_PROBABILITY = 0.15;
+
 /** BERT-specific settings on top of the shared run settings. */
 export interface BertPretrainConfig extends RunSettings {
   objective: 'mlm' | 'mlm+nsp';
@@ -177,7 +180,9 @@ export async function pretrainBert(opts: BertPretrainOptions = {}): Promise<Bert
   const batchOptions: NspBatchOptions = { batchSize: config.batchSize, maxSeqLength: config.maxSeqLength, seed: config.seed + 1, ids, masking, shortSeqProb: config.shortSeqProb };
   const evalFrom = evalSplit(data.train, data.val, config, log);
   const source = config.objective === 'mlm' ? new MlmBlocks(data.train, batchOptions) : new NspBatches(data.train, batchOptions);
-  const evalData = config.objective === 'mlm' ? mlmEvalBatches(evalFrom, batchOptions, config.evalBatches) : nspEvalBatches(evalFrom, batchOptions, config.evalBatches);
+  // Held-out metrics always mask BERT's standard 15 %, so that runs trained at other rates compare.
+  const evalOptions: NspBatchOptions = { ...batchOptions, masking: { ...masking, probability: EVAL_MASK_PROBABILITY } };
+  const evalData = config.objective === 'mlm' ? mlmEvalBatches(evalFrom, evalOptions, config.evalBatches) : nspEvalBatches(evalFrom, evalOptions, config.evalBatches);
 
   const history: BertPretrainResult['history'] = [];
   const metricsPath = join(runDir, 'metrics.jsonl');
