@@ -14,7 +14,7 @@ import { join, resolve } from 'node:path';
 import type { Tokenizer } from '../tokenizers/types.ts';
 import { loadTokenizer } from '../tokenizers/index.ts';
 import { writeJsonAtomic } from '../io/atomic.ts';
-import { createTaskModel, QuestionAnswering, SequenceClassifier, type TaskModel } from '../models/heads.ts';
+import { backbonePrefix, createTaskModel, QuestionAnswering, SequenceClassifier, type TaskModel } from '../models/heads.ts';
 import { loadBackbone, loadTaskModelDir } from '../models/model-dir.ts';
 import type { TaskAdapter } from '../tasks/task-run.ts';
 import { LoraError, LoraModel, loadLoraAdapter, readAdapterConfig, resolveLoraTargets, type LoraSettings } from './lora.ts';
@@ -26,7 +26,7 @@ export function peftTaskType(model: TaskModel): 'SEQ_CLS' | 'TOKEN_CLS' | 'QUEST
 
 /** The head modules (top-level children that are not the backbone): trained in full, saved with the adapter. */
 export function headModules(model: TaskModel): string[] {
-  const body = model.kind === 'gpt2' ? 'transformer' : 'bert';
+  const body = backbonePrefix(model.kind);
   return model.namedModules().map(([path]) => path).filter((path) => !path.includes('.') && path !== body);
 }
 

@@ -10,6 +10,9 @@
  *                                              non-padding token, or the masked mean with pooling 'mean')
  *         transformer.* + classifier.*         token:    as BERT (dropout default 0.1, as HF)
  *         transformer.* + qa_outputs.*         QA:       as BERT
+ *   Llama model.* + score.weight               sequence: as GPT-2, h_last = the last token that is not
+ *   Qwen2                                      pad_token_id (HF's rule, see llama-heads.ts); Llama/Qwen2
+ *                                              token classification and QA are refused by name
  *
  * Losses follow HF: mean cross-entropy over labelled rows (-100 ignored); QA averages the start and
  * end losses, and positions outside the window (clamped to T) are ignored.
@@ -23,10 +26,13 @@ import { Linear } from '../nn/layers.ts';
 import { GPT2Model, type GPTConfig } from './gpt.ts';
 import { BertModel, type BertConfig } from './bert.ts';
 import { LlamaModel, type LlamaConfig } from './llama.ts';
+import { lastNonPadIndices } from './llama-heads.ts';
+import { parseAnyModelConfig } from './load.ts';
 import { LabelMap } from './labels.ts';
 
-export type Backbone = GPT2Model | BertModel;
-export type BackboneKind = 'gpt2' | 'bert';
+/** A pre-trained body: GPT-2, BERT, or a Llama-family decoder (Llama, Qwen2: kind 'llama'). */
+export type Backbone = GPT2Model | BertModel | LlamaModel;
+export type BackboneKind = 'gpt2' | 'bert' | 'llama';
 
 /** A batch for any backbone: B×T ids, optional attention mask (1 = token) and token types (BERT). */
 export interface ModelInputs {
@@ -38,11 +44,21 @@ export interface ModelInputs {
 }
 
 export function backboneKind(b: Backbone): BackboneKind {
-  return b instanceof GPT2Model ? 'gpt2' : 'bert';
+  return b instanceof GPT2Model ? 'gpt2' : b instanceof LlamaModel ? 'llama' : 'bert';
 }
 
-export function backboneConfig(b: Backbone): GPTConfig | BertConfig {
+export function backboneConfig(b: Backbone): GPTConfig | BertConfig | LlamaConfig {
   return b.cfg;
+}
+
+/** Where HF's task classes keep the body: GPT2For… `transformer`, BertFor… `bert`, LlamaFor… and Qwen2For… `model`. */
+export function backbonePrefix(kind: BackboneKind): 'transformer' | 'bert' | 'model' {
+  return kind === 'gpt2' ? 'transformer' : kind === 'bert' ? 'bert' : 'model';
+}
+
+/** HF's class-name stem of a body (model_type qwen2 → "Qwen2"), for architectures and error messages. */
+function familyName(b: Backbone): string {
+  return b instanceof GPT2Model ? 'GPT2' : b instanceof BertModel ? 'Bert' : b.cfg.model_type === 'qwen2' ? 'Qwen2' : 'Llama';
 }
 
 /** The longest sequence a body (or its config) accepts: GPT-2's n_positions, BERT's and Llama's max_position_embeddings. */
@@ -57,7 +73,7 @@ function hiddenSize(b: Backbone): number {
 
 /** Runs the body: hidden states [B, T, C], and BERT's pooled [CLS] vector [B, C]. */
 export function runBackbone(b: Backbone, x: ModelInputs): { hidden: Tensor; pooled: Tensor | null } {
-  if (b instanceof GPT2Model) {
+  if (b instanceof GPT2Model || b instanceof LlamaModel) {
     // Causal attention: with right padding, no real token attends to a pad, so no mask is needed.
     return { hidden: b.forward(x.inputIds, x.batch, x.length), pooled: null };
   }
@@ -92,11 +108,7 @@ export function pool(hidden: Tensor, pooled: Tensor | null, x: ModelInputs, pool
     return pooled;
   }
   if (pooling === 'cls') return reshape(slice(hidden, 1, 0, 1), [b, c]);
-  if (pooling === 'last') {
-    // A gather of rows of the [B·T, C] view; embedding's backward scatters the gradient back.
-    const rows = lastTokenIndices(x).map((last, r) => r * t + last);
-    return embedding(reshape(hidden, [b * t, c]), rows, [b]);
-  }
+  if (pooling === 'last') return gatherPositions(hidden, lastTokenIndices(x));
   const weights = new Float64Array(b * t);
   for (let r = 0; r < b; r++) {
     let n = 0;
@@ -107,6 +119,24 @@ export function pool(hidden: Tensor, pooled: Tensor | null, x: ModelInputs, pool
   return sumAxis(mul(hidden, Tensor.from(weights, [b, t, 1], hidden.dtype)), 1);
 }
 
+/** hidden [B, T, C] → [B, C]: row r's state at position indices[r]. */
+export function gatherPositions(hidden: Tensor, indices: Int32Array): Tensor {
+  const [b, t, c] = hidden.shape as [number, number, number];
+  // A gather of rows of the [B·T, C] view; embedding's backward scatters the gradient back.
+  return embedding(reshape(hidden, [b * t, c]), indices.map((last, r) => r * t + last), [b]);
+}
+
+/**
+ * Llama/Qwen2's h_last: HF's last token that is not pad_token_id (llama-heads.ts), among the real
+ * tokens (attention mask 1) so that a batch padded with another id still reads its own last token.
+ */
+export function lastNonPadTokenIndices(x: ModelInputs, padTokenId: number | null): Int32Array {
+  if (padTokenId === null) return lastTokenIndices(x);
+  const mask = x.attentionMask;
+  const ids = mask ? x.inputIds.map((id, i) => (mask[i] ? id : padTokenId)) : x.inputIds;
+  return lastNonPadIndices(ids, x.batch, x.length, padTokenId);
+}
+
 export interface HeadOptions {
   /** Dropout before the classifier (default: classifier_dropout, else BERT hidden_dropout_prob, else 0.1 as HF). */
   dropout?: number;
@@ -114,7 +144,7 @@ export interface HeadOptions {
   seed?: number;
 }
 
-/** Base of the task models: registers the body under HF's prefix (`bert.` / `transformer.`). */
+/** Base of the task models: registers the body under HF's prefix (`bert.` / `transformer.` / `model.`). */
 export abstract class TaskModel extends Module {
   readonly kind: BackboneKind;
   readonly rng: Rng;
@@ -123,7 +153,7 @@ export abstract class TaskModel extends Module {
     super();
     this.kind = backboneKind(backbone);
     this.rng = new Rng(seed);
-    this.module(this.kind === 'gpt2' ? 'transformer' : 'bert', backbone);
+    this.module(backbonePrefix(this.kind), backbone);
   }
   protected get hidden(): number {
     return hiddenSize(this.backbone);
@@ -132,8 +162,9 @@ export abstract class TaskModel extends Module {
     return this.backbone.cfg.initializer_range ?? 0.02;
   }
   protected dropoutProb(o: HeadOptions): number {
-    const cfg = this.backbone.cfg as { classifier_dropout?: number | null; hidden_dropout_prob?: number };
-    return o.dropout ?? cfg.classifier_dropout ?? (this.kind === 'bert' ? (cfg.hidden_dropout_prob ?? 0.1) : 0.1);
+    const cfg = this.backbone.cfg as { classifier_dropout?: number | null; hidden_dropout_prob?: number; hidden_dropout?: number | null };
+    const hidden = this.kind === 'bert' ? cfg.hidden_dropout_prob : this.kind === 'llama' ? cfg.hidden_dropout : undefined;
+    return o.dropout ?? cfg.classifier_dropout ?? hidden ?? 0.1;
   }
   /** Extra config.json fields (architectures, labels, …) on top of the body's config. */
   abstract headConfig(): Record<string, unknown>;
@@ -152,33 +183,51 @@ export class SequenceClassifier extends TaskModel {
   readonly headName: 'classifier' | 'score';
   readonly dropout: number;
   readonly architecture: string;
-  constructor(backbone: Backbone, labels: LabelMap | readonly string[], options: HeadOptions & { pooling?: Pooling } = {}) {
+  /** Llama/Qwen2: the id whose trailing run ends a row (HF's config pad_token_id); null for GPT-2/BERT. */
+  readonly padTokenId: number | null;
+  /**
+   * `padTokenId` (Llama/Qwen2 only): the id the batches are padded with, written to config.json as
+   * pad_token_id; default the body config's pad_token_id, else its (first) eos_token_id.
+   */
+  constructor(backbone: Backbone, labels: LabelMap | readonly string[], options: HeadOptions & { pooling?: Pooling; padTokenId?: number | null } = {}) {
     super(backbone, options.seed ?? 0);
     this.labels = labels instanceof LabelMap ? labels : new LabelMap(labels);
     this.pooling = options.pooling ?? (this.kind === 'bert' ? 'pooler' : 'last');
-    if (this.kind === 'gpt2' && (this.pooling === 'pooler' || this.pooling === 'cls')) {
-      throw new RangeError(`SequenceClassifier: pooling '${this.pooling}' needs a BERT backbone; GPT-2 pools 'last' or 'mean'`);
+    if (this.kind !== 'bert' && (this.pooling === 'pooler' || this.pooling === 'cls')) {
+      throw new RangeError(`SequenceClassifier: pooling '${this.pooling}' needs a BERT backbone; ${familyName(backbone)} (a decoder) pools 'last' or 'mean'`);
     }
-    // HF: BERT dropout → classifier (with bias); GPT-2 `score` without bias and without dropout.
+    // HF: BERT dropout → classifier (with bias); GPT-2 and Llama `score` without bias and without dropout.
     this.headName = this.kind === 'bert' ? 'classifier' : 'score';
     this.dropout = this.kind === 'bert' ? this.dropoutProb(options) : (options.dropout ?? 0);
     this.head = this.module(this.headName, new Linear(this.hidden, this.labels.size, 'out_in', this.rng, { std: this.initStd, bias: this.kind === 'bert' }));
-    this.architecture = this.kind === 'bert' ? 'BertForSequenceClassification' : 'GPT2ForSequenceClassification';
+    this.architecture = `${familyName(backbone)}ForSequenceClassification`;
+    this.padTokenId = backbone instanceof LlamaModel ? llamaPadTokenId(backbone.cfg, options.padTokenId) : null;
   }
   /** logits [B, K]; with labels (B class ids) the mean cross-entropy. */
   forward(x: ModelInputs, labels?: Int32Array): ClassifierOutput {
     const { hidden, pooled } = runBackbone(this.backbone, x);
-    const v = dropout(pool(hidden, pooled, x, this.pooling), this.dropout, this.training, this.rng);
-    const logits = this.head.forward(v);
+    const h = this.kind === 'llama' && this.pooling === 'last' ? gatherPositions(hidden, lastNonPadTokenIndices(x, this.padTokenId)) : pool(hidden, pooled, x, this.pooling);
+    const logits = this.head.forward(dropout(h, this.dropout, this.training, this.rng));
     return { logits, loss: labels ? crossEntropy(logits, labels) : null };
   }
   headConfig(): Record<string, unknown> {
+    const pad = this.kind === 'gpt2' ? { pad_token_id: (this.backbone.cfg as GPTConfig).eos_token_id ?? 0 }
+      : this.kind === 'llama' ? { pad_token_id: this.padTokenId } : { classifier_dropout: this.dropout };
     return {
       architectures: [this.architecture], ...this.labels.toConfig(), problem_type: 'single_label_classification',
-      ...(this.kind === 'gpt2' ? { pad_token_id: (this.backbone.cfg as GPTConfig).eos_token_id ?? 0 } : { classifier_dropout: this.dropout }),
-      primer_pooling: this.pooling,
+      ...pad, primer_pooling: this.pooling,
     };
   }
+}
+
+/** pad_token_id of a Llama-family classifier: given, else the config's, else its (first) eos_token_id, else none. */
+function llamaPadTokenId(cfg: LlamaConfig & { pad_token_id?: number | null }, given: number | null | undefined): number | null {
+  const eos = Array.isArray(cfg.eos_token_id) ? cfg.eos_token_id[0] : cfg.eos_token_id;
+  const pad = given !== undefined ? given : cfg.pad_token_id ?? eos ?? null;
+  if (pad !== null && !(Number.isInteger(pad) && pad >= 0 && pad < cfg.vocab_size)) {
+    throw new RangeError(`SequenceClassifier: pad_token_id ${pad} is outside the vocabulary (size ${cfg.vocab_size})`);
+  }
+  return pad;
 }
 
 /** Token classification (POS, NER): one label per token; labels B×T with -100 on unscored tokens. */
@@ -191,8 +240,9 @@ export class TokenClassifier extends TaskModel {
     super(backbone, options.seed ?? 0);
     this.labels = labels instanceof LabelMap ? labels : new LabelMap(labels);
     this.dropout = this.dropoutProb(options);
-    this.classifier = this.module('classifier', new Linear(this.hidden, this.labels.size, 'out_in', this.rng, { std: this.initStd }));
-    this.architecture = this.kind === 'bert' ? 'BertForTokenClassification' : 'GPT2ForTokenClassification';
+    // HF's LlamaForTokenClassification / Qwen2ForTokenClassification call the (biased) head `score`.
+    this.classifier = this.module(this.kind === 'llama' ? 'score' : 'classifier', new Linear(this.hidden, this.labels.size, 'out_in', this.rng, { std: this.initStd }));
+    this.architecture = `${familyName(backbone)}ForTokenClassification`;
   }
   /** logits [B, T, K]. */
   forward(x: ModelInputs, labels?: Int32Array): ClassifierOutput {
@@ -218,8 +268,12 @@ export class QuestionAnswering extends TaskModel {
   readonly architecture: string;
   constructor(backbone: Backbone, options: { seed?: number } = {}) {
     super(backbone, options.seed ?? 0);
+    if (this.kind === 'llama') {
+      // transformers has named LlamaForQuestionAnswering's body both `transformer` and `model`: no layout to match yet.
+      throw new RangeError(`${familyName(backbone)}ForQuestionAnswering is not supported: extractive QA needs a GPT-2 or BERT model (Llama-family models fine-tune for classification and tagging)`);
+    }
     this.qa_outputs = this.module('qa_outputs', new Linear(this.hidden, 2, 'out_in', this.rng, { std: this.initStd }));
-    this.architecture = this.kind === 'bert' ? 'BertForQuestionAnswering' : 'GPT2ForQuestionAnswering';
+    this.architecture = `${familyName(backbone)}ForQuestionAnswering`;
   }
   /** With start/end token positions (B each) the loss is (CE(start) + CE(end)) / 2. */
   forward(x: ModelInputs, startPositions?: Int32Array, endPositions?: Int32Array): QAOutput {
@@ -250,9 +304,14 @@ export function createTaskModel(config: Record<string, unknown>, seed = 0): Task
   const rng = new Rng(seed);
   const backbone: Backbone = config.model_type === 'gpt2' ? new GPT2Model(config as unknown as GPTConfig, rng)
     : config.model_type === 'bert' ? new BertModel(config as unknown as BertConfig, rng)
-      : (() => { throw new RangeError(`createTaskModel: model_type must be "gpt2" or "bert", got ${JSON.stringify(config.model_type)}`); })();
+      // Validated (field-named errors) and normalised (rope_scaling 'default', null kv heads) as a causal LM's config is.
+      : config.model_type === 'llama' || config.model_type === 'qwen2' ? new LlamaModel(parseAnyModelConfig(config, `${arch || 'task model'} config`) as LlamaConfig, rng)
+        : (() => { throw new RangeError(`createTaskModel: model_type must be "gpt2", "bert", "llama" or "qwen2", got ${JSON.stringify(config.model_type)}`); })();
   const pooling = typeof config.primer_pooling === 'string' ? (config.primer_pooling as Pooling) : undefined;
-  if (arch.endsWith('ForSequenceClassification')) return new SequenceClassifier(backbone, LabelMap.fromConfig(config as { id2label?: Record<string, string> }), { seed, pooling });
+  if (arch.endsWith('ForSequenceClassification')) {
+    const padTokenId = typeof config.pad_token_id === 'number' ? config.pad_token_id : null;
+    return new SequenceClassifier(backbone, LabelMap.fromConfig(config as { id2label?: Record<string, string> }), { seed, pooling, padTokenId });
+  }
   if (arch.endsWith('ForTokenClassification')) return new TokenClassifier(backbone, LabelMap.fromConfig(config as { id2label?: Record<string, string> }), { seed });
   if (arch.endsWith('ForQuestionAnswering')) return new QuestionAnswering(backbone, { seed });
   throw new RangeError(`createTaskModel: architectures[0] = ${JSON.stringify(arch)} is not a sequence/token classification or QA model`);

@@ -11,7 +11,7 @@ import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { readSafetensors, writeSafetensors } from '../io/safetensors.ts';
 import { writeJsonAtomic } from '../io/atomic.ts';
-import { canonicalTensorName, loadModelDir, modelTensors, ModelLoadError } from './load.ts';
+import { canonicalTensorName, loadAnyModelDir, modelTensors, ModelLoadError } from './load.ts';
 import type { Tokenizer } from '../tokenizers/types.ts';
 import { createTaskModel, taskConfigJson, type Backbone, type TaskModel } from './heads.ts';
 
@@ -53,8 +53,8 @@ export function loadTaskModelDir(dir: string): TaskModel {
   return model;
 }
 
-/** The pre-trained body of a GPT-2 or BERT model directory (config.json + model.safetensors), for a new head. */
+/** The pre-trained body of a GPT-2, BERT, Llama or Qwen2 model directory (config.json + model.safetensors), for a new head. */
 export function loadBackbone(dir: string): Backbone {
-  const loaded = loadModelDir(dir);
-  return loaded.kind === 'gpt2' ? loaded.model.transformer : loaded.model.bert;
+  const loaded = loadAnyModelDir(dir);
+  return loaded.kind === 'gpt2' ? loaded.model.transformer : loaded.kind === 'llama' ? loaded.model.model : loaded.model.bert;
 }

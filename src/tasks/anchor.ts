@@ -21,6 +21,7 @@ import type { Tokenizer } from '../tokenizers/types.ts';
 import type { TextExample } from './data.ts';
 import type { LabelMap } from '../models/labels.ts';
 import { GPT2Model } from '../models/gpt.ts';
+import { LlamaModel } from '../models/llama.ts';
 import type { Backbone } from '../models/heads.ts';
 import { C_GRID, denseMatrix, fitLogistic, selectC, type CsrMatrix } from './logistic.ts';
 import { TfidfVectorizer, exampleText } from './tfidf.ts';
@@ -39,7 +40,7 @@ export interface AnchorBank {
 
 /** The input (token) embedding table of a backbone: [vocab, dim]. */
 export function tokenEmbeddings(body: Backbone): { data: Float32Array; vocab: number; dim: number } {
-  const w = body instanceof GPT2Model ? body.wte.weight : body.embeddings.word_embeddings.weight;
+  const w = body instanceof GPT2Model ? body.wte.weight : body instanceof LlamaModel ? body.embed_tokens.weight : body.embeddings.word_embeddings.weight;
   return { data: w.data as Float32Array, vocab: w.shape[0]!, dim: w.shape[1]! };
 }
 

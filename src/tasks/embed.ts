@@ -2,8 +2,8 @@
  * Sentence embeddings from a backbone's hidden states, as sentence-transformers computes them:
  *
  *   mean  e = Σ_t m_t·h_t / Σ_t m_t      (m = attention mask: padding never counts)
- *   cls   e = h_0                        (BERT's [CLS] position; a GPT has no such token)
- *   last  e = h_{last real token}        (GPT: the only position that has read the whole text)
+ *   cls   e = h_0                        (BERT's [CLS] position; a GPT or Llama has no such token)
+ *   last  e = h_{last real token}        (GPT, Llama: the only position that has read the whole text)
  *
  * then L2-normalised, ê = e / max(‖e‖₂, 1e-12) (torch.nn.functional.normalize), so that the cosine
  * similarity of two texts is the dot product of their embeddings.
@@ -12,8 +12,9 @@ import type { Tokenizer } from '../tokenizers/types.ts';
 import { loadTokenizer } from '../tokenizers/index.ts';
 import { noGrad, withScope } from '../tensor/tensor.ts';
 import { GPT2Model } from '../models/gpt.ts';
+import { BertModel } from '../models/bert.ts';
 import { collate, padTokenId } from './encode.ts';
-import { contextLength, pool, runBackbone, type Backbone } from '../models/heads.ts';
+import { backboneKind, contextLength, pool, runBackbone, type Backbone } from '../models/heads.ts';
 import { loadBackbone } from '../models/model-dir.ts';
 
 export type EmbeddingPooling = 'mean' | 'cls' | 'last';
@@ -54,7 +55,7 @@ export function l2Normalize(v: Float32Array, dim: number): Float32Array {
 
 export function embedTexts(backbone: Backbone, tokenizer: Tokenizer, texts: readonly string[], o: EmbedOptions = {}): Embeddings {
   const pooling = o.pooling ?? 'mean';
-  if (pooling === 'cls' && backbone instanceof GPT2Model) throw new RangeError("embed: pooling 'cls' needs a BERT model; a GPT pools 'mean' or 'last'");
+  if (pooling === 'cls' && !(backbone instanceof BertModel)) throw new RangeError(`embed: pooling 'cls' needs a BERT model; a decoder (${backboneKind(backbone)}) pools 'mean' or 'last'`);
   const dim = embeddingDim(backbone);
   const maxLength = o.maxLength ?? defaultMaxLength(backbone);
   const bs = o.batchSize ?? 32;

@@ -15,7 +15,7 @@ import { train, type BatchSource, type TrainResult } from '../train/trainer.ts';
 import { shuffled } from './labels.ts';
 import type { TextExample, TokenExample } from './data.ts';
 import { collate, encodeWords, alignLabels, padTokenId, wordPredictions, type TokenBatch } from './encode.ts';
-import { QuestionAnswering, SequenceClassifier, TokenClassifier, contextLength, type TaskModel } from '../models/heads.ts';
+import { QuestionAnswering, SequenceClassifier, TokenClassifier, backbonePrefix, contextLength, type TaskModel } from '../models/heads.ts';
 import { classificationReport, squadMetrics, tokenClassificationReport, type ClassificationReport } from './metrics.ts';
 import type { QAExample } from './data.ts';
 import { collateFeatures, predictAnswers, prepareQAFeatures, type QAFeature } from './qa.ts';
@@ -114,11 +114,17 @@ export interface FreezeOptions {
   layers?: number;
 }
 
+/** The body's embedding tables and numbered layers (names after the body's prefix), per family. */
+const BODY_PARTS = {
+  gpt2: { embed: /^(wte|wpe)\./, layer: /^h\.(\d+)\./ },
+  bert: { embed: /^embeddings\./, layer: /^encoder\.layer\.(\d+)\./ },
+  llama: { embed: /^embed_tokens\./, layer: /^layers\.(\d+)\./ },
+} as const;
+
 /** Stops gradients into the embeddings and/or the first N layers of the body. */
 export function freezeBackbone(model: TaskModel, freeze: FreezeOptions): number {
-  const prefix = model.kind === 'gpt2' ? 'transformer.' : 'bert.';
-  const embed = model.kind === 'gpt2' ? /^(wte|wpe)\./ : /^embeddings\./;
-  const layer = model.kind === 'gpt2' ? /^h\.(\d+)\./ : /^encoder\.layer\.(\d+)\./;
+  const prefix = `${backbonePrefix(model.kind)}.`;
+  const { embed, layer } = BODY_PARTS[model.kind];
   let frozen = 0;
   for (const [name, p] of model.namedParameters()) {
     if (!name.startsWith(prefix)) continue;

@@ -16,6 +16,7 @@ import { loadBuiltinTask, BUILTIN_TASKS } from './builtin.ts';
 import { readSquad, readTextExamples, readTokenTagged, type QAExample, type TextExample, type TokenExample } from './data.ts';
 import { shuffled, splitDataset, stratifiedSample } from './labels.ts';
 import { evaluateQA, evaluateTask, finetune, type EpochRecord, type FinetuneResult } from './finetune.ts';
+import { padTokenId } from './encode.ts';
 import type { ClassificationReport } from './metrics.ts';
 
 export type TaskType = 'classify' | 'tag' | 'qa';
@@ -89,7 +90,7 @@ export function testSplitName(s: { task?: string; data?: string; testData?: stri
  * examples (only `labels` of them when given: stratified by class for classification). Unknown labels
  * in val/test fail here, naming file, line and column, rather than after training.
  */
-export function buildTaskModel(splits: TaskSplits, backbone: Backbone, o: { seed: number; pooling?: Pooling; labels?: number }): { model: TaskModel; train: TaskExamples } {
+export function buildTaskModel(splits: TaskSplits, backbone: Backbone, o: { seed: number; pooling?: Pooling; labels?: number; padTokenId?: number }): { model: TaskModel; train: TaskExamples } {
   const { type, train: all, val, test, name } = splits;
   if (all.length === 0) throw new RangeError(`${name}: no training examples`);
   let model: TaskModel;
@@ -98,7 +99,7 @@ export function buildTaskModel(splits: TaskSplits, backbone: Backbone, o: { seed
     const ex = all as TextExample[];
     const unlabelled = ex.find((x) => x.label === undefined);
     if (unlabelled) throw new RangeError(`${name}: an example has no label${unlabelled.where ? ` (${unlabelled.where.file}:${unlabelled.where.line})` : ''}`);
-    model = new SequenceClassifier(backbone, LabelMap.fromLabels(ex.map((x) => x.label)), { seed: o.seed, pooling: o.pooling });
+    model = new SequenceClassifier(backbone, LabelMap.fromLabels(ex.map((x) => x.label)), { seed: o.seed, pooling: o.pooling, padTokenId: o.padTokenId });
     train = o.labels ? stratifiedSample(ex, o.labels, (x) => x.label!, o.seed) : ex;
   } else if (type === 'tag') {
     const ex = all as TokenExample[];
@@ -176,7 +177,8 @@ export async function finetuneTask(o: TaskFinetuneOptions): Promise<TaskFinetune
   const backbone = loadBackbone(o.model);
   const tokenizer = loadTokenizer(o.model);
   const maxLength = Math.min(o.maxLength ?? (type === 'qa' ? 384 : 128), contextLength(backbone));
-  const { model, train } = buildTaskModel(splits, backbone, { seed, pooling: o.pooling, labels: o.labels });
+  // A Llama classifier reads the last token before the padding: its pad_token_id is the id batches are padded with.
+  const { model, train } = buildTaskModel(splits, backbone, { seed, pooling: o.pooling, labels: o.labels, padTokenId: padTokenId(tokenizer) });
   log(`fine-tuning ${model.architecture} (${o.model}) on ${name}: ${train.length} training examples${o.labels ? ` (--labels ${o.labels}, seed ${seed})` : ''}, ${val.length} validation, ${test.length} test`);
   const trainable = o.adapter?.attach(model);
   if (o.adapter) log(o.adapter.describe());
