@@ -81,6 +81,8 @@ export interface BertPretrainOptions extends Partial<BertPretrainConfig> {
   workers?: number;
   log?: (message: string) => void;
   progress?: ProgressReporter | false;
+  /** Called with the freshly built model before training (not on resume): experiments with other initialisations. */
+  initialize?: (model: Bert) => void;
 }
 
 export interface BertPretrainResult {
@@ -116,7 +118,7 @@ function evalSplit(train: ShardSplit, val: ShardSplit, c: BertPretrainConfig, lo
 export async function pretrainBert(opts: BertPretrainOptions = {}): Promise<BertPretrainResult> {
   const log = opts.log ?? ((m: string) => console.log(m));
   const tStart = performance.now();
-  const { out, resume, maxMinutes, workers, log: _l, progress, ...given } = opts;
+  const { out, resume, maxMinutes, workers, log: _l, progress, initialize: _i, ...given } = opts;
   let config: BertPretrainConfig;
   let runDir: string;
   let checkpoint: ReturnType<typeof readCheckpoint> | undefined;
@@ -172,6 +174,7 @@ export async function pretrainBert(opts: BertPretrainOptions = {}): Promise<Bert
   if (config.maxSeqLength > modelConfig.max_position_embeddings) throw new RangeError(`maxSeqLength ${config.maxSeqLength} exceeds max_position_embeddings ${modelConfig.max_position_embeddings}`);
   if (modelConfig.vocab_size < tokenizer.vocabSize) throw new RangeError(`the tokenizer has ${tokenizer.vocabSize} tokens but the model only ${modelConfig.vocab_size}`);
   const model = new Bert(modelConfig, config.seed);
+  if (!checkpoint) opts.initialize?.(model);
   // The dropout stream is the Rng the model was built with; it must survive a resume.
   const dropoutRng = model.bert.embeddings.rng;
   const parameters = model.numParameters();
