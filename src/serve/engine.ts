@@ -2,7 +2,8 @@
  * What the server's workers do with a loaded model directory: fill-mask, classification, embeddings
  * and attention maps (completions are batched by scheduler.ts). Plain functions on loaded models, so
  * they run the same in a worker thread or in-process. Causal LMs are GPT-2s or Llama-family models
- * (LlamaForCausalLM, Qwen2ForCausalLM): both decode through the same KV-cache DecodeBatch.
+ * (LlamaForCausalLM, Qwen2ForCausalLM): both decode through the same KV-cache DecodeBatch. Sequence
+ * classifiers (kind 'classifier') have a GPT-2, BERT or Llama-family body (…ForSequenceClassification).
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
@@ -66,7 +67,7 @@ export function describeModelDir(dir: string): ModelInfo {
   }
   const context = contextLength(config);
   if (architecture.endsWith('ForSequenceClassification')) {
-    if (llama) throw new ModelLoadError(`${abs}: architecture ${architecture} cannot be served yet (Llama-family classifiers are not; GPT-2/BERT ones are)`);
+    // GPT-2, BERT and Llama-family (LlamaFor…/Qwen2For…: last non-pad token, `score`) classifiers all load as a SequenceClassifier.
     const labels = Object.entries(raw.id2label ?? {}).sort((a, b) => +a[0] - +b[0]).map(([, l]) => l);
     return { id: basename(abs), dir: abs, kind: 'classifier', architecture, context, labels };
   }
