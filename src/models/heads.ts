@@ -1,6 +1,6 @@
 /**
- * Task heads on a pre-trained body (GPT2Model or BertModel, built here or loaded from a Hugging Face
- * layout), with transformers' module names so the state dicts match *ForSequenceClassification,
+ * Task heads on a pre-trained body (GPT2Model, BertModel or LlamaModel, built here or loaded from a
+ * Hugging Face layout), with transformers' module names so the state dicts match *ForSequenceClassification,
  * *ForTokenClassification and *ForQuestionAnswering checkpoints:
  *
  *   BERT  bert.* + classifier.{weight,bias}    sequence: logits = W·dropout(pooler(h_[CLS])) + b
@@ -11,8 +11,9 @@
  *         transformer.* + classifier.*         token:    as BERT (dropout default 0.1, as HF)
  *         transformer.* + qa_outputs.*         QA:       as BERT
  *   Llama model.* + score.weight               sequence: as GPT-2, h_last = the last token that is not
- *   Qwen2                                      pad_token_id (HF's rule, see llama-heads.ts); Llama/Qwen2
- *                                              token classification and QA are refused by name
+ *   Qwen2                                      pad_token_id (HF's rule, see llama-heads.ts)
+ *         model.* + score.{weight,bias}        token:    as BERT (dropout classifier_dropout, else 0.1)
+ *                                              QA: refused by name (no settled HF layout)
  *
  * Losses follow HF: mean cross-entropy over labelled rows (-100 ignored); QA averages the start and
  * end losses, and positions outside the window (clamped to T) are ignored.
