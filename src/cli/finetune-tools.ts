@@ -179,14 +179,14 @@ export function registerFinetuneToolCommands(program: Command): void {
     .action(action(fewShot));
 
   program.command('embed').description('L2-normalised sentence embeddings (one JSON array per text)')
-    .requiredOption('--model <dir>', 'GPT or BERT model directory').option('--text <texts...>', 'texts (default: one per stdin line)')
+    .requiredOption('--model <dir>', 'GPT-2, BERT or Llama-family model directory').option('--text <texts...>', 'texts (default: one per stdin line)')
     .option('--pooling <mode>', 'mean, cls (BERT) or last (GPT)', choiceArg(EMBEDDING_POOLINGS), 'mean')
     .option('--max-length <n>', 'tokens per text', intArg(1))
     .action(action(embed));
 
   const indexGroup = program.command('index').description('dense retrieval indexes');
   indexGroup.command('build').description('embed a document collection into an index directory (sentence-transformers layout)')
-    .requiredOption('--model <dir>', 'GPT or BERT model directory')
+    .requiredOption('--model <dir>', 'GPT-2, BERT or Llama-family model directory')
     .requiredOption('--docs <path>', 'a directory of .txt/.md files, a .jsonl ("text", "id"), a .csv/.tsv or a text file with one document per line')
     .requiredOption('--out <dir>', 'index directory')
     .option('--pooling <mode>', 'mean, cls (BERT) or last (GPT)', choiceArg(EMBEDDING_POOLINGS), 'mean')

@@ -100,7 +100,7 @@ async function runFinetuneOrSft(f: FinetuneFlags & Omit<SftCommandOptions, 'mode
 export function registerFinetuneCommands(program: Command): void {
   addSftOptions(program
     .command('finetune'))
-    .description('fine-tune a pre-trained GPT or BERT on a labelled task (classification, tagging or extractive QA) and report test metrics')
+    .description('fine-tune a pre-trained GPT-2, BERT or Llama-family model on a labelled task (classification, tagging; extractive QA: GPT-2 or BERT) and report test metrics')
     .requiredOption('--model <dir>', 'pre-trained model directory (config.json, model.safetensors, tokenizer)')
     .option('--task <name>', `built-in task: ${BUILTIN_TASKS.join(', ')}`)
     .option('--data <file>', 'your data: .csv/.tsv/.jsonl (classification), .conll (token tags), .json (SQuAD QA)')

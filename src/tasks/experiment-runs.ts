@@ -9,7 +9,7 @@ import { GPT2Model } from '../models/gpt.ts';
 import { createModel, readModelConfig } from '../models/load.ts';
 import type { TextExample } from './data.ts';
 import type { LabelMap } from '../models/labels.ts';
-import { SequenceClassifier, type Backbone, type Pooling } from '../models/heads.ts';
+import { SequenceClassifier, backboneKind, type Backbone, type Pooling } from '../models/heads.ts';
 import { evaluateTask, finetune } from './finetune.ts';
 import { loadBackbone } from '../models/model-dir.ts';
 import { applyTemplate, promptClassifier, type PromptSpec } from './prompt.ts';
@@ -28,7 +28,7 @@ export interface FinetuneRecipe {
   weightDecay: number;
   /** Epochs without a better validation accuracy before stopping. */
   patience: number;
-  /** GPT: 'mean' or 'last' token; BERT: 'pooler', 'cls' or 'mean'. */
+  /** GPT-2 and Llama: 'mean' or 'last' token; BERT: 'pooler', 'cls' or 'mean'. */
   pooling?: Pooling;
   /** Validation examples used for early stopping (a stratified subset of the val split). */
   valExamples: number;
@@ -133,7 +133,7 @@ function scoreModel(model: SequenceClassifier, r: RunInputs, selection: readonly
 /** LP-FT of a new head on `body` (pre-trained or scratch). */
 export async function lpftRun(body: Backbone, r: RunInputs): Promise<MethodScore & { epochs: number; bestEpoch: number }> {
   const s = stretch(r.recipe, r.train.length);
-  const model = new SequenceClassifier(body, r.labels, { seed: r.seed, dropout: r.recipe.dropout, pooling: r.recipe.pooling ?? (body instanceof GPT2Model ? 'mean' : 'pooler') });
+  const model = new SequenceClassifier(body, r.labels, { seed: r.seed, dropout: r.recipe.dropout, pooling: r.recipe.pooling ?? (backboneKind(body) === 'bert' ? 'pooler' : 'mean') });
   const fit = await lpft(model, { tokenizer: r.tokenizer, train: r.train, val: r.earlyStopping, runDir: r.runDir, batchSize: s.batchSize, epochs: s.epochs, headEpochs: s.headEpochs, recipe: r.recipe, seed: r.seed });
   return { ...scoreModel(model, r, r.selection, r.test), ...fit };
 }
