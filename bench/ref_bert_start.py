@@ -5,7 +5,9 @@ MLMBatcher classes (imported from ../shared/bench/ref_bert.py, not re-implemente
 main() draws them. Primer then trains from the same weights on the same batches, which separates
 "same computation" from "same luck" in the plateau escape.
 
-Usage: /usr/bin/python3 bench/ref_bert_start.py REF_BERT_PY CORPUS SEED STEPS OUT_DIR
+Usage: /usr/bin/python3 bench/ref_bert_start.py REF_BERT_PY CORPUS SEED STEPS OUT_DIR [REF_BERT_ARGS...]
+(REF_BERT_ARGS, e.g. --seq_len 64 --batch_size 32 --mask_prob 0.3, are passed on to ref_bert.py's parser
+so the batches follow the benchmark's recipe.)
 Writes OUT_DIR/manifest.json, weights.bin (float32, state_dict order), train.bin and eval.bin
 (int32: per batch input ids, segment ids, labels; each [batch, seq_len]).
 """
@@ -15,7 +17,7 @@ import os
 import sys
 
 ref_path, corpus, seed, steps, out = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
-sys.argv = ["ref_bert.py", "--corpus", corpus, "--iters", str(steps), "--seed", str(seed), "--threads", "1"]
+sys.argv = ["ref_bert.py", "--corpus", corpus, "--iters", str(steps), "--seed", str(seed), "--threads", "1"] + sys.argv[6:]
 spec = importlib.util.spec_from_file_location("ref_bert", ref_path)
 rb = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(rb)  # parses the argv above; main() only runs as a script
