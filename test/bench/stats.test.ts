@@ -29,19 +29,18 @@ test("Welch's t-test: Wikipedia's example 1 (t = −2.46, ν ≈ 25.0, p = 0.021
 });
 
 test('Mann–Whitney U exact p matches the n1 = n2 = 5 table', () => {
-  const separated = mannWhitneyU([1, 2, 3, 4, 5], [6, 7, 8, 9, 10]);
-  assert.equal(separated.u, 0);
-  close(separated.p, 2 / 252, 1e-12, 'U = 0');
-  const u1 = mannWhitneyU([1, 2, 4, 6, 3], [5, 7, 8, 9, 10]);
-  assert.equal(u1.u, 1);
-  close(u1.p, 4 / 252, 1e-12, 'U = 1');
   // Critical value 2 at α = 0.05 two-sided: U = 2 rejects (8/252), U = 3 does not (14/252).
-  const u2 = mannWhitneyU([1, 2, 3, 4, 7], [5, 6, 8, 9, 10]);
-  assert.equal(u2.u, 2);
-  close(u2.p, 8 / 252, 1e-12, 'U = 2');
-  const u3 = mannWhitneyU([1, 2, 3, 4, 8], [5, 6, 7, 9, 10]);
-  assert.equal(u3.u, 3);
-  close(u3.p, 14 / 252, 1e-12, 'U = 3');
+  const cases: Array<[number[], number[], number, number]> = [
+    [[1, 2, 3, 4, 5], [6, 7, 8, 9, 10], 0, 2 / 252],
+    [[1, 2, 4, 6, 3], [5, 7, 8, 9, 10], 1, 4 / 252],
+    [[1, 2, 3, 4, 7], [5, 6, 8, 9, 10], 2, 8 / 252],
+    [[1, 2, 3, 4, 8], [5, 6, 7, 9, 10], 3, 14 / 252],
+  ];
+  for (const [a, b, u, p] of cases) {
+    const r = mannWhitneyU(a, b);
+    assert.equal(r.u, u);
+    close(r.p, p, 1e-12, `U = ${u}`);
+  }
   // Symmetric in the samples; U_a + U_b = n1·n2.
   const swapped = mannWhitneyU([6, 7, 8, 9, 10], [1, 2, 3, 4, 5]);
   assert.equal(swapped.u, 25);
