@@ -17,29 +17,14 @@ import { Rng } from '../../src/util/random.ts';
 import { readSafetensors } from '../../src/io/safetensors.ts';
 import { trainBpe } from '../../src/tokenizers/bpe-train.ts';
 import { LoraModel, loadLoraAdapter, loraTargetModules, resolveLoraTargets } from '../../src/adapt/lora.ts';
-import { createProgram } from '../../src/cli/index.ts';
+import { runPrimer } from '../helpers/cli.ts';
 import { colorQa, writeJsonl } from './fixtures.ts';
 
 const fixtures = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 'shared', 'fixtures');
 const root = mkdtempSync(join(tmpdir(), 'primer-lora-llama-'));
 test.after(() => rmSync(root, { recursive: true, force: true }));
 
-/** Runs `primer ARGS` in this process (a child process would cost seconds of tsx start-up); returns stdout. */
-async function primer(args: string[]): Promise<string> {
-  const logs: string[] = [];
-  const errors: string[] = [];
-  const [log, error] = [console.log, console.error];
-  console.log = (...a: unknown[]) => logs.push(a.join(' '));
-  console.error = (...a: unknown[]) => errors.push(a.join(' '));
-  try {
-    await createProgram().exitOverride().parseAsync(['node', 'primer', ...args]);
-  } finally {
-    [console.log, console.error] = [log, error];
-  }
-  const failure = errors.find((e) => e.startsWith('primer: error'));
-  if (failure) throw new Error(failure);
-  return logs.join('\n');
-}
+const primer = runPrimer;
 
 const ids = Int32Array.from({ length: 2 * 10 }, (_, i) => (i * 13 + 5) % 97);
 

@@ -11,7 +11,7 @@ import assert from 'node:assert/strict';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { AutoModelForCausalLM, AutoTokenizer, Tensor, env } from '@huggingface/transformers';
-import { createProgram } from '../../src/cli/index.ts';
+import { runPrimer } from '../helpers/cli.ts';
 import { Llama, type LlamaConfig } from '../../src/models/llama.ts';
 import { loadAnyModelDir, modelTensors } from '../../src/models/load.ts';
 import { noGrad } from '../../src/tensor/tensor.ts';
@@ -26,21 +26,7 @@ env.useFSCache = false;
 
 test.after(removeTempDirs);
 
-async function primer(args: string[]): Promise<string> {
-  const logs: string[] = [];
-  const errors: string[] = [];
-  const [log, error] = [console.log, console.error];
-  console.log = (...a: unknown[]) => logs.push(a.join(' '));
-  console.error = (...a: unknown[]) => errors.push(a.join(' '));
-  try {
-    await createProgram().exitOverride().parseAsync(['node', 'primer', ...args]);
-  } finally {
-    [console.log, console.error] = [log, error];
-  }
-  const failure = errors.find((e) => e.startsWith('primer: error'));
-  if (failure) throw new Error(failure);
-  return logs.join('\n');
-}
+const primer = runPrimer;
 
 test('import a sharded BF16 Llama, finetune --lora-r --merge-lora, export --format onnx: Transformers.js generates what Primer generates', async () => {
   const root = tempDir('llama-adapt');

@@ -10,7 +10,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'no
 import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { createProgram } from '../../src/cli/index.ts';
+import { runPrimer } from '../helpers/cli.ts';
 import { readSafetensors } from '../../src/io/safetensors.ts';
 import { Llama, type LlamaConfig, type LlamaModel } from '../../src/models/llama.ts';
 import { saveModelDir } from '../../src/models/load.ts';
@@ -58,21 +58,7 @@ function logitsOf(model: SequenceClassifier | TokenClassifier, x: ModelInputs): 
 const batchOf = (texts: readonly string[]) => collate(texts.map((t) => tokenizer.encode(t, null, { maxLength: 32 })), padTokenId(tokenizer));
 const maxAbsDiff = (a: ArrayLike<number>, b: ArrayLike<number>) => Array.from(a).reduce((m, v, i) => Math.max(m, Math.abs(v - b[i]!)), 0);
 
-async function primer(args: string[]): Promise<string> {
-  const logs: string[] = [];
-  const errors: string[] = [];
-  const [log, error] = [console.log, console.error];
-  console.log = (...a: unknown[]) => logs.push(a.join(' '));
-  console.error = (...a: unknown[]) => errors.push(a.join(' '));
-  try {
-    await createProgram().exitOverride().parseAsync(['node', 'primer', ...args]);
-  } finally {
-    [console.log, console.error] = [log, error];
-  }
-  const failure = errors.find((e) => e.startsWith('primer: error'));
-  if (failure) throw new Error(failure);
-  return logs.join('\n');
-}
+const primer = runPrimer;
 
 for (const fixture of ['llama-tiny', 'qwen2-tiny']) {
   test(`${fixture}: the classifier reads PyTorch's hidden state of the last non-pad token (score = LM-head rows → HF's LM logits)`, () => {
