@@ -43,3 +43,16 @@ export function writeBenchmarkSection(title: string, command: string, body: stri
   writeFileSync(path + '.tmp', out.trimEnd() + '\n');
   renameSync(path + '.tmp', path);
 }
+
+/** The CPU's family/model and the vector extensions that decide which kernels run (x86 /proc/cpuinfo). */
+export function cpuFlags(): string {
+  try {
+    const info = readFileSync('/proc/cpuinfo', 'utf8');
+    const field = (name: string) => new RegExp(`^${name}\\s*:\\s*(.*)$`, 'm').exec(info)?.[1]?.trim() ?? '?';
+    const flags = new Set(field('flags').split(/\s+/));
+    const wanted = ['avx2', 'fma', 'avx512f', 'avx512_bf16', 'amx_tile'].filter((f) => flags.has(f));
+    return `family ${field('cpu family')} model ${field('model')}, ${wanted.join(' ') || 'no AVX2'}`;
+  } catch {
+    return process.arch;
+  }
+}

@@ -6,13 +6,15 @@
  *           Primer fp32 / bf16 tokens/s, and ../shared/bench/ref_gpt.py (PyTorch, --bias 1) in the
  *           same run when /usr/bin/python3 has torch.
  *   small   the `small` preset (8192 vocab) at block 256: tokens/s and MFU, where
- *           MFU = (6·N + 12·L·C·T) · tokens/s / peak GEMM FLOP/s (nanoGPT's estimate; peak from
- *           bench/results/kernels.json, the best all-thread GEMM of bench:kernels).
+ *           MFU = (6·N + 12·L·C·T) · tokens/s / peak GEMM FLOP/s (nanoGPT's estimate; the peak is
+ *           the best all-thread GEMM measured in this same run, bench/gemm-peak.ts).
+ *   background (--background) the baby runs again, Primer's and PyTorch's, beside a `nice -n 10`
+ *           busy loop this script starts and stops: the share of the quiet speed each keeps.
  *   parity  (--parity) 2000 steps of the baby config for both, final val loss and eval curves.
  *
- * Options: --steps N (throughput steps, default 150), --parity, --no-torch, --parity-steps N.
+ * Options: --steps N (throughput steps, default 150), --parity, --no-torch, --parity-steps N, --background.
  */
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -22,7 +24,8 @@ import { RandomBlocks, type ClmBatch } from '../src/data/clm.ts';
 import { crossEntropy } from '../src/tensor/nn-ops.ts';
 import { train, evaluateLoss } from '../src/train/trainer.ts';
 import { getNumThreads } from '../src/backend/index.ts';
-import { repoRoot, writeResults, writeBenchmarkSection, machineDescription } from './report.ts';
+import { repoRoot, writeResults, writeBenchmarkSection, machineDescription, cpuFlags } from './report.ts';
+import { measureGemmPeak } from './gemm-peak.ts';
 
 const args = process.argv.slice(2);
 const flag = (name: string) => args.includes(name);
@@ -135,12 +138,11 @@ async function smallPreset(steps: number, bf16: boolean) {
   return { params: n, batch, block: 256, tokens_per_sec: Math.round(r.tokensPerSecond), gflops: (flopsPerToken * r.tokensPerSecond) / 1e9 };
 }
 
-function gemmPeak(): { fp32: number; bf16: number } | null {
-  const path = join(repoRoot, 'bench', 'results', 'kernels.json');
-  if (!existsSync(path)) return null;
-  const k = JSON.parse(readFileSync(path, 'utf8')) as { gemm?: Array<Record<string, number>> };
-  if (!k.gemm?.length) return null;
-  return { fp32: Math.max(...k.gemm.map((g) => g.fp32_all ?? 0)), bf16: Math.max(...k.gemm.map((g) => g.bf16_all ?? 0)) };
+/** A `nice -n 10` busy loop (one core's worth of low-priority work), killed when this process exits. */
+function startBusyLoop(): ChildProcess {
+  const busy = spawn('nice', ['-n', '10', 'sh', '-c', 'while :; do :; done'], { stdio: 'ignore' });
+  process.once('exit', () => busy.kill('SIGKILL'));
+  return busy;
 }
 
 const withTorch = hasTorch();
@@ -154,13 +156,32 @@ for (const dtype of ['fp32', 'bf16'] as const) {
   baby[`torch_${dtype}`] = withTorch ? torchBaby(throughputSteps, dtype) : null;
   if (withTorch) console.log(`baby torch  ${dtype}: ${baby[`torch_${dtype}`]!.tokens_per_sec} tok/s`);
 }
-const peak = gemmPeak();
+const peak = measureGemmPeak();
+console.log(`peak GEMM (this run, all threads): fp32 ${peak.fp32.toFixed(1)}, bf16 ${peak.bf16.toFixed(1)} GFLOP/s`);
 const small: Record<string, ReturnType<typeof Object> & { mfu: number | null }> = {};
 for (const dtype of ['fp32', 'bf16'] as const) {
   const s = await smallPreset(Math.max(6, Math.round(throughputSteps / 15)), dtype === 'bf16');
   const p = peak ? peak[dtype] : null;
   small[dtype] = { ...s, peak_gflops: p, mfu: p ? s.gflops / p : null };
   console.log(`small ${dtype}: ${s.tokens_per_sec} tok/s, ${s.gflops.toFixed(1)} GFLOP/s${p ? `, MFU ${((s.gflops / p) * 100).toFixed(1)}%` : ''}`);
+}
+let loaded: Record<string, RunResult | null> | null = null;
+if (flag('--background')) {
+  const busy = startBusyLoop();
+  await new Promise((r) => setTimeout(r, 500));
+  loaded = {};
+  for (const dtype of ['fp32', 'bf16'] as const) {
+    loaded[`primer_${dtype}`] = await primerBaby(throughputSteps, dtype === 'bf16');
+    console.log(`background: baby primer ${dtype}: ${loaded[`primer_${dtype}`]!.tokens_per_sec} tok/s`);
+    loaded[`torch_${dtype}`] = withTorch ? torchBaby(throughputSteps, dtype) : null;
+    if (withTorch) console.log(`background: baby torch  ${dtype}: ${loaded[`torch_${dtype}`]!.tokens_per_sec} tok/s`);
+    // The same run with thread pinning off (src/backend/index.ts pinComputeThreads): what pinning buys.
+    process.env.PRIMER_PIN_THREADS = '0';
+    loaded[`unpinned_${dtype}`] = await primerBaby(throughputSteps, dtype === 'bf16');
+    delete process.env.PRIMER_PIN_THREADS;
+    console.log(`background: baby primer ${dtype}, threads not pinned: ${loaded[`unpinned_${dtype}`]!.tokens_per_sec} tok/s`);
+  }
+  busy.kill('SIGKILL');
 }
 let parity: { steps: number; primer: RunResult; torch: RunResult | null; relative_gap: number | null } | null = null;
 if (flag('--parity')) {
@@ -172,12 +193,13 @@ if (flag('--parity')) {
 }
 
 const loadAtEnd = loadavg()[0]!;
-const results = { date: new Date().toISOString(), machine: machineDescription(), threads: getNumThreads(), load_average: [loadAtStart, loadAtEnd], omp_env: ompEnv, throughput_steps: throughputSteps, baby, small, gemm_peak_gflops: peak, parity };
+const results = { date: new Date().toISOString(), machine: machineDescription(), threads: getNumThreads(), load_average: [loadAtStart, loadAtEnd], omp_env: ompEnv, throughput_steps: throughputSteps, baby, background: loaded, small, gemm_peak_gflops: peak, parity };
 writeResults('train', results);
 
 const tps = (r: RunResult | null | undefined) => (r ? r.tokens_per_sec.toLocaleString('en-US') : 'n/a');
 const ratio = (a?: RunResult | null, b?: RunResult | null) => (a && b ? `${(a.tokens_per_sec / b.tokens_per_sec).toFixed(2)}×` : 'n/a');
-let body = `Load average ${loadAtStart.toFixed(1)} at the start, ${loadAtEnd.toFixed(1)} at the end${loadAtStart > 1.5 || loadAtEnd > 1.5 ? ' (a machine shared with other jobs: absolute numbers are depressed and noisy; each Primer/PyTorch pair ran back to back)' : ''}${ompEnv.length ? `; environment ${ompEnv.join(' ')} (for both Primer and PyTorch)` : ''}.
+const kept = (a?: RunResult | null, b?: RunResult | null) => (a && b ? `${((a.tokens_per_sec / b.tokens_per_sec) * 100).toFixed(0)} %` : 'n/a');
+let body = `CPU flags: ${cpuFlags()}. Load average ${loadAtStart.toFixed(1)} at the start, ${loadAtEnd.toFixed(1)} at the end${loadAtStart > 1.5 || loadAtEnd > 1.5 ? ' (a machine shared with other jobs: absolute numbers are depressed and noisy; each Primer/PyTorch pair ran back to back)' : ''}${ompEnv.length ? `; environment ${ompEnv.join(' ')} (for both Primer and PyTorch)` : ''}.
 
 Baby GPT (4 layers, 4 heads, 128 dims, block 64, batch 12, char-level Shakespeare), ${throughputSteps} steps, ${getNumThreads()} threads, tokens/s excluding the first step:
 
@@ -186,8 +208,20 @@ Baby GPT (4 layers, 4 heads, 128 dims, block 64, batch 12, char-level Shakespear
 | Primer | ${tps(baby.primer_fp32)} | ${tps(baby.primer_bf16)} |
 | PyTorch ${withTorch ? '(ref_gpt.py --bias 1)' : '(not installed)'} | ${tps(baby.torch_fp32)} | ${tps(baby.torch_bf16)} |
 | Primer / PyTorch | ${ratio(baby.primer_fp32, baby.torch_fp32)} | ${ratio(baby.primer_bf16, baby.torch_bf16)} |
+${loaded ? `
+Under load (\`--background\`): the same runs beside a \`nice -n 10\` busy loop (one low-priority process spinning, started and stopped by the benchmark):
 
-\`small\` preset (${small.fp32!.params.toLocaleString('en-US')} parameters, vocab 8192, block 256, batch 8): fp32 ${small.fp32!.tokens_per_sec.toLocaleString('en-US')} tok/s (${(small.fp32!.gflops as number).toFixed(1)} GFLOP/s${small.fp32!.mfu !== null ? `, MFU ${(small.fp32!.mfu * 100).toFixed(1)}% of ${peak!.fp32.toFixed(0)} GFLOP/s` : ''}), bf16 ${small.bf16!.tokens_per_sec.toLocaleString('en-US')} tok/s (${(small.bf16!.gflops as number).toFixed(1)} GFLOP/s${small.bf16!.mfu !== null ? `, MFU ${(small.bf16!.mfu * 100).toFixed(1)}% of ${peak!.bf16.toFixed(0)} GFLOP/s` : ''}). MFU = (6·N + 12·L·C·T)·tokens/s over the best all-thread GEMM of bench:kernels.
+| | fp32 | bf16 |
+|---|---|---|
+| Primer | ${tps(loaded.primer_fp32)} | ${tps(loaded.primer_bf16)} |
+| Primer, threads not pinned (PRIMER_PIN_THREADS=0) | ${tps(loaded.unpinned_fp32)} | ${tps(loaded.unpinned_bf16)} |
+| PyTorch | ${tps(loaded.torch_fp32)} | ${tps(loaded.torch_bf16)} |
+| Primer / PyTorch under load | ${ratio(loaded.primer_fp32, loaded.torch_fp32)} | ${ratio(loaded.primer_bf16, loaded.torch_bf16)} |
+| Primer: share of its quiet speed kept | ${kept(loaded.primer_fp32, baby.primer_fp32)} | ${kept(loaded.primer_bf16, baby.primer_bf16)} |
+| Primer not pinned: share kept | ${kept(loaded.unpinned_fp32, baby.primer_fp32)} | ${kept(loaded.unpinned_bf16, baby.primer_bf16)} |
+| PyTorch: share of its quiet speed kept | ${kept(loaded.torch_fp32, baby.torch_fp32)} | ${kept(loaded.torch_bf16, baby.torch_bf16)} |
+` : ''}
+\`small\` preset (${small.fp32!.params.toLocaleString('en-US')} parameters, vocab 8192, block 256, batch 8): fp32 ${small.fp32!.tokens_per_sec.toLocaleString('en-US')} tok/s (${(small.fp32!.gflops as number).toFixed(1)} GFLOP/s${small.fp32!.mfu !== null ? `, MFU ${(small.fp32!.mfu * 100).toFixed(1)}% of ${peak!.fp32.toFixed(0)} GFLOP/s` : ''}), bf16 ${small.bf16!.tokens_per_sec.toLocaleString('en-US')} tok/s (${(small.bf16!.gflops as number).toFixed(1)} GFLOP/s${small.bf16!.mfu !== null ? `, MFU ${(small.bf16!.mfu * 100).toFixed(1)}% of ${peak!.bf16.toFixed(0)} GFLOP/s` : ''}). MFU = (6·N + 12·L·C·T)·tokens/s over the best all-thread GEMM measured in this run (${peak.shapes}).
 `;
 if (parity) {
   const rows = (parity.primer.eval_curve ?? []).map(([s, tr, va], i) => {

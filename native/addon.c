@@ -1,4 +1,9 @@
 // N-API entry point: thread control, build info and module registration (argument checking: kernels_args.h).
+#ifdef __linux__
+#define _GNU_SOURCE
+#include <pthread.h>
+#include <sched.h>
+#endif
 #include "common.h"
 #include "kernels_args.h"
 #include <stdio.h>
@@ -31,6 +36,42 @@ static napi_value set_threads(napi_env env, napi_callback_info info) {
 #endif
   return js_undefined(env);
 }
+/*
+ * pinThreads(mode): 0 = every OpenMP thread back on the process's CPU mask; 1 = worker thread t
+ * (t ≥ 1) fixed to the t-th CPU of that mask, the calling thread left free; 2 = every thread,
+ * the caller included, fixed to its own CPU. Returns how many threads were pinned (0 where the
+ * platform has no affinity calls). libgomp keeps its workers between parallel regions, so the
+ * pinning lasts until the team size changes.
+ */
+#ifdef __linux__
+static cpu_set_t process_mask;
+static int process_mask_ok = 0;
+#endif
+static napi_value pin_threads(napi_env env, napi_callback_info info) {
+  napi_value argv[1]; int64_t mode;
+  if (!k_args(env, info, 1, argv, "pinThreads") || !k_integer(env, "pinThreads", argv[0], "mode", &mode)) return NULL;
+  int pinned = 0;
+#if defined(__linux__) && defined(_OPENMP)
+  if (!process_mask_ok) process_mask_ok = sched_getaffinity(0, sizeof process_mask, &process_mask) == 0;
+  if (!process_mask_ok) return js_number(env, 0);
+  int cpus[CPU_SETSIZE], ncpu = 0;
+  for (int c = 0; c < CPU_SETSIZE; c++) if (CPU_ISSET(c, &process_mask)) cpus[ncpu++] = c;
+#pragma omp parallel reduction(+ : pinned)
+  {
+    const int t = omp_get_thread_num();
+    cpu_set_t set;
+    if (mode == 0 || (mode == 1 && t == 0) || t >= ncpu) {
+      set = process_mask;
+    } else {
+      CPU_ZERO(&set);
+      CPU_SET(cpus[t], &set);
+      pinned++;
+    }
+    pthread_setaffinity_np(pthread_self(), sizeof set, &set);
+  }
+#endif
+  return js_number(env, pinned);
+}
 // Which instruction-set paths this build compiled in (for benchmarks and tests).
 static napi_value build_info(napi_env env, napi_callback_info info) {
   (void)info;
@@ -54,6 +95,7 @@ static napi_value init(napi_env env, napi_value exports) {
   export_fn(env, exports, "getThreads", get_threads);
   export_fn(env, exports, "setThreads", set_threads);
   export_fn(env, exports, "buildInfo", build_info);
+  export_fn(env, exports, "pinThreads", pin_threads);
   register_gemm(env, exports);
   register_attention(env, exports);
   register_kernels(env, exports);

@@ -2,6 +2,7 @@
  * Backend selection. Native is the default; `PRIMER_BACKEND=reference` (or setBackend('reference'))
  * selects the plain-TypeScript reference backend.
  */
+import { availableParallelism } from 'node:os';
 import type { Backend } from './types.ts';
 import { referenceBackend } from './reference/index.ts';
 import { createNativeBackend, loadNativeAddon } from './native.ts';
@@ -46,6 +47,25 @@ export function setNumThreads(n: number): void {
 }
 export function getNumThreads(): number {
   return loadNativeAddon()?.getThreads() ?? 1;
+}
+
+/**
+ * Pins each native thread (the calling one included) to its own CPU for a long compute loop, and
+ * returns the function that unpins them. Why: with another process on the cores, an unpinned team
+ * is shuffled between CPUs by the scheduler and every OpenMP barrier waits for whichever thread
+ * was just moved behind the other process; pinned, the team kept 85–100 % of its quiet speed
+ * beside a `nice -n 10` busy loop on 2 cores, unpinned 45 % (BENCHMARKS.md, "Training under load").
+ * Only when the team has exactly one thread per CPU this process may use, so two pinned processes
+ * never pile onto the same few cores of a larger machine; PRIMER_PIN_THREADS=0 turns it off.
+ * Unpinning matters: threads Node creates later inherit the main thread's CPU mask.
+ */
+export function pinComputeThreads(): () => void {
+  const addon = backend().name === 'native' ? loadNativeAddon() : null;
+  if (!addon?.pinThreads || process.env.PRIMER_PIN_THREADS === '0') return () => {};
+  const threads = addon.getThreads();
+  if (threads < 2 || threads !== availableParallelism()) return () => {};
+  if (addon.pinThreads(2) === 0) return () => {};
+  return () => void addon.pinThreads!(0);
 }
 
 export { referenceBackend };

@@ -15,6 +15,8 @@ export interface NativeAddon extends Omit<Backend, 'name'> {
   setThreads(n: number): void;
   /** Instruction-set path compiled in: avx512bf16 | avx512 | avx2 | neon | generic. */
   buildInfo(): string;
+  /** 0: OpenMP threads back on the process's CPUs; 1: workers pinned; 2: all pinned. Returns how many were pinned. */
+  pinThreads?(mode: number): number;
 }
 
 

@@ -24,6 +24,7 @@ import { scale } from '../tensor/ops.ts';
 import { AdamW, clipGradNorm, learningRate, type ParamGroup, type ScheduleOptions } from '../tensor/optim.ts';
 import type { Rng } from '../util/random.ts';
 import { PrimerError } from '../io/errors.ts';
+import { pinComputeThreads } from '../backend/index.ts';
 import { withPath, writeFileAtomic } from '../io/atomic.ts';
 import { readCheckpoint, recoverCheckpoints, restoreCheckpoint, saveCheckpoint, type Checkpoint } from './checkpoint.ts';
 import { createProgress, type ProgressReporter } from './progress.ts';
@@ -287,6 +288,7 @@ export async function train<B>(o: TrainerOptions<B>): Promise<TrainResult> {
   let timedSeconds = 0;
   let timedTokens = 0;
   let stepsThisRun = 0;
+  const unpin = pinComputeThreads();
   try {
     while (step < stopAt) {
       if (signal) {
@@ -366,6 +368,7 @@ export async function train<B>(o: TrainerOptions<B>): Promise<TrainResult> {
       log(`interrupted at step ${step}: checkpoint saved to ${lastCheckpoint}`);
     }
   } finally {
+    unpin();
     progress?.stop();
     if (o.handleSignals ?? true) for (const [s, h] of Object.entries(handlers)) process.off(s, h);
   }

@@ -1,0 +1,62 @@
+/**
+ * pinComputeThreads (src/backend/index.ts): during training each native thread, the Node main thread
+ * included, sits on its own CPU; afterwards every thread is back on the process's CPU mask (threads
+ * Node creates later inherit the main thread's mask). Read from the kernel: /proc/self/task/<tid>/status.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync, readdirSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
+import { getNumThreads, pinComputeThreads, setNumThreads } from '../../src/backend/index.ts';
+import { requireNative } from './kernels-helpers.ts';
+
+/** CPUs each thread of this process may run on, by thread id. */
+function threadMasks(): Map<number, string> {
+  const out = new Map<number, string>();
+  for (const tid of readdirSync('/proc/self/task')) {
+    const status = readFileSync(`/proc/self/task/${tid}/status`, 'utf8');
+    out.set(Number(tid), /^Cpus_allowed_list:\s*(\S+)/m.exec(status)![1]!);
+  }
+  return out;
+}
+const single = (list: string) => /^\d+$/.test(list);
+
+test('training threads are pinned one per CPU while pinned, and released after', { skip: process.platform !== 'linux' && 'Linux affinity API' }, () => {
+  const native = requireNative();
+  const cpus = availableParallelism();
+  const before = threadMasks();
+  const processMask = before.get(process.pid)!;
+  const saved = getNumThreads();
+  try {
+    setNumThreads(cpus);
+    native.gemm(new Float32Array(64 * 64), new Float32Array(64 * 64), new Float32Array(64 * 64), null, 64, 64, 64, false, false, false, 1, 0, 0, 0, false);
+    const release = pinComputeThreads();
+    const during = threadMasks();
+    if (cpus >= 2) {
+      assert.ok(single(during.get(process.pid)!), `main thread mask while pinned: ${during.get(process.pid)}`);
+      const pinned = [...during.values()].filter(single);
+      assert.equal(new Set(pinned).size, cpus, `one thread per CPU: ${pinned.join(' ')}`);
+    } else {
+      assert.equal(during.get(process.pid), processMask, 'one CPU: nothing to pin');
+    }
+    release();
+    const after = threadMasks();
+    for (const [tid, mask] of after) assert.equal(mask, processMask, `thread ${tid} released to the process mask`);
+
+    // A team smaller than the CPUs could pile onto the same cores as another process: never pinned.
+    if (cpus >= 2) {
+      setNumThreads(cpus - 1);
+      const releaseSmall = pinComputeThreads();
+      assert.equal(threadMasks().get(process.pid), processMask);
+      releaseSmall();
+      setNumThreads(cpus);
+      process.env.PRIMER_PIN_THREADS = '0';
+      const releaseOff = pinComputeThreads();
+      assert.equal(threadMasks().get(process.pid), processMask, 'PRIMER_PIN_THREADS=0 turns pinning off');
+      releaseOff();
+    }
+  } finally {
+    delete process.env.PRIMER_PIN_THREADS;
+    setNumThreads(saved);
+  }
+});
