@@ -25,7 +25,8 @@ import { LlamaModel } from '../models/llama.ts';
 import type { Backbone } from '../models/heads.ts';
 import { C_GRID, denseMatrix, fitLogistic, selectC, type CsrMatrix } from './logistic.ts';
 import { TfidfVectorizer, exampleText } from './tfidf.ts';
-import { scorePredictions, type MethodScore } from './fewlabel.ts';
+import { methodScore, scorePredictions, type MethodScore } from './fewlabel.ts';
+import { logSoftmaxInto } from './prompt.ts';
 import { columnStats, standardize } from './probe.ts';
 
 export interface AnchorBank {
@@ -152,17 +153,23 @@ export function anchorProbe(bank: AnchorBank, labels: LabelMap, train: readonly 
   // calibrated on the whole unlabelled pool; a fitted intercept only on the labelled sample).
   const accuracyOn = (pred: Int32Array) => pred.reduce((right, p, i) => right + (p === yes[i] ? 1 : 0), 0) / Math.max(1, pred.length);
   const zeroShotPredict = (r: Int32Array) => argmaxAnchors(bank, r);
-  let best: { beta: number; C: number; acc: number; predict: (r: Int32Array) => Int32Array } = { beta: -1, C: 0, acc: accuracyOn(zeroShotPredict(es)), predict: zeroShotPredict };
+  // As probabilities, the zero-shot classifier is the softmax of the weighted anchor scores (same argmax).
+  const zeroShotProba = (rows: Int32Array) => {
+    const p = new Float64Array(rows.length * k);
+    rows.forEach((r, i) => logSoftmaxInto(Array.from({ length: k }, (_, c) => ANCHOR_WEIGHT * bank.anchors[r * k + c]!), 0, k, p, i * k));
+    return p.map(Math.exp);
+  };
+  let best: { beta: number; C: number; acc: number; proba: (r: Int32Array) => Float64Array } = { beta: -1, C: 0, acc: accuracyOn(zeroShotPredict(es)), proba: zeroShotProba };
   for (const beta of ANCHOR_BETA_GRID) {
     const xtr = matrix(tr, beta), xes = matrix(es, beta);
     for (const C of ANCHOR_C_GRID) {
       const model = fitLogistic(xtr, ytr, k, { C, maxIter: 300 });
       const acc = accuracyOn(model.predict(xes));
-      if (acc > best.acc) best = { beta, C, acc, predict: (r) => model.predict(matrix(r, beta)) };
+      if (acc > best.acc) best = { beta, C, acc, proba: (r) => model.predictProba(matrix(r, beta)) };
     }
   }
   const b = best;
-  return { selection: scorePredictions(labels, selection, b.predict(sel)).accuracy, ...scorePredictions(labels, test, b.predict(te)), detail: b.beta < 0 ? 'zero-shot' : `β=${b.beta} C=${b.C}` };
+  return methodScore(labels, selection, test, b.proba(sel), b.proba(te), b.beta < 0 ? 'zero-shot' : `β=${b.beta} C=${b.C}`);
 }
 
 /** Appends k dense columns (rows × k) to a CSR matrix. */

@@ -10,10 +10,10 @@ import { createModel, readModelConfig } from '../models/load.ts';
 import type { TextExample } from './data.ts';
 import type { LabelMap } from '../models/labels.ts';
 import { SequenceClassifier, backboneKind, type Backbone, type Pooling } from '../models/heads.ts';
-import { evaluateTask, finetune } from './finetune.ts';
+import { finetune, predictProbabilities } from './finetune.ts';
 import { loadBackbone } from '../models/model-dir.ts';
 import { applyTemplate, promptClassifier, type PromptSpec } from './prompt.ts';
-import type { MethodScore } from './fewlabel.ts';
+import { methodScore, type MethodScore } from './fewlabel.ts';
 
 export interface FinetuneRecipe {
   epochs: number;
@@ -126,8 +126,8 @@ export interface RunInputs {
 
 function scoreModel(model: SequenceClassifier, r: RunInputs, selection: readonly TextExample[], test: readonly TextExample[]): MethodScore {
   const o = { maxLength: r.recipe.maxLength, batchSize: 64 };
-  const t = evaluateTask(model, r.tokenizer, test, o);
-  return { selection: evaluateTask(model, r.tokenizer, selection, o).accuracy, accuracy: t.accuracy, macroF1: t.macroF1 };
+  // Scored by row order: `selection`/`test` may be the templated copies of r.selection/r.test.
+  return methodScore(r.labels, r.selection, r.test, predictProbabilities(model, r.tokenizer, selection, o), predictProbabilities(model, r.tokenizer, test, o));
 }
 
 /** LP-FT of a new head on `body` (pre-trained or scratch). */

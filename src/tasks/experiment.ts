@@ -6,7 +6,8 @@
  *   tfidf       TF-IDF word 1–2-grams + L2 logistic regression, C chosen on validation (the baseline)
  *   scratch     LP-FT of an identically shaped, randomly initialised body
  *   pre-trained the few-label methods of fewlabel.ts on the pre-trained body: LP-FT, a frozen-feature
- *               linear probe, prompt-based fine-tuning through the LM head
+ *               linear probe, prompt-based fine-tuning through the LM head, label-word anchors, and
+ *               the ensemble of those (mean class probabilities)
  * The validation split is cut in two: `earlyStopping` (valExamples, stratified) picks epochs, C and probe
  * views; `selection` (the rest) picks which pre-trained method the curve reports at each budget, by
  * mean accuracy over seeds. The test split is scored once per run and never chooses anything.
@@ -30,7 +31,7 @@ import { chooseBudgetRecipe, type BudgetRecipe } from './experiment-pretrain.ts'
 import { DEFAULT_RECIPE, lpftRun, promptRun, scratchBackbone, type FinetuneRecipe, type RunInputs } from './experiment-runs.ts';
 import { clozeTemplate, clozeZeroShot } from './cloze.ts';
 import { anchorBank, anchorPredict, anchorProbe, anchorStacked, type AnchorBank } from './anchor.ts';
-import { FEW_LABEL_METHODS, linearProbe, scorePredictions, zeroShot, type FeatureBank, type FewLabelMethod, type MethodScore, type ZeroShotResult } from './fewlabel.ts';
+import { FEW_LABEL_METHODS, ensembleScore, linearProbe, scorePredictions, zeroShot, type FeatureBank, type FewLabelMethod, type MethodScore, type ZeroShotResult } from './fewlabel.ts';
 import { layerFeatures } from './probe.ts';
 import { applyTemplate, checkTemplate, defaultPrompt, parseVerbalizer, type PromptSpec } from './prompt.ts';
 import { tfidfBaseline } from './tfidf.ts';
@@ -244,22 +245,28 @@ export async function labelEfficiency(o: LabelEfficiencyOptions): Promise<LabelE
       t = performance.now();
       const scratch = await lpftRun(scratchBackbone(modelDir, 1000 + seed), inputs('scratch'));
       record('scratch', 'lpft', n, seed, scratch, t, { epochs: scratch.epochs, bestEpoch: scratch.bestEpoch });
+      const members: MethodScore[] = [];
       for (const m of methods) {
         t = performance.now();
+        let score: MethodScore;
         if (m === 'lpft') {
           const r = await lpftRun(loadBackbone(modelDir), inputs('lpft'));
-          record('pretrained', m, n, seed, r, t, { epochs: r.epochs, bestEpoch: r.bestEpoch });
+          record('pretrained', m, n, seed, (score = r), t, { epochs: r.epochs, bestEpoch: r.bestEpoch });
         } else if (m === 'probe') {
-          record('pretrained', m, n, seed, linearProbe(bank!, task.labels, train, earlyStopping, selection, test), t);
+          record('pretrained', m, n, seed, (score = linearProbe(bank!, task.labels, train, earlyStopping, selection, test)), t);
         } else if (m === 'anchor') {
-          record('pretrained', m, n, seed, anchorProbe(anchors!, task.labels, train, earlyStopping, selection, test), t);
-          t = performance.now();
-          record('stacked', 'anchor+tfidf', n, seed, anchorStacked(anchors!, task.labels, train, earlyStopping, selection, test), t);
+          record('pretrained', m, n, seed, (score = anchorProbe(anchors!, task.labels, train, earlyStopping, selection, test)), t);
+          const ts = performance.now();
+          record('stacked', 'anchor+tfidf', n, seed, anchorStacked(anchors!, task.labels, train, earlyStopping, selection, test), ts);
         } else {
           const r = await promptRun(modelDir, prompt!, inputs('prompt'));
-          record('pretrained', m, n, seed, r, t, { epochs: r.epochs, bestEpoch: r.bestEpoch });
+          record('pretrained', m, n, seed, (score = r), t, { epochs: r.epochs, bestEpoch: r.bestEpoch });
         }
+        members.push(score);
       }
+      t = performance.now();
+      const ensemble = ensembleScore(task.labels, selection, test, members);
+      if (ensemble) record('pretrained', 'ensemble', n, seed, ensemble, t);
       write(false);
     }
   }

@@ -33,6 +33,41 @@ export interface MethodScore {
   accuracy: number;
   macroF1: number;
   detail?: string;
+  /** Class probabilities on the selection and test examples (rows × classes), for the ensemble. */
+  probabilities?: { selection: Float64Array; test: Float64Array };
+}
+
+/** Row-wise argmax of rows × k scores (the first of equal maxima). */
+export function argmaxProbabilities(p: Float64Array, k: number): Int32Array {
+  const out = new Int32Array(p.length / k);
+  for (let r = 0; r < out.length; r++) {
+    let best = 0;
+    for (let c = 1; c < k; c++) if (p[r * k + c]! > p[r * k + best]!) best = c;
+    out[r] = best;
+  }
+  return out;
+}
+
+/**
+ * The ensemble of the few-label methods that ran on one sample: the mean of their class
+ * probabilities (soft voting). It is one more candidate for the selection set, so it is reported
+ * only where it beats every single method there.
+ */
+export function ensembleScore(labels: LabelMap, selection: readonly TextExample[], test: readonly TextExample[], members: readonly MethodScore[]): MethodScore | null {
+  const probs = members.flatMap((m) => (m.probabilities ? [m.probabilities] : []));
+  if (probs.length < 2) return null;
+  const mean = (which: 'selection' | 'test') => {
+    const out = new Float64Array(probs[0]![which].length);
+    for (const p of probs) for (let i = 0; i < out.length; i++) out[i]! += p[which][i]! / probs.length;
+    return out;
+  };
+  const [sel, te] = [mean('selection'), mean('test')];
+  return {
+    selection: scorePredictions(labels, selection, argmaxProbabilities(sel, labels.size)).accuracy,
+    ...scorePredictions(labels, test, argmaxProbabilities(te, labels.size)),
+    detail: `mean of ${probs.length} methods' probabilities`,
+    probabilities: { selection: sel, test: te },
+  };
 }
 
 /** Accuracy and macro-F1 of predicted class ids against examples' labels. */
@@ -62,7 +97,7 @@ export function linearProbe(bank: FeatureBank, labels: LabelMap, train: readonly
   const [tr, es, sel, te] = [rows(train), rows(earlyStopping), rows(selection), rows(test)];
   const ytr = labels.encode(train);
   const yes = labels.encode(earlyStopping);
-  let best: { view: ProbeView; C: number; acc: number; predict: (r: Int32Array) => Int32Array } | null = null;
+  let best: { view: ProbeView; C: number; acc: number; proba: (r: Int32Array) => Float64Array } | null = null;
   for (const view of PROBE_VIEWS) {
     const pool = featureMatrix(bank.features, bank.poolRows, view);
     const stats = columnStats(pool.x, pool.dim);
@@ -71,11 +106,21 @@ export function linearProbe(bank: FeatureBank, labels: LabelMap, train: readonly
       return denseMatrix(standardize(f.x, f.dim, stats), r.length, f.dim);
     };
     const s = selectC(matrix(tr), ytr, matrix(es), yes, labels.size, { grid: PROBE_C_GRID, maxIter: 300 });
-    if (!best || s.valAccuracy > best.acc) best = { view, C: s.C, acc: s.valAccuracy, predict: (r) => s.model.predict(matrix(r)) };
+    if (!best || s.valAccuracy > best.acc) best = { view, C: s.C, acc: s.valAccuracy, proba: (r) => s.model.predictProba(matrix(r)) };
   }
   const b = best!;
-  const selection_ = scorePredictions(labels, selection, b.predict(sel)).accuracy;
-  return { selection: selection_, ...scorePredictions(labels, test, b.predict(te)), detail: `${b.view.layers}/${b.view.pooling} C=${b.C}` };
+  return methodScore(labels, selection, test, b.proba(sel), b.proba(te), `${b.view.layers}/${b.view.pooling} C=${b.C}`);
+}
+
+/** A method's scores from its class probabilities on the selection and test examples. */
+export function methodScore(labels: LabelMap, selection: readonly TextExample[], test: readonly TextExample[], pSel: Float64Array, pTest: Float64Array, detail?: string): MethodScore {
+  const k = labels.size;
+  return {
+    selection: scorePredictions(labels, selection, argmaxProbabilities(pSel, k)).accuracy,
+    ...scorePredictions(labels, test, argmaxProbabilities(pTest, k)),
+    ...(detail !== undefined ? { detail } : {}),
+    probabilities: { selection: pSel, test: pTest },
+  };
 }
 
 export interface ZeroShotResult {

@@ -143,10 +143,9 @@ export interface EvalOptions {
   maxLength?: number;
 }
 
-/** Predicted class ids for texts (eval mode, no gradients). */
-export function predictClasses(model: SequenceClassifier, tokenizer: Tokenizer, examples: ReadonlyArray<{ text: string; textPair?: string }>, o: EvalOptions = {}): Int32Array {
+/** Calls `row(i, logits, offset)` with every example's class logits (eval mode, no gradients). */
+function forEachClassLogits(model: SequenceClassifier, tokenizer: Tokenizer, examples: ReadonlyArray<{ text: string; textPair?: string }>, o: EvalOptions, row: (i: number, logits: ArrayLike<number>, offset: number) => void): void {
   const bs = o.batchSize ?? 32;
-  const out = new Int32Array(examples.length);
   const was = model.training;
   model.eval();
   try {
@@ -155,13 +154,32 @@ export function predictClasses(model: SequenceClassifier, tokenizer: Tokenizer, 
       const batch = collate(encs, padTokenId(tokenizer));
       noGrad(() => withScope(() => {
         const logits = model.forward(batch).logits;
-        const k = model.labels.size;
-        for (let r = 0; r < batch.batch; r++) out[i + r] = argmax(logits.data, r * k, k);
+        for (let r = 0; r < batch.batch; r++) row(i + r, logits.data, r * model.labels.size);
       }));
     }
   } finally {
     model.train(was);
   }
+}
+
+/** Predicted class ids for texts (eval mode, no gradients). */
+export function predictClasses(model: SequenceClassifier, tokenizer: Tokenizer, examples: ReadonlyArray<{ text: string; textPair?: string }>, o: EvalOptions = {}): Int32Array {
+  const out = new Int32Array(examples.length);
+  forEachClassLogits(model, tokenizer, examples, o, (i, logits, off) => { out[i] = argmax(logits, off, model.labels.size); });
+  return out;
+}
+
+/** Class probabilities softmax(logits), examples × classes row-major. */
+export function predictProbabilities(model: SequenceClassifier, tokenizer: Tokenizer, examples: ReadonlyArray<{ text: string; textPair?: string }>, o: EvalOptions = {}): Float64Array {
+  const k = model.labels.size;
+  const out = new Float64Array(examples.length * k);
+  forEachClassLogits(model, tokenizer, examples, o, (i, logits, off) => {
+    let max = -Infinity;
+    for (let j = 0; j < k; j++) max = Math.max(max, logits[off + j]!);
+    let z = 0;
+    for (let j = 0; j < k; j++) z += (out[i * k + j] = Math.exp(logits[off + j]! - max));
+    for (let j = 0; j < k; j++) out[i * k + j]! /= z;
+  });
   return out;
 }
 

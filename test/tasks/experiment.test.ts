@@ -56,10 +56,10 @@ test('label efficiency at toy scale: pre-train, then TF-IDF, scratch and every p
   assert.ok(existsSync(join(out, 'pretrain', 'model.safetensors')), 'pre-trained by the experiment');
   assert.ok(!existsSync(join(out, 'corpus')), 'the written corpus is removed after pre-training');
   assert.ok(r.pretrainSeconds! > 0);
-  // 2 budgets × 2 seeds × (TF-IDF, scratch, 4 pre-trained methods, anchors + TF-IDF).
-  assert.equal(r.runs.length, 2 * 2 * 7);
+  // 2 budgets × 2 seeds × (TF-IDF, scratch, 4 pre-trained methods, anchors + TF-IDF, the ensemble).
+  assert.equal(r.runs.length, 2 * 2 * 8);
   assert.deepEqual([...new Set(r.runs.map((x) => x.labels))], [8, 16], 'budgets in increasing order');
-  assert.deepEqual([...new Set(r.runs.map((x) => `${x.arm}/${x.method}`))], ['tfidf/tfidf', 'scratch/lpft', 'pretrained/lpft', 'pretrained/probe', 'pretrained/prompt', 'pretrained/anchor', 'stacked/anchor+tfidf']);
+  assert.deepEqual([...new Set(r.runs.map((x) => `${x.arm}/${x.method}`))], ['tfidf/tfidf', 'scratch/lpft', 'pretrained/lpft', 'pretrained/probe', 'pretrained/prompt', 'pretrained/anchor', 'stacked/anchor+tfidf', 'pretrained/ensemble']);
   // The experiment's GPT: PPMI token embeddings, kept fixed, and an untied LM head.
   const config = JSON.parse(readFileSync(join(out, 'pretrain', 'config.json'), 'utf8'));
   assert.equal(config.tie_word_embeddings, false);
@@ -69,14 +69,14 @@ test('label efficiency at toy scale: pre-train, then TF-IDF, scratch and every p
   for (const run of r.runs.filter((x) => x.arm === 'scratch')) assert.equal(run.epochs, run.labels === 8 ? 2 : 1, 'small budgets are stretched to minSteps optimizer steps');
   assert.equal(r.testExamples, 40);
   assert.equal(r.complete, true);
-  assert.deepEqual([partial!.complete, partial!.runs.length], [false, 7], 'results.json is rewritten after every seed');
+  assert.deepEqual([partial!.complete, partial!.runs.length], [false, 8], 'results.json is rewritten after every seed');
   assert.equal(r.majority.accuracy, 0.5);
   assert.ok(r.zeroShot && r.zeroShot.calibrated.accuracy >= 0 && r.zeroShot.bias.length === 2);
   const results = JSON.parse(readFileSync(join(out, 'results.json'), 'utf8'));
   // The chosen method has the best mean selection accuracy at its budget, and its test mean is the curve's.
   for (const p of results.summary.pretrained as Array<{ labels: number; mean: number; method: string }>) {
     const mean = (m: string, key: 'selection' | 'accuracy') => r.runs.filter((x) => x.arm === 'pretrained' && x.method === m && x.labels === p.labels).reduce((s, x) => s + x[key], 0) / 2;
-    for (const m of ['lpft', 'probe', 'prompt', 'anchor']) assert.ok(mean(p.method, 'selection') >= mean(m, 'selection'));
+    for (const m of ['lpft', 'probe', 'prompt', 'anchor', 'ensemble']) assert.ok(mean(p.method, 'selection') >= mean(m, 'selection'));
     assert.ok(Math.abs(mean(p.method, 'accuracy') - p.mean) < 1e-12);
   }
   const tfidf16 = r.runs.filter((x) => x.arm === 'tfidf' && x.labels === 16).reduce((s, x) => s + x.accuracy, 0) / 2;
@@ -141,7 +141,7 @@ test('a validation-scored run reuses a model directory, trains the head first (L
   assert.equal(r.pretrainSeconds, null);
   assert.equal(r.scoreSplit, 'val');
   assert.equal(r.testExamples, 30);
-  assert.equal(r.runs.length, 7);
+  assert.equal(r.runs.length, 8);
   // 2 head-only epochs (patience 1 stops after the second at the latest), then 1 … 3 full epochs.
   assert.ok(r.runs.filter((x) => x.method === 'lpft').every((x) => x.epochs! >= 3 && x.epochs! <= 5 && x.bestEpoch! >= 1 && x.bestEpoch! <= x.epochs!), JSON.stringify(r.runs));
   assert.match(readFileSync(r.files.table, 'utf8'), /held-out validation accuracy/);
@@ -156,7 +156,7 @@ test('--backbone bert: the experiment pre-trains a BERT (MLM) and runs the metho
     recipe: { epochs: 1, minSteps: 2, maxEpochs: 1, batchSize: 8, maxLength: 32, valExamples: 20, headEpochs: 0 },
   });
   assert.equal(JSON.parse(readFileSync(join(out, 'pretrain', 'config.json'), 'utf8')).model_type, 'bert');
-  assert.deepEqual(r.runs.map((x) => `${x.arm}/${x.method}`), ['tfidf/tfidf', 'scratch/lpft', 'pretrained/lpft', 'pretrained/probe', 'pretrained/anchor', 'stacked/anchor+tfidf']);
+  assert.deepEqual(r.runs.map((x) => `${x.arm}/${x.method}`), ['tfidf/tfidf', 'scratch/lpft', 'pretrained/lpft', 'pretrained/probe', 'pretrained/anchor', 'stacked/anchor+tfidf', 'pretrained/ensemble']);
   // Cloze zero-shot through the MLM head ("{text} It was [MASK].").
   assert.ok(r.zeroShot && r.zeroShot.bias.length === 2 && r.zeroShot.calibrated.accuracy >= 0 && r.zeroShot.calibrated.accuracy <= 1);
 });
