@@ -45,4 +45,6 @@ void register_kernels(napi_env env, napi_value exports) {
   export_fn(env, exports, "dropout", napi_dropout);
   export_fn(env, exports, "dropoutBackward", napi_dropout_backward);
   export_fn(env, exports, "adamw", napi_adamw);
+  export_fn(env, exports, "adamwGroup", napi_adamw_group);
+  export_fn(env, exports, "sumSquaresGroup", napi_sum_squares_group);
 }

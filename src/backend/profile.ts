@@ -13,6 +13,7 @@ interface OpStats { calls: number; ms: number; flops: number; bytes: number }
 type Work = (args: unknown[]) => { flops?: number; bytes?: number };
 
 const f32 = (n: unknown) => 4 * (n as number);
+const byteLengths = (list: unknown) => (list as FloatArray[]).reduce((sum, x) => sum + x.byteLength, 0);
 const WORK: Record<string, Work> = {
   gemm: (a) => ({ flops: 2 * (a[4] as number) * (a[5] as number) * (a[6] as number) * (a[10] as number) }),
   // causal attention does about half of the 4·B·H·Tq·Tk·D of QKᵀ and P·V
@@ -36,6 +37,9 @@ const WORK: Record<string, Work> = {
   embeddingBackward: (a) => ({ bytes: 2 * f32((a[3] as number) * (a[4] as number)) }),
   sumRows: (a) => ({ bytes: f32((a[2] as number) * (a[3] as number)) }),
   adamw: (a) => ({ bytes: 7 * f32(a[4]) }),
+  // per element: param, m, v read and written, grad read (its element size may be 4 or 8)
+  adamwGroup: (a) => ({ bytes: 7 * byteLengths(a[0]) }),
+  sumSquaresGroup: (a) => ({ bytes: byteLengths(a[0]) }),
   dropout: (a) => ({ bytes: 2 * f32(a[2]) }),
   dropoutBackward: (a) => ({ bytes: 2 * f32(a[2]) }),
 };

@@ -172,4 +172,18 @@ export interface Backend {
    */
   adamw(param: FloatArray, grad: FloatArray, m: FloatArray, v: FloatArray, n: number,
     lr: number, beta1: number, beta2: number, eps: number, weightDecay: number, step: number): void;
+  /**
+   * AdamW over many tensors in one call (one kernel launch per optimizer step instead of one per
+   * parameter). For each t, with n_t = params[t].length and g = gradScale·grads[t][i] rounded to the
+   * grads array's element type (exactly what scale(grads[t], gradScale, grads[t]) would store):
+   *   adamw(params[t], g, m[t], v[t], n_t, lr, beta1, beta2, eps, weightDecay[t], step)
+   * Bit-identical to that scale + adamw sequence. grads, m and v hold at least n_t elements each.
+   */
+  adamwGroup(params: readonly FloatArray[], grads: readonly FloatArray[], m: readonly FloatArray[], v: readonly FloatArray[],
+    weightDecay: readonly number[], lr: number, beta1: number, beta2: number, eps: number, step: number, gradScale: number): void;
+  /**
+   * Σ_t sumSquares(xs[t], xs[t].length), the tensor sums added in order to a double starting at 0 —
+   * bit-identical to `let s = 0; for (const x of xs) s += sumSquares(x, x.length)`.
+   */
+  sumSquaresGroup(xs: readonly FloatArray[]): number;
 }

@@ -3,7 +3,8 @@
  * learning-rate schedule shared by every trainer.
  */
 import { backend } from '../backend/index.ts';
-import type { FloatArray } from '../backend/types.ts';
+import { missingNativeMethods } from '../backend/native.ts';
+import type { Backend, FloatArray } from '../backend/types.ts';
 import type { Tensor } from './tensor.ts';
 
 export interface ParamGroup {
@@ -54,16 +55,36 @@ export class AdamW {
     return this.groups.flatMap((g) => g.params);
   }
 
-  /** One AdamW update of every parameter that has a gradient. */
-  update(): void {
+  /**
+   * One AdamW update of every parameter that has a gradient, reading each gradient as gradScale·grad:
+   * the trainer passes its clipping factor here (clipFactor) instead of scaling the gradients first,
+   * with the same bits as clipGradNorm + update(). One backend call for all parameters.
+   */
+  update(gradScale = 1): void {
     this.step++;
     const be = backend();
+    const params: FloatArray[] = [], grads: FloatArray[] = [], m: FloatArray[] = [], v: FloatArray[] = [], decay: number[] = [];
     let i = 0;
     for (const g of this.groups) {
       for (const p of g.params) {
-        if (p.grad) be.adamw(p.data, p.grad.data, this.m[i]!, this.v[i]!, p.size, this.lr, this.beta1, this.beta2, this.eps, g.weightDecay, this.step);
+        if (p.grad) {
+          params.push(p.data);
+          grads.push(p.grad.data);
+          m.push(this.m[i]!);
+          v.push(this.v[i]!);
+          decay.push(g.weightDecay);
+        }
         i++;
       }
+    }
+    if (hasGroupKernels(be)) {
+      be.adamwGroup(params, grads, m, v, decay, this.lr, this.beta1, this.beta2, this.eps, this.step, gradScale);
+      return;
+    }
+    for (let t = 0; t < params.length; t++) {
+      const n = params[t]!.length;
+      if (gradScale !== 1) be.scale(grads[t]!, gradScale, grads[t]!, n);
+      be.adamw(params[t]!, grads[t]!, m[t]!, v[t]!, n, this.lr, this.beta1, this.beta2, this.eps, decay[t]!, this.step);
     }
   }
 
@@ -86,20 +107,48 @@ export class AdamW {
   }
 }
 
+/** The global L2 norm of the gradients of params (parameters without a gradient count as zero). */
+export function gradientNorm(params: Tensor[]): number {
+  const be = backend();
+  const grads: FloatArray[] = [];
+  for (const p of params) if (p.grad) grads.push(p.grad.data);
+  if (hasGroupKernels(be)) return Math.sqrt(be.sumSquaresGroup(grads));
+  let sq = 0;
+  for (const g of grads) sq += be.sumSquares(g, g.length);
+  return Math.sqrt(sq);
+}
+
+/** The factor gradients of global norm `norm` are clipped by: maxNorm / (norm + 1e-6) when norm > maxNorm, else 1. */
+export function clipFactor(norm: number, maxNorm: number): number {
+  return Number.isFinite(maxNorm) && norm > maxNorm ? maxNorm / (norm + 1e-6) : 1;
+}
+
 /**
  * Scales all gradients so their global L2 norm is at most maxNorm (torch.nn.utils.clip_grad_norm_:
- * factor maxNorm / (norm + 1e-6)). Returns the norm before clipping.
+ * factor maxNorm / (norm + 1e-6)). Returns the norm before clipping. The trainer instead passes
+ * clipFactor(gradientNorm(params), maxNorm) to AdamW.update, which saves the pass over the gradients.
  */
 export function clipGradNorm(params: Tensor[], maxNorm: number): number {
-  const be = backend();
-  let sq = 0;
-  for (const p of params) if (p.grad) sq += be.sumSquares(p.grad.data, p.size);
-  const norm = Math.sqrt(sq);
-  if (Number.isFinite(maxNorm) && norm > maxNorm) {
-    const f = maxNorm / (norm + 1e-6);
+  const norm = gradientNorm(params);
+  const f = clipFactor(norm, maxNorm);
+  if (f !== 1) {
+    const be = backend();
     for (const p of params) if (p.grad) be.scale(p.grad.data, f, p.grad.data, p.size);
   }
   return norm;
+}
+
+let nativeGroups: boolean | undefined;
+
+/**
+ * Whether be runs adamwGroup/sumSquaresGroup itself. A native addon built before they existed gets
+ * the reference versions filled in (createNativeBackend), which compute in double and would change
+ * the numbers: then the per-tensor native kernels are used instead.
+ */
+function hasGroupKernels(be: Backend): boolean {
+  if (be.name !== 'native') return true;
+  nativeGroups ??= !missingNativeMethods().some((m) => m === 'adamwGroup' || m === 'sumSquaresGroup');
+  return nativeGroups;
 }
 
 export interface ScheduleOptions {

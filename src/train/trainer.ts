@@ -21,7 +21,7 @@ import type { Module } from '../nn/module.ts';
 import type { Tensor } from '../tensor/tensor.ts';
 import { autocast, noGrad, withScope } from '../tensor/tensor.ts';
 import { scale } from '../tensor/ops.ts';
-import { AdamW, clipGradNorm, learningRate, type ParamGroup, type ScheduleOptions } from '../tensor/optim.ts';
+import { AdamW, clipFactor, gradientNorm, learningRate, type ParamGroup, type ScheduleOptions } from '../tensor/optim.ts';
 import type { Rng } from '../util/random.ts';
 import { PrimerError } from '../io/errors.ts';
 import { pinComputeThreads } from '../backend/index.ts';
@@ -314,7 +314,7 @@ export async function train<B>(o: TrainerOptions<B>): Promise<TrainResult> {
         }));
       }
       const loss = lossSum / accum;
-      const gradNorm = clipGradNorm(params, clip);
+      const gradNorm = gradientNorm(params);
       if (!Number.isFinite(loss) || !Number.isFinite(gradNorm)) {
         optimizer.zeroGrad();
         const what = !Number.isFinite(loss) ? `the loss is ${loss}` : `the gradient norm is ${gradNorm}`;
@@ -324,7 +324,7 @@ export async function train<B>(o: TrainerOptions<B>): Promise<TrainResult> {
           step + 1, lastCheckpoint,
         );
       }
-      optimizer.update();
+      optimizer.update(clipFactor(gradNorm, clip)); // clipping folded into the update
       optimizer.zeroGrad();
       step++;
       stepsThisRun++;

@@ -48,6 +48,13 @@ export function sumSquares(x: FloatArray, n: number): number {
   return sum;
 }
 
+/** Σ over the tensors of sumSquares(x), added in order (the squared global norm for gradient clipping). */
+export function sumSquaresGroup(xs: readonly FloatArray[]): number {
+  let sum = 0;
+  for (const x of xs) sum += sumSquares(x, x.length);
+  return sum;
+}
+
 function unaryFunction(kernel: string, op: Unary): [(x: number) => number, (x: number) => number] {
   switch (op) {
     case Unary.GeluTanh: return [geluTanh, geluTanhGrad];
