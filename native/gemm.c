@@ -10,9 +10,10 @@
 //           for jr (NR cols):          micro-kernel: C tile MR×NR += Ap·Bp, B panel streamed
 // The micro-kernel keeps the MR×NR tile in vector registers; per depth step it loads NV vectors of
 // B and broadcasts MR scalars of A:  acc[i][v] += A[i,p] · B[p, v·VL .. v·VL+VL).
-// Up to SMALL_M rows skip packing (gemm_small.inc). Threads split C into a grid of tiles (no shared
-// buffers, no barriers), or take whole matrices when the batch is large. Every C element goes
-// through the same operations whatever the partition, so results do not depend on the thread count.
+// Up to SMALL_M rows skip packing (gemm_small.inc). Threads split C by rows (the team packs each
+// depth block of B, and of a small A, together; row chunks are handed out dynamically), or into a
+// fixed grid of tiles, or take whole matrices when the batch is large. Every C element goes through
+// the same operations whatever the partition, so results do not depend on the thread count.
 #include "common.h"
 #include "kernels_args.h"
 #include <stdlib.h>
@@ -134,126 +135,13 @@ typedef struct {
   int *failed;  // set when a packing buffer could not be allocated
 } gemm_job;
 
-// Packing (gemm_pack.inc), micro-kernels (gemm_kernels.inc) and the few-rows path (gemm_small.inc)
-// live in their own files, included here so they share this file's configuration and types.
+// Packing (gemm_pack.inc), micro-kernels (gemm_kernels.inc), the few-rows path (gemm_small.inc)
+// and the blocking driver (gemm_block.inc) live in their own files, included here so they share
+// this file's configuration and types.
 #include "gemm_pack.inc"
 #include "gemm_kernels.inc"
 #include "gemm_small.inc"
-
-// ---------------------------------------------------------------- blocking driver
-// Micro-kernel: the MR×NR tile product over `chunks` depth chunks. With mode 0 it goes to `tile`
-// (edge tiles, finished by store_tile); mode 1 stores acc + bias into C, mode 2 (C + acc) + bias.
-typedef void ukernel_fn(long chunks, const void *a, const void *b, float *tile, float *c, long ldc,
-                        int mode, const float *bias);
-static long round_up(long x, long to) { return (x + to - 1) / to * to; }
-
-// Tiles of C rows ic..ic+rows × the packed B block's nc columns for one depth block: packs the A
-// rows, then runs the micro-kernel over every MR×NR tile.
-typedef struct {
-  long jc, nc, pc, kc, depth;
-  bool pairs, round, first;
-  const float *bp;
-  float *ap;
-  ukernel_fn *kernel;
-} block_ctx;
-
-static void compute_rows(const gemm_job *g, const block_ctx *x, long ic, long rows) {
-  const long ldc = g->n;
-  float tile[MR * NR] __attribute__((aligned(64)));
-#if HAVE_BF16_KERNEL
-  if (x->pairs) pack_a_bf16(g, ic, rows, x->pc, x->kc, x->depth, (uint32_t *)x->ap);
-  else
-#endif
-  pack_a(g, ic, rows, x->pc, x->kc, x->depth, x->ap, x->round);
-  for (long ir = 0; ir < rows; ir += MR) {
-    const int mr = rows - ir < MR ? (int)(rows - ir) : MR;
-    const float *apanel = x->ap + (ir / MR) * MR * x->depth;
-    for (long jr = 0; jr < x->nc; jr += NR) {
-      const int nr = x->nc - jr < NR ? (int)(x->nc - jr) : NR;
-      float *ct = g->c + (ic + ir) * ldc + x->jc + jr;
-      const float *bias = x->first && g->bias ? g->bias + x->jc + jr : NULL;
-      const bool overwrite = x->first && !g->accumulate;
-      const float *bpanel = x->bp + (jr / NR) * x->depth * NR;
-      if (mr == MR && nr == NR) {
-        x->kernel(x->depth / KU, apanel, bpanel, tile, ct, ldc, overwrite ? 1 : 2, bias);
-      } else {
-        x->kernel(x->depth / KU, apanel, bpanel, tile, ct, ldc, 0, NULL);
-        store_tile(tile, ct, ldc, mr, nr, overwrite, bias);
-      }
-    }
-  }
-}
-
-// Rows handed out dynamically inside a parallel region, in chunks of this many micro-panels, so a
-// thread slowed by another process on its core does not hold the others up.
-#define ROW_CHUNK_PANELS 2
-
-// C[r0:r1, c0:c1] of one matrix. With `shared_rows`, every thread of the enclosing parallel region
-// calls this with the same arguments, packs B itself and takes row chunks dynamically (a barrier
-// after each depth block keeps each tile's depth blocks in order); otherwise it runs on the calling
-// thread alone.
-static void gemm_block(const gemm_job *g, long r0, long r1, long c0, long c1, bool shared_rows) {
-  if (r0 >= r1 || c0 >= c1) return;
-  const long k = g->k, ldc = g->n;
-  if (k == 0) {
-    for (long i = r0; i < r1; i++)
-      for (long j = c0; j < c1; j++)
-        g->c[i * ldc + j] = (g->accumulate ? g->c[i * ldc + j] : 0.0f) + (g->bias ? g->bias[j] : 0.0f);
-    return;
-  }
-  if (g->m <= SMALL_M) {
-    gemm_small(g, c0, c1);
-    return;
-  }
-  block_ctx x = {.pairs = HAVE_BF16_KERNEL && g->bf16};  // pairs: depth counted in bf16 pairs
-  x.round = g->bf16 && !x.pairs;
-  // Equal depth blocks (a function of k only, so the summation order is partition-independent).
-  const long unit = x.pairs ? 2 * KU : KU, kmax = x.pairs ? 2 * KC_MAX : KC_MAX;
-  const long nkb = (k + kmax - 1) / kmax;
-  const long kstep = round_up((k + nkb - 1) / nkb, unit);
-  const long ncmax = round_up(c1 - c0 < NC_MAX ? c1 - c0 : NC_MAX, NR);
-  const long slots = x.pairs ? kstep / 2 : kstep;     // 4-byte slots per depth row of a panel
-  x.ap = scratch_get(&tls_a, (size_t)MC * slots * 4);
-  float *bp = scratch_get(&tls_b, (size_t)ncmax * slots * 4);
-  x.bp = bp;
-  x.kernel = g->ta ? ukernel_depthmajor : ukernel_rowchunk;
-#if HAVE_BF16_KERNEL
-  if (x.pairs) x.kernel = g->ta ? ukernel_bf16_depthmajor : ukernel_bf16_rowchunk;
-#endif
-  // A thread without buffers still walks the loops (with shared_rows the others wait for it at
-  // each barrier) but computes nothing; the caller reports the failure.
-  const bool ok = x.ap && bp;
-  if (!ok) {
-#pragma omp atomic write
-    *g->failed = 1;
-    if (!shared_rows) return;
-  }
-  const long chunk_rows = ROW_CHUNK_PANELS * MR, chunks = (r1 - r0 + chunk_rows - 1) / chunk_rows;
-  for (x.jc = c0; x.jc < c1; x.jc += NC_MAX) {
-    x.nc = c1 - x.jc < NC_MAX ? c1 - x.jc : NC_MAX;
-    for (x.pc = 0; x.pc < k; x.pc += kstep) {
-      x.kc = k - x.pc < kstep ? k - x.pc : kstep;
-      x.depth = x.pairs ? round_up(x.kc, unit) / 2 : round_up(x.kc, unit);
-      x.first = x.pc == 0;
-      if (ok) {
-#if HAVE_BF16_KERNEL
-        if (x.pairs) pack_b_bf16(g, x.pc, x.kc, x.depth, x.jc, x.nc, (uint32_t *)bp);
-        else
-#endif
-        pack_b(g, x.pc, x.kc, x.depth, x.jc, x.nc, bp, x.round);
-      }
-      if (shared_rows) {
-#pragma omp for schedule(dynamic, 1)
-        for (long chunk = 0; chunk < chunks; chunk++) {
-          const long ic = r0 + chunk * chunk_rows;
-          if (ok) compute_rows(g, &x, ic, r1 - ic < chunk_rows ? r1 - ic : chunk_rows);
-        }
-      } else {
-        for (long ic = r0; ic < r1; ic += MC) compute_rows(g, &x, ic, r1 - ic < MC ? r1 - ic : MC);
-      }
-    }
-  }
-}
+#include "gemm_block.inc"
 
 static int max_threads(void) {
 #ifdef _OPENMP
@@ -266,14 +154,39 @@ static int max_threads(void) {
 // Below this many flops a parallel region costs more than it saves.
 #define SERIAL_FLOPS 200000.0
 
-// Splits one matrix's tile grid (mp×np micro-tiles) over the team as a tm×tn grid minimising the
-// largest per-thread tile count; ties go to splitting rows (each thread then packs B's full width
-// once). A rows-only split (tn = 1) hands out row chunks dynamically instead of fixed ranges.
+// The team's packed-B blocks (see gemm_block), owned by the thread that opens the region.
+static __thread scratch tls_shared;
+
+// Splits mp×np micro-tiles over `team` threads as a tm×tn grid minimising the largest per-thread
+// tile count; ties go to splitting rows (the team then packs B once, together). Returns tn.
+static int grid_columns(long mp, long np, int team) {
+  int tn = 1;
+  long best = -1;
+  for (int d = team; d >= 1; d--) {
+    if (team % d) continue;
+    long cost = ((mp + d - 1) / d) * ((np + team / d - 1) / (team / d));
+    if (best < 0 || cost < best) { best = cost; tn = team / d; }
+  }
+  return tn;
+}
+
+// One matrix over the team: a rows-only split (tn = 1) shares B's packing and hands out row chunks
+// dynamically; other grids give each thread a fixed block of tiles.
 static void gemm_parallel(const gemm_job *g) {
   const long mp = (g->m + MR - 1) / MR, np = (g->n + NR - 1) / NR;
-  if (max_threads() == 1 || 2.0 * g->m * g->n * g->k < SERIAL_FLOPS || mp * np == 1) {
-    gemm_block(g, 0, g->m, 0, g->n, false);
+  const int nt = max_threads();
+  if (nt == 1 || 2.0 * g->m * g->n * g->k < SERIAL_FLOPS || mp * np == 1) {
+    gemm_block(g, 0, g->m, 0, g->n, NULL);
     return;
+  }
+  float *shared = NULL;
+  if (grid_columns(mp, np, nt) == 1 && g->k > 0 && g->m > SMALL_M) {
+    const blocking bl = blocking_of(g, 0, g->n);
+    shared = scratch_get(&tls_shared, (size_t)2 * (bl.ncmax * bl.slots + shared_a_slots(g, &bl)) * 4);
+    if (!shared) {
+      *g->failed = 1;
+      return;
+    }
   }
 #pragma omp parallel
   {
@@ -281,20 +194,15 @@ static void gemm_parallel(const gemm_job *g) {
 #ifdef _OPENMP
     t = omp_get_thread_num(); team = omp_get_num_threads();
 #endif
-    int tm = team, tn = 1;
-    long best = -1;
-    for (int d = team; d >= 1; d--) {
-      if (team % d) continue;
-      long cost = ((mp + d - 1) / d) * ((np + team / d - 1) / (team / d));
-      if (best < 0 || cost < best) { best = cost; tm = d; tn = team / d; }
-    }
-    if (tn == 1) {
-      gemm_block(g, 0, g->m, 0, g->n, true);  // rows shared out dynamically
+    const int tn = grid_columns(mp, np, team), tm = team / tn;
+    if (tn == 1 && shared) {
+      gemm_block(g, 0, g->m, 0, g->n, shared);
     } else {
+      // (Also a rows-only split in a team smaller than planned, which has no shared buffer.)
       const int ti = t / tn, tj = t % tn;
       long pr0 = mp * ti / tm, pr1 = mp * (ti + 1) / tm, pc0 = np * tj / tn, pc1 = np * (tj + 1) / tn;
       long r1 = pr1 * MR < g->m ? pr1 * MR : g->m, c1 = pc1 * NR < g->n ? pc1 * NR : g->n;
-      gemm_block(g, pr0 * MR, r1, pc0 * NR, c1, false);
+      gemm_block(g, pr0 * MR, r1, pc0 * NR, c1, NULL);
     }
   }
 }
@@ -313,7 +221,7 @@ static bool run_gemm(gemm_job base, long batch, long sa, long sb, long sc) {
     for (long i = 0; i < batch; i++) {
       gemm_job g = base;
       g.a += i * sa; g.b += i * sb; g.c += i * sc;
-      gemm_block(&g, 0, g.m, 0, g.n, false);
+      gemm_block(&g, 0, g.m, 0, g.n, NULL);
     }
   } else {
     for (long i = 0; i < batch; i++) {

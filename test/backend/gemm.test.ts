@@ -198,6 +198,40 @@ test('gemm results do not depend on the thread count', () => {
   }
 });
 
+// Rows split over the team (B packed by the team together, row chunks of one or two micro-panels
+// handed out dynamically) with several depth blocks (k > 512; > 1024 for bf16 pairs), every
+// transpose combination, accumulate and bias, and a column block edge (n > 1024).
+test('gemm with several depth blocks: same bits for 1, 2 and 3 threads in every layout', () => {
+  const a = addon();
+  const saved = a.getThreads();
+  try {
+    const shapes: Array<[number, number, number]> = [[130, 72, 1100], [200, 40, 530], [20, 1050, 40]];
+    for (const [m, n, k] of shapes) {
+      const x = randomArray(m * k), w = randomArray(k * n), bias = randomArray(n), c0 = randomArray(m * n);
+      for (const [transA, transB] of [[false, false], [true, false], [false, true], [true, true]] as const) {
+        for (const bf16 of [false, true]) {
+          const outs = [1, 2, 3].map((threads) => {
+            a.setThreads(threads);
+            const c = c0.slice();
+            a.gemm(x, w, c, bias, m, n, k, transA, transB, true, 1, 0, 0, 0, bf16);
+            return c;
+          });
+          const cs = describe({ m, n, k, transA, transB, accumulate: true, bias: true, bf16 });
+          if (!bf16) {
+            const expected = c0.slice();
+            referenceGemm(x, w, expected, bias, m, n, k, transA, transB, true, 1, 0, 0, 0, false);
+            assert.ok(relError(outs[0]!, expected) < 1e-5, `${cs}: vs reference`);
+          }
+          assert.deepEqual(outs[1], outs[0], `${cs}: 2 threads`);
+          assert.deepEqual(outs[2], outs[0], `${cs}: 3 threads`);
+        }
+      }
+    }
+  } finally {
+    a.setThreads(saved);
+  }
+});
+
 test('gemm rejects arrays too short for the shape with a RangeError naming gemm', () => {
   const a = addon();
   const [m, n, k] = [4, 5, 6];
