@@ -154,6 +154,11 @@ static int max_threads(void) {
 // Below this many flops a parallel region costs more than it saves.
 #define SERIAL_FLOPS 200000.0
 
+// A rows-only split shares B's packing only above this many micro-panels per thread: with fewer
+// rows each thread packing all of B into its own cache measured faster (m = 20..48, AVX2).
+#ifndef SHARED_MIN_PANELS
+#define SHARED_MIN_PANELS 4
+#endif
 // The team's packed-B blocks (see gemm_block), owned by the thread that opens the region.
 static __thread scratch tls_shared;
 
@@ -170,17 +175,17 @@ static int grid_columns(long mp, long np, int team) {
   return tn;
 }
 
-// One matrix over the team: a rows-only split (tn = 1) shares B's packing and hands out row chunks
-// dynamically; other grids give each thread a fixed block of tiles.
+// One matrix over the team: a rows-only split (tn = 1) hands out row chunks dynamically (sharing
+// B's packing above SHARED_MIN_PANELS); other grids give each thread a fixed block of tiles.
 static void gemm_parallel(const gemm_job *g) {
   const long mp = (g->m + MR - 1) / MR, np = (g->n + NR - 1) / NR;
   const int nt = max_threads();
   if (nt == 1 || 2.0 * g->m * g->n * g->k < SERIAL_FLOPS || mp * np == 1) {
-    gemm_block(g, 0, g->m, 0, g->n, NULL);
+    gemm_block(g, 0, g->m, 0, g->n, false, NULL);
     return;
   }
   float *shared = NULL;
-  if (grid_columns(mp, np, nt) == 1 && g->k > 0 && g->m > SMALL_M) {
+  if (grid_columns(mp, np, nt) == 1 && g->k > 0 && g->m > SMALL_M && mp > SHARED_MIN_PANELS * nt) {
     const blocking bl = blocking_of(g, 0, g->n);
     shared = scratch_get(&tls_shared, (size_t)2 * (bl.ncmax * bl.slots + shared_a_slots(g, &bl)) * 4);
     if (!shared) {
@@ -195,14 +200,13 @@ static void gemm_parallel(const gemm_job *g) {
     t = omp_get_thread_num(); team = omp_get_num_threads();
 #endif
     const int tn = grid_columns(mp, np, team), tm = team / tn;
-    if (tn == 1 && shared) {
-      gemm_block(g, 0, g->m, 0, g->n, shared);
+    if (tn == 1) {
+      gemm_block(g, 0, g->m, 0, g->n, true, shared);  // (shared may be NULL: see SHARED_MIN_PANELS)
     } else {
-      // (Also a rows-only split in a team smaller than planned, which has no shared buffer.)
       const int ti = t / tn, tj = t % tn;
       long pr0 = mp * ti / tm, pr1 = mp * (ti + 1) / tm, pc0 = np * tj / tn, pc1 = np * (tj + 1) / tn;
       long r1 = pr1 * MR < g->m ? pr1 * MR : g->m, c1 = pc1 * NR < g->n ? pc1 * NR : g->n;
-      gemm_block(g, pr0 * MR, r1, pc0 * NR, c1, NULL);
+      gemm_block(g, pr0 * MR, r1, pc0 * NR, c1, false, NULL);
     }
   }
 }
@@ -221,7 +225,7 @@ static bool run_gemm(gemm_job base, long batch, long sa, long sb, long sc) {
     for (long i = 0; i < batch; i++) {
       gemm_job g = base;
       g.a += i * sa; g.b += i * sb; g.c += i * sc;
-      gemm_block(&g, 0, g.m, 0, g.n, NULL);
+      gemm_block(&g, 0, g.m, 0, g.n, false, NULL);
     }
   } else {
     for (long i = 0; i < batch; i++) {

@@ -198,14 +198,14 @@ test('gemm results do not depend on the thread count', () => {
   }
 });
 
-// Rows split over the team (B packed by the team together, row chunks of one or two micro-panels
-// handed out dynamically) with several depth blocks (k > 512; > 1024 for bf16 pairs), every
+// Rows split over the team (B packed by the team together, or by each thread for few rows; row
+// chunks handed out dynamically) with several depth blocks (k > 512; > 1024 for bf16 pairs), every
 // transpose combination, accumulate and bias, and a column block edge (n > 1024).
 test('gemm with several depth blocks: same bits for 1, 2 and 3 threads in every layout', () => {
   const a = addon();
   const saved = a.getThreads();
   try {
-    const shapes: Array<[number, number, number]> = [[130, 72, 1100], [200, 40, 530], [20, 1050, 40]];
+    const shapes: Array<[number, number, number]> = [[130, 72, 1100], [200, 40, 530], [40, 100, 1100], [20, 1050, 40]];
     for (const [m, n, k] of shapes) {
       const x = randomArray(m * k), w = randomArray(k * n), bias = randomArray(n), c0 = randomArray(m * n);
       for (const [transA, transB] of [[false, false], [true, false], [false, true], [true, true]] as const) {
