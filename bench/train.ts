@@ -57,14 +57,19 @@ interface RunResult {
   seconds: number;
 }
 
-async function primerBaby(steps: number, bf16: boolean, evalEvery = 0): Promise<RunResult> {
+/** The baby GPT, and the `mini` preset's body (256 dims) at block 128 on the same char-level data. */
+interface Shape { dims: number; block: number }
+const BABY: Shape = { dims: 128, block: 64 };
+const MINI: Shape = { dims: 256, block: 128 };
+
+async function primerBaby(steps: number, bf16: boolean, evalEvery = 0, shape: Shape = BABY): Promise<RunResult> {
   const data = charData(corpusPath);
-  const config = { ...gptPreset('tiny', { vocabSize: data.vocab, layers: 4, dims: 128, heads: 4, context: 64 }), bos_token_id: 0, eos_token_id: 0 };
+  const config = { ...gptPreset('tiny', { vocabSize: data.vocab, layers: 4, dims: shape.dims, heads: 4, context: shape.block }), bos_token_id: 0, eos_token_id: 0 };
   const model = new GPT(config, 1337);
   const lossFn = (b: ClmBatch) => crossEntropy(model.forward(b.input, b.batch, b.length).logits, b.target);
   // Fixed evaluation batches, 20 of each split, like ref_gpt.py's evaluate().
   const fixed = (ids: Int32Array) => {
-    const s = new RandomBlocks(ids, 12, 64, 1337 + 10_000);
+    const s = new RandomBlocks(ids, 12, shape.block, 1337 + 10_000);
     return Array.from({ length: 20 }, () => s.next());
   };
   const evalTrain = fixed(data.train);
@@ -73,7 +78,7 @@ async function primerBaby(steps: number, bf16: boolean, evalEvery = 0): Promise<
   const runDir = mkdtempSync(join(tmpdir(), 'primer-bench-'));
   const steps1 = evalEvery > 0 ? evalEvery : steps;
   const common = {
-    model, lossFn, data: new RandomBlocks(data.train, 12, 64, 1337), runDir, steps, lr: 1e-3, minLr: 1e-4, warmupSteps: 100,
+    model, lossFn, data: new RandomBlocks(data.train, 12, shape.block, 1337), runDir, steps, lr: 1e-3, minLr: 1e-4, warmupSteps: 100,
     decay: 'cosine' as const, weightDecay: 0.1, betas: [0.9, 0.99] as [number, number], gradClip: 1, bf16,
     checkpointEvery: 0, keepCheckpoints: 1, progress: false as const, handleSignals: false,
   };
@@ -85,8 +90,8 @@ async function primerBaby(steps: number, bf16: boolean, evalEvery = 0): Promise<
   while (step < steps) {
     const stopAt = Math.min(steps, step + steps1);
     const r = await train({ ...common, stopAtStep: stopAt, resumeFrom: resume });
-    seconds += (r.tokensPerSecond > 0 ? (stopAt - step - 1) * 768 / r.tokensPerSecond : 0);
-    tokens += (stopAt - step - 1) * 768;
+    seconds += (r.tokensPerSecond > 0 ? (stopAt - step - 1) * 12 * shape.block / r.tokensPerSecond : 0);
+    tokens += (stopAt - step - 1) * 12 * shape.block;
     step = r.step;
     resume = r.lastCheckpoint!;
     if (evalEvery > 0 && step < steps) {
@@ -109,13 +114,13 @@ function hasTorch(): boolean {
   return spawnSync(python, ['-c', 'import torch'], { stdio: 'ignore' }).status === 0;
 }
 
-function torchBaby(steps: number, dtype: 'fp32' | 'bf16', evalEvery = 0): RunResult & Record<string, unknown> {
+function torchBaby(steps: number, dtype: 'fp32' | 'bf16', evalEvery = 0, shape: Shape = BABY): RunResult & Record<string, unknown> {
   // PyTorch's best settings on this machine (../shared/README.md): OpenBLAS keeps its own thread pool,
   // so fp32 runs 1 OpenMP + N BLAS threads and bf16 (oneDNN, no BLAS) N OpenMP + 1 BLAS thread.
   const n = getNumThreads();
   const [ompThreads, blasThreads] = dtype === 'fp32' ? [1, n] : [n, 1];
   const r = spawnSync(python, [refScript, '--corpus', corpusPath, '--iters', String(steps), '--threads', String(ompThreads), '--blas_threads', String(blasThreads), '--dtype', dtype,
-    '--bias', '1', '--eval_every', String(evalEvery), '--log_every', '0'], { encoding: 'utf8', maxBuffer: 1 << 26 });
+    '--bias', '1', '--n_embd', String(shape.dims), '--block_size', String(shape.block), '--eval_every', String(evalEvery), '--log_every', '0'], { encoding: 'utf8', maxBuffer: 1 << 26 });
   if (r.status !== 0) throw new Error(`ref_gpt.py failed: ${r.stderr}`);
   const res = JSON.parse(r.stdout.trim().split('\n').at(-1)!);
   return { ...res, seconds: res.train_wall_s };
@@ -156,6 +161,16 @@ for (const dtype of ['fp32', 'bf16'] as const) {
   baby[`torch_${dtype}`] = withTorch ? torchBaby(throughputSteps, dtype) : null;
   if (withTorch) console.log(`baby torch  ${dtype}: ${baby[`torch_${dtype}`]!.tokens_per_sec} tok/s`);
 }
+// The mini preset's body (4 layers, 256 dims, 4 heads) at block 128, batch 12: ~4× the baby's work per
+// token, so fewer steps (PyTorch's bf16 is emulated on CPUs without AVX512-BF16 and very slow there).
+const miniSteps = Math.max(20, Math.round(throughputSteps / 5));
+const mini: Record<string, RunResult | null> = {};
+for (const dtype of ['fp32', 'bf16'] as const) {
+  mini[`primer_${dtype}`] = await primerBaby(miniSteps, dtype === 'bf16', 0, MINI);
+  console.log(`mini primer ${dtype}: ${mini[`primer_${dtype}`]!.tokens_per_sec} tok/s`);
+  mini[`torch_${dtype}`] = withTorch ? torchBaby(miniSteps, dtype, 0, MINI) : null;
+  if (withTorch) console.log(`mini torch  ${dtype}: ${mini[`torch_${dtype}`]!.tokens_per_sec} tok/s`);
+}
 const peak = measureGemmPeak();
 console.log(`peak GEMM (this run, all threads): fp32 ${peak.fp32.toFixed(1)}, bf16 ${peak.bf16.toFixed(1)} GFLOP/s`);
 const small: Record<string, ReturnType<typeof Object> & { mfu: number | null }> = {};
@@ -193,7 +208,7 @@ if (flag('--parity')) {
 }
 
 const loadAtEnd = loadavg()[0]!;
-const results = { date: new Date().toISOString(), machine: machineDescription(), threads: getNumThreads(), load_average: [loadAtStart, loadAtEnd], omp_env: ompEnv, throughput_steps: throughputSteps, baby, background: loaded, small, gemm_peak_gflops: peak, parity };
+const results = { date: new Date().toISOString(), machine: machineDescription(), threads: getNumThreads(), load_average: [loadAtStart, loadAtEnd], omp_env: ompEnv, throughput_steps: throughputSteps, baby, mini: { steps: miniSteps, ...mini }, background: loaded, small, gemm_peak_gflops: peak, parity };
 writeResults('train', results);
 
 const tps = (r: RunResult | null | undefined) => (r ? r.tokens_per_sec.toLocaleString('en-US') : 'n/a');
@@ -208,6 +223,14 @@ Baby GPT (4 layers, 4 heads, 128 dims, block 64, batch 12, char-level Shakespear
 | Primer | ${tps(baby.primer_fp32)} | ${tps(baby.primer_bf16)} |
 | PyTorch ${withTorch ? '(ref_gpt.py --bias 1)' : '(not installed)'} | ${tps(baby.torch_fp32)} | ${tps(baby.torch_bf16)} |
 | Primer / PyTorch | ${ratio(baby.primer_fp32, baby.torch_fp32)} | ${ratio(baby.primer_bf16, baby.torch_bf16)} |
+
+The \`mini\` preset's body (4 layers, 4 heads, 256 dims) at block 128, batch 12, same data and optimiser, ${miniSteps} steps:
+
+| | fp32 | bf16 |
+|---|---|---|
+| Primer | ${tps(mini.primer_fp32)} | ${tps(mini.primer_bf16)} |
+| PyTorch | ${tps(mini.torch_fp32)} | ${tps(mini.torch_bf16)} |
+| Primer / PyTorch | ${ratio(mini.primer_fp32, mini.torch_fp32)} | ${ratio(mini.primer_bf16, mini.torch_bf16)} |
 ${loaded ? `
 Under load (\`--background\`): the same runs beside a \`nice -n 10\` busy loop (one low-priority process spinning, started and stopped by the benchmark):
 
