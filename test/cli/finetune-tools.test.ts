@@ -83,8 +83,8 @@ test('experiment label-efficiency with --model at toy scale writes results.json,
   assert.match(r.stdout, /\| labels \| pre-trained \(%\) \| TF-IDF \+ LR \(%\) \| from scratch \(%\) \| anchors \+ TF-IDF \(%\) \| Δ \(points\) \|/);
   assert.match(r.stdout, /\| 8 \| [\d.]+ ± [\d.]+ \| [\d.]+ ± [\d.]+ \| [\d.]+ ± [\d.]+ \| [\d.]+ ± [\d.]+ \| [+-][\d.]+ \|\n\| 16 \|/);
   const results = JSON.parse(readFileSync(join(out, 'results.json'), 'utf8'));
-  // 2 budgets × 2 seeds × (TF-IDF, scratch, LP-FT, probe, prompt, anchor, anchors + TF-IDF).
-  assert.equal(results.runs.length, 28);
+  // 2 budgets × 2 seeds × (TF-IDF, scratch, LP-FT, probe, prompt, anchor, anchors + TF-IDF, ensemble).
+  assert.equal(results.runs.length, 32);
   assert.equal(results.pretrainSeconds, null, 'the given model is used, nothing is pre-trained');
   assert.ok(readFileSync(join(out, 'label-efficiency.svg'), 'utf8').includes('</svg>'));
   assert.ok(existsSync(join(out, 'results.md')));
