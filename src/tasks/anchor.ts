@@ -156,7 +156,8 @@ export function anchorProbe(bank: AnchorBank, labels: LabelMap, train: readonly 
   // As probabilities, the zero-shot classifier is the softmax of the weighted anchor scores (same argmax).
   const zeroShotProba = (rows: Int32Array) => {
     const p = new Float64Array(rows.length * k);
-    rows.forEach((r, i) => logSoftmaxInto(Array.from({ length: k }, (_, c) => ANCHOR_WEIGHT * bank.anchors[r * k + c]!), 0, k, p, i * k));
+    const weighted = Float64Array.from(bank.anchors, (a) => ANCHOR_WEIGHT * a);
+    rows.forEach((r, i) => logSoftmaxInto(weighted, r * k, k, p, i * k));
     return p.map(Math.exp);
   };
   let best: { beta: number; C: number; acc: number; proba: (r: Int32Array) => Float64Array } = { beta: -1, C: 0, acc: accuracyOn(zeroShotPredict(es)), proba: zeroShotProba };

@@ -3,8 +3,7 @@
  * learning-rate schedule shared by every trainer.
  */
 import { backend } from '../backend/index.ts';
-import { missingNativeMethods } from '../backend/native.ts';
-import type { Backend, FloatArray } from '../backend/types.ts';
+import type { FloatArray } from '../backend/types.ts';
 import type { Tensor } from './tensor.ts';
 
 export interface ParamGroup {
@@ -77,15 +76,7 @@ export class AdamW {
         i++;
       }
     }
-    if (hasGroupKernels(be)) {
-      be.adamwGroup(params, grads, m, v, decay, this.lr, this.beta1, this.beta2, this.eps, this.step, gradScale);
-      return;
-    }
-    for (let t = 0; t < params.length; t++) {
-      const n = params[t]!.length;
-      if (gradScale !== 1) be.scale(grads[t]!, gradScale, grads[t]!, n);
-      be.adamw(params[t]!, grads[t]!, m[t]!, v[t]!, n, this.lr, this.beta1, this.beta2, this.eps, decay[t]!, this.step);
-    }
+    be.adamwGroup(params, grads, m, v, decay, this.lr, this.beta1, this.beta2, this.eps, this.step, gradScale);
   }
 
   zeroGrad(): void {
@@ -112,10 +103,7 @@ export function gradientNorm(params: Tensor[]): number {
   const be = backend();
   const grads: FloatArray[] = [];
   for (const p of params) if (p.grad) grads.push(p.grad.data);
-  if (hasGroupKernels(be)) return Math.sqrt(be.sumSquaresGroup(grads));
-  let sq = 0;
-  for (const g of grads) sq += be.sumSquares(g, g.length);
-  return Math.sqrt(sq);
+  return Math.sqrt(be.sumSquaresGroup(grads));
 }
 
 /** The factor gradients of global norm `norm` are clipped by: maxNorm / (norm + 1e-6) when norm > maxNorm, else 1. */
@@ -136,19 +124,6 @@ export function clipGradNorm(params: Tensor[], maxNorm: number): number {
     for (const p of params) if (p.grad) be.scale(p.grad.data, f, p.grad.data, p.size);
   }
   return norm;
-}
-
-let nativeGroups: boolean | undefined;
-
-/**
- * Whether be runs adamwGroup/sumSquaresGroup itself. A native addon built before they existed gets
- * the reference versions filled in (createNativeBackend), which compute in double and would change
- * the numbers: then the per-tensor native kernels are used instead.
- */
-function hasGroupKernels(be: Backend): boolean {
-  if (be.name !== 'native') return true;
-  nativeGroups ??= !missingNativeMethods().some((m) => m === 'adamwGroup' || m === 'sumSquaresGroup');
-  return nativeGroups;
 }
 
 export interface ScheduleOptions {
