@@ -1,4 +1,7 @@
 /** HTTP helpers for the serving tests. */
+import { after, before } from 'node:test';
+import { rmSync } from 'node:fs';
+import { createServer, type PrimerServer, type ServeOptions } from '../../src/serve/server.ts';
 export async function postJson(base: string, path: string, body: unknown, headers: Record<string, string> = {}): Promise<{ status: number; json: any; text: string; type: string }> {
   const res = await fetch(base + path, {
     method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: typeof body === 'string' ? body : JSON.stringify(body),
@@ -29,4 +32,22 @@ export function parseSse(text: string): { texts: string[]; finish: Array<string 
     }
   }
   return { texts, finish, done };
+}
+
+/**
+ * Starts a server on a free local port before this file's tests and, after them, closes it and removes
+ * `root` (the test's model directories). `base` is its URL once started.
+ */
+export function serveDuringTests(options: ServeOptions, root: string): { readonly base: string } {
+  let server: PrimerServer | null = null;
+  let base = '';
+  before(async () => {
+    server = await createServer(options);
+    base = await server.app.listen({ port: 0, host: '127.0.0.1' });
+  });
+  after(async () => {
+    await server?.close();
+    rmSync(root, { recursive: true, force: true });
+  });
+  return { get base() { return base; } };
 }

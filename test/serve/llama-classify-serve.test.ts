@@ -6,9 +6,9 @@
  * classifyTexts (one text at a time, HF's last non-pad token) within 1e-5. Bad requests get clear 4xx
  * errors, and a Llama token classifier (not served, like GPT-2's) is refused at startup by name.
  */
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Llama, type LlamaConfig } from '../../src/models/llama.ts';
@@ -18,9 +18,9 @@ import { loadBackbone, loadTaskModelDir, saveTaskModelDir } from '../../src/mode
 import { trainBpe } from '../../src/tokenizers/bpe-train.ts';
 import { loadTokenizer } from '../../src/tokenizers/index.ts';
 import { classifyTexts } from '../../src/tasks/task-infer.ts';
-import { createServer, type PrimerServer } from '../../src/serve/server.ts';
+import { createServer } from '../../src/serve/server.ts';
 import { describeModelDir } from '../../src/serve/engine.ts';
-import { postJson } from './helpers.ts';
+import { postJson, serveDuringTests } from './helpers.ts';
 
 const root = mkdtempSync(join(tmpdir(), 'primer-llama-classify-serve-'));
 const corpus = [
@@ -48,19 +48,10 @@ const llama = classifierDir('tiny-llama-sentiment', 'llama', ['negative', 'neutr
 const qwen = classifierDir('tiny-qwen2-spam', 'qwen2', ['ham', 'spam'], 7);
 const TEXTS = ['wonderful', 'a dull plot with bad acting , boring', 'click here now', 'lunch tomorrow ?', 'the cast was great and the film was fine'];
 
-let server: PrimerServer;
-let base: string;
-before(async () => {
-  server = await createServer({ models: [llama.dir, qwen.dir, llama.base], workers: 1, maxTokens: 16 });
-  base = await server.app.listen({ port: 0, host: '127.0.0.1' });
-});
-after(async () => {
-  await server.close();
-  rmSync(root, { recursive: true, force: true });
-});
+const served = serveDuringTests({ models: [llama.dir, qwen.dir, llama.base], workers: 1, maxTokens: 16 }, root);
 
 test('/v1/models lists Llama-family classifiers with their architecture, context and labels', async () => {
-  const models = await (await fetch(`${base}/v1/models`)).json();
+  const models = await (await fetch(`${served.base}/v1/models`)).json();
   assert.deepEqual(models.data.map((m: Record<string, unknown>) => [m.id, m.kind, m.architecture, m.context_length, m.labels]), [
     ['tiny-llama-sentiment', 'classifier', 'LlamaForSequenceClassification', 64, ['negative', 'neutral', 'positive']],
     ['tiny-qwen2-spam', 'classifier', 'Qwen2ForSequenceClassification', 64, ['ham', 'spam']],
@@ -75,7 +66,7 @@ test('/v1/classify equals the library\'s classifyTexts (labels, and every probab
     assert.ok(model instanceof SequenceClassifier);
     assert.equal(model.padTokenId, 0, `${id}: pad_token_id read back from config.json`);
     const expected = classifyTexts(model, loadTokenizer(dir), TEXTS);
-    const r = await postJson(base, '/v1/classify', { model: id, input: TEXTS });
+    const r = await postJson(served.base, '/v1/classify', { model: id, input: TEXTS });
     assert.equal(r.status, 200, r.text);
     assert.equal(r.json.model, id);
     assert.deepEqual(r.json.data.map((d: { index: number; label: string }) => [d.index, d.label]), expected.map((e, i) => [i, e.label]));
@@ -88,14 +79,14 @@ test('/v1/classify equals the library\'s classifyTexts (labels, and every probab
     }
     const spread = Math.max(...expected.flatMap((e) => Object.values(e.scores))) - Math.min(...expected.flatMap((e) => Object.values(e.scores)));
     assert.ok(spread > 0.05, `${id}: the probabilities are not all uniform (spread ${spread})`);
-    const one = await postJson(base, '/v1/classify', { model: id, input: TEXTS[1] });
+    const one = await postJson(served.base, '/v1/classify', { model: id, input: TEXTS[1] });
     assert.equal(one.status, 200, one.text);
     assert.equal(one.json.data.length, 1);
     assert.equal(one.json.data[0].label, expected[1]!.label);
     assert.ok(Math.abs(one.json.data[0].scores[0].probability - expected[1]!.score) < 1e-5);
   }
   // Without a model name, /v1/classify takes the first classifier served (the Llama one).
-  const first = await postJson(base, '/v1/classify', { input: TEXTS[0] });
+  const first = await postJson(served.base, '/v1/classify', { input: TEXTS[0] });
   assert.equal(first.json.model, 'tiny-llama-sentiment');
 });
 
@@ -110,7 +101,7 @@ test('bad classification requests get a clear 4xx error', async () => {
     ['/v1/classify', { model: 'nope', input: 'x' }, 404, /model "nope" is not served here \(available: tiny-llama-sentiment, tiny-qwen2-spam, tiny-llama-sentiment-base\)/],
   ];
   for (const [path, body, status, message] of cases) {
-    const r = await postJson(base, path, body);
+    const r = await postJson(served.base, path, body);
     assert.equal(r.status, status, `${path} ${JSON.stringify(body)}: ${r.text}`);
     assert.match(r.json.error.message, message);
   }

@@ -6,9 +6,9 @@
  * requests (continuously batched) give what the same requests give one at a time, generation_config.json
  * eos ids stop a generation, and metrics and errors behave as for GPT-2.
  */
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Llama, type LlamaConfig } from '../../src/models/llama.ts';
@@ -20,10 +20,9 @@ import { applyJinjaChatTemplate } from '../../src/tokenizers/jinja-template.ts';
 import { generateText } from '../../src/infer/generate.ts';
 import { complete, encodePrompt } from '../../src/infer/decode.ts';
 import { noGrad, withScope } from '../../src/tensor/tensor.ts';
-import { createServer, type PrimerServer } from '../../src/serve/server.ts';
 import { describeModelDir } from '../../src/serve/engine.ts';
 import { colorQa } from '../adapt/fixtures.ts';
-import { parseSse, postJson } from './helpers.ts';
+import { parseSse, postJson, serveDuringTests } from './helpers.ts';
 
 const LLAMA3_TEMPLATE = "{{ bos_token }}{% for message in messages %}"
   + "{% if not loop.first and message['role'] == messages[loop.index0 - 1]['role'] %}{{ raise_exception('Conversation roles must alternate user/assistant/user/assistant/...') }}{% endif %}"
@@ -73,19 +72,10 @@ const genDir = join(root, 'tiny-llama-gen');
 cpSync(llamaDir, genDir, { recursive: true });
 writeFileSync(join(genDir, 'generation_config.json'), JSON.stringify({ bos_token_id: 0, eos_token_id: [1, greedy.ids[3]] }));
 
-let server: PrimerServer;
-let base: string;
-before(async () => {
-  server = await createServer({ models: [llamaDir, qwenDir, genDir], workers: 1, parallel: 8, maxTokens: 64 });
-  base = await server.app.listen({ port: 0, host: '127.0.0.1' });
-});
-after(async () => {
-  await server.close();
-  rmSync(root, { recursive: true, force: true });
-});
+const served = serveDuringTests({ models: [llamaDir, qwenDir, genDir], workers: 1, parallel: 8, maxTokens: 64 }, root);
 
 test('/v1/models lists Llama-family models with their architecture, context and chat template; generation_config eos ids are read', async () => {
-  const models = await (await fetch(`${base}/v1/models`)).json();
+  const models = await (await fetch(`${served.base}/v1/models`)).json();
   assert.deepEqual(models.data.map((m: Record<string, unknown>) => [m.id, m.kind, m.architecture, m.context_length, m.chat_template]), [
     ['tiny-llama', 'llama', 'LlamaForCausalLM', 64, true],
     ['tiny-qwen2', 'llama', 'Qwen2ForCausalLM', 96, true],
@@ -102,11 +92,11 @@ test('greedy /v1/completions equals the library\'s greedy generateText, as JSON 
   for (const [id, m] of [['tiny-llama', llama], ['tiny-qwen2', qwen]] as const) {
     const expected = generateText(m.model, m.tokenizer, PROMPT, { temperature: 0, maxTokens: 12 });
     assert.ok(expected.length > 0, `${id}: the greedy continuation is not empty`);
-    const r = await postJson(base, '/v1/completions', { model: id, prompt: PROMPT, max_tokens: 12, temperature: 0 });
+    const r = await postJson(served.base, '/v1/completions', { model: id, prompt: PROMPT, max_tokens: 12, temperature: 0 });
     assert.equal(r.status, 200, r.text);
     assert.equal(r.json.choices[0].text, expected, id);
     assert.equal(r.json.usage.prompt_tokens, encodePrompt(m.tokenizer, PROMPT).length);
-    const s = await postJson(base, '/v1/completions', { model: id, prompt: PROMPT, max_tokens: 12, temperature: 0, stream: true });
+    const s = await postJson(served.base, '/v1/completions', { model: id, prompt: PROMPT, max_tokens: 12, temperature: 0, stream: true });
     assert.match(s.type, /^text\/event-stream/);
     const parsed = parseSse(s.text);
     assert.equal(parsed.done, true);
@@ -118,7 +108,7 @@ test('greedy /v1/completions equals the library\'s greedy generateText, as JSON 
 test('an eos id of generation_config.json ends the generation before it (finish "stop")', async () => {
   assert.equal(greedy.ids.length, 12, 'the plain Llama generates 12 tokens');
   assert.equal(greedy.ids.slice(0, 3).includes(greedy.ids[3]!), false, 'the stop id first appears 4th');
-  const r = await postJson(base, '/v1/completions', { model: 'tiny-llama-gen', prompt: PROMPT, max_tokens: 12, temperature: 0 });
+  const r = await postJson(served.base, '/v1/completions', { model: 'tiny-llama-gen', prompt: PROMPT, max_tokens: 12, temperature: 0 });
   assert.equal(r.json.choices[0].finish_reason, 'stop');
   assert.equal(r.json.usage.completion_tokens, 3);
   assert.equal(r.json.choices[0].text, llama.tokenizer.decode(greedy.ids.slice(0, 3), { skipSpecialTokens: true }));
@@ -136,17 +126,17 @@ test('/v1/chat/completions renders the model\'s own Jinja template (bos/eos incl
     const eos = m.tokenizer.specialTokens.eos!;
     assert.equal(applyJinjaChatTemplate(template, messages, { addGenerationPrompt: true, bosToken: m.tokenizer.specialTokens.bos, eosToken: eos }), rendered);
     const expected = generateText(m.model, m.tokenizer, rendered, { temperature: 0, maxTokens: 16 });
-    const r = await postJson(base, '/v1/chat/completions', { model: id, messages, max_tokens: 16, temperature: 0 });
+    const r = await postJson(served.base, '/v1/chat/completions', { model: id, messages, max_tokens: 16, temperature: 0 });
     assert.equal(r.status, 200, r.text);
     assert.equal(r.json.object, 'chat.completion');
     assert.equal(r.json.usage.prompt_tokens, encodePrompt(m.tokenizer, rendered).length, `${id}: the prompt is the rendered template`);
     assert.equal(r.json.choices[0].message.content, expected, id);
-    const s = await postJson(base, '/v1/chat/completions', { model: id, messages, max_tokens: 16, temperature: 0, stream: true });
+    const s = await postJson(served.base, '/v1/chat/completions', { model: id, messages, max_tokens: 16, temperature: 0, stream: true });
     const content = s.text.split('\n\n').filter((b) => b.startsWith('data: {')).map((b) => JSON.parse(b.slice(6)).choices[0].delta.content ?? '').join('');
     assert.equal(content, expected);
   }
   // The Qwen2 template adds its default system prompt when the conversation has none.
-  const bare = await postJson(base, '/v1/chat/completions', { model: 'tiny-qwen2', messages: [{ role: 'user', content: 'hi' }], max_tokens: 1, temperature: 0 });
+  const bare = await postJson(served.base, '/v1/chat/completions', { model: 'tiny-qwen2', messages: [{ role: 'user', content: 'hi' }], max_tokens: 1, temperature: 0 });
   const rendered = '<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n';
   assert.equal(bare.json.usage.prompt_tokens, encodePrompt(qwen.tokenizer, rendered).length);
 });
@@ -164,14 +154,14 @@ test('concurrent requests, batched together, give the outputs the same requests 
     ? r.json.choices.map((c: { text?: string; message?: { content: string }; finish_reason: string }) => [c.text ?? c.message!.content, c.finish_reason])
     : parseSse(r.text).texts;
   const sequential = [];
-  for (const [path, body] of requests) sequential.push(outputs(await postJson(base, path, body)));
-  const concurrent = (await Promise.all(requests.map(([path, body]) => postJson(base, path, body)))).map(outputs);
+  for (const [path, body] of requests) sequential.push(outputs(await postJson(served.base, path, body)));
+  const concurrent = (await Promise.all(requests.map(([path, body]) => postJson(served.base, path, body)))).map(outputs);
   assert.deepEqual(concurrent, sequential);
   assert.ok(sequential.flat(2).some((t: string) => t.length > 8), 'the outputs are not all empty');
 });
 
 test('embeddings of a Llama: the mean of its final-norm hidden states, unit length', async () => {
-  const r = await postJson(base, '/v1/embeddings', { model: 'tiny-qwen2', input: ['blue sky', PROMPT] });
+  const r = await postJson(served.base, '/v1/embeddings', { model: 'tiny-qwen2', input: ['blue sky', PROMPT] });
   assert.equal(r.status, 200, r.text);
   assert.equal(r.json.data.length, 2);
   const ids = encodePrompt(qwen.tokenizer, PROMPT);
@@ -186,12 +176,12 @@ test('embeddings of a Llama: the mean of its final-norm hidden states, unit leng
 
 test('metrics count a Llama\'s tokens as a GPT-2\'s', async () => {
   const scrape = async () => {
-    const text = await (await fetch(`${base}/metrics`)).text();
+    const text = await (await fetch(`${served.base}/metrics`)).text();
     const value = (name: string) => Number(new RegExp(`^${name}\\{model="tiny-llama"\\} (\\S+)$`, 'm').exec(text)?.[1] ?? 0);
     return { tokens: value('primer_tokens_generated_total'), prompt: value('primer_prompt_tokens_total'), ttft: value('primer_time_to_first_token_seconds_count') };
   };
   const before = await scrape();
-  const r = await postJson(base, '/v1/completions', { model: 'tiny-llama', prompt: PROMPT, max_tokens: 10, temperature: 0 });
+  const r = await postJson(served.base, '/v1/completions', { model: 'tiny-llama', prompt: PROMPT, max_tokens: 10, temperature: 0 });
   const after = await scrape();
   assert.equal(after.tokens - before.tokens, r.json.usage.completion_tokens);
   assert.equal(after.prompt - before.prompt, r.json.usage.prompt_tokens);
@@ -199,19 +189,19 @@ test('metrics count a Llama\'s tokens as a GPT-2\'s', async () => {
 });
 
 test('errors: prompt over the context, a template refusing the conversation, tasks a Llama cannot do', async () => {
-  const long = await postJson(base, '/v1/completions', { model: 'tiny-llama', prompt: 'blue '.repeat(80), max_tokens: 4 });
+  const long = await postJson(served.base, '/v1/completions', { model: 'tiny-llama', prompt: 'blue '.repeat(80), max_tokens: 4 });
   assert.equal(long.status, 400);
   assert.match(long.json.error.message, /prompt 0 has \d+ tokens, more than the model's context of 64 tokens/);
-  const turns = await postJson(base, '/v1/chat/completions', { model: 'tiny-llama', messages: [{ role: 'user', content: 'a' }, { role: 'user', content: 'b' }] });
+  const turns = await postJson(served.base, '/v1/chat/completions', { model: 'tiny-llama', messages: [{ role: 'user', content: 'a' }, { role: 'user', content: 'b' }] });
   assert.equal(turns.status, 400);
   assert.match(turns.json.error.message, /Conversation roles must alternate/);
-  const attention = await postJson(base, '/v1/attention', { model: 'tiny-llama', text: 'blue sky' });
+  const attention = await postJson(served.base, '/v1/attention', { model: 'tiny-llama', text: 'blue sky' });
   assert.equal(attention.status, 400);
   assert.match(attention.json.error.message, /is a LlamaForCausalLM; the attention view needs a GPT-2 language model/);
-  const mask = await postJson(base, '/v1/fill-mask', { model: 'tiny-qwen2', text: 'the [MASK] sky' });
+  const mask = await postJson(served.base, '/v1/fill-mask', { model: 'tiny-qwen2', text: 'the [MASK] sky' });
   assert.equal(mask.status, 400);
   assert.match(mask.json.error.message, /is a Qwen2ForCausalLM; fill-mask needs a BERT pre-training model/);
-  const health = await (await fetch(`${base}/health`)).json();
+  const health = await (await fetch(`${served.base}/health`)).json();
   assert.equal(health.status, 'ok');
   assert.equal(health.restarts, 0);
 });
