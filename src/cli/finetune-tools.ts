@@ -13,6 +13,7 @@ import { defaultTemplate, evaluateFewShot, fewShotTestSet, type PromptTemplate }
 import { EMBEDDING_POOLINGS, embedTexts, loadEmbedder, type EmbeddingPooling } from '../tasks/embed.ts';
 import { buildIndex, loadIndex, readDocuments, searchIndex } from '../tasks/retrieval.ts';
 import { labelEfficiency } from '../tasks/experiment.ts';
+import { prepareExperimentCorpus } from '../tasks/experiment-corpus.ts';
 import { FEW_LABEL_METHODS, type FewLabelMethod } from '../tasks/fewlabel.ts';
 import { evaluateTask } from '../tasks/finetune.ts';
 import { loadTaskModelDir } from '../models/model-dir.ts';
@@ -229,4 +230,18 @@ export function registerFinetuneToolCommands(program: Command): void {
     .option('--head-epochs <n>', 'LP-FT: first train only the new head on the frozen body for up to N epochs (0 = off)', intArg(0))
     .option('--head-lr <x>', 'learning rate of that head-only stage (default 10 × --lr)', floatArg(0))
     .action(action(experiment));
+  exp.command('corpus').description('write the label-efficiency pre-training corpus (built-in English text without the evaluation documents of the task and of every built-in task) for `primer pretrain --corpus`, e.g. a long-budget model passed back with --model')
+    .requiredOption('--out <dir>', 'directory for the text files')
+    .option('--task <name>', 'built-in classification task whose val/test documents are left out (default sentiment; spam and genre are always left out too)')
+    .option('--data <file>', 'or your labelled data (.csv, .tsv, .jsonl): its val/test texts are left out (same split as the experiment)')
+    .option('--val-data <file>', 'validation file for --data').option('--test-data <file>', 'test file for --data')
+    .option('--text-column <name>', 'text column/key of --data (default "text")').option('--label-column <name>', 'label column/key of --data (default "label")')
+    .option('--domain-text', 'add the task\'s train-split texts (no labels) as in the experiment\'s --domain-text')
+    .action(action((f: { out: string; task?: string; data?: string; valData?: string; testData?: string; textColumn?: string; labelColumn?: string; domainText?: boolean }) => {
+      if (f.task && f.data) throw new InvalidArgumentError('give --task or --data, not both');
+      const out = resolve(f.out);
+      const c = prepareExperimentCorpus({ ...f, task: f.data ? undefined : (f.task ?? 'sentiment'), out });
+      console.log(`wrote ${c.files.filter((p) => p !== 'builtin').length} files to ${out} (${c.excludedDocuments} evaluation documents left out${c.corpusArgs[0] === 'builtin' ? '; Gutenberg + State of the Union are read by name' : ''})`);
+      console.log(`pre-train on it with: primer pretrain --corpus ${c.corpusArgs.join(' ')} …`);
+    }));
 }

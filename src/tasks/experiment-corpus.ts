@@ -16,6 +16,7 @@ import { detokenize } from './brown.ts';
 import { brownDocuments, builtinEvalDocuments, spamExamples } from './builtin.ts';
 import type { TextExample } from './data.ts';
 import { shuffled } from './labels.ts';
+import { loadExperimentData, type ExperimentDataOptions } from './experiment-data.ts';
 
 export interface ExperimentCorpusOptions {
   /** The experiment's evaluation examples (val + test): their source documents and texts never enter the corpus. */
@@ -86,4 +87,16 @@ export function writeExperimentCorpus(dir: string, o: ExperimentCorpusOptions): 
   const domain = (o.domainTexts ?? []).filter((t) => !heldTexts.has(t.trim()));
   if (domain.length > 0) for (let copy = 0; copy < copies; copy++) write(`domain-${copy}.txt`, `${shuffled(domain, copy).join('\n')}\n`, 'domain');
   return { files, chars, excludedDocuments };
+}
+
+/**
+ * `primer experiment corpus`: the same corpus for a task (built-in or --data), written for `primer pretrain`
+ * (a long-budget model pre-trained outside the experiment and passed back with --model). Returns the
+ * --corpus arguments: "builtin" (Gutenberg + State of the Union, read by pretrain) and the directory.
+ */
+export function prepareExperimentCorpus(o: ExperimentDataOptions & { out: string; domainText?: boolean }): ExperimentCorpus & { corpusArgs: string[]; task: string } {
+  const task = loadExperimentData(o);
+  const corpus = writeExperimentCorpus(o.out, { heldOut: [...task.val, ...task.test], domainTexts: o.domainText ? task.train.map((x) => x.text) : [] });
+  const corpusArgs = corpus.files.includes('builtin') ? ['builtin', o.out] : [o.out];
+  return { ...corpus, corpusArgs, task: task.name };
 }

@@ -11,7 +11,7 @@ import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSyn
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { evaluationSets, labelEfficiency } from '../../src/tasks/experiment.ts';
-import { writeExperimentCorpus } from '../../src/tasks/experiment-corpus.ts';
+import { prepareExperimentCorpus, writeExperimentCorpus } from '../../src/tasks/experiment-corpus.ts';
 import { loadBuiltinTask, type ClassificationTask } from '../../src/tasks/builtin.ts';
 import { markdownTable, meanStd, svgPlot, type Curve } from '../../src/tasks/experiment-report.ts';
 import { syntheticReviews } from './tiny-lm.ts';
@@ -110,6 +110,22 @@ test('the experiment corpus: all built-in English text without the evaluation do
   writeExperimentCorpus(dir2, { heldOut: [...sentiment.val, ...sentiment.test], sources: [], domainTexts: [...sentiment.train, ...sentiment.test.slice(0, 3)].map((x) => x.text) });
   const domain = readFileSync(join(dir2, 'domain-0.txt'), 'utf8').trimEnd().split('\n');
   assert.deepEqual([...domain].sort(), sentiment.train.map((x) => x.text).filter((t) => !sentiment.test.slice(0, 3).some((y) => y.text.trim() === t.trim())).sort(), 'evaluation texts never enter, even when passed as domain text');
+});
+
+test('`experiment corpus` for --data: the same split as the experiment, its val/test texts never in the domain text, --corpus arguments for pretrain', () => {
+  const csv = join(root, 'reviews.csv');
+  const rows = Array.from({ length: 40 }, (_, i) => `"review number ${i} was ${i % 2 ? 'fine' : 'awful'}",${i % 2 ? 'good' : 'bad'}`);
+  writeFileSync(csv, `text,label\n${rows.join('\n')}\n`);
+  const out = join(root, 'corpus-csv');
+  const c = prepareExperimentCorpus({ data: csv, out, domainText: true });
+  assert.deepEqual(c.corpusArgs, ['builtin', out]);
+  assert.equal(c.task, 'reviews.csv');
+  const genre = loadBuiltinTask('genre') as ClassificationTask;
+  const heldBrown = new Set([...genre.val, ...genre.test].map((x) => x.group));
+  assert.equal(readdirSync(out).filter((f) => f.startsWith('brown-')).length, 500 - heldBrown.size, 'the built-in tasks\' evaluation documents stay out too');
+  const domain = readFileSync(join(out, 'domain-0.txt'), 'utf8').trimEnd().split('\n');
+  assert.equal(domain.length, 28, '70 % of 40 rows: the train split only');
+  assert.ok(domain.every((t) => /^review number \d+ was (fine|awful)$/.test(t)));
 });
 
 test('evaluation sets: early stopping, method selection and test are disjoint', () => {

@@ -61,6 +61,66 @@ test('MLM packed blocks: [CLS] … [SEP], documents joined by [SEP], masked, rep
   assert.equal(evalA.length, 2);
 });
 
+test('MLM batch statistics over 2,000 batches: uniform window starts, even masking by position, no special targets, no mask correlation between rows or steps', () => {
+  const source = new MlmBlocks(data.train, o);
+  const starts: number[] = [];
+  const blockAt = source.blockAt.bind(source);
+  source.blockAt = (rows, rng, lengths) => (starts.push(...rows), blockAt(rows, rng, lengths));
+  const t = o.maxSeqLength;
+  const maskedAt = new Float64Array(t);
+  const special = new Set([ids.cls, ids.sep, ids.pad, ids.mask]);
+  let rows = 0;
+  let targets = 0;
+  let candidates = 0;
+  // Pearson correlation of the masked indicator at the same position: row r vs row r+1, and row r of step k vs step k+1.
+  const corr = { rows: [0, 0, 0, 0, 0, 0], steps: [0, 0, 0, 0, 0, 0] };
+  const addPair = (c: number[], a: number, b: number) => { c[0]! += a; c[1]! += b; c[2]! += a * b; c[3]! += a * a; c[4]! += b * b; c[5]! += 1; };
+  const pearson = ([sa, sb, sab, saa, sbb, n]: number[]) => (sab! / n! - (sa! / n!) * (sb! / n!)) / Math.sqrt((saa! / n! - (sa! / n!) ** 2) * (sbb! / n! - (sb! / n!) ** 2));
+  let previous: Uint8Array | null = null;
+  for (let k = 0; k < 2000; k++) {
+    const b = source.next();
+    const masked = Uint8Array.from(b.labels, (l) => (l === IGNORE_INDEX ? 0 : 1));
+    for (let r = 0; r < b.batch; r++, rows++) {
+      let rowCandidates = 0;
+      let rowTargets = 0;
+      for (let i = 0; i < t; i++) {
+        const at = r * t + i;
+        const original = masked[at] ? b.labels[at]! : b.inputIds[at]!;
+        if (!special.has(original)) rowCandidates++;
+        if (!masked[at]) continue;
+        rowTargets++;
+        maskedAt[i]!++;
+        assert.ok(!special.has(b.labels[at]!), `a special or padding token is a target (batch ${k}, row ${r}, position ${i})`);
+      }
+      // google-research/bert's rule: round(15 % of the row's non-special tokens) targets, at least one.
+      assert.equal(rowTargets, Math.max(1, Math.round(rowCandidates * 0.15)), `batch ${k}, row ${r}: ${rowTargets} targets of ${rowCandidates}`);
+      candidates += rowCandidates;
+      targets += rowTargets;
+      for (let i = 1; i < t - 1; i++) {
+        if (r + 1 < b.batch) addPair(corr.rows, masked[r * t + i]!, masked[(r + 1) * t + i]!);
+        if (previous) addPair(corr.steps, previous[r * t + i]!, masked[r * t + i]!);
+      }
+    }
+    previous = masked;
+  }
+  // Window starts: χ² over 20 equal bins of the split's tokens (19 d.o.f.; 43.8 is the 99.9 % quantile).
+  const bins = new Float64Array(20);
+  for (const s of starts) bins[Math.floor((s / data.train.tokenCount) * 20)]!++;
+  const expected = starts.length / 20;
+  const chi2 = bins.reduce((a, c) => a + (c - expected) ** 2 / expected, 0);
+  assert.equal(starts.length, rows);
+  assert.ok(chi2 < 43.8, `window starts are not uniform: χ² = ${chi2.toFixed(1)}`);
+  // Masking rate: about 15 % of the candidates (30 per row here round 4.5 up), the same at every inner position.
+  assert.ok(Math.abs(targets / candidates - 0.15) < 0.02, `masked share ${targets / candidates}`);
+  assert.equal(maskedAt[0], 0, '[CLS] is never a target');
+  assert.equal(maskedAt[t - 1], 0, 'the final [SEP] is never a target');
+  const inner = Array.from(maskedAt.subarray(1, t - 1), (m) => m / rows);
+  const mean = inner.reduce((a, b) => a + b, 0) / inner.length;
+  const sigma = Math.sqrt((mean * (1 - mean)) / rows);
+  for (const [i, share] of inner.entries()) assert.ok(Math.abs(share - mean) < 4 * sigma + 0.01, `position ${i + 1}: ${share.toFixed(3)} vs mean ${mean.toFixed(3)}`);
+  for (const [name, c] of Object.entries(corr)) assert.ok(Math.abs(pearson(c)) < 0.02, `mask correlation between ${name}: ${pearson(c).toFixed(4)}`);
+});
+
 test('MLM packed blocks with shortSeqProb: that share of rows is cut to a random length and padded', () => {
   const source = new MlmBlocks(data.train, { ...o, shortSeqProb: 0.3 });
   const seen = new Set<number>();
