@@ -137,11 +137,12 @@ export const ANCHOR_C_GRID: readonly number[] = [0.01, 0.1, 1];
 
 export function anchorProbe(bank: AnchorBank, labels: LabelMap, train: readonly TextExample[], earlyStopping: readonly TextExample[], selection: readonly TextExample[], test: readonly TextExample[]): MethodScore {
   const { dim, classes: k } = bank;
+  const weighted = Float64Array.from(bank.anchors, (a) => ANCHOR_WEIGHT * a);
   const matrix = (rows: Int32Array, beta: number) => {
     const width = k + (beta > 0 ? dim : 0);
     const x = new Float32Array(rows.length * width);
     rows.forEach((r, i) => {
-      for (let c = 0; c < k; c++) x[i * width + c] = ANCHOR_WEIGHT * bank.anchors[r * k + c]!;
+      for (let c = 0; c < k; c++) x[i * width + c] = weighted[r * k + c]!;
       if (beta > 0) for (let j = 0; j < dim; j++) x[i * width + k + j] = beta * bank.embedding[r * dim + j]!;
     });
     return denseMatrix(x, rows.length, width);
@@ -156,7 +157,6 @@ export function anchorProbe(bank: AnchorBank, labels: LabelMap, train: readonly 
   // As probabilities, the zero-shot classifier is the softmax of the weighted anchor scores (same argmax).
   const zeroShotProba = (rows: Int32Array) => {
     const p = new Float64Array(rows.length * k);
-    const weighted = Float64Array.from(bank.anchors, (a) => ANCHOR_WEIGHT * a);
     rows.forEach((r, i) => logSoftmaxInto(weighted, r * k, k, p, i * k));
     return p.map(Math.exp);
   };
