@@ -19,13 +19,14 @@ export interface BertPretrainFlags extends CommonPretrainFlags {
   maskProb?: number;
   wholeWordMask?: boolean;
   workers?: number;
+  embeddingInit?: 'random' | 'ppmi';
 }
 
 /** Runs BERT pre-training from CLI flags and prints the outcome; exit code 1 on divergence, 130/143 on a signal. */
 export async function runBertPretrain(f: BertPretrainFlags): Promise<void> {
   const result = await pretrainBert({
     ...commonPretrainOptions(f), objective: f.objective, data: f.data, documents: f.documents, maxSeqLength: f.maxSeqLength ?? f.blockSize,
-    maskProbability: f.maskProb, wholeWordMask: f.wholeWordMask, workers: f.workers,
+    maskProbability: f.maskProb, wholeWordMask: f.wholeWordMask, workers: f.workers, embeddingInit: f.embeddingInit,
   }).catch((e: unknown) => {
     if (e instanceof TrainingDivergedError) {
       console.error(`primer: ${e.message}`);

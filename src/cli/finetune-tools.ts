@@ -218,7 +218,7 @@ export function registerFinetuneToolCommands(program: Command): void {
     .option('--lr <x>', 'fine-tuning learning rate (default 3e-4)', floatArg(0))
     .option('--prompt-lr <x>', 'learning rate of prompt-based fine-tuning (default 1e-4)', floatArg(0))
     .option('--batch-size <n>', 'fine-tuning batch size (default 16)', intArg(1))
-    .option('--pretrain-minutes <m>', 'minutes of pre-training without --model; the model size and steps are chosen for it on this machine (default 30)', floatArg(0))
+    .option('--pretrain-minutes <m>', 'minutes of pre-training without --model; the model size and steps are chosen for it on this machine (default 25: the whole experiment within 45 minutes on 2 cores)', floatArg(0))
     .option('--pretrain-steps <n>', 'override the chosen number of pre-training steps', intArg(1))
     .option('--domain-text', 'domain-adaptive pre-training: add the task\'s train-split texts (no labels, never val/test) to the pre-training corpus (not with --model)')
     .option('--test-examples <n>', 'score a stratified subset of the test split (default: all)', intArg(1))

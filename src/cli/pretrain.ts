@@ -54,7 +54,7 @@ export function registerPretrainCommand(program: Command): void {
     .option('--name <name>', 'run name: the run directory becomes runs/<name>')
     .option('--resume <dir>', 'continue from a checkpoint or run directory')
     .option('--init-from <dir>', 'continued pre-training: start from this model directory (its weights, config and tokenizer) with a fresh optimizer and schedule')
-    .option('--embedding-init <how>', 'clm: token embeddings start random (default) or from co-occurrence counts of the corpus (ppmi)', choiceArg(['random', 'ppmi'] as const))
+    .option('--embedding-init <how>', 'token embeddings start random (default) or from co-occurrence counts of the corpus (ppmi; BERT: tied and trained)', choiceArg(['random', 'ppmi'] as const))
     .option('--freeze-embeddings', 'clm: keep the token embeddings fixed (with an untied LM head of its own)')
     .option('--max-minutes <m>', 'stop (with a checkpoint) after this many minutes of training', floatArg(0))
     .option('--no-samples', 'do not print sample continuations at the end')
@@ -68,6 +68,7 @@ export function registerPretrainCommand(program: Command): void {
     .action(action(async (f: PretrainFlags) => {
       if (f.objective === 'mlm' || f.objective === 'mlm+nsp') {
         if (f.arch) throw new Error('--arch applies to --objective clm only (BERT pre-training has one architecture)');
+        if (f.freezeEmbeddings) throw new Error('--freeze-embeddings applies to --objective clm only (BERT\'s MLM decoder is tied to its word embeddings)');
         await runBertPretrain({ ...f, objective: f.objective, out: f.out ?? (f.name ? join('runs', f.name) : undefined) });
         return;
       }

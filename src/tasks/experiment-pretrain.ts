@@ -51,7 +51,12 @@ export function nonEmbeddingParameters(preset: PresetName, vocabSize: number): n
   return c.n_layer * 12 * c.n_embd * c.n_embd;
 }
 
-/** Tokens/s of full training steps (forward + backward) of one shape, after one warm-up step. */
+/**
+ * Tokens/s of full training steps (forward + backward) of one shape: the median step time over at least
+ * `seconds` (default 4) and 3 steps, after 2 warm-up steps. The first steps of a fresh process run up to
+ * a fifth slower than the steady state (cold JIT, first touches of the buffer pool), so a short
+ * measurement would spend only ~80 % of the budget (BENCHMARKS.md, "Label efficiency", session 9).
+ */
 export function measureTokensPerSecond(preset: PresetName, o: { vocabSize: number; batchSize: number; blockSize: number; seconds?: number }): number {
   const model = new GPT(gptPreset(preset, { vocabSize: o.vocabSize, context: o.blockSize }), 0);
   const n = o.batchSize * o.blockSize;
@@ -62,10 +67,17 @@ export function measureTokensPerSecond(preset: PresetName, o: { vocabSize: numbe
     for (const p of model.parameters()) p.grad?.data.fill(0);
   });
   step();
+  step();
   const t0 = performance.now();
-  let steps = 0;
-  do { step(); steps++; } while (performance.now() - t0 < (o.seconds ?? 2) * 1000 && steps < 50);
-  return (steps * n) / ((performance.now() - t0) / 1000);
+  const times: number[] = [];
+  do {
+    const t = performance.now();
+    step();
+    times.push(performance.now() - t);
+  } while ((performance.now() - t0 < (o.seconds ?? 4) * 1000 || times.length < 3) && times.length < 50);
+  times.sort((a, b) => a - b);
+  const median = times.length % 2 ? times[times.length >> 1]! : (times[times.length / 2 - 1]! + times[times.length / 2]!) / 2;
+  return n / (median / 1000);
 }
 
 /** Chooses shape and steps for `minutes` of pre-training (see the file comment). */

@@ -1,7 +1,6 @@
 /**
  * The label-efficiency experiment's summary: per budget, mean ± std over seeds of every arm and
- * method, which pre-trained method the selection set chose (highest mean selection accuracy; a tie
- * goes to the earlier method in the list), and the files — results.md (the curves' table, the
+ * method, which pre-trained method the selection set chose (chooseMethod), and the files — results.md (the curves' table, the
  * per-method table, zero-shot) and the SVG plot.
  */
 import { writeFileSync } from 'node:fs';
@@ -19,6 +18,8 @@ export interface RunRecord {
   seed: number;
   /** Accuracy on the selection set (validation examples not used for early stopping). */
   selection: number;
+  /** Brier score on the selection set (fewlabel.ts brierScore). */
+  selectionBrier?: number;
   accuracy: number;
   macroF1: number;
   detail?: string;
@@ -30,6 +31,20 @@ export interface RunRecord {
 export interface MethodPoint extends CurvePoint {
   method: string;
   selection: number;
+  /** Mean Brier score on the selection set (absent when a run had no probabilities). */
+  selectionBrier?: number;
+}
+
+/**
+ * The method a budget reports: the lowest mean selection Brier score when every candidate has one, else
+ * the highest mean selection accuracy (a tie goes to the earlier method). Chosen by how well each rule,
+ * applied to one half of the selection set, picked the most accurate method on the other half
+ * (validation only; BENCHMARKS.md, "How the method is chosen").
+ */
+export function chooseMethod<P extends MethodPoint>(points: readonly P[]): P | null {
+  if (points.length === 0) return null;
+  const byLoss = points.every((p) => p.selectionBrier !== undefined && Number.isFinite(p.selectionBrier));
+  return points.reduce((b, p) => ((byLoss ? p.selectionBrier! < b.selectionBrier! : p.selection > b.selection) ? p : b));
 }
 
 export interface Summary {
@@ -68,10 +83,12 @@ export function summarize(runs: readonly RunRecord[], budgets: readonly number[]
     const names = [...new Set(runs.filter((r) => r.arm === 'pretrained' && r.labels === n).map((r) => r.method))];
     const points = names.map((m) => {
       const rs = of('pretrained', m)(n);
-      return { ...point(n, rs), method: m, selection: meanStd(rs.map((r) => r.selection)).mean };
+      const briers = rs.map((r) => r.selectionBrier);
+      const selectionBrier = briers.every((l) => l !== undefined) ? meanStd(briers as number[]).mean : undefined;
+      return { ...point(n, rs), method: m, selection: meanStd(rs.map((r) => r.selection)).mean, ...(selectionBrier !== undefined ? { selectionBrier } : {}) };
     });
     methods.push(...points);
-    const best = points.reduce<MethodPoint | null>((b, p) => (!b || p.selection > b.selection ? p : b), null);
+    const best = chooseMethod(points);
     if (best) pretrained.push({ labels: n, mean: best.mean, std: best.std, n: best.n, method: best.method });
   }
   return {
@@ -115,7 +132,7 @@ export function writeReport(r: ReportInput, budgets: readonly number[]): Summary
   const title = `Label efficiency on ${r.task}: ${r.scoreSplit === 'val' ? 'held-out validation' : 'test'} accuracy, mean ± std over ${seeds} seed${seeds > 1 ? 's' : ''}`;
   const methodRows = s.methods.map((p) => {
     const chosen = s.pretrained.find((q) => q.labels === p.labels)?.method === p.method;
-    return `| ${p.labels} | ${p.method}${chosen ? ' (chosen)' : ''} | ${pct(p.selection)} | ${pct(p.mean)} ± ${pct(p.std)} |`;
+    return `| ${p.labels} | ${p.method}${chosen ? ' (chosen)' : ''} | ${pct(p.selection)} | ${p.selectionBrier !== undefined ? p.selectionBrier.toFixed(4) : '—'} | ${pct(p.mean)} ± ${pct(p.std)} |`;
   });
   const z = r.zeroShot;
   const text = [
@@ -124,8 +141,8 @@ export function writeReport(r: ReportInput, budgets: readonly number[]): Summary
     curvesTable(curves, s.pretrained.map((p) => p.labels)),
     `Majority class (always "${r.majority.label}"): ${pct(r.majority.accuracy)}%. Δ = pre-trained − TF-IDF.`
       + (s.stacked.length ? ' "anchors + TF-IDF" (one logistic regression on the TF-IDF features and the pre-trained label-word anchor scores) is shown for reference: it is never the pre-trained curve.' : ''), '',
-    `The pre-trained curve reports, at each budget, the method with the best mean accuracy on the selection set (validation examples never used for early stopping): ${s.pretrained.map((p) => `${p.labels}: ${p.method}`).join(', ')}.`, '',
-    '| labels | pre-trained method | selection accuracy (%) | test accuracy (%) |', '|---:|---|---:|---:|', ...methodRows, '',
+    `The pre-trained curve reports, at each budget, the method with the lowest mean Brier score on the selection set (validation examples never used for early stopping; by accuracy where a method has no probabilities): ${s.pretrained.map((p) => `${p.labels}: ${p.method}`).join(', ')}.`, '',
+    '| labels | pre-trained method | selection accuracy (%) | selection Brier score | test accuracy (%) |', '|---:|---|---:|---:|---:|', ...methodRows, '',
     ...(z ? [`Zero-shot prompting (no labels): ${pct(z.uncalibrated.accuracy)}% uncalibrated, ${pct(z.calibrated.accuracy)}% with contextual calibration; majority class ${pct(r.majority.accuracy)}%.`, ''] : []),
     ...(r.anchorZeroShot ? [`Zero-shot by label-word anchors in the token-embedding space (no labels): ${pct(r.anchorZeroShot.accuracy)}%.`, ''] : []),
   ].join('\n');

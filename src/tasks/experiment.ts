@@ -10,7 +10,8 @@
  *               the ensemble of those (mean class probabilities)
  * The validation split is cut in two: `earlyStopping` (valExamples, stratified) picks epochs, C and probe
  * views; `selection` (the rest) picks which pre-trained method the curve reports at each budget, by
- * mean accuracy over seeds. The test split is scored once per run and never chooses anything.
+ * mean Brier score over seeds (experiment-summary.ts chooseMethod). The test split is
+ * scored once per run and never chooses anything.
  * Without --model a GPT is first pre-trained for --pretrain-minutes on all of Primer's built-in English
  * text without the task's evaluation documents (experiment-corpus.ts, experiment-pretrain.ts).
  */
@@ -40,6 +41,12 @@ import { writeReport, type Arm, type RunRecord, type Summary } from './experimen
 export { DEFAULT_RECIPE, type FinetuneRecipe } from './experiment-runs.ts';
 export type { RunRecord } from './experiment-summary.ts';
 
+/**
+ * Pre-training minutes without --model: with the ~18 minutes of fine-tuning and fitting of the default
+ * budgets and seeds, the whole experiment stays within 45 minutes on 2 cores.
+ */
+export const DEFAULT_PRETRAIN_MINUTES = 25;
+
 export interface LabelEfficiencyOptions extends ExperimentDataOptions {
   labels: readonly number[];
   /** Number of seeds (firstSeed … firstSeed + seeds − 1). */
@@ -48,7 +55,7 @@ export interface LabelEfficiencyOptions extends ExperimentDataOptions {
   /** Pre-trained model directory; without it a model is pre-trained first. */
   model?: string;
   out: string;
-  /** Minutes of pre-training when no model is given (default 30); the recipe is chosen for it. */
+  /** Minutes of pre-training when no model is given (DEFAULT_PRETRAIN_MINUTES); the recipe is chosen for it. */
   pretrainMinutes?: number;
   /** Explicit pre-training options (override the chosen recipe). */
   pretrain?: PretrainOptions;
@@ -87,7 +94,7 @@ export interface LabelEfficiencyResult {
   runs: RunRecord[];
   summary: Summary;
   seconds: number;
-  files: { results: string; table: string; plot: string };
+  files: { results: string; table: string; plot: string; probabilities: string };
 }
 
 function majorityOf(train: readonly TextExample[], test: readonly TextExample[]): { label: string; accuracy: number } {
@@ -124,7 +131,7 @@ function fixedRecipe(p: PretrainOptions): BudgetRecipe {
  * pretrainBert's own optimiser defaults (ref_bert.py's: lr 2e-3, β₂ 0.99).
  */
 async function pretrainForExperiment(o: LabelEfficiencyOptions, task: ExperimentTask, out: string, log: (m: string) => void): Promise<{ dir: string; seconds: number; recipe: BudgetRecipe }> {
-  const minutes = o.pretrainMinutes ?? o.pretrain?.maxMinutes ?? 30;
+  const minutes = o.pretrainMinutes ?? o.pretrain?.maxMinutes ?? DEFAULT_PRETRAIN_MINUTES;
   const given: PretrainOptions = Object.fromEntries(Object.entries(o.pretrain ?? {}).filter(([, v]) => v !== undefined));
   let files = given.corpus;
   if (!files) {
@@ -217,17 +224,22 @@ export async function labelEfficiency(o: LabelEfficiencyOptions): Promise<LabelE
   }
 
   const runs: RunRecord[] = [];
-  const files = { results: join(out, 'results.json'), table: join(out, 'results.md'), plot: join(out, 'label-efficiency.svg') };
+  const files = { results: join(out, 'results.json'), table: join(out, 'results.md'), plot: join(out, 'label-efficiency.svg'), probabilities: join(out, 'probabilities.json') };
+  // Every method's class probabilities on the selection and scored examples, for studying selection rules offline.
+  const probabilities: Array<{ method: string; labels: number; seed: number; selection: number[]; test: number[] }> = [];
+  const rounded = (p: Float64Array) => Array.from(p, (v) => Math.round(v * 1e5) / 1e5);
   const write = (complete: boolean): LabelEfficiencyResult => {
     const base = { task: task.name, source: task.source, model: modelDir, domainText: o.domainText ?? false, complete, pretrainSeconds, pretrainRecipe, recipe, prompt, scoreSplit, testExamples: test.length, majority, zeroShot: zero, anchorZeroShot: anchorZero, runs, seconds: (performance.now() - t0) / 1000, files };
     const summary = writeReport(base, budgets);
     const result = { ...base, summary };
     writeJsonAtomic(files.results, result, { indent: 2 });
+    writeJsonAtomic(files.probabilities, { classes: task.labels.labels, selection: [...task.labels.encode(selection)], test: [...task.labels.encode(test)], runs: probabilities });
     return result;
   };
   const record = (arm: Arm, method: string, n: number, seed: number, s: MethodScore, t: number, extra: Partial<RunRecord> = {}) => {
-    const rec: RunRecord = { arm, method, labels: n, seed, selection: s.selection, accuracy: s.accuracy, macroF1: s.macroF1, detail: s.detail, seconds: (performance.now() - t) / 1000, ...extra };
+    const rec: RunRecord = { arm, method, labels: n, seed, selection: s.selection, ...(s.selectionBrier !== undefined ? { selectionBrier: s.selectionBrier } : {}), accuracy: s.accuracy, macroF1: s.macroF1, detail: s.detail, seconds: (performance.now() - t) / 1000, ...extra };
     runs.push(rec);
+    if (arm === 'pretrained' && s.probabilities) probabilities.push({ method, labels: n, seed, selection: rounded(s.probabilities.selection), test: rounded(s.probabilities.test) });
     log(`  ${`${arm}/${method}`.padEnd(18)} labels ${String(n).padStart(5)} seed ${seed}: ${scoreSplit} ${(100 * rec.accuracy).toFixed(1)}%, selection ${(100 * rec.selection).toFixed(1)}%${rec.detail ? ` (${rec.detail})` : ''} ${rec.seconds.toFixed(1)}s`);
   };
   const runsDir = join(out, 'runs');

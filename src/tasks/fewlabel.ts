@@ -11,8 +11,9 @@
  *           the token-embedding space (anchor.ts), corrected by the embedding directions
  *
  * and, without any label, zero-shot prompting with and without contextual calibration. Which method
- * the "pre-trained" curve reports at a budget is decided by the mean accuracy on the selection set (the
- * validation examples not used for early stopping), never by test scores.
+ * the "pre-trained" curve reports at a budget is decided by the mean Brier score on the selection set
+ * (the validation examples not used for early stopping; experiment-summary.ts chooseMethod), never by
+ * test scores.
  */
 import type { Tokenizer } from '../tokenizers/types.ts';
 import type { TextExample } from './data.ts';
@@ -30,6 +31,8 @@ export const FEW_LABEL_METHODS: readonly FewLabelMethod[] = ['lpft', 'probe', 'p
 export interface MethodScore {
   /** Accuracy on the selection set (validation examples not used for early stopping). */
   selection: number;
+  /** Brier score on the selection set (brierScore), when the method has probabilities. */
+  selectionBrier?: number;
   accuracy: number;
   macroF1: number;
   detail?: string;
@@ -62,12 +65,7 @@ export function ensembleScore(labels: LabelMap, selection: readonly TextExample[
     return out;
   };
   const [sel, te] = [mean('selection'), mean('test')];
-  return {
-    selection: scorePredictions(labels, selection, argmaxProbabilities(sel, labels.size)).accuracy,
-    ...scorePredictions(labels, test, argmaxProbabilities(te, labels.size)),
-    detail: `mean of ${probs.length} methods' probabilities`,
-    probabilities: { selection: sel, test: te },
-  };
+  return methodScore(labels, selection, test, sel, te, `mean of ${probs.length} methods' probabilities`);
 }
 
 /** Accuracy and macro-F1 of predicted class ids against examples' labels. */
@@ -112,11 +110,27 @@ export function linearProbe(bank: FeatureBank, labels: LabelMap, train: readonly
   return methodScore(labels, selection, test, b.proba(sel), b.proba(te), `${b.view.layers}/${b.view.pooling} C=${b.C}`);
 }
 
+/**
+ * Brier score of class probabilities p (rows × k) against labels y: mean over rows of Σ_c (p_c − [y = c])².
+ * The experiment picks methods by it on the selection set: unlike accuracy it uses every example's
+ * margin, so on a few hundred examples it ranks methods with less noise, and unlike log-loss one
+ * confidently wrong example costs at most 2. It also charges overconfidence, which at a few labels
+ * comes with overfitting (BENCHMARKS.md, "How the method is chosen").
+ */
+export function brierScore(p: Float64Array, y: Int32Array, k: number): number {
+  let sum = 0;
+  for (let r = 0; r < y.length; r++) {
+    for (let c = 0; c < k; c++) sum += (p[r * k + c]! - (c === y[r] ? 1 : 0)) ** 2;
+  }
+  return sum / y.length;
+}
+
 /** A method's scores from its class probabilities on the selection and test examples. */
 export function methodScore(labels: LabelMap, selection: readonly TextExample[], test: readonly TextExample[], pSel: Float64Array, pTest: Float64Array, detail?: string): MethodScore {
   const k = labels.size;
   return {
     selection: scorePredictions(labels, selection, argmaxProbabilities(pSel, k)).accuracy,
+    selectionBrier: brierScore(pSel, labels.encode(selection), k),
     ...scorePredictions(labels, test, argmaxProbabilities(pTest, k)),
     ...(detail !== undefined ? { detail } : {}),
     probabilities: { selection: pSel, test: pTest },

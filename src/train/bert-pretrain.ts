@@ -32,6 +32,7 @@ import { train, type TrainResult } from './trainer.ts';
 import type { ProgressReporter } from './progress.ts';
 import type { RunSettings } from './pretrain.ts';
 import { MetricsAccumulator, bertInputs, evaluateBert, type BertMetrics } from './bert-metrics.ts';
+import { applyDistributionalInit, distributionalEmbeddings } from './distributional.ts';
 
 /** The masking rate of the held-out evaluation, whatever the training rate. */
 export const EVAL_MASK_PROBABILITY = 0.15;
@@ -59,6 +60,12 @@ export interface BertPretrainConfig extends RunSettings {
   maskProbability: number;
   wholeWordMask: boolean;
   shortSeqProb: number;
+  /**
+   * Word embeddings (tied to the MLM decoder, trained): 'random' (N(0, 0.02²), BERT's) or 'ppmi', the
+   * corpus's co-occurrence geometry (distributional.ts, as for the GPT), which gives the [CLS] position
+   * topical vectors to compare the two segments with (NSP; BENCHMARKS.md, "BERT").
+   */
+  embeddingInit: 'random' | 'ppmi';
 }
 
 /**
@@ -70,7 +77,7 @@ export const BERT_PRETRAIN_DEFAULTS: BertPretrainConfig = {
   objective: 'mlm+nsp', corpus: [], jsonlField: 'text', documents: 'file', vocabSize: 8192, lowercase: true, preset: 'mini',
   maxSeqLength: 128, batchSize: 16, gradAccum: 1, steps: 600, lr: 2e-3, minLr: 2e-4, warmupSteps: 100, decay: 'linear',
   weightDecay: 0.01, betas: [0.9, 0.99], eps: 1e-6, gradClip: 1, dropout: 0.1, bf16: false, maskProbability: 0.15, wholeWordMask: false,
-  shortSeqProb: 0.1, evalEvery: 100, evalBatches: 8, checkpointEvery: 200, keepCheckpoints: 3, valFraction: 0.02, seed: 1337,
+  shortSeqProb: 0.1, embeddingInit: 'random', evalEvery: 100, evalBatches: 8, checkpointEvery: 200, keepCheckpoints: 3, valFraction: 0.02, seed: 1337,
 };
 
 export interface BertPretrainOptions extends Partial<BertPretrainConfig> {
@@ -174,6 +181,14 @@ export async function pretrainBert(opts: BertPretrainOptions = {}): Promise<Bert
   if (config.maxSeqLength > modelConfig.max_position_embeddings) throw new RangeError(`maxSeqLength ${config.maxSeqLength} exceeds max_position_embeddings ${modelConfig.max_position_embeddings}`);
   if (modelConfig.vocab_size < tokenizer.vocabSize) throw new RangeError(`the tokenizer has ${tokenizer.vocabSize} tokens but the model only ${modelConfig.vocab_size}`);
   const model = new Bert(modelConfig, config.seed);
+  if (!checkpoint && config.embeddingInit === 'ppmi') {
+    const tp = performance.now();
+    const table = model.bert.embeddings.word_embeddings.weight;
+    const special = [ids.pad, ids.cls, ids.sep, ids.mask];
+    const e = distributionalEmbeddings(data.train.stream(ids.sep), table.shape[0]!, { dims: table.shape[1]!, skip: special, seed: config.seed });
+    const rows = applyDistributionalInit(table.data as Float32Array, table.shape[1]!, e);
+    log(`init: word embeddings from co-occurrence (PPMI-SVD, ${rows} of ${table.shape[0]} tokens), ${((performance.now() - tp) / 1000).toFixed(1)}s`);
+  }
   if (!checkpoint) opts.initialize?.(model);
   // The dropout stream is the Rng the model was built with; it must survive a resume.
   const dropoutRng = model.bert.embeddings.rng;

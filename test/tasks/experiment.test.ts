@@ -73,12 +73,17 @@ test('label efficiency at toy scale: pre-train, then TF-IDF, scratch and every p
   assert.equal(r.majority.accuracy, 0.5);
   assert.ok(r.zeroShot && r.zeroShot.calibrated.accuracy >= 0 && r.zeroShot.bias.length === 2);
   const results = JSON.parse(readFileSync(join(out, 'results.json'), 'utf8'));
-  // The chosen method has the best mean selection accuracy at its budget, and its test mean is the curve's.
+  // The chosen method has the best (lowest) mean selection Brier score at its budget, and its test mean is the curve's.
   for (const p of results.summary.pretrained as Array<{ labels: number; mean: number; method: string }>) {
-    const mean = (m: string, key: 'selection' | 'accuracy') => r.runs.filter((x) => x.arm === 'pretrained' && x.method === m && x.labels === p.labels).reduce((s, x) => s + x[key], 0) / 2;
-    for (const m of ['lpft', 'probe', 'prompt', 'anchor', 'ensemble']) assert.ok(mean(p.method, 'selection') >= mean(m, 'selection'));
+    const mean = (m: string, key: 'selectionBrier' | 'accuracy') => r.runs.filter((x) => x.arm === 'pretrained' && x.method === m && x.labels === p.labels).reduce((s, x) => s + x[key]!, 0) / 2;
+    for (const m of ['lpft', 'probe', 'prompt', 'anchor', 'ensemble']) assert.ok(mean(p.method, 'selectionBrier') <= mean(m, 'selectionBrier'));
     assert.ok(Math.abs(mean(p.method, 'accuracy') - p.mean) < 1e-12);
   }
+  // Every pre-trained run's class probabilities, for studying selection rules (bench/selection-rules.py).
+  const probs = JSON.parse(readFileSync(join(out, 'probabilities.json'), 'utf8'));
+  assert.equal(probs.runs.length, r.runs.filter((x) => x.arm === 'pretrained').length);
+  assert.equal(probs.test.length, 40);
+  for (const q of probs.runs) assert.deepEqual([q.selection.length, q.test.length], [2 * probs.selection.length, 80]);
   const tfidf16 = r.runs.filter((x) => x.arm === 'tfidf' && x.labels === 16).reduce((s, x) => s + x.accuracy, 0) / 2;
   assert.ok(Math.abs(results.summary.tfidf[1].mean - tfidf16) < 1e-12);
   const md = readFileSync(join(out, 'results.md'), 'utf8');

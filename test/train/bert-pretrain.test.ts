@@ -112,6 +112,31 @@ test('BERT MLM-only pre-training on packed blocks: the MLM loss falls, fill-mask
   }
 });
 
+test('BERT with --embedding-init ppmi: word embeddings start with the topics\' geometry (same topic closer than across)', async () => {
+  const runDir = join(dir, 'run-ppmi');
+  const lines: string[] = [];
+  await pretrainBert({ ...base, objective: 'mlm+nsp', steps: 1, evalEvery: 1, out: runDir, embeddingInit: 'ppmi', log: (m) => lines.push(m) });
+  assert.match(lines.join('\n'), /init: word embeddings from co-occurrence \(PPMI-SVD, \d+ of \d+ tokens\)/);
+  const { model, tokenizer } = loadBert(runDir);
+  const table = model.bert.embeddings.word_embeddings.weight;
+  const d = table.shape[1]!;
+  const vec = (w: string) => table.data.subarray(tokenizer.tokenToId(w)! * d, (tokenizer.tokenToId(w)! + 1) * d);
+  const cos = (a: ArrayLike<number>, b: ArrayLike<number>) => {
+    let [ab, aa, bb] = [0, 0, 0];
+    for (let i = 0; i < d; i++) [ab, aa, bb] = [ab + a[i]! * b[i]!, aa + a[i]! ** 2, bb + b[i]! ** 2];
+    return ab / Math.sqrt(aa * bb);
+  };
+  const words = topicWords.map((t) => [...t].filter((w) => tokenizer.tokenToId(w) !== undefined));
+  let [within, across, nw, na] = [0, 0, 0, 0];
+  for (let a = 0; a < 4; a++) for (let b = 0; b < 4; b++) for (const x of words[a]!) for (const y of words[b]!) {
+    if (x === y) continue;
+    if (a === b) [within, nw] = [within + cos(vec(x), vec(y)), nw + 1];
+    else [across, na] = [across + cos(vec(x), vec(y)), na + 1];
+  }
+  assert.ok(nw > 50 && na > 200, `${nw} / ${na} word pairs`);
+  assert.ok(within / nw > across / na + 0.1, `mean cosine within topics ${within / nw} vs across ${across / na}`);
+});
+
 test('runBertPretrain (the CLI path of primer pretrain --objective mlm) trains and saves a model', async () => {
   const out = join(dir, 'run-cli');
   const lines = await captureLog(() => runBertPretrain({
