@@ -1,7 +1,7 @@
 /**
  * The label-efficiency experiment's summary: per budget, mean ± std over seeds of every arm and
- * method, which pre-trained method the selection set chose (chooseMethod), and the files — results.md (the curves' table, the
- * per-method table, zero-shot) and the SVG plot.
+ * method, which pre-trained method the selection set chose (chooseMethod), and the files —
+ * results.md (the curves' table, the per-method table, zero-shot) and the SVG plot.
  */
 import { writeFileSync } from 'node:fs';
 import { meanStd, svgPlot, type Curve, type CurvePoint } from './experiment-report.ts';
@@ -39,12 +39,12 @@ export interface MethodPoint extends CurvePoint {
  * The method a budget reports: the lowest mean selection Brier score when every candidate has one, else
  * the highest mean selection accuracy (a tie goes to the earlier method). Chosen by how well each rule,
  * applied to one half of the selection set, picked the most accurate method on the other half
- * (validation only; BENCHMARKS.md, "How the method is chosen").
+ * (validation only; bench/selection-rules.py, BENCHMARKS.md "Label efficiency", session 9).
  */
 export function chooseMethod<P extends MethodPoint>(points: readonly P[]): P | null {
   if (points.length === 0) return null;
-  const byLoss = points.every((p) => p.selectionBrier !== undefined && Number.isFinite(p.selectionBrier));
-  return points.reduce((b, p) => ((byLoss ? p.selectionBrier! < b.selectionBrier! : p.selection > b.selection) ? p : b));
+  const byBrier = points.every((p) => p.selectionBrier !== undefined && Number.isFinite(p.selectionBrier));
+  return points.reduce((b, p) => ((byBrier ? p.selectionBrier! < b.selectionBrier! : p.selection > b.selection) ? p : b));
 }
 
 export interface Summary {
@@ -85,7 +85,7 @@ export function summarize(runs: readonly RunRecord[], budgets: readonly number[]
       const rs = of('pretrained', m)(n);
       const briers = rs.map((r) => r.selectionBrier);
       const selectionBrier = briers.every((l) => l !== undefined) ? meanStd(briers as number[]).mean : undefined;
-      return { ...point(n, rs), method: m, selection: meanStd(rs.map((r) => r.selection)).mean, ...(selectionBrier !== undefined ? { selectionBrier } : {}) };
+      return { ...point(n, rs), method: m, selection: meanStd(rs.map((r) => r.selection)).mean, selectionBrier };
     });
     methods.push(...points);
     const best = chooseMethod(points);

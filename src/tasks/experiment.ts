@@ -237,7 +237,7 @@ export async function labelEfficiency(o: LabelEfficiencyOptions): Promise<LabelE
     return result;
   };
   const record = (arm: Arm, method: string, n: number, seed: number, s: MethodScore, t: number, extra: Partial<RunRecord> = {}) => {
-    const rec: RunRecord = { arm, method, labels: n, seed, selection: s.selection, ...(s.selectionBrier !== undefined ? { selectionBrier: s.selectionBrier } : {}), accuracy: s.accuracy, macroF1: s.macroF1, detail: s.detail, seconds: (performance.now() - t) / 1000, ...extra };
+    const rec: RunRecord = { arm, method, labels: n, seed, selection: s.selection, selectionBrier: s.selectionBrier, accuracy: s.accuracy, macroF1: s.macroF1, detail: s.detail, seconds: (performance.now() - t) / 1000, ...extra };
     runs.push(rec);
     if (arm === 'pretrained' && s.probabilities) probabilities.push({ method, labels: n, seed, selection: rounded(s.probabilities.selection), test: rounded(s.probabilities.test) });
     log(`  ${`${arm}/${method}`.padEnd(18)} labels ${String(n).padStart(5)} seed ${seed}: ${scoreSplit} ${(100 * rec.accuracy).toFixed(1)}%, selection ${(100 * rec.selection).toFixed(1)}%${rec.detail ? ` (${rec.detail})` : ''} ${rec.seconds.toFixed(1)}s`);

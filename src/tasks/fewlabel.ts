@@ -115,7 +115,7 @@ export function linearProbe(bank: FeatureBank, labels: LabelMap, train: readonly
  * The experiment picks methods by it on the selection set: unlike accuracy it uses every example's
  * margin, so on a few hundred examples it ranks methods with less noise, and unlike log-loss one
  * confidently wrong example costs at most 2. It also charges overconfidence, which at a few labels
- * comes with overfitting (BENCHMARKS.md, "How the method is chosen").
+ * comes with overfitting (BENCHMARKS.md, "Label efficiency", session 9).
  */
 export function brierScore(p: Float64Array, y: Int32Array, k: number): number {
   let sum = 0;

@@ -32,7 +32,7 @@ import { train, type TrainResult } from './trainer.ts';
 import type { ProgressReporter } from './progress.ts';
 import type { RunSettings } from './pretrain.ts';
 import { MetricsAccumulator, bertInputs, evaluateBert, type BertMetrics } from './bert-metrics.ts';
-import { applyDistributionalInit, distributionalEmbeddings } from './distributional.ts';
+import { initEmbeddingsFromStream } from './distributional.ts';
 
 /** The masking rate of the held-out evaluation, whatever the training rate. */
 export const EVAL_MASK_PROBABILITY = 0.15;
@@ -182,12 +182,7 @@ export async function pretrainBert(opts: BertPretrainOptions = {}): Promise<Bert
   if (modelConfig.vocab_size < tokenizer.vocabSize) throw new RangeError(`the tokenizer has ${tokenizer.vocabSize} tokens but the model only ${modelConfig.vocab_size}`);
   const model = new Bert(modelConfig, config.seed);
   if (!checkpoint && config.embeddingInit === 'ppmi') {
-    const tp = performance.now();
-    const table = model.bert.embeddings.word_embeddings.weight;
-    const special = [ids.pad, ids.cls, ids.sep, ids.mask];
-    const e = distributionalEmbeddings(data.train.stream(ids.sep), table.shape[0]!, { dims: table.shape[1]!, skip: special, seed: config.seed });
-    const rows = applyDistributionalInit(table.data as Float32Array, table.shape[1]!, e);
-    log(`init: word embeddings from co-occurrence (PPMI-SVD, ${rows} of ${table.shape[0]} tokens), ${((performance.now() - tp) / 1000).toFixed(1)}s`);
+    initEmbeddingsFromStream(model.bert.embeddings.word_embeddings.weight, data.train.stream(ids.sep), { skip: [ids.pad, ids.cls, ids.sep, ids.mask], seed: config.seed, what: 'word embeddings', log });
   }
   if (!checkpoint) opts.initialize?.(model);
   // The dropout stream is the Rng the model was built with; it must survive a resume.

@@ -110,6 +110,18 @@ export function applyDistributionalInit(table: Float32Array, dims: number, e: Di
   return rows;
 }
 
+/**
+ * Sets a model's token-embedding table (vocab × dims, in place) from the co-occurrence counts of a
+ * token stream (distributionalEmbeddings + applyDistributionalInit) and logs what it did.
+ */
+export function initEmbeddingsFromStream(table: { data: ArrayLike<number>; shape: readonly number[] }, stream: Int32Array, o: { skip: readonly number[]; seed: number; what: string; log: (m: string) => void }): void {
+  const t = performance.now();
+  const [vocab, dims] = [table.shape[0]!, table.shape[1]!];
+  const e = distributionalEmbeddings(stream, vocab, { dims, skip: o.skip, seed: o.seed });
+  const rows = applyDistributionalInit(table.data as Float32Array, dims, e);
+  o.log(`init: ${o.what} from co-occurrence (PPMI-SVD, ${rows} of ${vocab} tokens), ${((performance.now() - t) / 1000).toFixed(1)}s`);
+}
+
 /** C (m×n) = op(A)·op(B) on the active backend, fp32. */
 function matmul(a: Float32Array, b: Float32Array, m: number, n: number, k: number, transA: boolean, transB: boolean): Float32Array {
   const c = new Float32Array(m * n);

@@ -24,7 +24,7 @@ import { generateText } from '../infer/generate.ts';
 import { readCheckpoint, recoverCheckpoints, runDirOf, startFreshRun } from './checkpoint.ts';
 import { checkTrainingMemory, train, type TrainResult } from './trainer.ts';
 import type { ProgressReporter } from './progress.ts';
-import { applyDistributionalInit, distributionalEmbeddings } from './distributional.ts';
+import { initEmbeddingsFromStream } from './distributional.ts';
 
 /** Optimisation, schedule and bookkeeping settings shared by every pre-training objective. */
 export interface RunSettings {
@@ -261,12 +261,7 @@ export async function pretrain(opts: PretrainOptions = {}): Promise<PretrainResu
     model.loadStateDict(new Map(parent.model.namedParameters().map(([n, p]) => [n, p.data])));
     log(`init: weights from ${config.initFrom} (fingerprint ${config.parentFingerprint!.slice(0, 12)}…); fresh optimizer and schedule`);
   } else if (config.embeddingInit === 'ppmi' && !resume) {
-    t = performance.now();
-    const table = tokenEmbeddingTable(model);
-    const dims = table.shape[1]!;
-    const e = distributionalEmbeddings(streams.train, table.shape[0]!, { dims, skip: [sep], seed: config.seed });
-    const rows = applyDistributionalInit(table.data as Float32Array, dims, e);
-    log(`init: token embeddings from co-occurrence (PPMI-SVD, ${rows} of ${table.shape[0]} tokens), ${((performance.now() - t) / 1000).toFixed(1)}s`);
+    initEmbeddingsFromStream(tokenEmbeddingTable(model), streams.train, { skip: [sep], seed: config.seed, what: 'token embeddings', log });
   }
   if (config.freezeEmbeddings) tokenEmbeddingTable(model).requiresGrad = false; // on resume too: it is in the stored config
   const parameters = model.numParameters();
