@@ -6,6 +6,7 @@ import { TrainingDivergedError } from '../train/trainer.ts';
 import { PRESET_NAMES } from '../models/presets.ts';
 import { action, choiceArg, commonPretrainOptions, floatArg, intArg } from './options.ts';
 import { runBertPretrain, type BertPretrainFlags } from './bert.ts';
+import { BERT_PRETRAIN_DEFAULTS as BD } from '../train/bert-pretrain.ts';
 
 /** The BERT flags plus the GPT-only ones. */
 interface PretrainFlags extends Omit<BertPretrainFlags, 'objective'> {
@@ -27,7 +28,7 @@ export function registerPretrainCommand(program: Command): void {
     .option('--arch <name>', 'clm model family: gpt (GPT-2, default) or llama (RMSNorm, RoPE, SwiGLU; same preset sizes)', choiceArg(['gpt', 'llama'] as const))
     .option('--corpus <paths...>', 'text files or directories (.txt, .md, .jsonl, .gz), or builtin:zh (Chinese poetry, optional packages); default: the built-in English corpus')
     .option('--jsonl-field <name>', `JSONL field holding the text (default "${D.jsonlField}")`)
-    .option('--preset <name>', `model size: ${PRESET_NAMES.join(', ')} (default ${D.preset})`, choiceArg(PRESET_NAMES))
+    .option('--preset <name>', `model size: ${PRESET_NAMES.join(', ')} (default ${D.preset}; BERT ${BD.preset})`, choiceArg(PRESET_NAMES))
     .option('--layers <n>', 'override the preset\'s number of layers', intArg(1))
     .option('--dims <n>', 'override the preset\'s embedding size', intArg(1))
     .option('--heads <n>', 'override the preset\'s number of heads', intArg(1))
@@ -36,7 +37,7 @@ export function registerPretrainCommand(program: Command): void {
     .option('--block-size <n>', `tokens per training sequence (default ${D.blockSize})`, intArg(2))
     .option('--batch-size <n>', `sequences per micro-batch (default ${D.batchSize})`, intArg(1))
     .option('--grad-accum <n>', 'micro-batches per optimizer step (default 1)', intArg(1))
-    .option('--steps <n>', `optimizer steps (default ${D.steps})`, intArg(1))
+    .option('--steps <n>', `optimizer steps (default ${D.steps}; BERT ${BD.steps})`, intArg(1))
     .option('--lr <x>', `peak learning rate (default ${D.lr})`, floatArg(0))
     .option('--min-lr <x>', `learning-rate floor (default ${D.minLr})`, floatArg(0))
     .option('--warmup <n>', `linear warmup steps (default ${D.warmupSteps})`, intArg(0))
@@ -62,7 +63,7 @@ export function registerPretrainCommand(program: Command): void {
     .option('--data <dir>', 'BERT: prepared shards from `primer data prepare` instead of --corpus')
     .option('--documents <how>', 'BERT: a document is a "file" or a "blank-line"-separated paragraph', choiceArg(['file', 'blank-line'] as const))
     .option('--max-seq-length <n>', 'BERT: tokens per sequence (default: --block-size)', intArg(8))
-    .option('--mask-prob <p>', 'BERT: training masking probability (default 0.15; held-out metrics always mask 15%)', floatArg(0, 1))
+    .option('--mask-prob <p>', `BERT: training masking probability (default ${BD.maskProbability}; held-out metrics always mask 15%)`, floatArg(0, 1))
     .option('--whole-word-mask', 'BERT: mask whole words')
     .option('--workers <n>', 'BERT: data-preparation worker threads', intArg(1))
     .action(action(async (f: PretrainFlags) => {
