@@ -18,7 +18,7 @@ import { loadTokenizer } from '../src/tokenizers/index.ts';
 import { openShards } from '../src/data/shards.ts';
 import { maskingOptionsFor } from '../src/data/mlm.ts';
 import { bertSpecialIds, collateNsp, mlmEvalBatches, type BertBatch } from '../src/data/bert-batches.ts';
-import { instancesFromDocument, type SegmentedDocuments } from '../src/data/nsp.ts';
+import { instancesFromDocument, shuffle, type SegmentedDocuments } from '../src/data/nsp.ts';
 import { Rng } from '../src/util/random.ts';
 import { bertInputs, evaluateBert } from '../src/train/bert-metrics.ts';
 import type { Tensor } from '../src/tensor/tensor.ts';
@@ -90,9 +90,10 @@ console.log(`embedding row norms: word median ${quantile(words, 0.5)} (p90 ${qua
 // the figure; the held-out split is often a handful of State of the Union addresses (2 % of 251 documents).
 function pairsByDocument(split: SegmentedDocuments, documents: number): BertBatch[] {
   const rng = new Rng(7);
-  const chosen = Array.from({ length: split.count }, (_, i) => i).sort(() => rng.next() - 0.5).slice(0, documents);
-  const instances = chosen.flatMap((d) => instancesFromDocument(split, d, { maxSeqLength: seq, clsId: ids.cls, sepId: ids.sep }, rng)
-    .sort(() => rng.next() - 0.5).slice(0, Math.max(4, Math.ceil(256 / chosen.length))));
+  const shuffled = <T>(items: T[]) => (shuffle(items, rng), items);
+  const chosen = shuffled(Array.from({ length: split.count }, (_, i) => i)).slice(0, documents);
+  const instances = chosen.flatMap((d) => shuffled(instancesFromDocument(split, d, { maxSeqLength: seq, clsId: ids.cls, sepId: ids.sep }, rng))
+    .slice(0, Math.max(4, Math.ceil(256 / chosen.length))));
   const batches: BertBatch[] = [];
   for (let i = 0; i < instances.length; i += 16) batches.push(collateNsp(instances.slice(i, i + 16), options, rng));
   return batches;
