@@ -121,6 +121,22 @@ static bool k_args(napi_env env, napi_callback_info info, size_t n, napi_value *
   return true;
 }
 
+// Like k_args, with up to nmax arguments: those past the n required ones that the caller left out
+// read as undefined (optional flags).
+static bool k_args_opt(napi_env env, napi_callback_info info, size_t n, size_t nmax, napi_value *argv, const char *fn) {
+  size_t argc = nmax;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok) return throw_fmt(env, false, fn, "could not read arguments");
+  if (argc < n) return throw_fmt(env, false, fn, "expects %zu arguments, got %zu", n, argc);
+  for (size_t i = argc; i < nmax; i++) napi_get_undefined(env, &argv[i]);
+  return true;
+}
+
+// An optional boolean: undefined/null gives `dflt`.
+static bool k_bool_opt(napi_env env, const char *fn, napi_value v, const char *what, bool dflt, bool *out) {
+  if (k_nullish(env, v)) { *out = dflt; return true; }
+  return k_bool(env, fn, v, what, out);
+}
+
 static void *k_alloc(napi_env env, const char *fn, size_t bytes) {
   void *p = malloc(bytes ? bytes : 1);
   if (!p) {

@@ -55,8 +55,8 @@ export interface Backend {
 
   /** out = f(x) elementwise for the Unary op. */
   unary(op: Unary, x: FloatArray, out: FloatArray, n: number): void;
-  /** dx += f'(x) · dout. */
-  unaryBackward(op: Unary, x: FloatArray, dout: FloatArray, dx: FloatArray, n: number): void;
+  /** dx += f'(x) · dout; with accumulate false (default true) dx = f'(x) · dout, dx's old contents unread. */
+  unaryBackward(op: Unary, x: FloatArray, dout: FloatArray, dx: FloatArray, n: number, accumulate?: boolean): void;
 
   /**
    * General permutation of a dense tensor of rank ≤ 6: out has shape shape[perm[0]], …,

@@ -55,28 +55,29 @@ export function matmul(a: Tensor, b: Tensor, opts: MatmulOptions = {}, bias: Ten
   return record(out, inputs, () => {
     const dC = out.grad!.data;
     if (a.requiresGrad) {
-      const dA = a.ensureGrad().data;
+      const { data: dA, accumulate } = a.gradForWrite();
       // dA = dC · op(B)ᵀ   (stored transposed when transA: dAᵀ = op(B) · dCᵀ)
-      if (fold) be.gemm(dC, b.data, dA, null, batch * m, k, n, false, !transB, true, 1, 0, 0, 0, bf16);
-      else if (!transA) be.gemm(dC, b.data, dA, null, m, k, n, false, !transB, true, batch, m * n, shared ? 0 : k * n, m * k, bf16);
-      else be.gemm(b.data, dC, dA, null, k, m, n, transB, true, true, batch, shared ? 0 : k * n, m * n, m * k, bf16);
+      if (fold) be.gemm(dC, b.data, dA, null, batch * m, k, n, false, !transB, accumulate, 1, 0, 0, 0, bf16);
+      else if (!transA) be.gemm(dC, b.data, dA, null, m, k, n, false, !transB, accumulate, batch, m * n, shared ? 0 : k * n, m * k, bf16);
+      else be.gemm(b.data, dC, dA, null, k, m, n, transB, true, accumulate, batch, shared ? 0 : k * n, m * n, m * k, bf16);
     }
     if (b.requiresGrad) {
-      const dB = b.ensureGrad().data;
+      const { data: dB, accumulate } = b.gradForWrite();
       if (fold) {
         // dB = Aᵀ·dC over all batch rows at once (dBᵀ = dCᵀ·A when B is stored transposed).
-        if (!transB) be.gemm(a.data, dC, dB, null, k, n, batch * m, true, false, true, 1, 0, 0, 0, bf16);
-        else be.gemm(dC, a.data, dB, null, n, k, batch * m, true, false, true, 1, 0, 0, 0, bf16);
+        if (!transB) be.gemm(a.data, dC, dB, null, k, n, batch * m, true, false, accumulate, 1, 0, 0, 0, bf16);
+        else be.gemm(dC, a.data, dB, null, n, k, batch * m, true, false, accumulate, 1, 0, 0, 0, bf16);
       } else {
         // Per batch item; a shared B accumulates every item into the same buffer (strideC = 0 is not
-        // allowed to race, so loop).
+        // allowed to race, so loop): only the first item may overwrite a fresh buffer.
         const items = shared ? batch : 1;
         const bb = shared ? 1 : batch;
         for (let i = 0; i < items; i++) {
           const aOff = i * m * k, cOff = i * m * n;
           const A = a.data.subarray(aOff), C = dC.subarray(cOff);
-          if (!transB) be.gemm(A, C, dB, null, k, n, m, !transA, false, true, bb, m * k, m * n, k * n, bf16);
-          else be.gemm(C, A, dB, null, n, k, m, true, transA, true, bb, m * n, m * k, k * n, bf16);
+          const acc = accumulate || i > 0;
+          if (!transB) be.gemm(A, C, dB, null, k, n, m, !transA, false, acc, bb, m * k, m * n, k * n, bf16);
+          else be.gemm(C, A, dB, null, n, k, m, true, transA, acc, bb, m * n, m * k, k * n, bf16);
         }
       }
     }
@@ -133,7 +134,10 @@ export function layerNorm(x: Tensor, weight: Tensor, bias: Tensor, eps: number):
 function unary(op: Unary, x: Tensor): Tensor {
   const out = Tensor.empty(x.shape, x.dtype);
   backend().unary(op, x.data, out.data, x.size);
-  return record(out, [x], () => backend().unaryBackward(op, x.data, out.grad!.data, x.ensureGrad().data, x.size));
+  return record(out, [x], () => {
+    const { data, accumulate } = x.gradForWrite();
+    backend().unaryBackward(op, x.data, out.grad!.data, data, x.size, accumulate);
+  });
 }
 
 /** GELU; 'tanh' is GPT-2's gelu_new, 'erf' is BERT's exact gelu. */

@@ -98,6 +98,36 @@ function reduceInto(grad: FloatArray, outShape: readonly number[], shape: readon
 
 type BinaryKind = 'add' | 'sub' | 'mul' | 'div';
 
+/**
+ * Elements of `shape` when it repeats as the trailing block of outShape (a bias [C] or positions
+ * [T, C] over [B, T, C]; leading 1s ignored), else 0.
+ */
+function trailingBlock(shape: readonly number[], outShape: readonly number[]): number {
+  let r = 0;
+  while (r < shape.length && shape[r] === 1) r++;
+  const core = shape.slice(r);
+  if (core.length > outShape.length) return 0;
+  const off = outShape.length - core.length;
+  return core.every((d, i) => d === outShape[off + i]) ? shapeSize(core) : 0;
+}
+
+/**
+ * out = full ∘ block with `block` repeated over consecutive runs of full (a plain loop: the generic
+ * broadcast walk costs a closure call per element). blockFirst: the block is the left operand.
+ */
+function blockwise(kind: BinaryKind, full: FloatArray, block: FloatArray, out: FloatArray, w: number, blockFirst: boolean): void {
+  const n = out.length;
+  for (let o = 0; o < n; o += w) {
+    if (kind === 'add') for (let j = 0; j < w; j++) out[o + j] = full[o + j]! + block[j]!;
+    else if (kind === 'mul') for (let j = 0; j < w; j++) out[o + j] = full[o + j]! * block[j]!;
+    else if (kind === 'sub') {
+      if (blockFirst) for (let j = 0; j < w; j++) out[o + j] = block[j]! - full[o + j]!;
+      else for (let j = 0; j < w; j++) out[o + j] = full[o + j]! - block[j]!;
+    } else if (blockFirst) for (let j = 0; j < w; j++) out[o + j] = block[j]! / full[o + j]!;
+    else for (let j = 0; j < w; j++) out[o + j] = full[o + j]! / block[j]!;
+  }
+}
+
 function binary(kind: BinaryKind, a: Tensor, b: Tensor): Tensor {
   sameDtype(kind, a, b);
   const outShape = broadcastShapes(kind, a.shape, b.shape);
@@ -105,8 +135,12 @@ function binary(kind: BinaryKind, a: Tensor, b: Tensor): Tensor {
   const n = out.size;
   const be = backend();
   const same = a.size === n && b.size === n;
+  const bBlock = a.size === n ? trailingBlock(b.shape, outShape) : 0;
+  const aBlock = b.size === n ? trailingBlock(a.shape, outShape) : 0;
   if (same && kind === 'add') be.add(a.data, b.data, out.data, n);
   else if (same && kind === 'mul') be.mul(a.data, b.data, out.data, n);
+  else if (bBlock) blockwise(kind, a.data, b.data, out.data, bBlock, false);
+  else if (aBlock) blockwise(kind, b.data, a.data, out.data, aBlock, true);
   else {
     const A = a.data, B = b.data, O = out.data;
     const f = kind === 'add' ? (x: number, y: number) => x + y
@@ -241,7 +275,8 @@ export function permute(x: Tensor, perm: readonly number[]): Tensor {
   return record(out, [x], () => {
     const inverse = new Array<number>(perm.length);
     perm.forEach((p, i) => (inverse[p] = i));
-    backend().permute(out.grad!.data, x.ensureGrad().data, outShape, inverse, true);
+    const { data, accumulate } = x.gradForWrite();
+    backend().permute(out.grad!.data, data, outShape, inverse, accumulate);
   });
 }
 

@@ -231,6 +231,21 @@ export class Tensor {
   }
 
   /**
+   * Where an op's backward writes this tensor's gradient. The first writer of an intermediate
+   * tensor's gradient gets a pooled buffer with unspecified contents and accumulate = false, and
+   * must overwrite every element (GEMM with accumulate off, permute, a copy): zero-filling it and
+   * adding into it would move the same bytes twice. Otherwise: the (zeroed) gradient, accumulate.
+   */
+  gradForWrite(): { data: FloatArray; accumulate: boolean } {
+    if (this.grad || this.gradSliceOf || this.isLeaf || !scopes.length) return { data: this.ensureGrad().data, accumulate: true };
+    const g = new Tensor(allocBuffer(this.size, this.dtype), this.shape);
+    g.pooled = true;
+    scopes[scopes.length - 1]!.tensors.push(g);
+    this.grad = g;
+    return { data: g.data, accumulate: false };
+  }
+
+  /**
    * this.grad += from, where `from` is the gradient of an op output with as many elements (reshape,
    * add). An intermediate tensor with no gradient yet adopts from's buffer instead of zero-filling
    * one and adding into it, so those backwards copy nothing. Safe because backward() runs each node
@@ -245,7 +260,9 @@ export class Tensor {
       this.grad = from.view(this.shape);
       return;
     }
-    backend().axpy(1, from.data, this.ensureGrad().data, this.size);
+    const target = this.gradForWrite();
+    if (target.accumulate) backend().axpy(1, from.data, target.data, this.size);
+    else target.data.set(from.data);
   }
 
   /**

@@ -86,6 +86,12 @@ test('unary and unaryBackward match the reference for every op', () => {
       ref.unaryBackward(op, x, dout, dxRef, n);
       assertClose(dx.a, dxRef, TOLERANCE, `unaryBackward op ${op} n=${n}`);
       assert.ok(dx.intact());
+      // accumulate = false overwrites: old contents (NaN here) are never read.
+      const fresh = guarded(new Float32Array(n).fill(NaN)), freshRef = new Float32Array(n).fill(NaN);
+      native.unaryBackward(op, x, dout, fresh.a, n, false);
+      ref.unaryBackward(op, x, dout, freshRef, n, false);
+      assertClose(fresh.a, freshRef, TOLERANCE, `unaryBackward (overwrite) op ${op} n=${n}`);
+      assert.ok(fresh.a.every(Number.isFinite) && fresh.intact(), `unaryBackward (overwrite) op ${op} n=${n}`);
     }
   }
   // Extreme inputs stay finite and saturate correctly.

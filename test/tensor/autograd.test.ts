@@ -50,6 +50,11 @@ test('elementwise ops with broadcasting', () => {
   check('mul', [r(3, 4), r(3, 4)], T.mul);
   check('mul broadcast', [r(2, 1, 4), r(3, 1)], T.mul);
   check('div', [r(3, 4), T.addScalar(T.mul(r(3, 4), r(3, 4)), 1.5)], T.div);
+  // a repeated trailing block on either side (the blockwise forward path), leading 1s included
+  check('sub, block first', [r(4), r(3, 4)], T.sub);
+  check('div, block first', [r(1, 4), T.addScalar(T.mul(r(2, 3, 4), r(2, 3, 4)), 1.5)], T.div);
+  check('div by a block', [r(2, 3, 4), T.addScalar(T.mul(r(3, 4), r(3, 4)), 1.5)], T.div);
+  check('mul by a block', [r(2, 3, 4), r(1, 3, 4)], T.mul);
   check('scale', [r(7)], (x) => T.scale(x, -2.5));
   check('addScalar', [r(7)], (x) => T.addScalar(x, 3));
 });
@@ -155,6 +160,35 @@ test('inside a step scope, reshape/add gradients handed to intermediates (no cop
       withScope(() => T.scale(T.mul(x, x), 3).data.fill(123));
       assert.ok(relError(x.grad!.data, expected) < 1e-12, `scoped=${scoped}: ${x.grad!.toArray()} vs ${expected}`);
     }
+  }
+});
+
+test('inside a step scope, gradients first written by GEMM, permute, GELU and copies overwrite recycled buffers', () => {
+  const x = r(2, 3, 4);
+  const w1 = r(4, 5);
+  const w2 = r(5, 3);
+  const bias = r(5);
+  for (const t of [x, w1, w2, bias]) t.requiresGrad = true;
+  // Intermediate gradients first written by ops that overwrite (no zero fill): matmul's dA and
+  // batched dB, permute, GELU, and a copy where add's gradient was already handed on; h and g are
+  // then accumulated into by their second consumer.
+  const loss = () => {
+    const h = T.matmul(x, w1, {}, bias); // [2, 3, 5]
+    const g = T.gelu(T.permute(h, [0, 2, 1]), 'tanh'); // [2, 5, 3]
+    const k = T.matmul(h, w2); // [2, 3, 3]
+    const s = T.add(T.matmul(g, k), g); // batched, both operands intermediates
+    return T.sum(T.mul(s, s));
+  };
+  const grads = () => [x, w1, w2, bias].map((t) => t.grad!.toArray());
+  for (const t of [x, w1, w2, bias]) t.grad = null;
+  loss().backward(); // outside a scope: every gradient starts as a zero-filled new array
+  const expected = grads();
+  for (let round = 0; round < 3; round++) {
+    for (const t of [x, w1, w2, bias]) t.grad = null;
+    // Park garbage (NaN) in the pool for every size up to 60 elements, so fresh gradients come from it.
+    withScope(() => { for (let n = 1; n <= 60; n++) for (let c = 0; c < 4; c++) T.scratch(n, 'float64').fill(NaN); });
+    withScope(() => loss().backward());
+    grads().forEach((g, i) => assert.ok(relError(g, expected[i]!) < 1e-12, `round ${round}, input ${i}: ${g} vs ${expected[i]}`));
   }
 });
 

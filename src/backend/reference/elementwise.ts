@@ -71,11 +71,11 @@ export function unary(op: Unary, x: FloatArray, out: FloatArray, n: number): voi
   for (let i = 0; i < n; i++) out[i] = f(x[i]);
 }
 
-/** dx += f'(x)·dout */
-export function unaryBackward(op: Unary, x: FloatArray, dout: FloatArray, dx: FloatArray, n: number): void {
+/** dx += f'(x)·dout (dx = f'(x)·dout when accumulate is false) */
+export function unaryBackward(op: Unary, x: FloatArray, dout: FloatArray, dx: FloatArray, n: number, accumulate = true): void {
   const [, df] = unaryFunction('unaryBackward', op);
   checkFlat('unaryBackward', n, { x, dout, dx });
-  for (let i = 0; i < n; i++) dx[i] += df(x[i]) * dout[i];
+  for (let i = 0; i < n; i++) dx[i] = (accumulate ? dx[i] : 0) + df(x[i]) * dout[i];
 }
 
 /**
