@@ -40,13 +40,26 @@ typedef struct {
   float *out_w, *lse_w, *dq, *dk, *dv;
   const uint8_t *mask;
   int64_t b, h, hkv, group, tq, tk, d, dp; // group = h / hkv query heads per key/value head
+  // Row strides in floats of q and dq, of k, v, dk and dv, and of out and dout. Head-major (the
+  // default): [B, heads, T, D], all strides d. Token-major: [B, T, ·] rows of a wider buffer holding
+  // the heads side by side (e.g. q, k, v columns of a fused projection), head hh at column hh·d.
+  int64_t ldq, ldkv, ldo;
   float scale;
-  bool causal, bf16;
+  bool causal, bf16, token_major;
+  bool accumulate; // backward: false = dq, dk, dv are overwritten (their old contents never read)
 } attn_args;
 
 // The key/value head (index into k, v, dk, dv) that query head `head` (= batch·h + hh) reads.
 static inline int64_t kv_head(const attn_args *a, int64_t head) {
   return head / a->h * a->hkv + head % a->h / a->group;
+}
+// Offset of row i of query head `head` in q, dq (ld = ldq) or out, dout (ld = ldo).
+static inline int64_t q_at(const attn_args *a, int64_t head, int64_t i, int64_t ld) {
+  return a->token_major ? (head / a->h * a->tq + i) * ld + head % a->h * a->d : (head * a->tq + i) * a->d;
+}
+// Offset of row j of key/value head kvh in k, v, dk, dv.
+static inline int64_t kv_at(const attn_args *a, int64_t kvh, int64_t j) {
+  return a->token_major ? (kvh / a->hkv * a->tk + j) * a->ldkv + kvh % a->hkv * a->d : (kvh * a->tk + j) * a->d;
 }
 
 // Thread-local scratch, grown on demand and reused across calls (no malloc in steady state).
@@ -109,10 +122,11 @@ static void forward_rows(const attn_args *a, int64_t head, int64_t q0, int64_t r
   const bool bf16 = a->bf16;
   float *cur = ws;
   float *qv = carve(&cur, dp), *o = carve(&cur, dp), *s = carve(&cur, NB), *bias = carve(&cur, NB);
-  const float *k = a->k + kv_head(a, head) * tk * d, *v = a->v + kv_head(a, head) * tk * d;
+  const int64_t ldkv = a->ldkv;
+  const float *k = a->k + kv_at(a, kv_head(a, head), 0), *v = a->v + kv_at(a, kv_head(a, head), 0);
   for (int64_t r = 0; r < rows; r++) {
     const int64_t i = q0 + r;
-    for (int64_t c = 0; c < dp; c += VL) *(vf *)(qv + c) = load_chunk(a->q + (head * tq + i) * d, c, d, bf16);
+    for (int64_t c = 0; c < dp; c += VL) *(vf *)(qv + c) = load_chunk(a->q + q_at(a, head, i, a->ldq), c, d, bf16);
     memset(o, 0, sizeof(float) * dp);
     float m = -INFINITY, l = 0.0f;
     const int64_t kend = a->causal ? min64(tk, i + off + 1) : tk;
@@ -122,7 +136,7 @@ static void forward_rows(const attn_args *a, int64_t head, int64_t q0, int64_t r
       for (int64_t j = 0; j < NB; j++) {
         if (j >= kcount || bias[j] != 0.0f) { s[j] = -INFINITY; continue; }
         vf acc = (vf){0};
-        for (int64_t c = 0; c < dp; c += VL) acc += *(vf *)(qv + c) * load_chunk(k + (k0 + j) * d, c, d, bf16);
+        for (int64_t c = 0; c < dp; c += VL) acc += *(vf *)(qv + c) * load_chunk(k + (k0 + j) * ldkv, c, d, bf16);
         s[j] = a->scale * hsum(acc);
       }
       vf mx = (vf){0} - INFINITY;
@@ -137,10 +151,10 @@ static void forward_rows(const attn_args *a, int64_t head, int64_t q0, int64_t r
       for (int64_t c = 0; c < dp; c++) o[c] *= alpha;
       for (int64_t j = 0; j < kcount; j++) {
         if (s[j] == 0.0f) continue;
-        for (int64_t c = 0; c < dp; c += VL) *(vf *)(o + c) += s[j] * load_chunk(v + (k0 + j) * d, c, d, bf16);
+        for (int64_t c = 0; c < dp; c += VL) *(vf *)(o + c) += s[j] * load_chunk(v + (k0 + j) * ldkv, c, d, bf16);
       }
     }
-    float *out = a->out_w + (head * tq + i) * d;
+    float *out = a->out_w + q_at(a, head, i, a->ldo);
     if (l == 0.0f) { memset(out, 0, sizeof(float) * d); a->lse_w[head * tq + i] = -INFINITY; continue; }
     for (int64_t c = 0; c < d; c++) out[c] = o[c] / l;
     a->lse_w[head * tq + i] = m + logf(l);
@@ -166,11 +180,12 @@ static void forward_block(const attn_args *a, int64_t head, int64_t q0, float *w
   uint32_t *Qth = (uint32_t *)carve(&cur, npair * NB), *Kh = (uint32_t *)carve(&cur, NB * kh_stride);
   uint32_t *Vh = (uint32_t *)carve(&cur, NB / 2 * dp), *Ph = (uint32_t *)carve(&cur, NB / 2 * NB);
   (void)Qth; (void)Kh; (void)Vh; (void)Ph; (void)kh_stride;
-  const float *q = a->q + (head * tq + q0) * d, *k = a->k + kv_head(a, head) * tk * d, *v = a->v + kv_head(a, head) * tk * d;
+  const int64_t ldq = a->ldq, ldkv = a->ldkv, ldo = a->ldo;
+  const float *q = a->q + q_at(a, head, q0, ldq), *k = a->k + kv_at(a, kv_head(a, head), 0), *v = a->v + kv_at(a, kv_head(a, head), 0);
 
   // Qᵀ: the block's queries along the lanes, padding lanes zero.
   for (int64_t i = 0; i < NB; i++)
-    for (int64_t c = 0; c < d; c++) Qt[c * NB + i] = i >= rows ? 0.0f : bf16 ? round_bf16(q[i * d + c]) : q[i * d + c];
+    for (int64_t c = 0; c < d; c++) Qt[c * NB + i] = i >= rows ? 0.0f : bf16 ? round_bf16(q[i * ldq + c]) : q[i * ldq + c];
 #ifdef __AVX512BF16__
   if (dpbf16)
     for (int64_t p = 0; p < npair; p++) pack_pairs_of_rows(Qt + 2 * p * NB, 2 * p + 1 < d ? Qt + (2 * p + 1) * NB : NULL, NB, NB, Qth + p * NB);
@@ -184,23 +199,24 @@ static void forward_block(const attn_args *a, int64_t head, int64_t q0, float *w
     if (!key_bias(a, bi, k0, bias)) continue;
     const int64_t kcount = min64(NB, tk - k0), kc4 = round_up(kcount, MR);
     const int64_t diag = a->causal ? q0 + off - k0 : NO_LIMIT;
-    const float *kin = k + k0 * d, *vin = v + k0 * d, *V = vin;
-    int64_t ldv = d;
+    const float *kin = k + k0 * ldkv, *vin = v + k0 * ldkv, *V = vin;
+    int64_t ldv = ldkv;
     if (dpbf16) {
 #ifdef __AVX512BF16__
-      for (int64_t j = 0; j < kcount; j++) pack_pairs_in_row(kin + j * d, d, Kh + j * kh_stride);
+      for (int64_t j = 0; j < kcount; j++) pack_pairs_in_row(kin + j * ldkv, d, Kh + j * kh_stride);
       memset(Kh + kcount * kh_stride, 0, sizeof(uint32_t) * (kc4 - kcount) * kh_stride);
       for (int64_t jp = 0; jp < (kcount + 1) / 2; jp++)
-        pack_pairs_of_rows(vin + 2 * jp * d, 2 * jp + 1 < kcount ? vin + (2 * jp + 1) * d : NULL, d, dp, Vh + jp * dp);
+        pack_pairs_of_rows(vin + 2 * jp * ldkv, 2 * jp + 1 < kcount ? vin + (2 * jp + 1) * ldkv : NULL, d, dp, Vh + jp * dp);
       mul_abt_bf16(Kh, kh_stride, npair, Qth, a->scale, St, kc4, diag, NO_LIMIT, rows);
 #endif
     } else {
       // K is used in place unless it must be rounded or padded; V likewise unless D is not a whole
       // number of vectors.
       const float *K = kin;
-      if (bf16 || kcount != kc4) { copy_rows(Kb, d, kin, d, kcount, kc4, d, d, bf16); K = Kb; }
-      if (bf16 || d % VL) { copy_rows(Vb, dp, vin, d, kcount, kcount, d, dp, bf16); V = Vb; ldv = dp; }
-      mul_abt(K, d, Qt, d, a->scale, St, kc4, diag, NO_LIMIT, rows);
+      int64_t ldk = ldkv;
+      if (bf16 || kcount != kc4) { copy_rows(Kb, d, kin, ldkv, kcount, kc4, d, d, bf16); K = Kb; ldk = d; }
+      if (bf16 || d % VL) { copy_rows(Vb, dp, vin, ldkv, kcount, kcount, d, dp, bf16); V = Vb; ldv = dp; }
+      mul_abt(K, ldk, Qt, d, a->scale, St, kc4, diag, NO_LIMIT, rows);
     }
 
     // Online softmax down the key rows, each query on its own lane (only the nvl vectors holding the
@@ -248,15 +264,15 @@ static void forward_block(const attn_args *a, int64_t head, int64_t q0, float *w
     mul_acc(St, 1, NB, V, ldv, O, dp, rows4, kcount, NO_LIMIT, diag); // O += P·V
   }
 
-  float *out = a->out_w + (head * tq + q0) * d, *lse = a->lse_w + head * tq + q0;
+  float *out = a->out_w + q_at(a, head, q0, ldo), *lse = a->lse_w + head * tq + q0;
   for (int64_t i = 0; i < rows; i++) {
     if (l[i] == 0.0f) { // every key masked
-      memset(out + i * d, 0, sizeof(float) * d);
+      memset(out + i * ldo, 0, sizeof(float) * d);
       lse[i] = -INFINITY;
       continue;
     }
     const float inv = 1.0f / l[i];
-    for (int64_t c = 0; c < d; c++) out[i * d + c] = O[i * dp + c] * inv;
+    for (int64_t c = 0; c < d; c++) out[i * ldo + c] = O[i * dp + c] * inv;
     lse[i] = m[i] + logf(l[i]);
   }
 }
@@ -302,20 +318,20 @@ static void pack_head(const attn_args *a, int64_t head, float *ws, head_ws *w) {
   w->dpbf16 = false;
 #endif
 
-  const float *out = a->out + head * tq * d;
-  copy_rows(w->Q, dp, a->q + head * tq * d, d, tq, tq4, d, dp, bf16);
-  copy_rows(w->dO, dp, a->dout + head * tq * d, d, tq, tq4, d, dp, bf16);
+  const float *out = a->out + q_at(a, head, 0, a->ldo);
+  copy_rows(w->Q, dp, a->q + q_at(a, head, 0, a->ldq), a->ldq, tq, tq4, d, dp, bf16);
+  copy_rows(w->dO, dp, a->dout + q_at(a, head, 0, a->ldo), a->ldo, tq, tq4, d, dp, bf16);
   memset(w->dQ, 0, sizeof(float) * tq4 * dp);
   for (int64_t i = 0; i < tq4; i++) {
     float D = 0.0f;
-    if (i < tq) for (int64_t c = 0; c < d; c++) D += w->dO[i * dp + c] * out[i * d + c];
+    if (i < tq) for (int64_t c = 0; c < d; c++) D += w->dO[i * dp + c] * out[i * a->ldo + c];
     w->Drow[i] = D;
     // A fully masked row (lse = −∞) and the padding rows get lse = +∞, so that P = e^(s−lse) = 0.
     const float L = i < tq ? a->lse[head * tq + i] : INFINITY;
     w->lse[i] = L == -INFINITY ? INFINITY : L;
   }
-  copy_rows(w->K, dp, a->k + kv_head(a, head) * tk * d, d, tk, tkp, d, dp, bf16);
-  copy_rows(w->Vr, dp, a->v + kv_head(a, head) * tk * d, d, tk, tkp, d, dp, bf16);
+  copy_rows(w->K, dp, a->k + kv_at(a, kv_head(a, head), 0), a->ldkv, tk, tkp, d, dp, bf16);
+  copy_rows(w->Vr, dp, a->v + kv_at(a, kv_head(a, head), 0), a->ldkv, tk, tkp, d, dp, bf16);
   // Kᵀ and Vᵀ per key block (d × NB), for the S = Q·Kᵀ and dP = dO·Vᵀ products.
   for (int64_t j = 0; j < tkp; j++) {
     float *kt = w->Kt + (j / NB) * d * NB + j % NB, *vt = w->Vt + (j / NB) * d * NB + j % NB;
@@ -390,30 +406,42 @@ static void backward_pair(const attn_args *a, head_ws *w, int64_t q0, int64_t k0
   if (want_dq) mul_acc(w->dS, NB, 1, w->K + k0 * dp, dp, w->dQ + q0 * dp, dp, rows4, kcount, NO_LIMIT, diag); // dQ += dS·K
 }
 
-// dk, dv rows of key block k0 += the block buffers.
-static void flush_dkv(const attn_args *a, head_ws *w, int64_t k0) {
-  const int64_t d = a->d, dp = a->dp, kcount = min64(NB, a->tk - k0);
-  const int64_t kvh = kv_head(a, w->head);
-  float *dk = a->dk + (kvh * a->tk + k0) * d, *dv = a->dv + (kvh * a->tk + k0) * d;
+// Whether this head writes its key/value head's dk, dv rows first (then, without accumulate, it
+// overwrites them): the first query head of its group, which every schedule runs first.
+static inline bool overwrites_dkv(const attn_args *a, const head_ws *w) { return !a->accumulate && w->head % a->group == 0; }
+
+// dk, dv rows of key block k0 += the block buffers (= when overwriting; zero = true: = 0).
+static void flush_dkv(const attn_args *a, head_ws *w, int64_t k0, bool zero) {
+  const int64_t d = a->d, dp = a->dp, kcount = min64(NB, a->tk - k0), ld = a->ldkv;
+  const int64_t at = kv_at(a, kv_head(a, w->head), k0);
+  float *dk = a->dk + at, *dv = a->dv + at;
+  const bool set = overwrites_dkv(a, w);
   for (int64_t j = 0; j < kcount; j++)
-    for (int64_t c = 0; c < d; c++) { dk[j * d + c] += w->dK[j * dp + c]; dv[j * d + c] += w->dV[j * dp + c]; }
+    for (int64_t c = 0; c < d; c++) {
+      const float gk = zero ? 0.0f : w->dK[j * dp + c], gv = zero ? 0.0f : w->dV[j * dp + c];
+      dk[j * ld + c] = set ? gk : dk[j * ld + c] + gk;
+      dv[j * ld + c] = set ? gv : dv[j * ld + c] + gv;
+    }
 }
 static void flush_dq(const attn_args *a, head_ws *w, int64_t q0, int64_t rows) {
-  const int64_t d = a->d, dp = a->dp;
-  float *dq = a->dq + w->head * a->tq * d;
+  const int64_t d = a->d, dp = a->dp, ld = a->ldq;
+  float *dq = a->dq + q_at(a, w->head, 0, ld);
   for (int64_t i = q0; i < q0 + rows; i++)
-    for (int64_t c = 0; c < d; c++) dq[i * d + c] += w->dQ[i * dp + c];
+    for (int64_t c = 0; c < d; c++) dq[i * ld + c] = a->accumulate ? dq[i * ld + c] + w->dQ[i * dp + c] : w->dQ[i * dp + c];
 }
 
 // dK, dV (and optionally the dQ contributions) of key block kb of a packed head, over the query
 // blocks that see it.
 static void backward_key_block(const attn_args *a, head_ws *w, int64_t kb, bool want_dq) {
   const int64_t k0 = kb * NB;
-  if (!key_bias(a, w->bi, k0, w->bias)) return;
+  if (!key_bias(a, w->bi, k0, w->bias)) {
+    if (overwrites_dkv(a, w)) flush_dkv(a, w, k0, true); // a fully masked block still owes its zeros
+    return;
+  }
   memset(w->dK, 0, sizeof(float) * NB * a->dp);
   memset(w->dV, 0, sizeof(float) * NB * a->dp);
   for (int64_t q0 = first_query_block(a, k0); q0 < a->tq; q0 += NB) backward_pair(a, w, q0, k0, true, want_dq);
-  flush_dkv(a, w, k0);
+  flush_dkv(a, w, k0, false);
 }
 
 // dQ of query block q0 of a packed head: the same pairs in the same key order as the one-pass loop,
@@ -437,16 +465,47 @@ static int threads(void) {
 #endif
 }
 
+// Optional row strides [q, kv, out] (token-major layout); undefined/null: head-major.
+static bool read_row_strides(napi_env env, const char *kernel, napi_value v, attn_args *a) {
+  a->token_major = false;
+  a->ldq = a->ldkv = a->ldo = a->d;
+  if (k_nullish(env, v)) return true;
+  bool is_array = false;
+  uint32_t n = 0;
+  if (napi_is_array(env, v, &is_array) != napi_ok || !is_array || napi_get_array_length(env, v, &n) != napi_ok || n != 3)
+    return throw_fmt(env, false, kernel, "rowStrides must be [q, kv, out] (3 numbers) or null");
+  static const char *what[3] = {"rowStrides[0] (q)", "rowStrides[1] (k, v)", "rowStrides[2] (out)"};
+  const int64_t width[3] = {a->h * a->d, a->hkv * a->d, a->h * a->d};
+  int64_t ld[3];
+  for (uint32_t i = 0; i < 3; i++) {
+    napi_value e;
+    if (napi_get_element(env, v, i, &e) != napi_ok || !k_integer(env, kernel, e, what[i], &ld[i])) return false;
+    if (ld[i] < width[i] || ld[i] > ((int64_t)1 << 40))
+      return throw_fmt(env, true, kernel, "%s = %lld must hold the heads side by side (>= %lld)", what[i], (long long)ld[i], (long long)width[i]);
+  }
+  a->token_major = true;
+  a->ldq = ld[0]; a->ldkv = ld[1]; a->ldo = ld[2];
+  return true;
+}
+
+// Floats an array must hold: `rows` rows per batch item over b items, `heads` heads of d.
+static double layout_need(const attn_args *a, int64_t rows, int64_t heads, int64_t ld) {
+  const double n = (double)a->b * rows;
+  if (n == 0 || heads == 0) return 0;
+  return a->token_major ? (n - 1) * (double)ld + (double)heads * a->d : n * heads * a->d;
+}
+
 // Reads and validates the arguments shared by both kernels; nf is the number of float arrays
 // (5 forward: q k v out lse; 9 backward: q k v out lse dout dq dk dv), then b h tq tk d scale causal
-// keyMask bf16 and an optional kvHeads (undefined/null: h).
+// keyMask bf16, an optional kvHeads (undefined/null: h), optional rowStrides (see read_row_strides)
+// and, backward only, an optional accumulate (default true).
 static bool read_args(napi_env env, napi_callback_info info, const char *kernel, int nf, attn_args *a) {
   static const char *names[9] = {"q", "k", "v", "out", "lse", "dout", "dq", "dk", "dv"};
-  napi_value argv[19];
-  size_t argc = (size_t)nf + 10;
+  napi_value argv[21];
+  size_t argc = (size_t)nf + 12;
   if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok) return throw_fmt(env, false, kernel, "could not read arguments");
   if (argc < (size_t)nf + 9) return throw_fmt(env, false, kernel, "expects %d arguments, got %zu", nf + 9, argc);
-  if (argc < (size_t)nf + 10) napi_get_undefined(env, &argv[nf + 9]);
+  for (size_t i = argc; i < (size_t)nf + 12; i++) napi_get_undefined(env, &argv[i]);
   float *f[9]; size_t len[9];
   for (int i = 0; i < nf; i++) if (!k_f32(env, kernel, argv[i], names[i], &f[i], &len[i])) return false;
   int64_t dims[5]; double scale; size_t mask_len; uint8_t *mask;
@@ -472,8 +531,12 @@ static bool read_args(napi_env env, napi_callback_info info, const char *kernel,
   a->group = hkv > 0 ? a->h / hkv : 1;
   a->dp = round_up(a->d, VL);
   a->scale = (float)scale;
-  const double nq = (double)a->b * a->h * a->tq, nk = (double)a->b * a->hkv * a->tk;
-  const double need[9] = {nq * a->d, nk * a->d, nk * a->d, nq * a->d, nq, nq * a->d, nq * a->d, nk * a->d, nk * a->d};
+  if (!read_row_strides(env, kernel, argv[nf + 10], a)) return false;
+  a->accumulate = true;
+  if (nf == 9 && !k_bool_opt(env, kernel, argv[nf + 11], "accumulate", true, &a->accumulate)) return false;
+  const double nq = (double)a->b * a->h * a->tq;
+  const double lq = layout_need(a, a->tq, a->h, a->ldq), lkv = layout_need(a, a->tk, a->hkv, a->ldkv), lo = layout_need(a, a->tq, a->h, a->ldo);
+  const double need[9] = {lq, lkv, lkv, lo, nq, lo, lq, lkv, lkv};
   for (int i = 0; i < nf; i++) {
     if ((double)len[i] < need[i]) {
       snprintf(msg, sizeof msg, "primer native: %s: %s has %zu elements but shape (b=%lld, h=%lld, tq=%lld, tk=%lld, d=%lld, kvHeads=%lld) needs %.0f",

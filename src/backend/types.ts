@@ -150,20 +150,26 @@ export interface Backend {
    * keyMask is (B,Tk) bytes, 1 = attend, or null.
    * Grouped-query / multi-query attention: kvHeads = Hkv (default H) divides H, and query head h reads
    * key/value head ⌊h/(H/Hkv)⌋ (HF's repeat_kv order) without the repeated K/V being materialised.
+   * rowStrides [q, kv, out] (default null: the head-major layout above) switches to the token-major
+   * layout: q, k, v, out are B·T rows of that many floats with head h at columns h·D … h·D + D (q, k,
+   * v as column ranges of one fused projection, out [B, Tq, H·D] ready for the output projection).
    */
   attention(q: FloatArray, k: FloatArray, v: FloatArray, out: FloatArray, lse: FloatArray,
     b: number, h: number, tq: number, tk: number, d: number, scale: number, causal: boolean,
-    keyMask: Uint8Array | null, bf16: boolean, kvHeads?: number): void;
+    keyMask: Uint8Array | null, bf16: boolean, kvHeads?: number, rowStrides?: readonly [number, number, number] | null): void;
   /**
    * Recomputes p_ij = exp(s_ij − lse_i) block by block; with D_i = Σ_d dout_i·out_i:
    *   dv_j += Σ_i p_ij·dout_i,  ds_ij = p_ij·(dout_i·v_j − D_i),
    *   dq_i += scale·Σ_j ds_ij·k_j,  dk_j += scale·Σ_i ds_ij·q_i
    * With kvHeads < H, dk and dv of a key/value head sum over the query heads of its group.
+   * dq, dk, dv share the layout of q, k, v (rowStrides as in attention). accumulate = false (default
+   * true) overwrites every element of dq, dk, dv instead of adding (a fresh buffer need not be zeroed).
    */
   attentionBackward(q: FloatArray, k: FloatArray, v: FloatArray, out: FloatArray, lse: FloatArray,
     dout: FloatArray, dq: FloatArray, dk: FloatArray, dv: FloatArray,
     b: number, h: number, tq: number, tk: number, d: number, scale: number, causal: boolean,
-    keyMask: Uint8Array | null, bf16: boolean, kvHeads?: number): void;
+    keyMask: Uint8Array | null, bf16: boolean, kvHeads?: number, rowStrides?: readonly [number, number, number] | null,
+    accumulate?: boolean): void;
 
   /**
    * Fused AdamW (decoupled weight decay, PyTorch semantics), step t ≥ 1:

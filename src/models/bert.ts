@@ -4,8 +4,8 @@
  * Parameter names and config keys follow Hugging Face; LayerNorm eps 1e-12, exact (erf) GELU.
  */
 import { Tensor } from '../tensor/tensor.ts';
-import { add, concat, reshape, permute, select0, slice } from '../tensor/ops.ts';
-import { attention, crossEntropy, dropout, embedding, gelu, linear, matmul, tanh } from '../tensor/nn-ops.ts';
+import { add, concat, reshape, slice } from '../tensor/ops.ts';
+import { attentionHeads, crossEntropy, dropout, embedding, gelu, linear, matmul, tanh } from '../tensor/nn-ops.ts';
 import { Rng } from '../util/random.ts';
 import { Module, ModuleDict, constantInit } from '../nn/module.ts';
 import { Embedding, LayerNorm, Linear } from '../nn/layers.ts';
@@ -80,22 +80,19 @@ class BertSelfAttention extends Module {
     this.value = this.module('value', new Linear(c, c, 'out_in', rng, { std: std(cfg) }));
   }
   forward(x: Tensor, keyMask: Uint8Array | null): Tensor {
-    const [b, t, c] = x.shape as [number, number, number];
+    const c = x.shape[2]!;
     const h = this.cfg.num_attention_heads;
-    let q: Tensor, k: Tensor, v: Tensor;
     const layers = [this.query, this.key, this.value];
+    const opts = { heads: h, headDim: c / h, keyMask };
+    // The attention kernel reads the heads straight out of the projections' rows (no head-split copies).
     if (layers.every((l) => l.forward === Linear.prototype.forward && l.bias)) {
-      // One GEMM for all three (the HF weights stacked to [3C, C]) and one head-split copy:
-      // [B, T, 3, H, D] → [3, B, H, T, D]. LoRA replaces a layer's forward, which takes the path below.
+      // One GEMM for all three (the HF weights stacked to [3C, C]): q, k, v are column ranges of
+      // [B, T, 3C]. LoRA replaces a layer's forward, which takes the path below.
       const qkv = linear(x, concat(layers.map((l) => l.weight), 0), concat(layers.map((l) => l.bias!), 0), 'out_in');
-      const heads = permute(reshape(qkv, [b, t, 3, h, c / h]), [2, 0, 3, 1, 4]);
-      [q, k, v] = [select0(heads, 0), select0(heads, 1), select0(heads, 2)];
-    } else {
-      const split = (y: Tensor) => permute(reshape(y, [b, t, h, c / h]), [0, 2, 1, 3]); // [B, H, T, D]
-      [q, k, v] = layers.map((l) => split(l.forward(x))) as [Tensor, Tensor, Tensor];
+      return attentionHeads({ tensor: qkv, offset: 0 }, { tensor: qkv, offset: c }, { tensor: qkv, offset: 2 * c }, opts);
     }
-    const y = attention(q, k, v, { keyMask });
-    return reshape(permute(y, [0, 2, 1, 3]), [b, t, c]);
+    const [q, k, v] = layers.map((l) => ({ tensor: l.forward(x), offset: 0 }));
+    return attentionHeads(q!, k!, v!, opts);
   }
 }
 

@@ -5,7 +5,7 @@
  */
 import { Tensor, formatShape, noGrad } from '../tensor/tensor.ts';
 import { add, reshape, permute, select0 } from '../tensor/ops.ts';
-import { attention, crossEntropy, dropout, gelu, matmul } from '../tensor/nn-ops.ts';
+import { attention, attentionHeads, crossEntropy, dropout, gelu, matmul } from '../tensor/nn-ops.ts';
 import { backend } from '../backend/index.ts';
 import { Rng } from '../util/random.ts';
 import { Module, normalInit } from '../nn/module.ts';
@@ -128,6 +128,12 @@ class CausalSelfAttention extends Module {
     const h = this.cfg.n_head;
     const d = c / h;
     const qkv = ctx.cache ? fewRows(this.c_attn, x) : this.c_attn.forward(x); // [B, T, 3C]
+    if (!ctx.cache && !ctx.onAttention) {
+      // Training and full-sequence forward: the kernel reads q, k, v as column ranges of qkv and
+      // writes the heads side by side, so no head-split copies.
+      const cols = (offset: number) => ({ tensor: qkv, offset });
+      return this.c_proj.forward(attentionHeads(cols(0), cols(c), cols(2 * c), { heads: h, headDim: d, causal: true }));
+    }
     // [B, T, 3, H, D] → [3, B, H, T, D]: one copy, then q, k, v are views.
     const heads = permute(reshape(qkv, [b, t, 3, h, d]), [2, 0, 3, 1, 4]);
     const [q, k, v] = [select0(heads, 0), select0(heads, 1), select0(heads, 2)];

@@ -11,7 +11,7 @@
 import { z } from 'zod';
 import { Tensor, formatShape, noGrad, type DType } from '../tensor/tensor.ts';
 import { add, permute, reshape } from '../tensor/ops.ts';
-import { attention, crossEntropy, matmul } from '../tensor/nn-ops.ts';
+import { attentionHeads, crossEntropy, matmul } from '../tensor/nn-ops.ts';
 import { rmsNorm, rope, rotaryTables, siluMul, type RotaryTables } from '../tensor/llama-ops.ts';
 import { Rng } from '../util/random.ts';
 import { Module, constantInit } from '../nn/module.ts';
@@ -164,13 +164,18 @@ class LlamaAttention extends Module {
     // Cached decoding runs the projections row-wise (fewRows): a row decodes the same alone or batched.
     const proj = (l: Linear, y: Tensor) => (ctx ? fewRows(l, y) : l.forward(y));
     const split = (y: Tensor, n: number) => reshape(y, [b, t, n, d]); // [B, T, n, D]: RoPE works row by row here
-    const heads = (y: Tensor) => permute(y, [0, 2, 1, 3]); // [B, n, T, D]
-    const q = heads(rope(split(proj(this.q_proj, x), h), rot, positions));
-    const k = heads(rope(split(proj(this.k_proj, x), kv), rot, positions));
-    const v = heads(split(proj(this.v_proj, x), kv));
+    const q = rope(split(proj(this.q_proj, x), h), rot, positions);
+    const k = rope(split(proj(this.k_proj, x), kv), rot, positions);
+    const v = proj(this.v_proj, x);
     // Query head j reads KV head ⌊j·KV/H⌋, in the cache (kept once per KV head, RoPE applied) or in
-    // the attention kernel itself (grouped-query attention, no repeated K/V).
-    const y = ctx ? cachedGroupedAttention(q, k, v, ctx) : attention(q, k, v, { causal: true, scale: 1 / Math.sqrt(d) });
+    // the attention kernel itself (grouped-query attention, no repeated K/V), which reads the heads
+    // straight out of the projections' rows and writes them side by side (no head-split copies).
+    if (!ctx) {
+      const rows = (y: Tensor, n: number) => ({ tensor: reshape(y, [b, t, n * d]), offset: 0 });
+      return this.o_proj.forward(attentionHeads(rows(q, h), rows(k, kv), { tensor: v, offset: 0 }, { heads: h, kvHeads: kv, headDim: d, causal: true, scale: 1 / Math.sqrt(d) }));
+    }
+    const heads = (y: Tensor) => permute(y, [0, 2, 1, 3]); // [B, n, T, D]
+    const y = cachedGroupedAttention(heads(q), heads(k), heads(split(v, kv)), ctx);
     return proj(this.o_proj, reshape(permute(y, [0, 2, 1, 3]), [b, t, h * d]));
   }
 }

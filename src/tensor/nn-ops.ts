@@ -204,6 +204,75 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOption
   });
 }
 
+/** The heads of q, k or v: `heads`·D columns from `offset` in the last dim of a [B, T, width] tensor. */
+export interface HeadColumns { tensor: Tensor; offset: number }
+
+export interface HeadsAttentionOptions extends AttentionOptions {
+  heads: number;
+  /** Key/value heads (grouped-query attention); default heads. */
+  kvHeads?: number;
+  headDim: number;
+}
+
+/**
+ * Fused attention straight on the token-major projections, without head-split copies: q's heads sit
+ * side by side in its rows, as do k's and v's (GPT-2's c_attn output [B, T, 3C] gives q, k, v at
+ * offsets 0, C, 2C of one tensor; separate projections give offset 0 of each). Returns [B, Tq, H·D]
+ * with the heads side by side, ready for the output projection. Same math as `attention`.
+ */
+export function attentionHeads(q: HeadColumns, k: HeadColumns, v: HeadColumns, opts: HeadsAttentionOptions): Tensor {
+  const { heads: h, headDim: d } = opts;
+  const hkv = opts.kvHeads ?? h;
+  if (!(Number.isInteger(h) && h > 0 && Number.isInteger(hkv) && hkv > 0 && h % hkv === 0 && Number.isInteger(d) && d > 0)) {
+    throw new ShapeError('attentionHeads', `heads = ${h} must be a positive multiple of kvHeads = ${hkv}, headDim = ${d} positive`);
+  }
+  const [b, tq] = q.tensor.shape as [number, number];
+  const tk = k.tensor.shape[1]!;
+  const part = (x: HeadColumns, t: number, n: number, what: string) => {
+    assertShape('attentionHeads', x.tensor, [b, t, null], what);
+    const w = x.tensor.shape[2]!;
+    if (!(Number.isInteger(x.offset) && x.offset >= 0 && x.offset + n * d <= w)) {
+      throw new ShapeError('attentionHeads', `${what}: ${n} heads of ${d} from column ${x.offset} do not fit rows of ${w}`);
+    }
+    return w;
+  };
+  const [wq, wk, wv] = [part(q, tq, h, 'q'), part(k, tk, hkv, 'k'), part(v, tk, hkv, 'v')];
+  if (wk !== wv) throw new ShapeError('attentionHeads', `k and v rows must have the same width, got ${wk} and ${wv}`);
+  if (q.tensor.dtype !== k.tensor.dtype || k.tensor.dtype !== v.tensor.dtype) throw new TypeError('attentionHeads: q, k, v dtypes differ');
+  const mask = opts.keyMask ?? null;
+  if (mask && mask.length !== b * tk) throw new ShapeError('attentionHeads', `keyMask has ${mask.length} entries, expected B·Tk = ${b * tk}`);
+  const causal = opts.causal ?? false;
+  const scale = opts.scale ?? 1 / Math.sqrt(d);
+  const bf16 = isAutocastBf16();
+  const strides = [wq, wk, h * d] as const;
+  const at = (x: HeadColumns) => x.tensor.data.subarray(x.offset);
+  const out = Tensor.empty([b, tq, h * d], q.tensor.dtype);
+  const lse = scratch(b * h * tq, q.tensor.dtype);
+  backend().attention(at(q), at(k), at(v), out.data, lse, b, h, tq, tk, d, scale, causal, mask, bf16, hkv, strides);
+  const sources = [...new Set([q.tensor, k.tensor, v.tensor])];
+  return record(out, sources, () => {
+    // The kernel can overwrite (no zero fill) when every source's rows are exactly covered by its
+    // q/k/v columns and none has a gradient yet; otherwise it adds into zeroed or existing gradients.
+    const covered = (t: Tensor) => {
+      const spans = [[q, h], [k, hkv], [v, hkv]].filter(([x]) => (x as HeadColumns).tensor === t)
+        .map(([x, n]) => [(x as HeadColumns).offset, (x as HeadColumns).offset + (n as number) * d]).sort((a, z) => a[0]! - z[0]!);
+      return spans.every((s, i) => s[0] === (i === 0 ? 0 : spans[i - 1]![1])) && spans.at(-1)![1] === t.shape[2];
+    };
+    const overwrite = sources.every((t) => covered(t) && (t.requiresGrad ? t.canOverwriteGrad() : true));
+    const grads = new Map(sources.map((t) => {
+      if (!t.requiresGrad) {
+        const g = scratch(t.size, t.dtype);
+        if (!overwrite) g.fill(0);
+        return [t, g];
+      }
+      return [t, overwrite ? t.gradForWrite().data : t.ensureGrad().data];
+    }));
+    const gradAt = (x: HeadColumns) => grads.get(x.tensor)!.subarray(x.offset);
+    backend().attentionBackward(at(q), at(k), at(v), out.data, lse, out.grad!.data, gradAt(q), gradAt(k), gradAt(v),
+      b, h, tq, tk, d, scale, causal, mask, bf16, hkv, strides, !overwrite);
+  });
+}
+
 // ---- losses ------------------------------------------------------------------------------------
 
 /** The label of a row the loss skips (padding, unmasked MLM positions, later subwords): PyTorch's and HF's -100. */

@@ -230,6 +230,11 @@ export class Tensor {
     return this.grad;
   }
 
+  /** Whether gradForWrite() would hand out a fresh buffer to overwrite (no gradient yet, an intermediate in a scope). */
+  canOverwriteGrad(): boolean {
+    return !this.grad && !this.gradSliceOf && !this.isLeaf && scopes.length > 0;
+  }
+
   /**
    * Where an op's backward writes this tensor's gradient. The first writer of an intermediate
    * tensor's gradient gets a pooled buffer with unspecified contents and accumulate = false, and
@@ -237,7 +242,7 @@ export class Tensor {
    * adding into it would move the same bytes twice. Otherwise: the (zeroed) gradient, accumulate.
    */
   gradForWrite(): { data: FloatArray; accumulate: boolean } {
-    if (this.grad || this.gradSliceOf || this.isLeaf || !scopes.length) return { data: this.ensureGrad().data, accumulate: true };
+    if (!this.canOverwriteGrad()) return { data: this.ensureGrad().data, accumulate: true };
     const g = new Tensor(allocBuffer(this.size, this.dtype), this.shape);
     g.pooled = true;
     scopes[scopes.length - 1]!.tensors.push(g);

@@ -117,6 +117,35 @@ test('fused attention: causal, padding mask, Tq ≠ Tk', () => {
   check('attention Tq<Tk causal', [r(1, 1, 3, 2), r(1, 1, 7, 2), r(1, 1, 7, 2)], (q, k, v) => T.attention(q, k, v, { causal: true, scale: 0.7 }));
 });
 
+test('attention on token-major projections (attentionHeads) equals attention on head-split copies, gradients included', () => {
+  const cols = (tensor: Tensor, offset: number) => ({ tensor, offset });
+  const headSplit = (y: Tensor, offset: number, n: number, d: number) => {
+    const [b, t] = y.shape as [number, number];
+    return T.permute(T.reshape(T.slice(y, 2, offset, offset + n * d), [b, t, n, d]), [0, 2, 1, 3]);
+  };
+  const merge = (y: Tensor) => T.reshape(T.permute(y, [0, 2, 1, 3]), [y.shape[0]!, y.shape[2]!, y.shape[1]! * y.shape[3]!]);
+  // GPT-2's fused [q | k | v] rows, causal
+  const fused = (x: Tensor) => T.attentionHeads(cols(x, 0), cols(x, 8), cols(x, 16), { heads: 2, headDim: 4, causal: true });
+  check('attentionHeads fused', [r(2, 5, 24)], fused);
+  const x = r(2, 5, 24);
+  const want = merge(T.attention(headSplit(x, 0, 2, 4), headSplit(x, 8, 2, 4), headSplit(x, 16, 2, 4), { causal: true }));
+  assert.ok(relError(fused(x).data, want.data) < 1e-12);
+  // separate tensors with spare columns (the kernel adds into zeroed gradients), GQA, a key mask, Tq ≠ Tk
+  const mask = new Uint8Array([1, 1, 1, 0, 0, 1, 1, 1, 1, 1, 1, 0]);
+  const gqa = (q: Tensor, k: Tensor, v: Tensor) => T.attentionHeads(cols(q, 1), cols(k, 0), cols(v, 2), { heads: 2, kvHeads: 1, headDim: 4, keyMask: mask, scale: 0.6 });
+  check('attentionHeads GQA, spare columns', [r(2, 4, 10), r(2, 6, 6), r(2, 6, 6)], gqa);
+  // inside a step scope (fresh gradients overwritten, pool holding NaN) = outside it
+  const y = r(2, 5, 24);
+  y.requiresGrad = true;
+  const loss = () => T.sum(T.mul(fused(T.scale(y, 1.5)), fused(y)));
+  loss().backward();
+  const expected = y.grad!.toArray();
+  y.grad = null;
+  withScope(() => { for (const n of [240, 80, 40]) for (let c = 0; c < 4; c++) T.scratch(n, 'float64').fill(NaN); });
+  withScope(() => loss().backward());
+  assert.ok(relError(y.grad!.data, expected) < 1e-12, `scoped ${y.grad!.toArray()} vs ${expected}`);
+});
+
 test('cross-entropy: ignore index, label smoothing, sum reduction', () => {
   const labels = new Int32Array([2, -100, 0, 4]);
   check('crossEntropy', [r(4, 5)], (z) => T.crossEntropy(z, labels));

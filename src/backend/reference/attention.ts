@@ -8,6 +8,10 @@
  * head ⌊h/(H/Hkv)⌋ (HF's repeat_kv order) — no repeated K/V is materialised.
  * Query i may see key j when keyMask[b,j] = 1 and, if causal, j ≤ i + (Tk − Tq): the causal diagonal
  * is aligned to the END of the keys, so with a KV cache the Tq new queries follow the Tk − Tq cached keys.
+ * Token-major layout (rowStrides [q, kv, out]): q, dq are B·Tq rows of rowStrides[0] floats with
+ * head h at columns h·D … h·D + D, k, v, dk, dv B·Tk rows of rowStrides[1], out, dout B·Tq rows of
+ * rowStrides[2] — e.g. q, k, v as column ranges of one fused projection, out ready for the output
+ * projection. The spec gathers such rows into the head-major layout and scatters the results back.
  */
 import type { FloatArray } from '../types.ts';
 import { roundBf16 } from './bf16.ts';
@@ -27,6 +31,51 @@ function checkShapes(kernel: string, arrays: Record<string, FloatArray | Uint8Ar
       throw new RangeError(`${kernel}: ${name} has ${arr.length} elements, shape (b=${b}, h=${h}, tq=${tq}, tk=${tk}, d=${d}${hkv !== h ? `, kvHeads=${hkv}` : ''}) needs ${need[name]}`);
     }
   }
+}
+
+/** Row strides [q and dq, k v dk dv, out and dout] of the token-major layout. */
+export type RowStrides = readonly [number, number, number];
+
+/**
+ * The token-major layout of one call: gather(x, name) copies x's rows into the head-major layout,
+ * scatter(src, dst, name, accumulate) writes (or adds) a head-major result back into dst's rows.
+ */
+function tokenMajor(kernel: string, b: number, h: number, tq: number, tk: number, d: number, hkv: number,
+  strides: RowStrides, arrays: Record<string, FloatArray>) {
+  // every array takes the rows of q, of k (k, v, dk, dv) or of out (out, dout)
+  const roleOf: Record<string, 'q' | 'k' | 'out'> = { q: 'q', dq: 'q', k: 'k', v: 'k', dk: 'k', dv: 'k', out: 'out', dout: 'out' };
+  const geometry = (name: string) => {
+    const role = roleOf[name];
+    return role === 'q' ? { t: tq, heads: h, ld: strides[0] } : role === 'k' ? { t: tk, heads: hkv, ld: strides[1] } : { t: tq, heads: h, ld: strides[2] };
+  };
+  for (const [i, name] of ['q', 'k', 'out'].entries()) {
+    const { heads, ld } = geometry(name);
+    if (!Number.isInteger(ld) || ld < heads * d) throw new RangeError(`${kernel}: rowStrides[${i}] = ${ld} must hold the heads side by side (>= ${heads * d})`);
+  }
+  for (const [name, arr] of Object.entries(arrays)) {
+    const { t, heads, ld } = geometry(name);
+    const need = b * t === 0 || heads === 0 ? 0 : (b * t - 1) * ld + heads * d;
+    if (arr.length < need) throw new RangeError(`${kernel}: ${name} has ${arr.length} elements, token-major rows of ${ld} (b=${b}, t=${t}, heads=${heads}, d=${d}) need ${need}`);
+  }
+  // element of head-major (bi, hh, i, c) ↔ token-major row bi·t + i, column hh·d + c
+  const walk = (name: string, fn: (headMajor: number, tokenMajor: number) => void) => {
+    const { t, heads, ld } = geometry(name);
+    for (let bi = 0; bi < b; bi++)
+      for (let hh = 0; hh < heads; hh++)
+        for (let i = 0; i < t; i++)
+          for (let c = 0; c < d; c++) fn(((bi * heads + hh) * t + i) * d + c, (bi * t + i) * ld + hh * d + c);
+  };
+  return {
+    gather(x: FloatArray, name: string): Float64Array {
+      const { t, heads } = geometry(name);
+      const r = new Float64Array(b * heads * t * d);
+      walk(name, (hm, tm) => (r[hm] = x[tm]!));
+      return r;
+    },
+    scatter(src: FloatArray, dst: FloatArray, name: string, accumulate: boolean): void {
+      walk(name, (hm, tm) => (dst[tm] = (accumulate ? dst[tm]! : 0) + src[hm]!));
+    },
+  };
 }
 
 /** Copy of x (or x itself) with every element rounded to bf16 when bf16 autocast is on. */
@@ -56,7 +105,15 @@ function scoreRow(q: FloatArray, k: FloatArray, qBase: number, kBase: number, i:
 
 export function attention(q: FloatArray, k: FloatArray, v: FloatArray, out: FloatArray, lse: FloatArray,
   b: number, h: number, tq: number, tk: number, d: number, scale: number, causal: boolean,
-  keyMask: Uint8Array | null, bf16: boolean, kvHeads: number = h): void {
+  keyMask: Uint8Array | null, bf16: boolean, kvHeads: number = h, rowStrides: RowStrides | null = null): void {
+  kvHeads ??= h;
+  if (rowStrides) {
+    const L = tokenMajor('attention', b, h, tq, tk, d, kvHeads, rowStrides, { q, k, v, out });
+    const o = new Float64Array(b * h * tq * d);
+    attention(L.gather(q, 'q'), L.gather(k, 'k'), L.gather(v, 'v'), o, lse, b, h, tq, tk, d, scale, causal, keyMask, bf16, kvHeads);
+    L.scatter(o, out, 'out', false);
+    return;
+  }
   checkShapes('attention', { q, k, v, out, lse, keyMask }, b, h, tq, tk, d, kvHeads);
   const group = h / kvHeads;
   const qr = maybeRound(q, b * h * tq * d, bf16);
@@ -101,8 +158,26 @@ export function attention(q: FloatArray, k: FloatArray, v: FloatArray, out: Floa
 export function attentionBackward(q: FloatArray, k: FloatArray, v: FloatArray, out: FloatArray, lse: FloatArray,
   dout: FloatArray, dq: FloatArray, dk: FloatArray, dv: FloatArray,
   b: number, h: number, tq: number, tk: number, d: number, scale: number, causal: boolean,
-  keyMask: Uint8Array | null, bf16: boolean, kvHeads: number = h): void {
+  keyMask: Uint8Array | null, bf16: boolean, kvHeads: number = h, rowStrides: RowStrides | null = null, accumulate = true): void {
+  kvHeads ??= h;
+  if (rowStrides) {
+    const L = tokenMajor('attentionBackward', b, h, tq, tk, d, kvHeads, rowStrides, { q, k, v, out, dout, dq, dk, dv });
+    // gradients of the element type of dq, dk, dv: a GQA group's heads round into them as they would in place
+    const like = (x: FloatArray, n: number) => (x instanceof Float32Array ? new Float32Array(n) : new Float64Array(n));
+    const [gq, gk, gv] = [like(dq, b * h * tq * d), like(dk, b * kvHeads * tk * d), like(dv, b * kvHeads * tk * d)];
+    attentionBackward(L.gather(q, 'q'), L.gather(k, 'k'), L.gather(v, 'v'), L.gather(out, 'out'), lse, L.gather(dout, 'dout'),
+      gq, gk, gv, b, h, tq, tk, d, scale, causal, keyMask, bf16, kvHeads);
+    L.scatter(gq, dq, 'dq', accumulate);
+    L.scatter(gk, dk, 'dk', accumulate);
+    L.scatter(gv, dv, 'dv', accumulate);
+    return;
+  }
   checkShapes('attentionBackward', { q, k, v, out, lse, dout, dq, dk, dv, keyMask }, b, h, tq, tk, d, kvHeads);
+  if (!accumulate) {
+    dq.fill(0, 0, b * h * tq * d);
+    dk.fill(0, 0, b * kvHeads * tk * d);
+    dv.fill(0, 0, b * kvHeads * tk * d);
+  }
   const group = h / kvHeads;
   const qr = maybeRound(q, b * h * tq * d, bf16);
   const kr = maybeRound(k, b * kvHeads * tk * d, bf16);
