@@ -199,7 +199,8 @@ static void gemm_parallel(const gemm_job *g) {
 #ifdef _OPENMP
     t = omp_get_thread_num(); team = omp_get_num_threads();
 #endif
-    const int tn = grid_columns(mp, np, team), tm = team / tn;
+    // The few-rows path computes all its rows for its columns: split columns only.
+    const int tn = g->m <= SMALL_M ? team : grid_columns(mp, np, team), tm = team / tn;
     if (tn == 1) {
       gemm_block(g, 0, g->m, 0, g->n, true, shared);  // (shared may be NULL: see SHARED_MIN_PANELS)
     } else {

@@ -117,6 +117,12 @@ function trailingBlock(shape: readonly number[], outShape: readonly number[]): n
  */
 function blockwise(kind: BinaryKind, full: FloatArray, block: FloatArray, out: FloatArray, w: number, blockFirst: boolean): void {
   const n = out.length;
+  if (kind === 'add' && w >= 1024) {
+    // long blocks (positions [T, C] over [B, T, C]): the native add per block
+    const be = backend();
+    for (let o = 0; o < n; o += w) be.add(full.subarray(o, o + w), block, out.subarray(o, o + w), w);
+    return;
+  }
   for (let o = 0; o < n; o += w) {
     if (kind === 'add') for (let j = 0; j < w; j++) out[o + j] = full[o + j]! + block[j]!;
     else if (kind === 'mul') for (let j = 0; j < w; j++) out[o + j] = full[o + j]! * block[j]!;
