@@ -60,7 +60,7 @@ function runBoth(cs: Case): { native: Float32Array; reference: Float32Array; exa
 const describe = (cs: Case) => JSON.stringify(cs);
 
 // Shapes around the tile (AVX-512: 14×32, AVX2: 6×16, SSE: 6×8), depth chunk (8), depth block
-// (512) and column block (1024) sizes, the unpacked few-rows path (m ≤ 4), and the degenerate 1s.
+// (512) and column block (1024) sizes, the unpacked few-rows path (m ≤ 8), and the degenerate 1s.
 const SHAPES: Array<[number, number, number]> = [
   [1, 1, 1], [1, 7, 33], [7, 1, 129], [33, 129, 7], [129, 33, 1], [14, 32, 8], [15, 33, 17],
   [13, 31, 9], [6, 16, 5], [29, 65, 513], [130, 47, 40], [3, 1100, 5], [64, 64, 64], [4, 100, 40], [2, 80, 17],
@@ -229,6 +229,34 @@ test('gemm with several depth blocks: same bits for 1, 2 and 3 threads in every 
     }
   } finally {
     a.setThreads(saved);
+  }
+});
+
+test('few-rows gemm (m ≤ 8) runs rows in groups of 4: each group gets the bits of a 4-row call on it alone', () => {
+  // Batched decoding relies on it (fewRows in src/models/gpt.ts pads chunks of 8 to whole groups):
+  // a sequence decodes to the same tokens alone or inside a batch of up to 8.
+  const g = addon();
+  for (const [k, n] of [[37, 45], [64, 100], [256, 70]] as const) {
+    for (const transB of [false, true]) {
+      for (const bf16 of [false, true]) {
+        for (const accumulate of [false, true]) {
+          const b = randomArray(k * n), bias = randomArray(n), a = randomArray(8 * k), c0 = randomArray(8 * n);
+          const group = (i0: number) => {
+            const c = c0.slice(i0 * n, (i0 + 4) * n);
+            g.gemm(a.subarray(i0 * k, (i0 + 4) * k), b, c, bias, 4, n, k, false, transB, accumulate, 1, 4 * k, k * n, 4 * n, bf16);
+            return c;
+          };
+          const c = c0.slice();
+          g.gemm(a, b, c, bias, 8, n, k, false, transB, accumulate, 1, 8 * k, k * n, 8 * n, bf16);
+          const what = `k=${k} n=${n} transB=${transB} bf16=${bf16} accumulate=${accumulate}`;
+          assert.deepEqual(c.subarray(0, 4 * n), group(0), `${what}: rows 0-3`);
+          assert.deepEqual(c.subarray(4 * n), group(4), `${what}: rows 4-7`);
+          const want = c0.slice();
+          referenceGemm(a, b, want, bias, 8, n, k, false, transB, accumulate, 1, 8 * k, k * n, 8 * n, bf16);
+          assert.ok(relError(c, want) < 1e-5, `${what}: vs the reference`);
+        }
+      }
+    }
   }
 });
 
