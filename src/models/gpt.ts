@@ -85,10 +85,9 @@ function attentionProbs(q: ArrayLike<number>, k: ArrayLike<number>, t: number, t
 
 /**
  * A linear layer on a few rows (cached decoding). The backend's unpacked small-M GEMM (≤ 8 rows)
- * streams the weight once per call and is several times faster than its packed path there. It runs
- * rows in groups of 4, and its code differs with a group's row count (1–4), so rows go through it in
- * chunks of 8 padded with zero rows to a multiple of 4: each row is then computed the same way
- * whatever the other rows are, and a sequence decodes to the same bits alone or inside a batch.
+ * streams the weight once per call and is several times faster than its packed path there, and it
+ * gives every row the same bits whatever the other rows (test/backend/gemm.test.ts pins it), so rows
+ * go through it in chunks of 8 and a sequence decodes to the same bits alone or inside a batch.
  * More than 32 rows (a long prompt's prefill, always on its own) take the packed path.
  */
 export function fewRows(layer: { forward(x: Tensor): Tensor }, x: Tensor): Tensor {
@@ -98,14 +97,7 @@ export function fewRows(layer: { forward(x: Tensor): Tensor }, x: Tensor): Tenso
   let out: Tensor | null = null;
   for (let r = 0; r < rows; r += 8) {
     const m = Math.min(8, rows - r);
-    const mp = Math.ceil(m / 4) * 4;
-    let chunk = x.data.subarray(r * c, (r + m) * c);
-    if (m < mp) {
-      const padded = x.dtype === 'float32' ? new Float32Array(mp * c) : new Float64Array(mp * c);
-      padded.set(chunk);
-      chunk = padded;
-    }
-    const y = layer.forward(new Tensor(chunk, [mp, c]));
+    const y = layer.forward(new Tensor(x.data.subarray(r * c, (r + m) * c), [m, c]));
     const n = y.shape[1]!;
     out ??= Tensor.empty([...x.shape.slice(0, -1), n], x.dtype);
     out.data.set(y.data.subarray(0, m * n), r * n);

@@ -232,28 +232,29 @@ test('gemm with several depth blocks: same bits for 1, 2 and 3 threads in every 
   }
 });
 
-test('few-rows gemm (m ≤ 8) runs rows in groups of 4: each group gets the bits of a 4-row call on it alone', () => {
-  // Batched decoding relies on it (fewRows in src/models/gpt.ts pads chunks of 8 to whole groups):
-  // a sequence decodes to the same tokens alone or inside a batch of up to 8.
+test('few-rows gemm (m ≤ 8): each row gets the bits of that row alone, whatever the other rows', () => {
+  // Batched decoding relies on it (fewRows in src/models/gpt.ts): a sequence decodes to the same
+  // tokens alone or inside a batch. Widths cover whole column strips, single vectors and scalar tails.
   const g = addon();
-  for (const [k, n] of [[37, 45], [64, 100], [256, 70]] as const) {
+  for (const [k, n] of [[37, 45], [64, 100], [256, 70], [20, 7]] as const) {
     for (const transB of [false, true]) {
       for (const bf16 of [false, true]) {
         for (const accumulate of [false, true]) {
           const b = randomArray(k * n), bias = randomArray(n), a = randomArray(8 * k), c0 = randomArray(8 * n);
-          const group = (i0: number) => {
-            const c = c0.slice(i0 * n, (i0 + 4) * n);
-            g.gemm(a.subarray(i0 * k, (i0 + 4) * k), b, c, bias, 4, n, k, false, transB, accumulate, 1, 4 * k, k * n, 4 * n, bf16);
+          const alone = (i: number) => {
+            const c = c0.slice(i * n, (i + 1) * n);
+            g.gemm(a.subarray(i * k, (i + 1) * k), b, c, bias, 1, n, k, false, transB, accumulate, 1, k, k * n, n, bf16);
             return c;
           };
-          const c = c0.slice();
-          g.gemm(a, b, c, bias, 8, n, k, false, transB, accumulate, 1, 8 * k, k * n, 8 * n, bf16);
           const what = `k=${k} n=${n} transB=${transB} bf16=${bf16} accumulate=${accumulate}`;
-          assert.deepEqual(c.subarray(0, 4 * n), group(0), `${what}: rows 0-3`);
-          assert.deepEqual(c.subarray(4 * n), group(4), `${what}: rows 4-7`);
-          const want = c0.slice();
-          referenceGemm(a, b, want, bias, 8, n, k, false, transB, accumulate, 1, 8 * k, k * n, 8 * n, bf16);
-          assert.ok(relError(c, want) < 1e-5, `${what}: vs the reference`);
+          for (let m = 2; m <= 8; m++) {
+            const c = c0.slice(0, m * n);
+            g.gemm(a, b, c, bias, m, n, k, false, transB, accumulate, 1, m * k, k * n, m * n, bf16);
+            for (let i = 0; i < m; i++) assert.deepEqual(c.subarray(i * n, (i + 1) * n), alone(i), `${what}: row ${i} of ${m}`);
+            const want = c0.slice(0, m * n);
+            referenceGemm(a, b, want, bias, m, n, k, false, transB, accumulate, 1, m * k, k * n, m * n, bf16);
+            assert.ok(relError(c, want) < 1e-5, `${what}, m=${m}: vs the reference`);
+          }
         }
       }
     }

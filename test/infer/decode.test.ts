@@ -132,8 +132,7 @@ test("contextOverflow 'error' throws a clear error when the context is full", ()
 
 test('a batch of prompts of different lengths gives each prompt its single-prompt result', () => {
   const model = tinyModel(9);
-  // Ten rows: the decode GEMMs run in row chunks of 8 (two groups of 4) and 2 (padded to 4); each
-  // prompt is pre-filled alone.
+  // Ten rows: the decode GEMMs run in row chunks of 8 and 2; each prompt is pre-filled alone.
   const prompts = [[5], [1, 2, 3, 4, 5, 6, 7], [40, 41, 42], [9, 9], [17, 3, 28, 44], [0], [8, 8, 1], [30], [2, 4], [6, 7, 9]];
   for (const o of [{ temperature: 0 }, { temperature: 0.9, topK: 10, topP: 0.9, seed: 7 }]) {
     const batched = generateBatchIds(model, prompts, { ...o, maxTokens: 10 });
