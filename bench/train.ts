@@ -12,7 +12,8 @@
  *           busy loop this script starts and stops: the share of the quiet speed each keeps.
  *   parity  (--parity) 2000 steps of the baby config for both, final val loss and eval curves.
  *
- * Options: --steps N (throughput steps, default 150), --parity, --no-torch, --parity-steps N, --background.
+ * Options: --steps N (throughput steps, default 150), --parity, --no-torch, --parity-steps N, --background,
+ *          --pairs N (only N back-to-back fp32 PyTorch/Primer pairs of the baby and mini shapes: the ratio's spread).
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -151,6 +152,27 @@ function startBusyLoop(): ChildProcess {
 }
 
 const withTorch = hasTorch();
+
+// --pairs N: only N back-to-back fp32 pairs (PyTorch, then Primer) of the baby and the mini shapes, to show
+// the spread of the ratio on a shared machine; printed and written to bench/results/train-pairs.json.
+if (num('--pairs', 0) > 0) {
+  if (!withTorch) throw new Error('bench:train --pairs needs PyTorch (/usr/bin/python3 with torch)');
+  const pairs: Record<string, Array<{ torch: number; primer: number; ratio: number }>> = { baby: [], mini: [] };
+  for (let i = 0; i < num('--pairs', 0); i++) {
+    for (const [name, shape, steps] of [['baby', BABY, throughputSteps], ['mini', MINI, Math.max(20, Math.round(throughputSteps / 5))]] as const) {
+      const torch = torchBaby(steps, 'fp32', 0, shape).tokens_per_sec;
+      const primer = (await primerBaby(steps, false, 0, shape)).tokens_per_sec;
+      pairs[name]!.push({ torch, primer, ratio: +(primer / torch).toFixed(2) });
+      console.log(`pair ${i + 1} ${name}: PyTorch ${torch} tok/s, Primer ${primer} tok/s, ${(primer / torch).toFixed(2)}×`);
+    }
+  }
+  const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+  const medians = Object.fromEntries(Object.entries(pairs).map(([k, v]) => [k, median(v.map((p) => p.ratio))]));
+  console.log(`median Primer / PyTorch: baby ${medians.baby}×, mini ${medians.mini}×`);
+  writeResults('train-pairs', { date: new Date().toISOString(), machine: machineDescription(), cpu_flags: cpuFlags(), load_average: loadavg()[0], steps: throughputSteps, pairs, medians });
+  process.exit(0);
+}
+
 const loadAtStart = loadavg()[0]!;
 const ompEnv = ['OMP_NUM_THREADS', 'OMP_WAIT_POLICY', 'GOMP_SPINCOUNT'].filter((k) => process.env[k]).map((k) => `${k}=${process.env[k]}`);
 console.log(`bench:train on ${machineDescription()}, ${getNumThreads()} threads; PyTorch baseline: ${withTorch ? 'yes' : 'no'}`);
