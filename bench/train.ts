@@ -152,6 +152,9 @@ function startBusyLoop(): ChildProcess {
 }
 
 const withTorch = hasTorch();
+// The mini preset's body (4 layers, 256 dims, 4 heads) at block 128, batch 12: ~4× the baby's work per
+// token, so fewer steps (PyTorch's bf16 is emulated on CPUs without AVX512-BF16 and very slow there).
+const miniSteps = Math.max(20, Math.round(throughputSteps / 5));
 
 // --pairs N: only N back-to-back fp32 pairs (PyTorch, then Primer) of the baby and the mini shapes, to show
 // the spread of the ratio on a shared machine; printed and written to bench/results/train-pairs.json.
@@ -159,7 +162,7 @@ if (num('--pairs', 0) > 0) {
   if (!withTorch) throw new Error('bench:train --pairs needs PyTorch (/usr/bin/python3 with torch)');
   const pairs: Record<string, Array<{ torch: number; primer: number; ratio: number }>> = { baby: [], mini: [] };
   for (let i = 0; i < num('--pairs', 0); i++) {
-    for (const [name, shape, steps] of [['baby', BABY, throughputSteps], ['mini', MINI, Math.max(20, Math.round(throughputSteps / 5))]] as const) {
+    for (const [name, shape, steps] of [['baby', BABY, throughputSteps], ['mini', MINI, miniSteps]] as const) {
       const torch = torchBaby(steps, 'fp32', 0, shape).tokens_per_sec;
       const primer = (await primerBaby(steps, false, 0, shape)).tokens_per_sec;
       pairs[name]!.push({ torch, primer, ratio: +(primer / torch).toFixed(2) });
@@ -183,9 +186,6 @@ for (const dtype of ['fp32', 'bf16'] as const) {
   baby[`torch_${dtype}`] = withTorch ? torchBaby(throughputSteps, dtype) : null;
   if (withTorch) console.log(`baby torch  ${dtype}: ${baby[`torch_${dtype}`]!.tokens_per_sec} tok/s`);
 }
-// The mini preset's body (4 layers, 256 dims, 4 heads) at block 128, batch 12: ~4× the baby's work per
-// token, so fewer steps (PyTorch's bf16 is emulated on CPUs without AVX512-BF16 and very slow there).
-const miniSteps = Math.max(20, Math.round(throughputSteps / 5));
 const mini: Record<string, RunResult | null> = {};
 for (const dtype of ['fp32', 'bf16'] as const) {
   mini[`primer_${dtype}`] = await primerBaby(miniSteps, dtype === 'bf16', 0, MINI);

@@ -100,7 +100,7 @@ export function fewRows(layer: { forward(x: Tensor): Tensor }, x: Tensor): Tenso
     const y = layer.forward(new Tensor(x.data.subarray(r * c, (r + m) * c), [m, c]));
     const n = y.shape[1]!;
     out ??= Tensor.empty([...x.shape.slice(0, -1), n], x.dtype);
-    out.data.set(y.data.subarray(0, m * n), r * n);
+    out.data.set(y.data, r * n);
   }
   return out!;
 }

@@ -249,24 +249,17 @@ export function attentionHeads(q: HeadColumns, k: HeadColumns, v: HeadColumns, o
   const out = Tensor.empty([b, tq, h * d], q.tensor.dtype);
   const lse = scratch(b * h * tq, q.tensor.dtype);
   backend().attention(at(q), at(k), at(v), out.data, lse, b, h, tq, tk, d, scale, causal, mask, bf16, hkv, strides);
-  const sources = [...new Set([q.tensor, k.tensor, v.tensor])];
+  const parts = [{ x: q, heads: h }, { x: k, heads: hkv }, { x: v, heads: hkv }];
+  const sources = [...new Set(parts.map((p) => p.x.tensor))];
   return record(out, sources, () => {
-    // The kernel can overwrite (no zero fill) when every source's rows are exactly covered by its
-    // q/k/v columns and none has a gradient yet; otherwise it adds into zeroed or existing gradients.
-    const covered = (t: Tensor) => {
-      const spans = [[q, h], [k, hkv], [v, hkv]].filter(([x]) => (x as HeadColumns).tensor === t)
-        .map(([x, n]) => [(x as HeadColumns).offset, (x as HeadColumns).offset + (n as number) * d]).sort((a, z) => a[0]! - z[0]!);
-      return spans.every((s, i) => s[0] === (i === 0 ? 0 : spans[i - 1]![1])) && spans.at(-1)![1] === t.shape[2];
+    // The kernel overwrites (no zero fill) when every source's rows are exactly tiled by its q/k/v
+    // columns and none has a gradient yet; otherwise it adds into the (zeroed or existing) gradients.
+    const tiled = (t: Tensor) => {
+      const spans = parts.filter((p) => p.x.tensor === t).map((p) => [p.x.offset, p.x.offset + p.heads * d] as const).sort((a, z) => a[0] - z[0]);
+      return spans.every(([start], i) => start === (i === 0 ? 0 : spans[i - 1]![1])) && spans.at(-1)![1] === t.shape[2];
     };
-    const overwrite = sources.every((t) => covered(t) && (t.requiresGrad ? t.canOverwriteGrad() : true));
-    const grads = new Map(sources.map((t) => {
-      if (!t.requiresGrad) {
-        const g = scratch(t.size, t.dtype);
-        if (!overwrite) g.fill(0);
-        return [t, g];
-      }
-      return [t, overwrite ? t.gradForWrite().data : t.ensureGrad().data];
-    }));
+    const overwrite = sources.every((t) => tiled(t) && (!t.requiresGrad || t.canOverwriteGrad()));
+    const grads = new Map(sources.map((t) => [t, overwrite && t.requiresGrad ? t.gradForWrite().data : gradOrScratch(t)]));
     const gradAt = (x: HeadColumns) => grads.get(x.tensor)!.subarray(x.offset);
     backend().attentionBackward(at(q), at(k), at(v), out.data, lse, out.grad!.data, gradAt(q), gradAt(k), gradAt(v),
       b, h, tq, tk, d, scale, causal, mask, bf16, hkv, strides, !overwrite);
