@@ -48,6 +48,8 @@ console.log(`layer head ${offsets.map((d) => `${d >= 0 ? '+' : ''}${d}`.padStart
 let hidden = model.bert.embeddings.forward(x);
 for (const [li, layer] of model.bert.layers.entries()) {
   const q = layer.attentionSelf.query.forward(hidden).data, k = layer.attentionSelf.key.forward(hidden).data;
+  // relative_key: q_i · d_{i−j} joins q_i · k_j (row i − j + max_position_embeddings − 1 of the distance table).
+  const dist = layer.attentionSelf.distance_embedding?.weight.data;
   for (let h = 0; h < H; h++) {
     const atOffset = new Float64Array(offsets.length);
     let entropy = 0, rows = 0;
@@ -59,6 +61,8 @@ for (const [li, layer] of model.bert.layers.entries()) {
         for (let j = 0; j < T; j++) {
           let s = 0;
           for (let e = 0; e < D; e++) s += q[(b * T + i) * C + h * D + e]! * k[(b * T + j) * C + h * D + e]!;
+          const r = (i - j + config.max_position_embeddings - 1) * D;
+          if (dist) for (let e = 0; e < D; e++) s += q[(b * T + i) * C + h * D + e]! * dist[r + e]!;
           p[j] = x.attentionMask && !x.attentionMask[b * T + j] ? -Infinity : s / Math.sqrt(D);
           max = Math.max(max, p[j]!);
         }

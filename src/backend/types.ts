@@ -79,6 +79,16 @@ export interface Backend {
   layerNormBackward(dout: FloatArray, x: FloatArray, weight: FloatArray, mean: FloatArray, rstd: FloatArray,
     dx: FloatArray, dweight: FloatArray, dbias: FloatArray, rows: number, cols: number): void;
 
+  /**
+   * HF relative_key attention logits over [B, H, T, T]: for query i and key j,
+   *   out[b,h,i,j] = scale·(dots[b,h,i,j] + byDistance[b,h,i, i − j + T − 1])
+   * where byDistance [B, H, T, 2T − 1] holds q_i·d over the 2T − 1 distances; −1e9 where keyMask
+   * (B×T, 1 = attend; null = every key) hides key j.
+   */
+  relativeLogits(dots: FloatArray, byDistance: FloatArray, out: FloatArray, keyMask: Uint8Array | null, b: number, h: number, t: number, scale: number): void;
+  /** dByDistance[b,h,i, i − j + T − 1] += scale·dOut[b,h,i,j] (dots' gradient is scale·dOut, an axpy). */
+  relativeLogitsBackward(dOut: FloatArray, dByDistance: FloatArray, b: number, h: number, t: number, scale: number): void;
+
   /** Row softmax of x (rows×cols): out = exp(x − max) / Σ exp(x − max). */
   softmax(x: FloatArray, out: FloatArray, rows: number, cols: number): void;
   /** dx += y ⊙ (dy − Σ_j dy_j·y_j) per row, where y = softmax output. */

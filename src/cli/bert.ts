@@ -20,6 +20,8 @@ export interface BertPretrainFlags extends CommonPretrainFlags {
   wholeWordMask?: boolean;
   workers?: number;
   embeddingInit?: 'random' | 'ppmi';
+  positionEmbedding?: 'absolute' | 'relative_key';
+  attentionInit?: 'local' | 'random';
 }
 
 /** Runs BERT pre-training from CLI flags and prints the outcome; exit code 1 on divergence, 130/143 on a signal. */
@@ -27,6 +29,7 @@ export async function runBertPretrain(f: BertPretrainFlags): Promise<void> {
   const result = await pretrainBert({
     ...commonPretrainOptions(f), objective: f.objective, data: f.data, documents: f.documents, maxSeqLength: f.maxSeqLength ?? f.blockSize,
     maskProbability: f.maskProb, wholeWordMask: f.wholeWordMask, workers: f.workers, embeddingInit: f.embeddingInit,
+    positionEmbedding: f.positionEmbedding, attentionInit: f.attentionInit,
   }).catch((e: unknown) => {
     if (e instanceof TrainingDivergedError) {
       console.error(`primer: ${e.message}`);

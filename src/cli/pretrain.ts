@@ -65,6 +65,8 @@ export function registerPretrainCommand(program: Command): void {
     .option('--max-seq-length <n>', 'BERT: tokens per sequence (default: --block-size)', intArg(8))
     .option('--mask-prob <p>', `BERT: training masking probability (default ${BD.maskProbability}; held-out metrics always mask 15%)`, floatArg(0, 1))
     .option('--whole-word-mask', 'BERT: mask whole words')
+    .option('--position-embedding <type>', 'BERT: relative_key (default: a learned vector per distance in each layer) or absolute (BERT\'s original)', choiceArg(['relative_key', 'absolute'] as const))
+    .option('--attention-init <how>', 'BERT: local (default with relative_key: heads start on the neighbouring tokens) or random', choiceArg(['local', 'random'] as const))
     .option('--workers <n>', 'BERT: data-preparation worker threads', intArg(1))
     .action(action(async (f: PretrainFlags) => {
       if (f.objective === 'mlm' || f.objective === 'mlm+nsp') {

@@ -7,7 +7,8 @@
  *            BertForTokenClassification      logits [batch, seq, labels]
  *            BertForQuestionAnswering        start_logits, end_logits [batch, seq]
  *
- * Post-LN encoder as models/bert.ts: e = LN(word + type + position); per layer
+ * Post-LN encoder as models/bert.ts: e = LN(word + type + position) (no position with relative_key, whose
+ * attention adds q_i · d_{i−j} to the scores); per layer
  * a = LN(x + attn(x)), x = LN(a + W₂·gelu(W₁·a)); padded keys (mask 0) get no attention.
  */
 import type { BertConfig } from '../models/bert.ts';
@@ -33,12 +34,20 @@ function bertBody(g: OnnxGraphBuilder, cfg: BertConfig): string {
   const positions = g.op('Range', [g.int64([0], true), dimScalar(g, inputIds, 1), g.int64([1], true)]);
   const e = 'bert.embeddings';
   const words = g.op('Add', [g.op('Gather', [g.weight(`${e}.word_embeddings.weight`), inputIds]), g.op('Gather', [g.weight(`${e}.token_type_embeddings.weight`), tokenTypeIds])]);
-  let x = layerNorm(g, g.op('Add', [words, g.op('Gather', [g.weight(`${e}.position_embeddings.weight`), positions])]), `${e}.LayerNorm`, eps);
+  const relative = cfg.position_embedding_type === 'relative_key';
+  let x = layerNorm(g, relative ? words : g.op('Add', [words, g.op('Gather', [g.weight(`${e}.position_embeddings.weight`), positions])]), `${e}.LayerNorm`, eps);
   const allowed = keyPaddingMask(g, attentionMask);
+  // relative_key: row i − j + P − 1 of each layer's distance table, [S, S] indices shared by the layers.
+  const distance = relative ? g.op('Add', [g.op('Sub', [g.op('Unsqueeze', [positions, g.int64([1])]), g.op('Unsqueeze', [positions, g.int64([0])])]),
+    g.int64([cfg.max_position_embeddings - 1], true)]) : '';
   for (let i = 0; i < cfg.num_hidden_layers; i++) {
     const p = `bert.encoder.layer.${i}`;
     const heads = (name: string) => splitHeads(g, linear(g, x, `${p}.attention.self.${name}`, 'out_in'), h, d);
-    const y = mergeHeads(g, attention(g, heads('query'), heads('key'), heads('value'), allowed, d), c);
+    const q = heads('query');
+    // q_i · d_{i−j}: [B, H, S, 1, D] · [S, D, S] (the distances gathered per query row, transposed) → [B, H, S, 1, S].
+    const byDistance = relative ? g.op('Squeeze', [g.op('MatMul', [g.op('Unsqueeze', [q, g.int64([3])]),
+      g.op('Transpose', [g.op('Gather', [g.weight(`${p}.attention.self.distance_embedding.weight`), distance])], { perm: [0, 2, 1] })]), g.int64([3])]) : undefined;
+    const y = mergeHeads(g, attention(g, q, heads('key'), heads('value'), allowed, d, byDistance), c);
     const a = layerNorm(g, g.op('Add', [linear(g, y, `${p}.attention.output.dense`, 'out_in'), x]), `${p}.attention.output.LayerNorm`, eps);
     const inner = gelu(g, linear(g, a, `${p}.intermediate.dense`, 'out_in'), activation(cfg));
     x = layerNorm(g, g.op('Add', [linear(g, inner, `${p}.output.dense`, 'out_in'), a]), `${p}.output.LayerNorm`, eps);

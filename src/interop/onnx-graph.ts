@@ -170,8 +170,10 @@ export function mergeHeads(g: OnnxGraphBuilder, x: string, hidden: number): stri
  *   y = softmax(where(allowed, q·kᵀ/√D, lowest)) · v
  * `allowed` is a bool tensor broadcastable to [B,H,S,L] (causal and/or key-padding mask).
  */
-export function attention(g: OnnxGraphBuilder, q: string, k: string, v: string, allowed: string, headDim: number): string {
-  const scores = g.op('Mul', [g.op('MatMul', [q, g.op('Transpose', [k], { perm: [0, 1, 3, 2] })]), g.float(1 / Math.sqrt(headDim))]);
+export function attention(g: OnnxGraphBuilder, q: string, k: string, v: string, allowed: string, headDim: number, extraScores?: string): string {
+  let dots = g.op('MatMul', [q, g.op('Transpose', [k], { perm: [0, 1, 3, 2] })]);
+  if (extraScores) dots = g.op('Add', [dots, extraScores]);
+  const scores = g.op('Mul', [dots, g.float(1 / Math.sqrt(headDim))]);
   const masked = g.op('Where', [allowed, scores, g.float(MASKED_SCORE)]);
   return g.op('MatMul', [g.op('Softmax', [masked], { axis: -1 }), v]);
 }

@@ -4,8 +4,8 @@
  * Parameter names and config keys follow Hugging Face; LayerNorm eps 1e-12, exact (erf) GELU.
  */
 import { Tensor } from '../tensor/tensor.ts';
-import { add, concat, reshape, slice } from '../tensor/ops.ts';
-import { attentionHeads, crossEntropy, dropout, embedding, gelu, linear, matmul, tanh } from '../tensor/nn-ops.ts';
+import { add, concat, permute, reshape, slice } from '../tensor/ops.ts';
+import { attentionHeads, crossEntropy, dropout, embedding, gelu, linear, matmul, relativeKeyLogits, softmax, tanh } from '../tensor/nn-ops.ts';
 import { Rng } from '../util/random.ts';
 import { Module, ModuleDict, constantInit } from '../nn/module.ts';
 import { Embedding, LayerNorm, Linear } from '../nn/layers.ts';
@@ -28,6 +28,13 @@ export interface BertConfig {
   initializer_range?: number;
   layer_norm_eps?: number;
   pad_token_id?: number;
+  /**
+   * 'absolute' (default): learned position embeddings added to the input. 'relative_key' (Shaw et al.
+   * 2018, HF's BertSelfAttention): no absolute positions; each layer learns one vector per distance
+   * i − j and adds q_i · d_{i−j} to the attention logits, so a head can attend to a fixed neighbour
+   * from any query — the locality a masked position needs (BENCHMARKS.md, "BERT", session 12).
+   */
+  position_embedding_type?: 'absolute' | 'relative_key';
 }
 
 /** One batch: B×T row-major ids; token types and attention mask (1 = real token) optional. */
@@ -41,6 +48,7 @@ export interface BertInputs {
 
 const eps = (c: BertConfig) => c.layer_norm_eps ?? 1e-12;
 const std = (c: BertConfig) => c.initializer_range ?? 0.02;
+const relative = (c: BertConfig) => c.position_embedding_type === 'relative_key';
 const act = (c: BertConfig, x: Tensor) => gelu(x, c.hidden_act === 'gelu_new' ? 'tanh' : 'erf');
 
 class BertEmbeddings extends Module {
@@ -63,26 +71,52 @@ class BertEmbeddings extends Module {
     const types = x.tokenTypeIds ?? new Int32Array(b * t);
     const pos = new Int32Array(t).map((_, i) => i);
     let e = add(this.word_embeddings.forward(x.inputIds, [b, t]), this.token_type_embeddings.forward(types, [b, t]));
-    e = add(e, this.position_embeddings.forward(pos, [t]));
+    if (!relative(this.cfg)) e = add(e, this.position_embeddings.forward(pos, [t]));
     return dropout(this.LayerNorm.forward(e), this.cfg.hidden_dropout_prob ?? 0, this.training, this.rng);
   }
+}
+
+/**
+ * HF's relative_key attention: softmax((q·kᵀ + q·d_{i−j}) / √D + mask) · v, with q, k, v [B, T, H·D]
+ * and the distance table [2·maxPos − 1, D] (row i − j + maxPos − 1). q meets the 2T − 1 distances this
+ * length uses in one GEMM; relativeKeyLogits picks each (i, j)'s own. Not fused: about twice the cost of
+ * the fused absolute-position attention per layer.
+ */
+function relativeKeyAttention(q: Tensor, k: Tensor, v: Tensor, distances: Tensor, heads: number, keyMask: Uint8Array | null): Tensor {
+  const [b, t, c] = q.shape as [number, number, number];
+  const d = c / heads;
+  const maxPos = (distances.shape[0]! + 1) / 2;
+  const split = (x: Tensor) => permute(reshape(x, [b, t, heads, d]), [0, 2, 1, 3]);
+  const [qh, kh, vh] = [split(q), split(k), split(v)] as [Tensor, Tensor, Tensor];
+  const byDistance = matmul(qh, slice(distances, 0, maxPos - t, maxPos + t - 1), { transB: true });
+  const logits = relativeKeyLogits(matmul(qh, kh, { transB: true }), byDistance, 1 / Math.sqrt(d), keyMask);
+  return reshape(permute(matmul(softmax(logits), vh), [0, 2, 1, 3]), [b, t, c]);
 }
 
 class BertSelfAttention extends Module {
   readonly query: Linear;
   readonly key: Linear;
   readonly value: Linear;
+  readonly distance_embedding: Embedding | null = null;
   constructor(readonly cfg: BertConfig, rng: Rng) {
     super();
     const c = cfg.hidden_size;
     this.query = this.module('query', new Linear(c, c, 'out_in', rng, { std: std(cfg) }));
     this.key = this.module('key', new Linear(c, c, 'out_in', rng, { std: std(cfg) }));
     this.value = this.module('value', new Linear(c, c, 'out_in', rng, { std: std(cfg) }));
+    if (relative(cfg)) {
+      const rows = 2 * cfg.max_position_embeddings - 1;
+      this.distance_embedding = this.module('distance_embedding', new Embedding(rows, c / cfg.num_attention_heads, rng, std(cfg)));
+    }
   }
   forward(x: Tensor, keyMask: Uint8Array | null): Tensor {
     const c = x.shape[2]!;
     const h = this.cfg.num_attention_heads;
     const layers = [this.query, this.key, this.value];
+    if (this.distance_embedding) {
+      const [q, k, v] = layers.map((l) => l.forward(x)) as [Tensor, Tensor, Tensor];
+      return relativeKeyAttention(q, k, v, this.distance_embedding.weight, h, keyMask);
+    }
     const opts = { heads: h, headDim: c / h, keyMask };
     // The attention kernel reads the heads straight out of the projections' rows (no head-split copies).
     if (layers.every((l) => l.forward === Linear.prototype.forward && l.bias)) {
@@ -217,4 +251,49 @@ export class Bert extends Module {
     const loss = mlmLoss && nspLoss ? add(mlmLoss, nspLoss) : (mlmLoss ?? nspLoss);
     return { predictionLogits, maskedPositions, seqRelationshipLogits, lastHiddenState, pooledOutput, mlmLoss, nspLoss, loss };
   }
+}
+
+/** Offsets j − i the heads of `initLocalAttention` start on, in head order; further heads start content-only. */
+export const LOCAL_HEAD_OFFSETS = [-1, 1, -2, 2, -3, 3, -4, 4] as const;
+
+/**
+ * Local attention from step 0 for a relative_key BERT (Primer's pre-training default). A fresh BERT
+ * attends uniformly (all logits ≈ 0), so a masked position sees its neighbours only as 1/T of an
+ * average; the attention to them grows through products of small weights and takes thousands of
+ * steps to appear (BENCHMARKS.md, "BERT on the built-in corpus"). Here head h of every layer gets a
+ * constant query component `amplitude` on coordinate h of its slice (query bias) and the distance
+ * row of offset o_h = LOCAL_HEAD_OFFSETS[h] gets peakLogit·√D / amplitude on the same coordinate,
+ * so every query scores its key at i + o_h about peakLogit higher than the others (q_i · d_{i−j} / √D)
+ * and the heads start on the neighbours −1, +1, −2, +2, …. It is a prior in ordinary HF weights:
+ * training may move it, and the model loads anywhere BertModel with relative_key does.
+ */
+export function initLocalAttention(model: Bert, peakLogit = 5, amplitude = 2): void {
+  const cfg = model.config;
+  const h = cfg.num_attention_heads;
+  const d = cfg.hidden_size / h;
+  const p = cfg.max_position_embeddings;
+  for (const layer of model.bert.layers) {
+    const self = layer.attentionSelf;
+    if (!self.distance_embedding || !self.query.bias) throw new Error('initLocalAttention: needs a BERT with position_embedding_type "relative_key" and query biases');
+    const bias = self.query.bias.data;
+    const table = self.distance_embedding.weight.data;
+    for (let head = 0; head < Math.min(h, LOCAL_HEAD_OFFSETS.length, d); head++) {
+      const offset = LOCAL_HEAD_OFFSETS[head]!;
+      bias[head * d + head] = amplitude;
+      table[(-offset + p - 1) * d + head] = (peakLogit * Math.sqrt(d)) / amplitude;
+    }
+  }
+}
+
+/**
+ * The pooler as the identity (pooled = tanh(h_[CLS])): NSP's logits then depend on the [CLS] state
+ * through one small matrix (seq_relationship) instead of two, so its gradient reaches the encoder
+ * from the first steps (held-out NSP +3–4 points at 2,000 steps on two seeds; BENCHMARKS.md, "BERT").
+ */
+export function initPoolerIdentity(model: Bert): void {
+  const c = model.config.hidden_size;
+  const w = model.bert.pooler.weight.data;
+  w.fill(0);
+  for (let i = 0; i < c; i++) w[i * c + i] = 1;
+  model.bert.pooler.bias?.data.fill(0);
 }

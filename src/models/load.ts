@@ -66,6 +66,7 @@ export const bertConfigSchema = z.looseObject({
   initializer_range: z.number().positive().optional(),
   layer_norm_eps: z.number().positive().optional(),
   pad_token_id: z.number().int().nonnegative().nullable().optional(),
+  position_embedding_type: z.enum(['absolute', 'relative_key']).optional(),
 }).refine((c) => c.hidden_size % c.num_attention_heads === 0, {
   message: 'hidden_size must be divisible by num_attention_heads', path: ['num_attention_heads'],
 });

@@ -266,6 +266,28 @@ export function attentionHeads(q: HeadColumns, k: HeadColumns, v: HeadColumns, o
   });
 }
 
+/**
+ * Attention logits with relative_key distances (HF BertSelfAttention): out[·, i, j] = scale·(dots[·, i, j]
+ * + byDistance[·, i, i − j + T − 1]), or −1e9 where keyMask hides key j. dots = q·kᵀ [B, H, T, T];
+ * byDistance = q·dᵀ over the 2T − 1 distances [B, H, T, 2T − 1]. Backward: both get scale·dout at the
+ * same places (kernel contract: Backend.relativeLogits).
+ */
+export function relativeKeyLogits(dots: Tensor, byDistance: Tensor, scale: number, keyMask: Uint8Array | null): Tensor {
+  if (dots.ndim !== 4) throw new ShapeError('relativeKeyLogits', `dots must be (B,H,T,T), got ${formatShape(dots.shape)}`);
+  const [b, h, t] = dots.shape as [number, number, number, number];
+  assertShape('relativeKeyLogits', dots, [b, h, t, t], 'dots');
+  assertShape('relativeKeyLogits', byDistance, [b, h, t, 2 * t - 1], 'byDistance');
+  if (keyMask && keyMask.length !== b * t) throw new ShapeError('relativeKeyLogits', `keyMask has ${keyMask.length} entries, expected B·T = ${b * t}`);
+  const out = Tensor.empty(dots.shape, dots.dtype);
+  backend().relativeLogits(dots.data, byDistance.data, out.data, keyMask, b, h, t, scale);
+  return record(out, [dots, byDistance], () => {
+    // Hidden keys have softmax probability exactly 0 (e^−1e9), so their gradient arrives as 0.
+    const g = out.grad!.data;
+    if (dots.requiresGrad) backend().axpy(scale, g, dots.ensureGrad().data, g.length);
+    if (byDistance.requiresGrad) backend().relativeLogitsBackward(g, byDistance.ensureGrad().data, b, h, t, scale);
+  });
+}
+
 // ---- losses ------------------------------------------------------------------------------------
 
 /** The label of a row the loss skips (padding, unmasked MLM positions, later subwords): PyTorch's and HF's -100. */

@@ -10,6 +10,8 @@ import type { GPT } from '../../src/models/gpt.ts';
 import type { Bert } from '../../src/models/bert.ts';
 
 export const fixtures = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 'shared', 'fixtures');
+/** This repository's own PyTorch fixtures (scripts/fixtures/*.py): bert-relative-tiny. */
+export const ownFixtures = join(dirname(fileURLToPath(import.meta.url)), '..', 'fixtures');
 export const fixtureNames = ['gpt2-tiny', 'bert-tiny'] as const;
 
 const created: string[] = [];

@@ -2,7 +2,7 @@
  * ONNX export, accepted by Transformers.js (onnxruntime-node, CPU) from a local directory:
  * GPT-2 logits, past-key-value steps and greedy generation, BERT fill-mask, and a fine-tuned BERT
  * classifier's text-classification labels all match Primer's own inference, as do the logits of
- * GPT-2 / BERT task heads on padded batches.
+ * GPT-2 / BERT task heads on padded batches (a BERT with relative_key attention too).
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -23,7 +23,7 @@ import { loadBackbone, loadTaskModelDir, saveTaskModelDir } from '../../src/mode
 import { predictClasses } from '../../src/tasks/finetune.ts';
 import type { GPT, GPTConfig } from '../../src/models/gpt.ts';
 import type { Bert } from '../../src/models/bert.ts';
-import { fixtures, removeTempDirs, tempDir } from './helpers.ts';
+import { fixtures, ownFixtures, removeTempDirs, tempDir } from './helpers.ts';
 
 env.allowRemoteModels = false;
 env.allowLocalModels = true;
@@ -200,6 +200,8 @@ test('padded batches: GPT-2 sequence classifier, BERT token classifier and QA lo
     [new SequenceClassifier(loadBackbone(join(fixtures, 'gpt2-tiny')), ['a', 'b', 'c'], { seed: 2 }), AutoModel, ['logits']],
     [new TokenClassifier(loadBackbone(join(fixtures, 'bert-tiny')), ['O', 'B', 'I'], { seed: 3 }), AutoModelForTokenClassification, ['logits']],
     [new QuestionAnswering(loadBackbone(join(fixtures, 'bert-tiny')), { seed: 4 }), AutoModelForQuestionAnswering, ['start_logits', 'end_logits']],
+    // relative_key attention (q_i · d_{i−j} in the scores, no absolute positions).
+    [new TokenClassifier(loadBackbone(join(ownFixtures, 'bert-relative-tiny')), ['O', 'B', 'I'], { seed: 5 }), AutoModelForTokenClassification, ['logits']],
   ];
   for (const [task, Auto, outputs] of cases) {
     const saved = tempDir('task');
