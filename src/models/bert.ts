@@ -79,8 +79,8 @@ class BertEmbeddings extends Module {
 /**
  * HF's relative_key attention: softmax((q·kᵀ + q·d_{i−j}) / √D + mask) · v, with q, k, v [B, T, H·D]
  * and the distance table [2·maxPos − 1, D] (row i − j + maxPos − 1). q meets the 2T − 1 distances this
- * length uses in one GEMM; relativeKeyLogits picks each (i, j)'s own. Not fused: about twice the cost of
- * the fused absolute-position attention per layer.
+ * length uses in one GEMM; relativeKeyLogits picks each (i, j)'s own. Not fused: a tiny-preset training
+ * step runs at about 0.8× the speed of the fused absolute-position path.
  */
 function relativeKeyAttention(q: Tensor, k: Tensor, v: Tensor, distances: Tensor, heads: number, keyMask: Uint8Array | null): Tensor {
   const [b, t, c] = q.shape as [number, number, number];
