@@ -283,7 +283,11 @@ export function relativeKeyLogits(dots: Tensor, byDistance: Tensor, scale: numbe
   return record(out, [dots, byDistance], () => {
     // Hidden keys have softmax probability exactly 0 (e^−1e9), so their gradient arrives as 0.
     const g = out.grad!.data;
-    if (dots.requiresGrad) backend().axpy(scale, g, dots.ensureGrad().data, g.length);
+    if (dots.requiresGrad) {
+      const { data, accumulate } = dots.gradForWrite();
+      if (accumulate) backend().axpy(scale, g, data, g.length);
+      else backend().scale(g, scale, data, g.length);
+    }
     if (byDistance.requiresGrad) backend().relativeLogitsBackward(g, byDistance.ensureGrad().data, b, h, t, scale);
   });
 }

@@ -161,6 +161,9 @@ export async function pretrainBert(opts: BertPretrainOptions = {}): Promise<Bert
     // Local attention is a relative_key initialisation: absolute positions default to BERT's random one.
     const attentionInit = given.attentionInit ?? (given.positionEmbedding === 'absolute' ? 'random' : undefined);
     config = { ...BERT_PRETRAIN_DEFAULTS, ...pick({ ...given, attentionInit }) };
+    if (config.attentionInit === 'local' && config.positionEmbedding !== 'relative_key') {
+      throw new RangeError('attention init "local" needs position embedding "relative_key" (or use attention init "random")');
+    }
     const stamp = new Date().toISOString().replace(/[-:]/g, '').replace('T', '-').slice(0, 15);
     runDir = resolve(out ?? join('runs', `bert-${config.preset}-${stamp}`));
     startFreshRun(runDir);
@@ -206,10 +209,7 @@ export async function pretrainBert(opts: BertPretrainOptions = {}): Promise<Bert
   if (!checkpoint && config.embeddingInit === 'ppmi') {
     initEmbeddingsFromStream(model.bert.embeddings.word_embeddings.weight, data.train.stream(ids.sep), { skip: [ids.pad, ids.cls, ids.sep, ids.mask], seed: config.seed, what: 'word embeddings', log });
   }
-  if (!checkpoint && config.attentionInit === 'local') {
-    if (!model.bert.layers[0]?.attentionSelf.distance_embedding) throw new RangeError('attention init "local" needs position embedding "relative_key" (or use attention init "random")');
-    initLocalAttention(model);
-  }
+  if (!checkpoint && config.attentionInit === 'local') initLocalAttention(model);
   if (!checkpoint && config.poolerInit === 'identity') initPoolerIdentity(model);
   if (!checkpoint) opts.initialize?.(model);
   // The dropout stream is the Rng the model was built with; it must survive a resume.
