@@ -7,6 +7,10 @@
 //   backward (FlashAttention-2): with D_i = dout_i·out_i, per (query block, key block) recompute
 //             P = e^(scale·Q·Kᵀ − lse), then dP = dO·Vᵀ, dS = scale·P∘(dP − D),
 //             dV += Pᵀ·dO, dK += dSᵀ·Q, dQ += dS·K.
+// Relative-position logits (HF relative_key, optional; attention_relative.inc): s_ij = scale·(q_i·k_j + r_ij)
+// with r_ij = rel[b, i, h, i − j + Tk − 1] ([B, Tq, H, 2Tk−1], Tq = Tk), added to each score tile before
+// the softmax (forward) and before P is recomputed (backward). ∂s_ij/∂r_ij = scale = ∂s_ij/∂(q_i·k_j), so
+// the backward's dS (which includes the scale) is dRel itself, one entry per (i, j): dRel[b,i,h, i−j+Tk−1] = dS_ij.
 // Products are register-tiled broadcast-FMA micro-kernels on GCC vector types: mul_abt runs along the
 // lanes of a transposed (d × NB) operand, mul_acc along the (padded) feature dimension, so any D
 // works; both skip the tiles that the causal mask zeroes. The forward pass keeps the queries on the
@@ -33,11 +37,14 @@
 #endif
 
 #include "attention_tiles.inc"
+#include "transpose_vl.inc"
 
 // The arguments of one call, shared by all threads.
 typedef struct {
   const float *q, *k, *v, *out, *lse, *dout;
   float *out_w, *lse_w, *dq, *dk, *dv;
+  const float *rel; // relative logits [B, Tq, H, 2Tk−1] or NULL
+  float *drel;      // backward: their gradient (same layout) or NULL (not computed)
   const uint8_t *mask;
   int64_t b, h, hkv, group, tq, tk, d, dp; // group = h / hkv query heads per key/value head
   // Row strides in floats of q and dq, of k, v, dk and dv, and of out and dout. Head-major (the
@@ -61,6 +68,8 @@ static inline int64_t q_at(const attn_args *a, int64_t head, int64_t i, int64_t 
 static inline int64_t kv_at(const attn_args *a, int64_t kvh, int64_t j) {
   return a->token_major ? (kvh / a->hkv * a->tk + j) * a->ldkv + kvh % a->hkv * a->d : (kvh * a->tk + j) * a->d;
 }
+
+#include "attention_relative.inc"
 
 // Thread-local scratch, grown on demand and reused across calls (no malloc in steady state).
 static __thread float *tls_scratch;
@@ -126,6 +135,7 @@ static void forward_rows(const attn_args *a, int64_t head, int64_t q0, int64_t r
   const float *k = a->k + kv_at(a, kv_head(a, head), 0), *v = a->v + kv_at(a, kv_head(a, head), 0);
   for (int64_t r = 0; r < rows; r++) {
     const int64_t i = q0 + r;
+    const float *rel = a->rel ? a->rel + rel_at(a, head, i) : NULL; // key j at rel[−j]
     for (int64_t c = 0; c < dp; c += VL) *(vf *)(qv + c) = load_chunk(a->q + q_at(a, head, i, a->ldq), c, d, bf16);
     memset(o, 0, sizeof(float) * dp);
     float m = -INFINITY, l = 0.0f;
@@ -137,7 +147,7 @@ static void forward_rows(const attn_args *a, int64_t head, int64_t q0, int64_t r
         if (j >= kcount || bias[j] != 0.0f) { s[j] = -INFINITY; continue; }
         vf acc = (vf){0};
         for (int64_t c = 0; c < dp; c += VL) acc += *(vf *)(qv + c) * load_chunk(k + (k0 + j) * ldkv, c, d, bf16);
-        s[j] = a->scale * hsum(acc);
+        s[j] = a->scale * (hsum(acc) + (rel ? rel[-(k0 + j)] : 0.0f));
       }
       vf mx = (vf){0} - INFINITY;
       for (int jv = 0; jv < NB; jv += VL) mx = vmax(mx, *(vf *)(s + jv));
@@ -218,6 +228,8 @@ static void forward_block(const attn_args *a, int64_t head, int64_t q0, float *w
       if (bf16 || d % VL) { copy_rows(Vb, dp, vin, ldkv, kcount, kcount, d, dp, bf16); V = Vb; ldv = dp; }
       mul_abt(K, ldk, Qt, d, a->scale, St, kc4, diag, NO_LIMIT, rows);
     }
+    // (entries the causal mask hides get it too: the masking below overwrites them)
+    if (a->rel) add_relative_t(a, head, q0, rows, k0, kcount, St);
 
     // Online softmax down the key rows, each query on its own lane (only the nvl vectors holding the
     // block's rows): first the masks and new maxima...
@@ -279,180 +291,7 @@ static void forward_block(const attn_args *a, int64_t head, int64_t q0, float *w
 
 // ---------------------------------------------------------------------------------------------------
 // Backward
-
-// One head's operands, packed once (rounded when bf16, D padded to dp), plus the block buffers.
-typedef struct {
-  int64_t head, bi, nkb;
-  float *Q, *dO, *dQ, *Drow, *lse, *K, *Vr, *Kt, *Vt, *P, *dS, *dK, *dV, *bias;
-  // bf16 pairs for VDPBF16PS (AVX512_BF16 builds with bf16 = true): Q and dO rows (pairs along d,
-  // row stride pair_stride), Kᵀ and Vᵀ blocks (npair × NB pairs of feature rows).
-  uint32_t *Qp, *dOp, *Ktp, *Vtp;
-  int64_t npair, pair_stride;
-  bool dpbf16;
-} head_ws;
-
-static int64_t backward_scratch_len(const attn_args *a) {
-  const int64_t tq4 = round_up(a->tq, MR), tkp = round_up(a->tk, NB);
-  const int64_t npair = (a->d + 1) / 2, pair_stride = round_up(npair, VL);
-  return 3 * tq4 * a->dp + 2 * tq4 + 2 * tkp * a->dp + 2 * tkp * a->d + 2 * NB * NB + 2 * NB * a->dp + NB
-    + 2 * tq4 * pair_stride + 2 * tkp * npair + 20 * 16;
-}
-
-static void pack_head(const attn_args *a, int64_t head, float *ws, head_ws *w) {
-  const int64_t d = a->d, dp = a->dp, tq = a->tq, tk = a->tk, tq4 = round_up(tq, MR);
-  const bool bf16 = a->bf16;
-  w->head = head; w->bi = head / a->h; w->nkb = round_up(tk, NB) / NB;
-  const int64_t tkp = w->nkb * NB;
-  float *cur = ws;
-  w->Q = carve(&cur, tq4 * dp); w->dO = carve(&cur, tq4 * dp); w->dQ = carve(&cur, tq4 * dp);
-  w->Drow = carve(&cur, tq4); w->lse = carve(&cur, tq4);
-  w->K = carve(&cur, tkp * dp); w->Vr = carve(&cur, tkp * dp); w->Kt = carve(&cur, tkp * d); w->Vt = carve(&cur, tkp * d);
-  w->P = carve(&cur, NB * NB); w->dS = carve(&cur, NB * NB);
-  w->dK = carve(&cur, NB * dp); w->dV = carve(&cur, NB * dp); w->bias = carve(&cur, NB);
-  w->npair = (d + 1) / 2; w->pair_stride = round_up(w->npair, VL);
-  w->Qp = (uint32_t *)carve(&cur, tq4 * w->pair_stride); w->dOp = (uint32_t *)carve(&cur, tq4 * w->pair_stride);
-  w->Ktp = (uint32_t *)carve(&cur, tkp * w->npair); w->Vtp = (uint32_t *)carve(&cur, tkp * w->npair);
-#ifdef __AVX512BF16__
-  w->dpbf16 = bf16;
-#else
-  w->dpbf16 = false;
-#endif
-
-  const float *out = a->out + q_at(a, head, 0, a->ldo);
-  copy_rows(w->Q, dp, a->q + q_at(a, head, 0, a->ldq), a->ldq, tq, tq4, d, dp, bf16);
-  copy_rows(w->dO, dp, a->dout + q_at(a, head, 0, a->ldo), a->ldo, tq, tq4, d, dp, bf16);
-  memset(w->dQ, 0, sizeof(float) * tq4 * dp);
-  for (int64_t i = 0; i < tq4; i++) {
-    float D = 0.0f;
-    if (i < tq) for (int64_t c = 0; c < d; c++) D += w->dO[i * dp + c] * out[i * a->ldo + c];
-    w->Drow[i] = D;
-    // A fully masked row (lse = −∞) and the padding rows get lse = +∞, so that P = e^(s−lse) = 0.
-    const float L = i < tq ? a->lse[head * tq + i] : INFINITY;
-    w->lse[i] = L == -INFINITY ? INFINITY : L;
-  }
-  copy_rows(w->K, dp, a->k + kv_at(a, kv_head(a, head), 0), a->ldkv, tk, tkp, d, dp, bf16);
-  copy_rows(w->Vr, dp, a->v + kv_at(a, kv_head(a, head), 0), a->ldkv, tk, tkp, d, dp, bf16);
-  // Kᵀ and Vᵀ per key block (d × NB), for the S = Q·Kᵀ and dP = dO·Vᵀ products.
-  for (int64_t j = 0; j < tkp; j++) {
-    float *kt = w->Kt + (j / NB) * d * NB + j % NB, *vt = w->Vt + (j / NB) * d * NB + j % NB;
-    for (int64_t c = 0; c < d; c++) { kt[c * NB] = w->K[j * dp + c]; vt[c * NB] = w->Vr[j * dp + c]; }
-  }
-#ifdef __AVX512BF16__
-  if (w->dpbf16) {
-    for (int64_t i = 0; i < tq4; i++) {
-      pack_pairs_in_row(w->Q + i * dp, d, w->Qp + i * w->pair_stride);
-      pack_pairs_in_row(w->dO + i * dp, d, w->dOp + i * w->pair_stride);
-    }
-    for (int64_t kb = 0; kb < w->nkb; kb++)
-      for (int64_t p = 0; p < w->npair; p++) {
-        const float *kt = w->Kt + kb * d * NB + 2 * p * NB, *vt = w->Vt + kb * d * NB + 2 * p * NB;
-        const int64_t at = (kb * w->npair + p) * NB;
-        pack_pairs_of_rows(kt, 2 * p + 1 < d ? kt + NB : NULL, NB, NB, w->Ktp + at);
-        pack_pairs_of_rows(vt, 2 * p + 1 < d ? vt + NB : NULL, NB, NB, w->Vtp + at);
-      }
-  }
-#endif
-}
-
-// Masks a score row in place: adds the key bias and sets the keys past the causal limit
-// (j > lim, in block coordinates) to −∞.
-static inline void mask_row(float *s, const float *bias, int64_t lim) {
-  for (int jv = 0; jv < NB; jv += VL) {
-    vf x = *(vf *)(s + jv) + *(const vf *)(bias + jv);
-    if (lim < jv + VL - 1) x = vselect(iota() + jv > (vi){0} + (int32_t)max64(lim, -1), (vf){0} - INFINITY, x);
-    *(vf *)(s + jv) = x;
-  }
-}
-
-// First query block that sees key block k0 (causal: row i sees k0 once i + off ≥ k0).
-static int64_t first_query_block(const attn_args *a, int64_t k0) {
-  if (!a->causal) return 0;
-  return max64(0, k0 - (a->tk - a->tq)) / NB * NB;
-}
-
-// The (query block q0, key block k0) step: recompute P and dS, then accumulate dV and dK (into the
-// block buffers w->dV, w->dK) and/or dQ (into w->dQ). w->bias must hold key_bias(k0).
-static void backward_pair(const attn_args *a, head_ws *w, int64_t q0, int64_t k0, bool want_dkv, bool want_dq) {
-  const int64_t d = a->d, dp = a->dp;
-  const int64_t rows = min64(NB, a->tq - q0), rows4 = round_up(rows, MR), kcount = min64(NB, a->tk - k0);
-  const int64_t diag = a->causal ? q0 + (a->tk - a->tq) - k0 : NO_LIMIT; // row i sees key j ≤ i + diag
-  const float *Qb = w->Q + q0 * dp, *dOb = w->dO + q0 * dp;
-  if (w->dpbf16) {
-#ifdef __AVX512BF16__
-    // only the products of rounded inputs use bf16 pairs; P and dS stay fp32
-    const int64_t ps = w->pair_stride, at = k0 / NB * w->npair * NB;
-    mul_abt_bf16(w->Qp + q0 * ps, ps, w->npair, w->Ktp + at, a->scale, w->P, rows4, NO_LIMIT, diag, kcount);
-    mul_abt_bf16(w->dOp + q0 * ps, ps, w->npair, w->Vtp + at, 1.0f, w->dS, rows4, NO_LIMIT, diag, kcount);
-#endif
-  } else {
-    mul_abt(Qb, dp, w->Kt + k0 * d, d, a->scale, w->P, rows4, NO_LIMIT, diag, kcount);
-    mul_abt(dOb, dp, w->Vt + k0 * d, d, 1.0f, w->dS, rows4, NO_LIMIT, diag, kcount);
-  }
-  for (int64_t r = 0; r < rows4; r++) {
-    float *s = w->P + r * NB, *ds = w->dS + r * NB;
-    mask_row(s, w->bias, min64(r + diag, NB));
-    const float L = w->lse[q0 + r], D = w->Drow[q0 + r];
-    for (int jv = 0; jv < NB; jv += VL) {
-      vf p = vexp(*(vf *)(s + jv) - L);
-      *(vf *)(s + jv) = p;
-      // where p = 0 dP may be a stale (skipped) entry: select rather than multiply by 0
-      *(vf *)(ds + jv) = vselect(p > 0.0f, a->scale * p * (*(vf *)(ds + jv) - D), (vf){0});
-    }
-  }
-  if (want_dkv) {
-    mul_acc(w->P, 1, NB, dOb, dp, w->dV, dp, NB, rows, diag, NO_LIMIT);  // dV += Pᵀ·dO
-    mul_acc(w->dS, 1, NB, Qb, dp, w->dK, dp, NB, rows, diag, NO_LIMIT);  // dK += dSᵀ·Q
-  }
-  if (want_dq) mul_acc(w->dS, NB, 1, w->K + k0 * dp, dp, w->dQ + q0 * dp, dp, rows4, kcount, NO_LIMIT, diag); // dQ += dS·K
-}
-
-// Whether this head writes its key/value head's dk, dv rows first (then, without accumulate, it
-// overwrites them): the first query head of its group, which every schedule runs first.
-static inline bool overwrites_dkv(const attn_args *a, const head_ws *w) { return !a->accumulate && w->head % a->group == 0; }
-
-// dk, dv rows of key block k0 += the block buffers (= when overwriting; zero = true: = 0).
-static void flush_dkv(const attn_args *a, head_ws *w, int64_t k0, bool zero) {
-  const int64_t d = a->d, dp = a->dp, kcount = min64(NB, a->tk - k0), ld = a->ldkv;
-  const int64_t at = kv_at(a, kv_head(a, w->head), k0);
-  float *dk = a->dk + at, *dv = a->dv + at;
-  const bool set = overwrites_dkv(a, w);
-  for (int64_t j = 0; j < kcount; j++)
-    for (int64_t c = 0; c < d; c++) {
-      const float gk = zero ? 0.0f : w->dK[j * dp + c], gv = zero ? 0.0f : w->dV[j * dp + c];
-      dk[j * ld + c] = set ? gk : dk[j * ld + c] + gk;
-      dv[j * ld + c] = set ? gv : dv[j * ld + c] + gv;
-    }
-}
-static void flush_dq(const attn_args *a, head_ws *w, int64_t q0, int64_t rows) {
-  const int64_t d = a->d, dp = a->dp, ld = a->ldq;
-  float *dq = a->dq + q_at(a, w->head, 0, ld);
-  for (int64_t i = q0; i < q0 + rows; i++)
-    for (int64_t c = 0; c < d; c++) dq[i * ld + c] = a->accumulate ? dq[i * ld + c] + w->dQ[i * dp + c] : w->dQ[i * dp + c];
-}
-
-// dK, dV (and optionally the dQ contributions) of key block kb of a packed head, over the query
-// blocks that see it.
-static void backward_key_block(const attn_args *a, head_ws *w, int64_t kb, bool want_dq) {
-  const int64_t k0 = kb * NB;
-  if (!key_bias(a, w->bi, k0, w->bias)) {
-    if (overwrites_dkv(a, w)) flush_dkv(a, w, k0, true); // a fully masked block still owes its zeros
-    return;
-  }
-  memset(w->dK, 0, sizeof(float) * NB * a->dp);
-  memset(w->dV, 0, sizeof(float) * NB * a->dp);
-  for (int64_t q0 = first_query_block(a, k0); q0 < a->tq; q0 += NB) backward_pair(a, w, q0, k0, true, want_dq);
-  flush_dkv(a, w, k0, false);
-}
-
-// dQ of query block q0 of a packed head: the same pairs in the same key order as the one-pass loop,
-// so both schedules give bit-identical results.
-static void backward_query_block(const attn_args *a, head_ws *w, int64_t q0) {
-  for (int64_t kb = 0; kb < w->nkb; kb++) {
-    if (q0 < first_query_block(a, kb * NB) || !key_bias(a, w->bi, kb * NB, w->bias)) continue;
-    backward_pair(a, w, q0, kb * NB, false, true);
-  }
-  flush_dq(a, w, q0, min64(NB, a->tq - q0));
-}
+#include "attention_backward.inc"
 
 // ---------------------------------------------------------------------------------------------------
 // N-API bindings (argument checks and thread schedules)

@@ -28,8 +28,6 @@ void register_kernels(napi_env env, napi_value exports) {
   export_fn(env, exports, "unary", napi_unary);
   export_fn(env, exports, "unaryBackward", napi_unary_backward);
   export_fn(env, exports, "permute", napi_permute);
-  export_fn(env, exports, "relativeLogits", napi_relative_logits);
-  export_fn(env, exports, "relativeLogitsBackward", napi_relative_logits_backward);
   export_fn(env, exports, "layerNorm", napi_layer_norm);
   export_fn(env, exports, "layerNormBackward", napi_layer_norm_backward);
   export_fn(env, exports, "rmsNorm", napi_rms_norm);

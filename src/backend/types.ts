@@ -79,16 +79,6 @@ export interface Backend {
   layerNormBackward(dout: FloatArray, x: FloatArray, weight: FloatArray, mean: FloatArray, rstd: FloatArray,
     dx: FloatArray, dweight: FloatArray, dbias: FloatArray, rows: number, cols: number): void;
 
-  /**
-   * HF relative_key attention logits over [B, H, T, T]: for query i and key j,
-   *   out[b,h,i,j] = scale·(dots[b,h,i,j] + byDistance[b,h,i, i − j + T − 1])
-   * where byDistance [B, H, T, 2T − 1] holds q_i·d over the 2T − 1 distances; −1e9 where keyMask
-   * (B×T, 1 = attend; null = every key) hides key j.
-   */
-  relativeLogits(dots: FloatArray, byDistance: FloatArray, out: FloatArray, keyMask: Uint8Array | null, b: number, h: number, t: number, scale: number): void;
-  /** dByDistance[b,h,i, i − j + T − 1] += scale·dOut[b,h,i,j] (dots' gradient is scale·dOut, an axpy). */
-  relativeLogitsBackward(dOut: FloatArray, dByDistance: FloatArray, b: number, h: number, t: number, scale: number): void;
-
   /** Row softmax of x (rows×cols): out = exp(x − max) / Σ exp(x − max). */
   softmax(x: FloatArray, out: FloatArray, rows: number, cols: number): void;
   /** dx += y ⊙ (dy − Σ_j dy_j·y_j) per row, where y = softmax output. */
@@ -153,7 +143,7 @@ export interface Backend {
 
   /**
    * Fused scaled-dot-product attention, q (B,H,Tq,D), k and v (B,Hkv,Tk,D), out (B,H,Tq,D):
-   *   s_ij = scale · q_i·k_j, masked to −∞ where (causal and j > i + (Tk−Tq)) or keyMask[b, j] = 0,
+   *   s_ij = scale · (q_i·k_j + r_ij), masked to −∞ where (causal and j > i + (Tk−Tq)) or keyMask[b, j] = 0,
    *   out_i = Σ_j softmax_j(s_i)·v_j,   lse[b,h,i] = log Σ_j exp(s_ij)   (saved for backward).
    * Online softmax over key blocks (flash-attention style): no Tq×Tk matrix is kept.
    * A row with every key masked outputs zeros and lse = −∞ (and gets zero gradient).
@@ -163,23 +153,32 @@ export interface Backend {
    * rowStrides [q, kv, out] (default null: the head-major layout above) switches to the token-major
    * layout: q, k, v, out are B·T rows of that many floats with head h at columns h·D … h·D + D (q, k,
    * v as column ranges of one fused projection, out [B, Tq, H·D] ready for the output projection).
+   * relative (default null: r = 0) adds relative-position logits, HF's relative_key (Shaw et al.):
+   * it is [B, Tq, H, 2Tk−1] (dense, whatever rowStrides says) and r_ij = relative[b, i, h, i − j + Tk − 1],
+   * entry m of row (b, i, h) belonging to distance i − j = m − (Tk − 1). Needs Tq = Tk. BERT's
+   * relative_key passes relative = q·dᵀ over the 2T − 1 rows of its distance table, so that
+   * scale·(q_i·k_j + r_ij) = scale·q_i·(k_j + d_{i−j}). Not rounded under bf16 autocast.
    */
   attention(q: FloatArray, k: FloatArray, v: FloatArray, out: FloatArray, lse: FloatArray,
     b: number, h: number, tq: number, tk: number, d: number, scale: number, causal: boolean,
-    keyMask: Uint8Array | null, bf16: boolean, kvHeads?: number, rowStrides?: readonly [number, number, number] | null): void;
+    keyMask: Uint8Array | null, bf16: boolean, kvHeads?: number, rowStrides?: readonly [number, number, number] | null,
+    relative?: FloatArray | null): void;
   /**
-   * Recomputes p_ij = exp(s_ij − lse_i) block by block; with D_i = Σ_d dout_i·out_i:
+   * Recomputes p_ij = exp(s_ij − lse_i) block by block (s_ij including relative); with D_i = Σ_d dout_i·out_i:
    *   dv_j += Σ_i p_ij·dout_i,  ds_ij = p_ij·(dout_i·v_j − D_i),
-   *   dq_i += scale·Σ_j ds_ij·k_j,  dk_j += scale·Σ_i ds_ij·q_i
+   *   dq_i += scale·Σ_j ds_ij·k_j,  dk_j += scale·Σ_i ds_ij·q_i,
+   *   dRelative[b, i, h, i − j + Tk − 1] += scale·ds_ij   (∂s_ij/∂r_ij = scale; each entry has one (i, j))
    * With kvHeads < H, dk and dv of a key/value head sum over the query heads of its group.
-   * dq, dk, dv share the layout of q, k, v (rowStrides as in attention). accumulate = false (default
-   * true) overwrites every element of dq, dk, dv instead of adding (a fresh buffer need not be zeroed).
+   * dq, dk, dv share the layout of q, k, v (rowStrides as in attention); dRelative (default null: not
+   * computed) that of relative, and gets 0 where no visible key j has that distance (out of range,
+   * masked, causal). accumulate = false (default true) overwrites every element of dq, dk, dv and
+   * dRelative instead of adding (a fresh buffer need not be zeroed).
    */
   attentionBackward(q: FloatArray, k: FloatArray, v: FloatArray, out: FloatArray, lse: FloatArray,
     dout: FloatArray, dq: FloatArray, dk: FloatArray, dv: FloatArray,
     b: number, h: number, tq: number, tk: number, d: number, scale: number, causal: boolean,
     keyMask: Uint8Array | null, bf16: boolean, kvHeads?: number, rowStrides?: readonly [number, number, number] | null,
-    accumulate?: boolean): void;
+    accumulate?: boolean, relative?: FloatArray | null, dRelative?: FloatArray | null): void;
 
   /**
    * Fused AdamW (decoupled weight decay, PyTorch semantics), step t ≥ 1:

@@ -22,6 +22,7 @@ export interface BertPretrainFlags extends CommonPretrainFlags {
   embeddingInit?: 'random' | 'ppmi';
   positionEmbedding?: 'absolute' | 'relative_key';
   attentionInit?: 'local' | 'random';
+  maxDocumentChars?: number;
 }
 
 /** Runs BERT pre-training from CLI flags and prints the outcome; exit code 1 on divergence, 130/143 on a signal. */
@@ -29,7 +30,7 @@ export async function runBertPretrain(f: BertPretrainFlags): Promise<void> {
   const result = await pretrainBert({
     ...commonPretrainOptions(f), objective: f.objective, data: f.data, documents: f.documents, maxSeqLength: f.maxSeqLength ?? f.blockSize,
     maskProbability: f.maskProb, wholeWordMask: f.wholeWordMask, workers: f.workers, embeddingInit: f.embeddingInit,
-    positionEmbedding: f.positionEmbedding, attentionInit: f.attentionInit,
+    positionEmbedding: f.positionEmbedding, attentionInit: f.attentionInit, maxDocumentChars: f.maxDocumentChars,
   }).catch((e: unknown) => {
     if (e instanceof TrainingDivergedError) {
       console.error(`primer: ${e.message}`);

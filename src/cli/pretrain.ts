@@ -55,7 +55,7 @@ export function registerPretrainCommand(program: Command): void {
     .option('--name <name>', 'run name: the run directory becomes runs/<name>')
     .option('--resume <dir>', 'continue from a checkpoint or run directory')
     .option('--init-from <dir>', 'continued pre-training: start from this model directory (its weights, config and tokenizer) with a fresh optimizer and schedule')
-    .option('--embedding-init <how>', 'token embeddings start random (default) or from co-occurrence counts of the corpus (ppmi; BERT: tied and trained)', choiceArg(['random', 'ppmi'] as const))
+    .option('--embedding-init <how>', 'token embeddings start random (GPT default) or from co-occurrence counts of the corpus (ppmi; BERT default: tied and trained)', choiceArg(['random', 'ppmi'] as const))
     .option('--freeze-embeddings', 'clm: keep the token embeddings fixed (with an untied LM head of its own)')
     .option('--max-minutes <m>', 'stop (with a checkpoint) after this many minutes of training', floatArg(0))
     .option('--no-samples', 'do not print sample continuations at the end')
@@ -67,6 +67,7 @@ export function registerPretrainCommand(program: Command): void {
     .option('--whole-word-mask', 'BERT: mask whole words')
     .option('--position-embedding <type>', 'BERT: relative_key (default: a learned vector per distance in each layer) or absolute (BERT\'s original)', choiceArg(['relative_key', 'absolute'] as const))
     .option('--attention-init <how>', 'BERT: local (default with relative_key: heads start on the neighbouring tokens) or random', choiceArg(['local', 'random'] as const))
+    .option('--max-document-chars <n>', `BERT: documents longer than this are cut into parts before the train/validation split (default ${BD.maxDocumentChars})`, intArg(1024))
     .option('--workers <n>', 'BERT: data-preparation worker threads', intArg(1))
     .action(action(async (f: PretrainFlags) => {
       if (f.objective === 'mlm' || f.objective === 'mlm+nsp') {

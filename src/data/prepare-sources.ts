@@ -93,6 +93,20 @@ function lastSafeCut(text: string): number {
   return i;
 }
 
+/**
+ * Where to close a part that may take `budget` more characters of `text`: after the last line break
+ * in the second half of the budget, else after the last whitespace there, else at the budget (a
+ * "word" longer than half a part). Parts then end between lines or words, so no word is cut in two.
+ */
+function partCut(text: string, budget: number): number {
+  const window = text.slice(0, budget);
+  const half = Math.floor(budget / 2);
+  const line = window.lastIndexOf('\n');
+  if (line >= half) return line + 1;
+  for (let i = budget - 1; i >= half; i--) if (/\s/.test(window[i]!)) return i + 1;
+  return budget;
+}
+
 const BLANK_LINE = /\n[ \t\r\f\v]*\n\s*/g;
 
 /**
@@ -120,7 +134,7 @@ export class DocumentAssembler {
     // Close parts while the document would outgrow maxDocumentChars; the rest continues as a new part.
     while (this.docChars + text.length > this.maxDocumentChars) {
       const budget = this.maxDocumentChars - this.docChars;
-      let cut = lastSafeCut(text.slice(0, budget)) || budget;
+      let cut = partCut(text, budget);
       const c = text.charCodeAt(cut - 1);
       if (c >= 0xd800 && c <= 0xdbff && cut > 1) cut--; // never split a surrogate pair
       this.sink.piece(this.doc ?? this.start(), text.slice(0, cut), true);

@@ -4,8 +4,8 @@
  * Parameter names and config keys follow Hugging Face; LayerNorm eps 1e-12, exact (erf) GELU.
  */
 import { Tensor } from '../tensor/tensor.ts';
-import { add, concat, permute, reshape, slice } from '../tensor/ops.ts';
-import { attentionHeads, crossEntropy, dropout, embedding, gelu, linear, matmul, relativeKeyLogits, softmax, tanh } from '../tensor/nn-ops.ts';
+import { add, concat, reshape, slice } from '../tensor/ops.ts';
+import { attentionHeads, crossEntropy, dropout, embedding, gelu, linear, matmul, tanh, type HeadColumns } from '../tensor/nn-ops.ts';
 import { Rng } from '../util/random.ts';
 import { Module, ModuleDict, constantInit } from '../nn/module.ts';
 import { Embedding, LayerNorm, Linear } from '../nn/layers.ts';
@@ -77,20 +77,20 @@ class BertEmbeddings extends Module {
 }
 
 /**
- * HF's relative_key attention: softmax((q·kᵀ + q·d_{i−j}) / √D + mask) · v, with q, k, v [B, T, H·D]
- * and the distance table [2·maxPos − 1, D] (row i − j + maxPos − 1). q meets the 2T − 1 distances this
- * length uses in one GEMM; relativeKeyLogits picks each (i, j)'s own. Not fused: a tiny-preset training
- * step runs at about 0.8× the speed of the fused absolute-position path.
+ * HF's relative_key attention: softmax((q·kᵀ + q·d_{i−j}) / √D + mask) · v, with q [B, T, H·D], k and v
+ * head columns of token-major rows, and the layer's distance table [2·maxPos − 1, D] (row i − j + maxPos − 1).
+ * One GEMM scores every query head against the 2T − 1 distances this length uses: q's rows hold the
+ * heads side by side, so q viewed as [B·T·H, D] times the table's window ᵀ is R [B·T·H, 2T − 1] with
+ * row (b, i, h), entry i − j + T − 1 = q_i·d_{i−j} — no permute. The fused attention kernel adds each
+ * (i, j)'s entry to its score tiles and returns dR, which the GEMM's backward turns into dq and the
+ * table's gradient.
  */
-function relativeKeyAttention(q: Tensor, k: Tensor, v: Tensor, distances: Tensor, heads: number, keyMask: Uint8Array | null): Tensor {
+function relativeKeyAttention(q: Tensor, k: HeadColumns, v: HeadColumns, distances: Tensor, heads: number, keyMask: Uint8Array | null): Tensor {
   const [b, t, c] = q.shape as [number, number, number];
   const d = c / heads;
   const maxPos = (distances.shape[0]! + 1) / 2;
-  const split = (x: Tensor) => permute(reshape(x, [b, t, heads, d]), [0, 2, 1, 3]);
-  const [qh, kh, vh] = [split(q), split(k), split(v)] as [Tensor, Tensor, Tensor];
-  const byDistance = matmul(qh, slice(distances, 0, maxPos - t, maxPos + t - 1), { transB: true });
-  const logits = relativeKeyLogits(matmul(qh, kh, { transB: true }), byDistance, 1 / Math.sqrt(d), keyMask);
-  return reshape(permute(matmul(softmax(logits), vh), [0, 2, 1, 3]), [b, t, c]);
+  const relative = matmul(reshape(q, [b * t * heads, d]), slice(distances, 0, maxPos - t, maxPos + t - 1), { transB: true });
+  return attentionHeads({ tensor: q, offset: 0 }, k, v, { heads, headDim: d, keyMask, relative });
 }
 
 class BertSelfAttention extends Module {
@@ -113,20 +113,23 @@ class BertSelfAttention extends Module {
     const c = x.shape[2]!;
     const h = this.cfg.num_attention_heads;
     const layers = [this.query, this.key, this.value];
+    // The attention kernel reads the heads straight out of the projections' rows (no head-split copies).
+    // Layers with the plain forward share one GEMM (the HF weights stacked): their outputs are column
+    // ranges of its [B, T, n·C] rows. LoRA replaces a layer's forward, which then runs on its own.
+    const plain = (l: Linear) => l.forward === Linear.prototype.forward && l.bias !== null;
+    const project = (ls: Linear[]): HeadColumns[] => {
+      if (ls.length < 2 || !ls.every(plain)) return ls.map((l) => ({ tensor: l.forward(x), offset: 0 }));
+      const y = linear(x, concat(ls.map((l) => l.weight), 0), concat(ls.map((l) => l.bias!), 0), 'out_in');
+      return ls.map((_, i) => ({ tensor: y, offset: i * c }));
+    };
     if (this.distance_embedding) {
-      const [q, k, v] = layers.map((l) => l.forward(x)) as [Tensor, Tensor, Tensor];
+      // q must be a tensor of its own: the distance scores view it as [B·T·H, D]
+      const q = this.query.forward(x);
+      const [k, v] = project([this.key, this.value]) as [HeadColumns, HeadColumns];
       return relativeKeyAttention(q, k, v, this.distance_embedding.weight, h, keyMask);
     }
-    const opts = { heads: h, headDim: c / h, keyMask };
-    // The attention kernel reads the heads straight out of the projections' rows (no head-split copies).
-    if (layers.every((l) => l.forward === Linear.prototype.forward && l.bias)) {
-      // One GEMM for all three (the HF weights stacked to [3C, C]): q, k, v are column ranges of
-      // [B, T, 3C]. LoRA replaces a layer's forward, which takes the path below.
-      const qkv = linear(x, concat(layers.map((l) => l.weight), 0), concat(layers.map((l) => l.bias!), 0), 'out_in');
-      return attentionHeads({ tensor: qkv, offset: 0 }, { tensor: qkv, offset: c }, { tensor: qkv, offset: 2 * c }, opts);
-    }
-    const [q, k, v] = layers.map((l) => ({ tensor: l.forward(x), offset: 0 }));
-    return attentionHeads(q!, k!, v!, opts);
+    const [q, k, v] = project(layers) as [HeadColumns, HeadColumns, HeadColumns];
+    return attentionHeads(q, k, v, { heads: h, headDim: c / h, keyMask });
   }
 }
 

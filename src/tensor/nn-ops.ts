@@ -212,13 +212,19 @@ export interface HeadsAttentionOptions extends AttentionOptions {
   /** Key/value heads (grouped-query attention); default heads. */
   kvHeads?: number;
   headDim: number;
+  /**
+   * Relative-position logits (HF relative_key), [B, Tq, H, 2Tk−1] or [B·Tq·H, 2Tk−1] (Tq = Tk):
+   * s_ij = scale·(q_i·k_j + relative[b, i, h, i − j + Tk − 1]). Gets a gradient when it requires one.
+   */
+  relative?: Tensor | null;
 }
 
 /**
  * Fused attention straight on the token-major projections, without head-split copies: q's heads sit
  * side by side in its rows, as do k's and v's (GPT-2's c_attn output [B, T, 3C] gives q, k, v at
  * offsets 0, C, 2C of one tensor; separate projections give offset 0 of each). Returns [B, Tq, H·D]
- * with the heads side by side, ready for the output projection. Same math as `attention`.
+ * with the heads side by side, ready for the output projection. Same math as `attention`, plus the
+ * optional relative-position logits (kernel contract: Backend.attention).
  */
 export function attentionHeads(q: HeadColumns, k: HeadColumns, v: HeadColumns, opts: HeadsAttentionOptions): Tensor {
   const { heads: h, headDim: d } = opts;
@@ -241,6 +247,15 @@ export function attentionHeads(q: HeadColumns, k: HeadColumns, v: HeadColumns, o
   if (q.tensor.dtype !== k.tensor.dtype || k.tensor.dtype !== v.tensor.dtype) throw new TypeError('attentionHeads: q, k, v dtypes differ');
   const mask = opts.keyMask ?? null;
   if (mask && mask.length !== b * tk) throw new ShapeError('attentionHeads', `keyMask has ${mask.length} entries, expected B·Tk = ${b * tk}`);
+  const rel = opts.relative ?? null;
+  if (rel) {
+    const w = 2 * tk - 1;
+    const shapeOk = rel.ndim === 4 ? [b, tq, h, w].every((n, i) => rel.shape[i] === n) : rel.ndim === 2 && rel.shape[0] === b * tq * h && rel.shape[1] === w;
+    if (tq !== tk || !shapeOk) {
+      throw new ShapeError('attentionHeads', `relative must be [B, Tq, H, 2Tk−1] = [${b}, ${tq}, ${h}, ${w}] or [B·Tq·H, 2Tk−1] with Tq = Tk, got ${formatShape(rel.shape)} (Tk = ${tk})`);
+    }
+    if (rel.dtype !== q.tensor.dtype) throw new TypeError('attentionHeads: relative and q dtypes differ');
+  }
   const causal = opts.causal ?? false;
   const scale = opts.scale ?? 1 / Math.sqrt(d);
   const bf16 = isAutocastBf16();
@@ -248,47 +263,24 @@ export function attentionHeads(q: HeadColumns, k: HeadColumns, v: HeadColumns, o
   const at = (x: HeadColumns) => x.tensor.data.subarray(x.offset);
   const out = Tensor.empty([b, tq, h * d], q.tensor.dtype);
   const lse = scratch(b * h * tq, q.tensor.dtype);
-  backend().attention(at(q), at(k), at(v), out.data, lse, b, h, tq, tk, d, scale, causal, mask, bf16, hkv, strides);
+  backend().attention(at(q), at(k), at(v), out.data, lse, b, h, tq, tk, d, scale, causal, mask, bf16, hkv, strides, rel?.data ?? null);
   const parts = [{ x: q, heads: h }, { x: k, heads: hkv }, { x: v, heads: hkv }];
   const sources = [...new Set(parts.map((p) => p.x.tensor))];
-  return record(out, sources, () => {
+  return record(out, rel ? [...sources, rel] : sources, () => {
     // The kernel overwrites (no zero fill) when every source's rows are exactly tiled by its q/k/v
     // columns and none has a gradient yet; otherwise it adds into the (zeroed or existing) gradients.
     const tiled = (t: Tensor) => {
       const spans = parts.filter((p) => p.x.tensor === t).map((p) => [p.x.offset, p.x.offset + p.heads * d] as const).sort((a, z) => a[0] - z[0]);
       return spans.every(([start], i) => start === (i === 0 ? 0 : spans[i - 1]![1])) && spans.at(-1)![1] === t.shape[2];
     };
-    const overwrite = sources.every((t) => tiled(t) && (!t.requiresGrad || t.canOverwriteGrad()));
+    const fresh = (t: Tensor) => !t.requiresGrad || t.canOverwriteGrad();
+    const overwrite = sources.every((t) => tiled(t) && fresh(t)) && (!rel || fresh(rel));
     const grads = new Map(sources.map((t) => [t, overwrite && t.requiresGrad ? t.gradForWrite().data : gradOrScratch(t)]));
     const gradAt = (x: HeadColumns) => grads.get(x.tensor)!.subarray(x.offset);
+    // relative's gradient only when wanted: without it the kernel skips the dRel writes
+    const dRel = rel?.requiresGrad ? (overwrite ? rel.gradForWrite().data : rel.ensureGrad().data) : null;
     backend().attentionBackward(at(q), at(k), at(v), out.data, lse, out.grad!.data, gradAt(q), gradAt(k), gradAt(v),
-      b, h, tq, tk, d, scale, causal, mask, bf16, hkv, strides, !overwrite);
-  });
-}
-
-/**
- * Attention logits with relative_key distances (HF BertSelfAttention): out[·, i, j] = scale·(dots[·, i, j]
- * + byDistance[·, i, i − j + T − 1]), or −1e9 where keyMask hides key j. dots = q·kᵀ [B, H, T, T];
- * byDistance = q·dᵀ over the 2T − 1 distances [B, H, T, 2T − 1]. Backward: both get scale·dout at the
- * same places (kernel contract: Backend.relativeLogits).
- */
-export function relativeKeyLogits(dots: Tensor, byDistance: Tensor, scale: number, keyMask: Uint8Array | null): Tensor {
-  if (dots.ndim !== 4) throw new ShapeError('relativeKeyLogits', `dots must be (B,H,T,T), got ${formatShape(dots.shape)}`);
-  const [b, h, t] = dots.shape as [number, number, number, number];
-  assertShape('relativeKeyLogits', dots, [b, h, t, t], 'dots');
-  assertShape('relativeKeyLogits', byDistance, [b, h, t, 2 * t - 1], 'byDistance');
-  if (keyMask && keyMask.length !== b * t) throw new ShapeError('relativeKeyLogits', `keyMask has ${keyMask.length} entries, expected B·T = ${b * t}`);
-  const out = Tensor.empty(dots.shape, dots.dtype);
-  backend().relativeLogits(dots.data, byDistance.data, out.data, keyMask, b, h, t, scale);
-  return record(out, [dots, byDistance], () => {
-    // Hidden keys have softmax probability exactly 0 (e^−1e9), so their gradient arrives as 0.
-    const g = out.grad!.data;
-    if (dots.requiresGrad) {
-      const { data, accumulate } = dots.gradForWrite();
-      if (accumulate) backend().axpy(scale, g, data, g.length);
-      else backend().scale(g, scale, data, g.length);
-    }
-    if (byDistance.requiresGrad) backend().relativeLogitsBackward(g, byDistance.ensureGrad().data, b, h, t, scale);
+      b, h, tq, tk, d, scale, causal, mask, bf16, hkv, strides, !overwrite, rel?.data ?? null, dRel);
   });
 }
 

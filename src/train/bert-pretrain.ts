@@ -61,9 +61,10 @@ export interface BertPretrainConfig extends RunSettings {
   wholeWordMask: boolean;
   shortSeqProb: number;
   /**
-   * Word embeddings (tied to the MLM decoder, trained): 'random' (N(0, 0.02²), BERT's) or 'ppmi', the
-   * corpus's co-occurrence geometry (distributional.ts, as for the GPT), which gives the [CLS] position
-   * topical vectors to compare the two segments with (NSP; BENCHMARKS.md, "BERT").
+   * Word embeddings (tied to the MLM decoder, trained): 'ppmi' (default), the corpus's co-occurrence
+   * geometry (distributional.ts, as for the GPT), which gives the [CLS] position topical vectors to
+   * compare the two segments with (NSP: +2–4 points held-out, +7–11 on speech-vs-speech pairs, MLM
+   * accuracy −0.7; BENCHMARKS.md, "BERT … session 13"), or 'random' (N(0, 0.02²), BERT's).
    */
   embeddingInit: 'random' | 'ppmi';
   /**
@@ -80,12 +81,19 @@ export interface BertPretrainConfig extends RunSettings {
   poolerInit: 'identity' | 'random';
   /** Held-out batches of the final evaluation (default 32: 512 NSP pairs). */
   finalEvalBatches: number;
+  /**
+   * Documents longer than this are cut into parts (between lines) before the train/validation split
+   * (default 32,768 characters): the split then holds out `valFraction` of the text in many small pieces
+   * of every source, instead of a few whole documents whose size and genre vary with the seed (a
+   * document split of the built-in corpus held out 0.8–24 % of its tokens; BENCHMARKS.md, "BERT").
+   */
+  maxDocumentChars: number;
 }
 
 /**
  * Optimiser defaults as in ../shared/bench/ref_bert.py (AdamW lr 2e-3, β₂ 0.99, ε 1e-6, weight decay 0.01,
  * linear warmup then decay). The run is sized for ≤ 10 minutes on 2 cores (BENCHMARKS.md, "BERT on the
- * built-in corpus, session 12"): the tiny preset, 2,400 steps of 16 × 128, no dropout (one pass over the
+ * built-in corpus, sessions 12 and 13"): the tiny preset, 2,400 steps of 16 × 128, no dropout (one pass over the
  * corpus: the model underfits), 40 % masking (2.7× the targets of BERT's 15 % at the same cost; Wettig
  * et al. 2022; held-out metrics still mask 15 %). With BERT's absolute positions and random attention a
  * word-level BERT this small sits for thousands of steps at ≈ 6 nats with near-uniform attention; the
@@ -96,7 +104,7 @@ export const BERT_PRETRAIN_DEFAULTS: BertPretrainConfig = {
   objective: 'mlm+nsp', corpus: [], jsonlField: 'text', documents: 'file', vocabSize: 8192, lowercase: true, preset: 'tiny',
   maxSeqLength: 128, batchSize: 16, gradAccum: 1, steps: 2400, lr: 2e-3, minLr: 2e-4, warmupSteps: 100, decay: 'linear',
   weightDecay: 0.01, betas: [0.9, 0.99], eps: 1e-6, gradClip: 1, dropout: 0, bf16: false, maskProbability: 0.4, wholeWordMask: false,
-  shortSeqProb: 0.1, embeddingInit: 'random', positionEmbedding: 'relative_key', attentionInit: 'local', poolerInit: 'identity', evalEvery: 100, evalBatches: 8, finalEvalBatches: 32, checkpointEvery: 200, keepCheckpoints: 3, valFraction: 0.02, seed: 1337,
+  shortSeqProb: 0.1, embeddingInit: 'ppmi', positionEmbedding: 'relative_key', attentionInit: 'local', poolerInit: 'identity', evalEvery: 100, evalBatches: 8, finalEvalBatches: 32, maxDocumentChars: 32768, checkpointEvery: 200, keepCheckpoints: 3, valFraction: 0.02, seed: 1337,
 };
 
 export interface BertPretrainOptions extends Partial<BertPretrainConfig> {
@@ -185,7 +193,7 @@ export async function pretrainBert(opts: BertPretrainOptions = {}): Promise<Bert
     }
     const prepared = await prepareData({
       tokenizer, corpus, out: dataDir, valFraction: config.valFraction, jsonlField: config.jsonlField, documents: config.documents,
-      seed: config.seed, workers, warn: (m) => log(`warning: ${m}`),
+      seed: config.seed, maxDocumentChars: config.maxDocumentChars, workers, warn: (m) => log(`warning: ${m}`),
     });
     if (!prepared.alreadyComplete) log(`data: prepared ${prepared.manifest.counts.trainTokens.toLocaleString('en-US')} training tokens into ${dataDir} (${prepared.mbPerSecond.toFixed(1)} MB/s)`);
     config = { ...config, data: dataDir };

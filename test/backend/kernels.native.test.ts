@@ -263,32 +263,6 @@ test('permute matches the reference (rank 1..6, accumulate)', () => {
   }
 });
 
-test('relativeLogits and relativeLogitsBackward match the reference (key mask, parallel sizes)', () => {
-  const native = requireNative();
-  const rng = new Rng(19);
-  for (const [b, h, t] of [[1, 1, 1], [2, 3, 7], [1, 2, 33], [16, 4, 128]] as const) {
-    const dots = randomF32(rng, b * h * t * t), byDistance = randomF32(rng, b * h * t * (2 * t - 1));
-    const mask = Uint8Array.from({ length: b * t }, () => (rng.next() < 0.2 ? 0 : 1));
-    for (const keyMask of [null, mask]) {
-      const out = guarded(new Float32Array(b * h * t * t)), outRef = new Float32Array(b * h * t * t);
-      native.relativeLogits(dots, byDistance, out.a, keyMask, b, h, t, 0.25);
-      ref.relativeLogits(dots, byDistance, outRef, keyMask, b, h, t, 0.25);
-      assertClose(out.a, outRef, TOLERANCE, `relativeLogits ${b}x${h}x${t} mask=${!!keyMask}`);
-      assert.ok(out.intact());
-    }
-    const init = randomF32(rng, b * h * t * (2 * t - 1));
-    const d = guarded(init), dRef = f32(init);
-    native.relativeLogitsBackward(dots, d.a, b, h, t, 0.5);
-    ref.relativeLogitsBackward(dots, dRef, b, h, t, 0.5);
-    assertClose(d.a, dRef, TOLERANCE, `relativeLogitsBackward ${b}x${h}x${t}`);
-    assert.ok(d.intact());
-  }
-  // One case by hand (B = H = 1, T = 2): out[i, j] = scale·(dots[i, j] + byDistance[i, i − j + 1]).
-  const out = new Float32Array(4);
-  native.relativeLogits(f32([1, 2, 3, 4]), f32([10, 20, 30, 40, 50, 60]), out, Uint8Array.from([1, 0]), 1, 1, 2, 0.5);
-  assert.deepEqual([...out], [0.5 * (1 + 20), -1e9, 0.5 * (3 + 60), -1e9].map(Math.fround));
-});
-
 test('adamw matches the reference', () => {
   const native = requireNative();
   const rng = new Rng(19);

@@ -173,6 +173,15 @@ test('prepare: blank-line separated documents, long documents cut into parts, ui
   const parts = decodeAll(openShards(p.dir), 'train');
   assert.ok(parts.length >= 3 && p.manifest.counts.splitLong === parts.length - 1);
   assert.equal(parts.join(''), paragraphs.join(' '));
+  // Parts close between words (no word is cut in two), and between lines where the text has them.
+  for (const part of parts.slice(0, -1)) assert.match(part, /\s$/);
+  const lined = join(dir, 'lined.txt');
+  writeFileSync(lined, paragraphs.join('\n'));
+  const l = await prepareData({ tokenizer, corpus: [lined], out: join(dir, 'lined'), valFraction: 0, workers: 0, maxDocumentChars: 1000, durable: false, warn: () => {} });
+  const lines = decodeAll(openShards(l.dir), 'train');
+  assert.ok(lines.length >= 3);
+  assert.equal(lines.join(''), paragraphs.join('\n'));
+  for (const part of lines.slice(0, -1)) assert.ok(part.endsWith('\n') && part.length <= 1000, JSON.stringify(part.slice(-20)));
   const big = trainTokenizer({ type: 'wordpiece', vocabSize: 300, texts: [allText] });
   Object.defineProperty(big, 'vocabSize', { value: 70000 });
   const w = await prepareData({ tokenizer: big, corpus: [file], out: join(dir, 'u32'), valFraction: 0, workers: 0, documents: 'blank-line', durable: false, warn: () => {} });

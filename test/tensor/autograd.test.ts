@@ -146,6 +146,36 @@ test('attention on token-major projections (attentionHeads) equals attention on 
   assert.ok(relError(y.grad!.data, expected) < 1e-12, `scoped ${y.grad!.toArray()} vs ${expected}`);
 });
 
+test('attentionHeads with relative logits: gradients of q, k, v and relative; the scores of HF relative_key', () => {
+  const cols = (tensor: Tensor, offset: number) => ({ tensor, offset });
+  const [b, t, h, d] = [2, 4, 2, 3];
+  const mask = new Uint8Array([1, 1, 1, 0, 1, 1, 1, 1]);
+  // q its own tensor, k and v the halves of one projection (BERT's layout)
+  const rel = (q: Tensor, kv: Tensor, r: Tensor) => T.attentionHeads(cols(q, 0), cols(kv, 0), cols(kv, h * d), { heads: h, headDim: d, keyMask: mask, relative: r });
+  check('attentionHeads relative', [r(b, t, h * d), r(b, t, 2 * h * d), r(b, t, h, 2 * t - 1)], rel);
+  check('attentionHeads relative [B·T·H, 2T−1]', [r(b, t, h * d), r(b, t, 2 * h * d), r(b * t * h, 2 * t - 1)], rel);
+  // against softmax(scale·(q_i·k_j + r[b, i, h, i − j + T − 1]) + mask)·v composed from plain ops
+  const [q, kv, R] = [r(b, t, h * d), r(b, t, 2 * h * d), r(b, t, h, 2 * t - 1)];
+  const split = (y: Tensor, offset: number) => T.permute(T.reshape(T.slice(y, 2, offset, offset + h * d), [b, t, h, d]), [0, 2, 1, 3]);
+  const extra = Tensor.zeros([b, h, t, t]); // gathered relative logits, and −∞ (as −1e30) on masked keys
+  for (let bi = 0; bi < b; bi++) for (let hh = 0; hh < h; hh++) for (let i = 0; i < t; i++) for (let j = 0; j < t; j++)
+    extra.data[((bi * h + hh) * t + i) * t + j] = mask[bi * t + j] ? R.data[((bi * t + i) * h + hh) * (2 * t - 1) + i - j + t - 1]! : -1e30;
+  const scores = T.scale(T.add(T.matmul(split(q, 0), split(kv, 0), { transB: true }), extra), 1 / Math.sqrt(d));
+  const want = T.reshape(T.permute(T.matmul(T.softmax(scores), split(kv, h * d)), [0, 2, 1, 3]), [b, t, h * d]);
+  assert.ok(relError(rel(q, kv, R).data, want.data) < 1e-12);
+  assert.throws(() => rel(q, kv, r(b, t, h, 2 * t)), /relative must be/);
+  // inside a step scope, where intermediates' fresh gradients (relative's included) are overwritten = outside it
+  const leaves = [q, kv, R];
+  for (const x of leaves) x.requiresGrad = true;
+  const loss = () => T.sum(T.mul(rel(T.scale(q, 1.5), T.scale(kv, 0.5), T.scale(R, 2)), rel(q, kv, R)));
+  loss().backward();
+  const expected = leaves.map((x) => x.grad!.toArray());
+  for (const x of leaves) x.grad = null;
+  withScope(() => { for (const n of [96, 48, 112, 24]) for (let c = 0; c < 4; c++) T.scratch(n, 'float64').fill(NaN); });
+  withScope(() => loss().backward());
+  leaves.forEach((x, i) => assert.ok(relError(x.grad!.data, expected[i]!) < 1e-12, `scoped gradient of input ${i}`));
+});
+
 test('cross-entropy: ignore index, label smoothing, sum reduction', () => {
   const labels = new Int32Array([2, -100, 0, 4]);
   check('crossEntropy', [r(4, 5)], (z) => T.crossEntropy(z, labels));

@@ -103,6 +103,24 @@ test('BERT position embeddings: absolute (BERT\'s original) trains with random a
     /attention init "local" needs position embedding "relative_key"/);
 });
 
+test('BERT pre-training splits train/validation by parts of long documents: the held-out share follows valFraction', async () => {
+  const whole = await pretrainBert({ ...base, objective: 'mlm', steps: 1, evalEvery: 1, out: join(dir, 'run-whole-documents'), maxDocumentChars: 1 << 20 });
+  const parts = await pretrainBert({ ...base, objective: 'mlm', steps: 1, evalEvery: 1, out: join(dir, 'run-parts'), maxDocumentChars: 120, valFraction: 0.25 });
+  const manifest = (run: string) => JSON.parse(readFileSync(join(dir, run, 'data', 'manifest.json'), 'utf8'));
+  const w = manifest('run-whole-documents');
+  const p = manifest('run-parts');
+  assert.equal(w.counts.splitLong, 0);
+  assert.equal(w.counts.trainDocuments + w.counts.valDocuments + w.counts.duplicates, 48);
+  assert.equal(p.options.maxDocumentChars, 120);
+  assert.equal(parts.config.maxDocumentChars, 120);
+  assert.equal(whole.config.maxDocumentChars, 1 << 20);
+  // 48 documents of 300–600 characters become more than 150 parts (many repeat and are dropped as
+  // duplicates: the topics cycle); about a quarter of the tokens is held out.
+  assert.ok(p.counts.documentsRead > 150 && p.counts.splitLong > 100, JSON.stringify(p.counts));
+  const share = p.counts.valTokens / (p.counts.trainTokens + p.counts.valTokens);
+  assert.ok(share > 0.15 && share < 0.35, `held-out share ${share}`);
+});
+
 test('BERT MLM-only pre-training on packed blocks: the MLM loss falls, fill-mask predicts words of the right topic', async () => {
   const runDir = join(dir, 'run-mlm');
   const r = await pretrainBert({ ...base, objective: 'mlm', steps: 300, evalEvery: 150, out: runDir });

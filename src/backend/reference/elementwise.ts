@@ -1,4 +1,4 @@
-/** Reference elementwise kernels: sums, arithmetic, activations, permutation and relative_key logits. */
+/** Reference elementwise kernels: sums, arithmetic, activations, permutation. */
 import { Unary, type FloatArray } from '../types.ts';
 import { checkLength, checkSize } from './check.ts';
 import { geluErf, geluErfGrad, geluTanh, geluTanhGrad } from './special.ts';
@@ -115,33 +115,5 @@ export function permute(x: FloatArray, out: FloatArray, shape: readonly number[]
       src -= strideOfOutAxis[k] * outShape[k];
       index[k] = 0;
     }
-  }
-}
-
-/** out[b,h,i,j] = scale·(dots[b,h,i,j] + byDistance[b,h,i, i − j + T − 1]), −1e9 where keyMask hides key j (relative_key logits). */
-export function relativeLogits(dots: FloatArray, byDistance: FloatArray, out: FloatArray, keyMask: Uint8Array | null, b: number, h: number, t: number, scale: number): void {
-  for (const [name, v] of [['b', b], ['h', h], ['t', t]] as const) checkSize('relativeLogits', name, v);
-  checkLength('relativeLogits', 'dots', dots, b * h * t * t, 'B·H·T·T');
-  checkLength('relativeLogits', 'out', out, b * h * t * t, 'B·H·T·T');
-  checkLength('relativeLogits', 'byDistance', byDistance, b * h * t * (2 * t - 1), 'B·H·T·(2T−1)');
-  if (keyMask) checkLength('relativeLogits', 'keyMask', keyMask, b * t, 'B·T');
-  for (let bi = 0; bi < b; bi++) {
-    for (let row = bi * h * t; row < (bi + 1) * h * t; row++) {
-      const i = row % t;
-      for (let j = 0; j < t; j++) {
-        out[row * t + j] = keyMask && !keyMask[bi * t + j] ? -1e9 : scale * (dots[row * t + j] + byDistance[row * (2 * t - 1) + i - j + t - 1]);
-      }
-    }
-  }
-}
-
-/** dByDistance[b,h,i, i − j + T − 1] += scale·dOut[b,h,i,j] */
-export function relativeLogitsBackward(dOut: FloatArray, dByDistance: FloatArray, b: number, h: number, t: number, scale: number): void {
-  for (const [name, v] of [['b', b], ['h', h], ['t', t]] as const) checkSize('relativeLogitsBackward', name, v);
-  checkLength('relativeLogitsBackward', 'dOut', dOut, b * h * t * t, 'B·H·T·T');
-  checkLength('relativeLogitsBackward', 'dByDistance', dByDistance, b * h * t * (2 * t - 1), 'B·H·T·(2T−1)');
-  for (let row = 0; row < b * h * t; row++) {
-    const i = row % t;
-    for (let j = 0; j < t; j++) dByDistance[row * (2 * t - 1) + i - j + t - 1] += scale * dOut[row * t + j];
   }
 }
