@@ -176,6 +176,10 @@ export async function prepareData(o: PrepareOptions): Promise<PrepareResult> {
   };
   if (!(options.valFraction >= 0 && options.valFraction < 1)) throw new RangeError(`data prepare: valFraction must be in [0, 1), got ${options.valFraction}`);
   if (!(options.shardTokens >= 1)) throw new RangeError(`data prepare: shardTokens must be ≥ 1, got ${options.shardTokens}`);
+  // A part must hold at least one character, or cutting a long document would never advance.
+  if (!(Number.isInteger(options.maxDocumentChars) && options.maxDocumentChars >= 1)) {
+    throw new RangeError(`data prepare: maxDocumentChars must be an integer ≥ 1, got ${options.maxDocumentChars}`);
+  }
   const durable = o.durable ?? true;
   const sources = listSources(o.corpus);
   const tokenizerInfo = {

@@ -173,6 +173,8 @@ test('prepare: blank-line separated documents, long documents cut into parts, ui
   const parts = decodeAll(openShards(p.dir), 'train');
   assert.ok(parts.length >= 3 && p.manifest.counts.splitLong === parts.length - 1);
   assert.equal(parts.join(''), paragraphs.join(' '));
+  await assert.rejects(prepareData({ tokenizer, corpus: [long], out: join(dir, 'parts0'), valFraction: 0, workers: 0, maxDocumentChars: 0, durable: false, warn: () => {} }),
+    /maxDocumentChars must be an integer ≥ 1, got 0/);
   // Parts close between words (no word is cut in two), and between lines where the text has them.
   for (const part of parts.slice(0, -1)) assert.match(part, /\s$/);
   const lined = join(dir, 'lined.txt');
