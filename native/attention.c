@@ -126,9 +126,12 @@ static inline vf load_chunk(const float *x, int64_t c, int64_t d, bool bf16) {
   return bf16 ? vround_bf16(v) : v;
 }
 
-static void forward_rows(const attn_args *a, int64_t head, int64_t q0, int64_t rows, float *ws) {
+// bf16 and `whole` (d a whole number of vectors) are constants in each of forward_rows' four copies,
+// so the per-chunk tests of load_chunk leave the inner loops.
+#define LOAD_CHUNK(x, c, d, bf16) (whole ? (bf16 ? vround_bf16(*(const vf_u *)((x) + (c))) : *(const vf_u *)((x) + (c))) : load_chunk(x, c, d, bf16))
+static inline __attribute__((always_inline))
+void forward_rows_of(const attn_args *a, int64_t head, int64_t q0, int64_t rows, float *ws, const bool bf16, const bool whole) {
   const int64_t d = a->d, dp = a->dp, tq = a->tq, tk = a->tk, off = tk - tq, bi = head / a->h;
-  const bool bf16 = a->bf16;
   float *cur = ws;
   float *qv = carve(&cur, dp), *o = carve(&cur, dp), *s = carve(&cur, NB), *bias = carve(&cur, NB);
   const int64_t ldkv = a->ldkv;
@@ -136,17 +139,30 @@ static void forward_rows(const attn_args *a, int64_t head, int64_t q0, int64_t r
   for (int64_t r = 0; r < rows; r++) {
     const int64_t i = q0 + r;
     const float *rel = a->rel ? a->rel + rel_at(a, head, i) : NULL; // key j at rel[−j]
-    for (int64_t c = 0; c < dp; c += VL) *(vf *)(qv + c) = load_chunk(a->q + q_at(a, head, i, a->ldq), c, d, bf16);
+    for (int64_t c = 0; c < dp; c += VL) *(vf *)(qv + c) = LOAD_CHUNK(a->q + q_at(a, head, i, a->ldq), c, d, bf16);
     memset(o, 0, sizeof(float) * dp);
     float m = -INFINITY, l = 0.0f;
     const int64_t kend = a->causal ? min64(tk, i + off + 1) : tk;
     for (int64_t k0 = 0; k0 < kend; k0 += NB) {
       if (!key_bias(a, bi, k0, bias)) continue;
       const int64_t kcount = min64(NB, kend - k0);
-      for (int64_t j = 0; j < NB; j++) {
+      // Four keys at a time: four independent sums instead of one chain of dependent adds (each key's
+      // sum still runs over the chunks in order, so its bits are those of one key at a time).
+      int64_t j = 0;
+      for (; j + 4 <= kcount; j += 4) {
+        const float *kj = k + (k0 + j) * ldkv;
+        vf acc[4] = {{0}, {0}, {0}, {0}};
+        for (int64_t c = 0; c < dp; c += VL) {
+          const vf qc = *(vf *)(qv + c);
+          for (int u = 0; u < 4; u++) acc[u] += qc * LOAD_CHUNK(kj + u * ldkv, c, d, bf16);
+        }
+        for (int u = 0; u < 4; u++)
+          s[j + u] = bias[j + u] != 0.0f ? -INFINITY : a->scale * (hsum(acc[u]) + (rel ? rel[-(k0 + j + u)] : 0.0f));
+      }
+      for (; j < NB; j++) {
         if (j >= kcount || bias[j] != 0.0f) { s[j] = -INFINITY; continue; }
         vf acc = (vf){0};
-        for (int64_t c = 0; c < dp; c += VL) acc += *(vf *)(qv + c) * load_chunk(k + (k0 + j) * ldkv, c, d, bf16);
+        for (int64_t c = 0; c < dp; c += VL) acc += *(vf *)(qv + c) * LOAD_CHUNK(k + (k0 + j) * ldkv, c, d, bf16);
         s[j] = a->scale * (hsum(acc) + (rel ? rel[-(k0 + j)] : 0.0f));
       }
       vf mx = (vf){0} - INFINITY;
@@ -158,16 +174,43 @@ static void forward_rows(const attn_args *a, int64_t head, int64_t q0, int64_t r
       const float alpha = m == -INFINITY ? 0.0f : expf(m - m_new);
       l = l * alpha + hsum(sum);
       m = m_new;
-      for (int64_t c = 0; c < dp; c++) o[c] *= alpha;
-      for (int64_t j = 0; j < kcount; j++) {
-        if (s[j] == 0.0f) continue;
-        for (int64_t c = 0; c < dp; c += VL) *(vf *)(o + c) += s[j] * load_chunk(v + (k0 + j) * ldkv, c, d, bf16);
+      // o = α·o + Σ_j p_j·v_j, four vectors of o held in registers across the keys (in memory each
+      // key's update waited for the previous one's store); same operations, same order per element.
+      int64_t c = 0;
+      for (; c + 4 * VL <= dp; c += 4 * VL) {
+        vf acc[4];
+        for (int u = 0; u < 4; u++) acc[u] = *(vf *)(o + c + u * VL) * alpha;
+        for (int64_t j = 0; j < kcount; j++) {
+          if (s[j] == 0.0f) continue;
+          const float *vj = v + (k0 + j) * ldkv;
+          for (int u = 0; u < 4; u++) acc[u] += s[j] * LOAD_CHUNK(vj, c + u * VL, d, bf16);
+        }
+        for (int u = 0; u < 4; u++) *(vf *)(o + c + u * VL) = acc[u];
+      }
+      for (; c < dp; c += VL) {
+        vf acc = *(vf *)(o + c) * alpha;
+        for (int64_t j = 0; j < kcount; j++)
+          if (s[j] != 0.0f) acc += s[j] * LOAD_CHUNK(v + (k0 + j) * ldkv, c, d, bf16);
+        *(vf *)(o + c) = acc;
       }
     }
     float *out = a->out_w + q_at(a, head, i, a->ldo);
     if (l == 0.0f) { memset(out, 0, sizeof(float) * d); a->lse_w[head * tq + i] = -INFINITY; continue; }
     for (int64_t c = 0; c < d; c++) out[c] = o[c] / l;
     a->lse_w[head * tq + i] = m + logf(l);
+  }
+}
+
+#undef LOAD_CHUNK
+
+static void forward_rows(const attn_args *a, int64_t head, int64_t q0, int64_t rows, float *ws) {
+  const bool whole = a->d % VL == 0;
+  if (a->bf16) {
+    if (whole) forward_rows_of(a, head, q0, rows, ws, true, true);
+    else forward_rows_of(a, head, q0, rows, ws, true, false);
+  } else {
+    if (whole) forward_rows_of(a, head, q0, rows, ws, false, true);
+    else forward_rows_of(a, head, q0, rows, ws, false, false);
   }
 }
 

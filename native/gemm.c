@@ -18,6 +18,7 @@
 #include "kernels_args.h"
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <stdio.h>
 #ifdef _OPENMP
 #include <omp.h>
@@ -154,6 +155,27 @@ static int max_threads(void) {
 // Below this many flops a parallel region costs more than it saves.
 #define SERIAL_FLOPS 200000.0
 
+// Under OMP_WAIT_POLICY=passive (what `primer serve` sets) the team sleeps between regions, and
+// waking it costs tens of µs (50–65 µs measured on a 2-vCPU VM; a few on bare metal). A few-rows
+// GEMM (decoding) runs serially there unless it takes longer than PASSIVE_SPLIT_US on one thread,
+// estimated at ~35 GB/s streaming B and ~70 GFLOP/s (AVX2, Zen 3), so that halving it pays the wake.
+// (Decoding the mini preset under passive waits, 2 threads: 120 µs gave 735–831 tokens/s for one
+// stream and 2,472–2,552 for 8, splitting every such GEMM 531–534 and 2,007–2,044.)
+#define PASSIVE_SPLIT_US 120.0
+static bool passive_waits(void) {
+  static int passive = -1;
+  if (passive < 0) {
+    const char *e = getenv("OMP_WAIT_POLICY");
+    passive = e && strcasecmp(e, "passive") == 0;
+  }
+  return passive;
+}
+static bool small_split_pays(const gemm_job *g) {
+  if (g->m > SMALL_M || !passive_waits()) return true;
+  const double bytes_us = 4.0 * g->k * g->n / 35e3, flops_us = 2.0 * g->m * g->n * g->k / 70e3;
+  return (bytes_us > flops_us ? bytes_us : flops_us) > PASSIVE_SPLIT_US;
+}
+
 // A rows-only split shares B's packing only above this many micro-panels per thread: with fewer
 // rows each thread packing all of B into its own cache measured faster (m = 20..48, AVX2).
 #ifndef SHARED_MIN_PANELS
@@ -180,7 +202,7 @@ static int grid_columns(long mp, long np, int team) {
 static void gemm_parallel(const gemm_job *g) {
   const long mp = (g->m + MR - 1) / MR, np = (g->n + NR - 1) / NR;
   const int nt = max_threads();
-  if (nt == 1 || 2.0 * g->m * g->n * g->k < SERIAL_FLOPS || mp * np == 1) {
+  if (nt == 1 || 2.0 * g->m * g->n * g->k < SERIAL_FLOPS || mp * np == 1 || !small_split_pays(g)) {
     gemm_block(g, 0, g->m, 0, g->n, false, NULL);
     return;
   }

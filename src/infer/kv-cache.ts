@@ -3,8 +3,10 @@
  * appends them is the model's own forward (GPT.forward / Llama.forward with `cache`); this file only
  * allocates and sizes them.
  *
- * One KVCache holds one sequence: per layer a [H, capacity, D] buffer for K and one for V (H = the
- * key/value heads: a grouped-query Llama caches each of them once), with columns [0, length) filled.
+ * One KVCache holds one sequence: per layer a [capacity, H·D] buffer for K and one for V (H = the
+ * key/value heads: a grouped-query Llama caches each of them once), rows [0, length) filled. Token-major
+ * rows are what the projections produce and what the attention kernel reads (its rowStrides), so a
+ * decoding step appends one row per layer and attends over all heads in one call.
  * A batch is an array of caches, so sequences of different lengths decode together (continuous
  * batching) and each keeps exactly what it would see alone. The buffers may start small and grow
  * (reserve) up to maxCapacity: a Llama's context is often 8k–128k tokens, far more than a chat needs.
@@ -51,23 +53,23 @@ export class KVCache implements SequenceKV {
     return new KVCache(c.n_layer, c.n_head, c.n_embd / c.n_head, capacity, Math.min(initial, capacity));
   }
 
-  /** Columns the buffers hold now (the row stride the model writes with). */
+  /** Rows (tokens) the buffers hold now. */
   get capacity(): number {
     return this.allocated;
   }
 
   /**
-   * Makes room for `tokens` columns: the buffers grow to max(tokens, 2 × now), at most maxCapacity,
-   * keeping the filled columns. Doubling keeps the copying linear in the sequence length.
+   * Makes room for `tokens` rows: the buffers grow to max(tokens, 2 × now), at most maxCapacity,
+   * keeping the filled rows. Doubling keeps the copying linear in the sequence length.
    */
   reserve(tokens: number): void {
     if (tokens <= this.allocated) return;
     if (tokens > this.maxCapacity) throw new RangeError(`KVCache: ${tokens} tokens exceed its capacity ${this.maxCapacity}`);
     const next = Math.min(this.maxCapacity, Math.max(tokens, 2 * this.allocated));
-    const d = this.headDim;
+    const width = this.heads * this.headDim;
     const grow = (old: Float32Array): Float32Array => {
-      const out = new Float32Array(this.heads * next * d);
-      for (let h = 0; h < this.heads; h++) out.set(old.subarray(h * this.allocated * d, (h * this.allocated + this.length) * d), h * next * d);
+      const out = new Float32Array(next * width);
+      out.set(old.subarray(0, this.length * width));
       return out;
     };
     for (let l = 0; l < this.layers; l++) {

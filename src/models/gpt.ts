@@ -6,7 +6,7 @@
 import { Tensor, formatShape, noGrad } from '../tensor/tensor.ts';
 import { add, reshape, permute, select0 } from '../tensor/ops.ts';
 import { attention, attentionHeads, crossEntropy, dropout, gelu, matmul } from '../tensor/nn-ops.ts';
-import { backend } from '../backend/index.ts';
+import { attendCached, type CachedLayer, type HeadRows } from './cached-attention.ts';
 import { Rng } from '../util/random.ts';
 import { Module, normalInit } from '../nn/module.ts';
 import { Embedding, LayerNorm, Linear } from '../nn/layers.ts';
@@ -34,7 +34,7 @@ export interface GPTConfig {
 
 /**
  * One sequence's keys and values for cached decoding (src/infer/kv-cache.ts allocates them): per
- * layer a [H, capacity, D] buffer whose columns [0, length) hold the tokens already seen.
+ * layer a token-major [capacity, H·D] buffer whose rows [0, length) hold the tokens already seen.
  */
 export interface SequenceKV {
   readonly keys: readonly Float32Array[];
@@ -63,8 +63,11 @@ interface LayerContext {
   layer: number;
 }
 
-/** p_ij = softmax_j(q_i·k_j/√D) over j ≤ i + (tk − t) for one (row, head): the non-fused path for the hook. */
-function attentionProbs(q: ArrayLike<number>, k: ArrayLike<number>, t: number, tk: number, d: number, out: Float64Array): void {
+/**
+ * p_ij = softmax_j(q_i·k_j/√D) over j ≤ i + (tk − t) for one (row, head), q_i at q[i·qStride …] and
+ * k_j at k[j·kStride …]: the non-fused path for the attention hook.
+ */
+function attentionProbs(q: ArrayLike<number>, k: ArrayLike<number>, t: number, tk: number, d: number, out: Float64Array, qStride = d, kStride = d): void {
   const scale = 1 / Math.sqrt(d);
   for (let i = 0; i < t; i++) {
     const last = i + tk - t;
@@ -72,7 +75,7 @@ function attentionProbs(q: ArrayLike<number>, k: ArrayLike<number>, t: number, t
     let max = -Infinity;
     for (let j = 0; j <= last; j++) {
       let dot = 0;
-      for (let e = 0; e < d; e++) dot += q[i * d + e]! * k[j * d + e]!;
+      for (let e = 0; e < d; e++) dot += q[i * qStride + e]! * k[j * kStride + e]!;
       row[j] = dot * scale;
       if (row[j]! > max) max = row[j]!;
     }
@@ -120,8 +123,9 @@ class CausalSelfAttention extends Module {
     const [b, t, c] = x.shape as [number, number, number];
     const h = this.cfg.n_head;
     const d = c / h;
-    const qkv = ctx.cache ? fewRows(this.c_attn, x) : this.c_attn.forward(x); // [B, T, 3C]
-    if (!ctx.cache && !ctx.onAttention) {
+    if (ctx.cache) return fewRows(this.c_proj, this.cachedAttention(fewRows(this.c_attn, x), ctx as CachedLayer & LayerContext));
+    const qkv = this.c_attn.forward(x); // [B, T, 3C]
+    if (!ctx.onAttention) {
       // Training and full-sequence forward: the kernel reads q, k, v as column ranges of qkv and
       // writes the heads side by side, so no head-split copies.
       const cols = (offset: number) => ({ tensor: qkv, offset });
@@ -130,57 +134,37 @@ class CausalSelfAttention extends Module {
     // [B, T, 3, H, D] → [3, B, H, T, D]: one copy, then q, k, v are views.
     const heads = permute(reshape(qkv, [b, t, 3, h, d]), [2, 0, 3, 1, 4]);
     const [q, k, v] = [select0(heads, 0), select0(heads, 1), select0(heads, 2)];
-    const y = ctx.cache ? this.cachedAttention(q, k, v, ctx) : attention(q, k, v, { causal: true });
-    if (!ctx.cache && ctx.onAttention) {
-      const probs = new Float64Array(b * h * t * t);
-      for (let bh = 0; bh < b * h; bh++) {
-        const qh = q.data.subarray(bh * t * d, (bh + 1) * t * d);
-        attentionProbs(qh, k.data.subarray(bh * t * d, (bh + 1) * t * d), t, t, d, probs.subarray(bh * t * t, (bh + 1) * t * t));
-      }
-      ctx.onAttention(ctx.layer, probs, [b, h, t, t]);
+    const y = attention(q, k, v, { causal: true });
+    const probs = new Float64Array(b * h * t * t);
+    for (let bh = 0; bh < b * h; bh++) {
+      const qh = q.data.subarray(bh * t * d, (bh + 1) * t * d);
+      attentionProbs(qh, k.data.subarray(bh * t * d, (bh + 1) * t * d), t, t, d, probs.subarray(bh * t * t, (bh + 1) * t * t));
     }
-    const merged = reshape(permute(y, [0, 2, 1, 3]), [b, t, c]); // re-assemble heads side by side
-    return ctx.cache ? fewRows(this.c_proj, merged) : this.c_proj.forward(merged);
+    ctx.onAttention(ctx.layer, probs, [b, h, t, t]);
+    return this.c_proj.forward(reshape(permute(y, [0, 2, 1, 3]), [b, t, c])); // re-assemble heads side by side
   }
 
-  /** Appends k, v to each row's cache, then attends over the cached columns (causal, aligned to the end). */
-  private cachedAttention(q: Tensor, k: Tensor, v: Tensor, ctx: LayerContext): Tensor {
-    const [b, h, t, d] = q.shape as [number, number, number, number];
-    const cache = ctx.cache!;
-    const y = Tensor.empty(q.shape, q.dtype);
-    const lse = new Float32Array(t);
-    const be = backend();
-    const probs = ctx.onAttention ? [] as Float64Array[] : null;
-    let tkMax = 0;
-    for (let r = 0; r < b; r++) {
-      const kv = cache[r]!;
-      const start = ctx.starts![r]!;
-      const tk = start + t;
-      tkMax = Math.max(tkMax, tk);
-      const K = kv.keys[ctx.layer]!, V = kv.values[ctx.layer]!;
-      for (let hh = 0; hh < h; hh++) {
-        const src = ((r * h + hh) * t) * d;
-        const base = hh * kv.capacity * d;
-        K.set(k.data.subarray(src, src + t * d), base + start * d);
-        V.set(v.data.subarray(src, src + t * d), base + start * d);
-        const qh = q.data.subarray(src, src + t * d) as Float32Array;
-        const kh = K.subarray(base, base + tk * d);
-        be.attention(qh, kh, V.subarray(base, base + tk * d), y.data.subarray(src, src + t * d), lse, 1, 1, t, tk, d, 1 / Math.sqrt(d), true, null, false);
-        if (probs) {
+  /** qkv [B, T, 3C] → [B, T, C]: appends k, v to each row's cache and attends over it (attendCached). */
+  private cachedAttention(qkv: Tensor, ctx: CachedLayer & LayerContext): Tensor {
+    const [b, t] = qkv.shape as [number, number, number];
+    const c = this.cfg.n_embd, h = this.cfg.n_head, d = c / h;
+    const y = Tensor.empty([b, t, c], qkv.dtype);
+    const rows = (offset: number): HeadRows => ({ data: qkv.data as Float32Array, offset, stride: 3 * c });
+    attendCached(rows(0), rows(c), rows(2 * c), y.data as Float32Array, b, t, h, h, d, ctx);
+    if (ctx.onAttention) {
+      // Rows of different lengths are right-aligned into one [B, H, T, Tk_max] array (zeros on the left).
+      const tkMax = Math.max(...ctx.starts) + t;
+      const out = new Float64Array(b * h * t * tkMax);
+      for (let r = 0; r < b; r++) {
+        const tk = ctx.starts[r]! + t;
+        const keys = ctx.cache[r]!.keys[ctx.layer]!;
+        for (let hh = 0; hh < h; hh++) {
           const p = new Float64Array(t * tk);
-          attentionProbs(qh, kh, t, tk, d, p);
-          probs.push(p);
+          attentionProbs(qkv.data.subarray(r * t * 3 * c + hh * d), keys.subarray(hh * d), t, tk, d, p, 3 * c, c);
+          for (let row = 0; row < t; row++) out.set(p.subarray(row * tk, (row + 1) * tk), ((r * h + hh) * t + row) * tkMax + tkMax - tk);
         }
       }
-    }
-    if (probs) {
-      // Rows of different lengths are right-aligned into one [B, H, T, Tk_max] array (zeros on the left).
-      const out = new Float64Array(b * h * t * tkMax);
-      probs.forEach((p, i) => {
-        const tk = p.length / t;
-        for (let row = 0; row < t; row++) out.set(p.subarray(row * tk, (row + 1) * tk), (i * t + row) * tkMax + tkMax - tk);
-      });
-      ctx.onAttention!(ctx.layer, out, [b, h, t, tkMax]);
+      ctx.onAttention(ctx.layer, out, [b, h, t, tkMax]);
     }
     return y;
   }

@@ -10,14 +10,15 @@
  */
 import { z } from 'zod';
 import { Tensor, formatShape, noGrad, type DType } from '../tensor/tensor.ts';
-import { add, permute, reshape } from '../tensor/ops.ts';
+import { add, reshape } from '../tensor/ops.ts';
 import { attentionHeads, crossEntropy, matmul } from '../tensor/nn-ops.ts';
 import { rmsNorm, rope, rotaryTables, siluMul, type RotaryTables } from '../tensor/llama-ops.ts';
 import { Rng } from '../util/random.ts';
 import { Module, constantInit } from '../nn/module.ts';
 import { Embedding, Linear } from '../nn/layers.ts';
 import { fewRows, shiftLabels, type CausalLMOutput, type SequenceKV } from './gpt.ts';
-import { cachedGroupedAttention, lastPositions, ropePositions, type LlamaLayerContext } from './llama-cache.ts';
+import { lastPositions, ropePositions } from './llama-cache.ts';
+import { attendCached, type CachedLayer, type HeadRows } from './cached-attention.ts';
 
 /** HF rope_scaling of type llama3 (Llama 3.1/3.2); `type` is the older spelling of `rope_type`. */
 export interface Llama3RopeScaling {
@@ -158,7 +159,7 @@ class LlamaAttention extends Module {
   }
 
   /** rot and positions (one per row of x's B×T): the RoPE tables and each token's position. */
-  forward(x: Tensor, rot: RotaryTables, positions: Int32Array, ctx?: LlamaLayerContext): Tensor {
+  forward(x: Tensor, rot: RotaryTables, positions: Int32Array, ctx?: CachedLayer): Tensor {
     const [b, t] = x.shape as [number, number, number];
     const [h, kv, d] = [this.cfg.num_attention_heads, kvHeadsOf(this.cfg), headDimOf(this.cfg)];
     // Cached decoding runs the projections row-wise (fewRows): a row decodes the same alone or batched.
@@ -174,9 +175,10 @@ class LlamaAttention extends Module {
       const rows = (y: Tensor, n: number) => ({ tensor: reshape(y, [b, t, n * d]), offset: 0 });
       return this.o_proj.forward(attentionHeads(rows(q, h), rows(k, kv), { tensor: v, offset: 0 }, { heads: h, kvHeads: kv, headDim: d, causal: true, scale: 1 / Math.sqrt(d) }));
     }
-    const heads = (y: Tensor) => permute(y, [0, 2, 1, 3]); // [B, n, T, D]
-    const y = cachedGroupedAttention(heads(q), heads(k), heads(split(v, kv)), ctx);
-    return proj(this.o_proj, reshape(permute(y, [0, 2, 1, 3]), [b, t, h * d]));
+    const y = Tensor.empty([b, t, h * d], q.dtype);
+    const rows = (z: Tensor, n: number): HeadRows => ({ data: z.data as Float32Array, offset: 0, stride: n * d });
+    attendCached(rows(q, h), rows(k, kv), rows(v, kv), y.data as Float32Array, b, t, h, kv, d, ctx);
+    return proj(this.o_proj, y);
   }
 }
 
@@ -214,7 +216,7 @@ class LlamaDecoderLayer extends Module {
     this.post_attention_layernorm = this.module('post_attention_layernorm', new RMSNorm(cfg.hidden_size, eps));
   }
   /** Pre-norm residual block. */
-  forward(x: Tensor, rot: RotaryTables, positions: Int32Array, ctx?: LlamaLayerContext): Tensor {
+  forward(x: Tensor, rot: RotaryTables, positions: Int32Array, ctx?: CachedLayer): Tensor {
     x = add(x, this.self_attn.forward(this.input_layernorm.forward(x), rot, positions, ctx));
     return add(x, this.mlp.forward(this.post_attention_layernorm.forward(x), ctx !== undefined));
   }

@@ -234,9 +234,10 @@ test('gemm with several depth blocks: same bits for 1, 2 and 3 threads in every 
 
 test('few-rows gemm (m ≤ 8): each row gets the bits of that row alone, whatever the other rows', () => {
   // Batched decoding relies on it (fewRows in src/models/gpt.ts): a sequence decodes to the same
-  // tokens alone or inside a batch. Widths cover whole column strips, single vectors and scalar tails.
+  // tokens alone or inside a batch. Widths cover whole column strips, single vectors, scalar tails and
+  // several column tiles of row-major B (512 columns each); depths a multiple of 4 rows of B and not.
   const g = addon();
-  for (const [k, n] of [[37, 45], [64, 100], [256, 70], [20, 7]] as const) {
+  for (const [k, n] of [[37, 45], [64, 100], [256, 70], [20, 7], [21, 1100], [6, 530]] as const) {
     for (const transB of [false, true]) {
       for (const bf16 of [false, true]) {
         for (const accumulate of [false, true]) {
