@@ -248,6 +248,8 @@ test('permute matches the reference (rank 1..6, accumulate)', () => {
     [[7], [0]], [[3, 5], [1, 0]], [[33, 129], [1, 0]], [[2, 3, 4, 5], [0, 2, 1, 3]], [[2, 3, 4, 5], [3, 1, 0, 2]],
     [[1, 7, 1, 33], [2, 3, 0, 1]], [[2, 2, 2, 2, 2, 3], [5, 4, 3, 2, 1, 0]], [[8, 64, 12, 16], [0, 2, 1, 3]],
     [[4, 100, 3, 7], [2, 0, 3, 1]], [[5, 0, 3], [2, 1, 0]], [[], []],
+    // transposes go by tiles (planes of them, tile edges not multiples of the tile)
+    [[3, 40, 50], [0, 2, 1]], [[2, 3, 40, 9], [1, 0, 3, 2]], [[4, 300, 130], [0, 2, 1]],
   ];
   for (const [shape, perm] of cases) {
     const total = shape.reduce((a, d) => a * d, 1);
