@@ -60,13 +60,23 @@ export function getNumThreads(): number {
  * Unpinning matters: threads Node creates later inherit the main thread's CPU mask.
  */
 export function pinComputeThreads(): () => void {
+  // Nested calls (a generation inside a training callback) leave the outermost pin in charge.
+  if (pinned) return () => {};
   const addon = backend().name === 'native' ? loadNativeAddon() : null;
   if (!addon?.pinThreads || process.env.PRIMER_PIN_THREADS === '0') return () => {};
   const threads = addon.getThreads();
   if (threads < 2 || threads !== availableParallelism()) return () => {};
   if (addon.pinThreads(2) === 0) return () => {};
-  return () => void addon.pinThreads!(0);
+  pinned = true;
+  let done = false;
+  return () => {
+    if (done) return;
+    done = true;
+    pinned = false;
+    addon.pinThreads!(0);
+  };
 }
+let pinned = false;
 
 export { referenceBackend };
 export type { Backend };

@@ -6,6 +6,7 @@
  * Sampling (temperature, top-k, top-p, seed) is in sampling.ts.
  */
 import { DecodeBatch } from './batch.ts';
+import { pinComputeThreads } from '../backend/index.ts';
 import type { SamplingOptions } from './sampling.ts';
 import { decoderContext, type CausalDecoder } from './kv-cache.ts';
 import type { Tokenizer } from '../tokenizers/types.ts';
@@ -36,6 +37,7 @@ export function generateIds(model: CausalDecoder, prompt: readonly number[], o: 
   }
   const wasTraining = model.training;
   model.eval();
+  const unpin = pinComputeThreads();
   try {
     const batch = new DecodeBatch(model);
     const stopIds = o.stopId !== undefined && o.stopId !== null ? [o.stopId] : [];
@@ -47,6 +49,7 @@ export function generateIds(model: CausalDecoder, prompt: readonly number[], o: 
     }
     return seq.output;
   } finally {
+    unpin();
     model.train(wasTraining);
   }
 }

@@ -60,3 +60,31 @@ test('training threads are pinned one per CPU while pinned, and released after',
     setNumThreads(saved);
   }
 });
+
+test('a nested pin (generation inside training) leaves the outer one in charge; a finished decoding is pinned, then released', { skip: process.platform !== 'linux' && 'Linux affinity API' }, async () => {
+  const native = requireNative();
+  const cpus = availableParallelism();
+  if (cpus < 2) return assert.equal(pinComputeThreads()(), undefined);
+  const processMask = threadMasks().get(process.pid)!;
+  const saved = getNumThreads();
+  try {
+    setNumThreads(cpus);
+    native.gemm(new Float32Array(64 * 64), new Float32Array(64 * 64), new Float32Array(64 * 64), null, 64, 64, 64, false, false, false, 1, 0, 0, 0, false);
+    const outer = pinComputeThreads();
+    const inner = pinComputeThreads();
+    inner();
+    assert.ok(single(threadMasks().get(process.pid)!), 'still pinned after the inner release');
+    outer();
+    outer(); // a second release is a no-op
+    assert.equal(threadMasks().get(process.pid), processMask);
+
+    const { pinnedDecoding } = await import('../../src/infer/decode.ts');
+    const seen = pinnedDecoding(() => threadMasks().get(process.pid)!);
+    assert.ok(single(seen), `main thread mask during decoding: ${seen}`);
+    assert.equal(threadMasks().get(process.pid), processMask, 'released after decoding');
+    assert.throws(() => pinnedDecoding(() => { throw new Error('boom'); }), /boom/);
+    assert.equal(threadMasks().get(process.pid), processMask, 'released when decoding throws');
+  } finally {
+    setNumThreads(saved);
+  }
+});
