@@ -37,6 +37,8 @@ export interface Recipe {
   /** Held-out evaluation every this many steps (and at the end). */
   evalEvery: number;
   nsp: boolean;
+  /** bf16 autocast in both arms (Primer's trainer `bf16`, ref_bert.py --dtype bf16); fp32 when absent. */
+  bf16?: boolean;
 }
 
 export const [PAD, CLS, SEP, MASK] = [0, 1, 2, 3];
@@ -169,7 +171,7 @@ async function primerRun(label: string, model: Bert, source: BatchSource<BertBat
   const common = {
     model, lossFn, data: source, runDir, steps: rc.steps, lr: rc.lr, minLr: 0, warmupSteps: rc.warmup, decay: rc.schedule,
     weightDecay: rc.weightDecay, betas: [rc.beta1, rc.beta2] as [number, number], eps: rc.eps, gradClip: rc.clip > 0 ? rc.clip : Infinity,
-    bf16: false, checkpointEvery: 0, keepCheckpoints: 1, progress: false as const, handleSignals: false,
+    bf16: rc.bf16 ?? false, checkpointEvery: 0, keepCheckpoints: 1, progress: false as const, handleSignals: false,
   };
   try {
     // Split at the evaluation points; resume is exact, so the segments equal one run.

@@ -18,6 +18,7 @@
  * Arms: Primer (its own init Rng(seed), batches, masking), PyTorch (ref_bert.py --seed seed) and, unless
  * --no-same-start or --nsp, "same start" (Primer from ref_bert.py's initial weights on its batches, seed by
  * seed: paired with PyTorch). Seeds: --seeds N (1..N, default 5), --seed-list 3,7,11 or --seed S (one).
+ * --bf16: bf16 autocast in both arms (Primer's trainer bf16, ref_bert.py --dtype bf16); its own section and results file.
  * --parallel runs 2 jobs at a time with 1 thread each (else one at a time, Primer on all threads, PyTorch
  * 1 OpenMP + all BLAS threads). --no-torch, --no-report (print only; BENCHMARKS.md and bench/results untouched).
  * --from-results bench/results/bert.json [--escape-margin M] re-renders the section without training.
@@ -40,7 +41,7 @@ const { values: o } = parseArgs({
   args, options: {
     seeds: str, 'seed-list': str, seed: str, steps: str, lr: str, warmup: str, beta1: str, beta2: str, eps: str, 'weight-decay': str,
     'mask-prob': str, 'batch-size': str, 'seq-len': str, clip: str, schedule: str, 'eval-every': str, 'escape-margin': str,
-    nsp: flag, parallel: flag, 'no-torch': flag, 'no-report': flag, 'no-same-start': flag, 'from-results': str, worker: str, threads: str,
+    nsp: flag, bf16: flag, parallel: flag, 'no-torch': flag, 'no-report': flag, 'no-same-start': flag, 'from-results': str, worker: str, threads: str,
   },
 });
 
@@ -62,6 +63,7 @@ const rc: Recipe = {
   batch: num('batch-size', 16, int, 'a positive integer'), seq: num('seq-len', 128, (x) => int(x) && x >= (o.nsp ? 35 : 3), `an integer ≥ ${o.nsp ? 35 : 3}`),
   clip: num('clip', 1, (x) => x >= 0, '≥ 0 (0 = no clipping)'), schedule, evalEvery: num('eval-every', 200, (x) => int(x) && x > 10, 'an integer > 10'),
   nsp: o.nsp ?? false,
+  bf16: o.bf16 ?? false,
 };
 const margin = num('escape-margin', 0.15, (x) => x >= 0, '≥ 0');
 const refScript = join(repoRoot, '..', 'shared', 'bench', 'ref_bert.py');
@@ -88,15 +90,23 @@ if (o['from-results'] !== undefined) {
     res.plateau = { ...res.plateau, margin, threshold: res.plateau.context_free - margin };
     for (const r of res.runs) r.escape = escapeStep(r.curve, res.plateau.threshold);
   }
-  writeBenchmarkSection(res.recipe.nsp ? 'BERT pre-training (MLM + NSP)' : 'BERT pre-training', res.command, renderSection(res));
+  writeBenchmarkSection(sectionTitle(res.recipe), res.command, renderSection(res));
   console.log(`rewrote the BERT section of BENCHMARKS.md from ${o['from-results']} (escape margin ${res.plateau.margin})`);
   process.exit(0);
+}
+
+/** BENCHMARKS.md section and bench/results file of a recipe: MLM or MLM + NSP, fp32 or bf16. */
+function sectionTitle(r: Recipe): string {
+  return `BERT pre-training${r.nsp ? ' (MLM + NSP)' : ''}${r.bf16 ? ' (bf16)' : ''}`;
+}
+function resultsName(r: Recipe): string {
+  return `bert${r.nsp ? '-nsp' : ''}${r.bf16 ? '-bf16' : ''}`;
 }
 
 /** The recipe as this script's flags (for workers) and as ref_bert.py's (the same values). */
 const ownFlags = (r: Recipe) => ['--steps', r.steps, '--lr', r.lr, '--warmup', r.warmup, '--beta1', r.beta1, '--beta2', r.beta2, '--eps', r.eps,
   '--weight-decay', r.weightDecay, '--mask-prob', r.maskProb, '--batch-size', r.batch, '--seq-len', r.seq, '--clip', r.clip, '--schedule', r.schedule,
-  '--eval-every', r.evalEvery, ...(r.nsp ? ['--nsp'] : [])].map(String);
+  '--eval-every', r.evalEvery, ...(r.nsp ? ['--nsp'] : []), ...(r.bf16 ? ['--bf16'] : [])].map(String);
 const refFlags = (r: Recipe) => ['--iters', r.steps, '--lr', r.lr, '--warmup_iters', r.warmup, '--beta1', r.beta1, '--beta2', r.beta2, '--eps', r.eps,
   '--weight_decay', r.weightDecay, '--mask_prob', r.maskProb, '--batch_size', r.batch, '--seq_len', r.seq, '--grad_clip', r.clip, '--nsp', r.nsp ? 1 : 0].map(String);
 
@@ -149,9 +159,11 @@ async function runJob(job: Job): Promise<Done> {
     const run = JSON.parse(lines.find((l) => l.startsWith('RESULT '))!.slice(7)) as ArmRun;
     return { ...run, arm: job.arm, seed: job.seed, escape: escapeOf(run.curve) };
   }
-  // fp32 PyTorch is fastest with 1 OpenMP + N OpenBLAS threads here (as in bench/train.ts).
+  // fp32 PyTorch is fastest with 1 OpenMP + N OpenBLAS threads here (as in bench/train.ts); bf16 runs in
+  // PyTorch's own kernels, so it gets the N threads as OpenMP threads.
+  const threadFlags = rc.bf16 ? ['--threads', String(jobThreads), '--blas_threads', '1'] : ['--threads', '1', '--blas_threads', String(jobThreads)];
   const argv = [join(repoRoot, 'bench', 'ref_bert_recipe.py'), refScript, '--eval_every', String(rc.evalEvery), '--schedule', rc.schedule, '--',
-    '--corpus', corpus, '--threads', '1', '--blas_threads', String(jobThreads), '--dtype', 'fp32', '--log_every', '50', '--seed', String(job.seed), ...refFlags(rc)];
+    '--corpus', corpus, ...threadFlags, '--dtype', rc.bf16 ? 'bf16' : 'fp32', '--log_every', '50', '--seed', String(job.seed), ...refFlags(rc)];
   const lines = await runLines(python, argv, env, label, /^eval \d+:/);
   const res = JSON.parse(lines.find((l) => l.startsWith('{"script": "ref_bert"'))!) as Record<string, number> & { torch: string };
   const wrap = JSON.parse(lines.find((l) => l.startsWith('{"wrapper"'))!) as { eval_seconds: number };
@@ -190,7 +202,7 @@ const wallSeconds = (Date.now() - started) / 1000;
 const loadAtEnd = loadavg()[0]!;
 
 const mode = o.parallel ? '2 runs at a time, 1 thread each (Primer OMP_NUM_THREADS=1; ref_bert.py --threads 1 --blas_threads 1)'
-  : `one run at a time (Primer ${allThreads} threads; ref_bert.py 1 OpenMP + ${allThreads} BLAS threads)`;
+  : `one run at a time (Primer ${allThreads} threads; ref_bert.py ${rc.bf16 ? `${allThreads} OpenMP + 1 BLAS thread` : `1 OpenMP + ${allThreads} BLAS threads`})`;
 const results: BertResults = {
   command: `npm run bench:bert${args.length ? ' -- ' + args.join(' ') : ''}`, date: new Date().toISOString(), machine: machineDescription(), mode,
   load_average: [loadAtStart, loadAtEnd], wall_seconds: Math.round(wallSeconds), recipe: rc, seeds, arms, vocab: data.vocab,
@@ -202,6 +214,6 @@ if (o['no-report']) {
   console.log(JSON.stringify({ ...results, runs: done.map((r) => ({ ...r, curve: undefined })), summaries, tests }));
   process.exit(0);
 }
-writeResults(rc.nsp ? 'bert-nsp' : 'bert', { ...results, summaries, tests });
-writeBenchmarkSection(rc.nsp ? 'BERT pre-training (MLM + NSP)' : 'BERT pre-training', results.command, renderSection(results));
-console.log(`wrote bench/results/${rc.nsp ? 'bert-nsp' : 'bert'}.json and the BERT section of BENCHMARKS.md`);
+writeResults(resultsName(rc), { ...results, summaries, tests });
+writeBenchmarkSection(sectionTitle(rc), results.command, renderSection(results));
+console.log(`wrote bench/results/${resultsName(rc)}.json and the BERT section of BENCHMARKS.md`);
