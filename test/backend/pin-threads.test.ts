@@ -21,15 +21,19 @@ function threadMasks(): Map<number, string> {
 }
 const single = (list: string) => /^\d+$/.test(list);
 
-test('training threads are pinned one per CPU while pinned, and released after', { skip: process.platform !== 'linux' && 'Linux affinity API' }, () => {
-  const native = requireNative();
-  const cpus = availableParallelism();
-  const before = threadMasks();
-  const processMask = before.get(process.pid)!;
+/** One native thread per CPU, the team started (a GEMM); returns the thread count to restore. */
+function fullTeam(): number {
   const saved = getNumThreads();
+  setNumThreads(availableParallelism());
+  requireNative().gemm(new Float32Array(64 * 64), new Float32Array(64 * 64), new Float32Array(64 * 64), null, 64, 64, 64, false, false, false, 1, 0, 0, 0, false);
+  return saved;
+}
+
+test('training threads are pinned one per CPU while pinned, and released after', { skip: process.platform !== 'linux' && 'Linux affinity API' }, () => {
+  const cpus = availableParallelism();
+  const processMask = threadMasks().get(process.pid)!;
+  const saved = fullTeam();
   try {
-    setNumThreads(cpus);
-    native.gemm(new Float32Array(64 * 64), new Float32Array(64 * 64), new Float32Array(64 * 64), null, 64, 64, 64, false, false, false, 1, 0, 0, 0, false);
     const release = pinComputeThreads();
     const during = threadMasks();
     if (cpus >= 2) {
@@ -62,14 +66,15 @@ test('training threads are pinned one per CPU while pinned, and released after',
 });
 
 test('a nested pin (generation inside training) leaves the outer one in charge; a finished decoding is pinned, then released', { skip: process.platform !== 'linux' && 'Linux affinity API' }, async () => {
-  const native = requireNative();
   const cpus = availableParallelism();
-  if (cpus < 2) return assert.equal(pinComputeThreads()(), undefined);
   const processMask = threadMasks().get(process.pid)!;
-  const saved = getNumThreads();
+  if (cpus < 2) {
+    pinComputeThreads()();
+    assert.equal(threadMasks().get(process.pid), processMask, 'one CPU: nothing to pin');
+    return;
+  }
+  const saved = fullTeam();
   try {
-    setNumThreads(cpus);
-    native.gemm(new Float32Array(64 * 64), new Float32Array(64 * 64), new Float32Array(64 * 64), null, 64, 64, 64, false, false, false, 1, 0, 0, 0, false);
     const outer = pinComputeThreads();
     const inner = pinComputeThreads();
     inner();
