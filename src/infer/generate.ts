@@ -6,7 +6,7 @@
  * Sampling (temperature, top-k, top-p, seed) is in sampling.ts.
  */
 import { DecodeBatch } from './batch.ts';
-import { pinComputeThreads } from '../backend/index.ts';
+import { pinnedDecoding } from './decode.ts';
 import type { SamplingOptions } from './sampling.ts';
 import { decoderContext, type CausalDecoder } from './kv-cache.ts';
 import type { Tokenizer } from '../tokenizers/types.ts';
@@ -37,19 +37,19 @@ export function generateIds(model: CausalDecoder, prompt: readonly number[], o: 
   }
   const wasTraining = model.training;
   model.eval();
-  const unpin = pinComputeThreads();
   try {
-    const batch = new DecodeBatch(model);
-    const stopIds = o.stopId !== undefined && o.stopId !== null ? [o.stopId] : [];
-    // A prompt longer than the context is cropped to its last n_positions tokens, as the window would be.
-    const seq = batch.add(prompt.slice(-decoderContext(model)), { ...o, maxTokens: o.maxTokens ?? 64, stopIds, slideBy: 0 });
-    while (batch.size > 0) {
-      batch.sample();
-      batch.advance();
-    }
-    return seq.output;
+    return pinnedDecoding(() => {
+      const batch = new DecodeBatch(model);
+      const stopIds = o.stopId !== undefined && o.stopId !== null ? [o.stopId] : [];
+      // A prompt longer than the context is cropped to its last n_positions tokens, as the window would be.
+      const seq = batch.add(prompt.slice(-decoderContext(model)), { ...o, maxTokens: o.maxTokens ?? 64, stopIds, slideBy: 0 });
+      while (batch.size > 0) {
+        batch.sample();
+        batch.advance();
+      }
+      return seq.output;
+    });
   } finally {
-    unpin();
     model.train(wasTraining);
   }
 }

@@ -11,7 +11,7 @@ import assert from 'node:assert/strict';
 import { attention, attentionBackward } from '../../src/backend/reference/attention.ts';
 import type { NativeAddon } from '../../src/backend/native.ts';
 import type { FloatArray } from '../../src/backend/types.ts';
-import { Rng, assertClose, randn, requireNative } from './kernels-helpers.ts';
+import { Rng, assertClose, numericGradient, randn, requireNative } from './kernels-helpers.ts';
 
 /** assertClose over the finite entries; the others (lse = −∞ of a fully masked row) must match exactly. */
 function assertNear(actual: ArrayLike<number>, expected: ArrayLike<number>, tol: number, what: string): void {
@@ -107,14 +107,7 @@ test('reference relative attention backward matches finite differences (float64)
     for (const overwrite of [false, true]) {
       const g = run(reference, c, x, { overwrite });
       for (const [arr, grad, name] of [[x.q, g.dq, 'dq'], [x.k, g.dk, 'dk'], [x.v, g.dv, 'dv'], [x.rel, g.dRel, 'dRelative']] as const) {
-        const numeric = new Float64Array(arr.length), eps = 1e-5;
-        for (let i = 0; i < arr.length; i++) {
-          const x0 = arr[i]!;
-          arr[i] = x0 + eps; const up = loss();
-          arr[i] = x0 - eps; const down = loss();
-          arr[i] = x0;
-          numeric[i] = (up - down) / (2 * eps);
-        }
+        const numeric = numericGradient(arr, loss, 1e-5);
         assertClose(grad, numeric, 1e-7, `${label(c)} overwrite=${overwrite} ${name}`, 1e-3);
         assert.ok(numeric.some((y) => Math.abs(y) > 1e-3), `${label(c)} ${name}: gradient should not vanish`);
       }
