@@ -71,6 +71,22 @@ static inline int64_t kv_at(const attn_args *a, int64_t kvh, int64_t j) {
 
 #include "attention_relative.inc"
 
+// dst[c·ldd + i] = src[i·lds + c] for the rows × cols block (both multiples of VL) by VL×VL register
+// transposes; source rows from `valid` on read as zeros, values rounded to bf16 when asked. (A pure
+// copy: the same values as an element-by-element loop.)
+static void transpose_rows(const float *src, int64_t lds, int64_t rows, int64_t valid, int64_t cols, float *dst, int64_t ldd, bool bf16) {
+  for (int64_t i = 0; i < rows; i += VL)
+    for (int64_t c = 0; c < cols; c += VL) {
+      vf r[VL];
+      for (int u = 0; u < VL; u++) {
+        r[u] = i + u < valid ? *(const vf_u *)(src + (i + u) * lds + c) : (vf){0};
+        if (bf16) r[u] = vround_bf16(r[u]);
+      }
+      transpose_vl(r);
+      for (int u = 0; u < VL; u++) *(vf_u *)(dst + (c + u) * ldd + i) = r[u];
+    }
+}
+
 // Thread-local scratch, grown on demand and reused across calls (no malloc in steady state).
 static __thread float *tls_scratch;
 static __thread size_t tls_scratch_len;
@@ -237,8 +253,10 @@ static void forward_block(const attn_args *a, int64_t head, int64_t q0, float *w
   const float *q = a->q + q_at(a, head, q0, ldq), *k = a->k + kv_at(a, kv_head(a, head), 0), *v = a->v + kv_at(a, kv_head(a, head), 0);
 
   // Qᵀ: the block's queries along the lanes, padding lanes zero.
-  for (int64_t i = 0; i < NB; i++)
-    for (int64_t c = 0; c < d; c++) Qt[c * NB + i] = i >= rows ? 0.0f : bf16 ? round_bf16(q[i * ldq + c]) : q[i * ldq + c];
+  if (d % VL == 0) transpose_rows(q, ldq, NB, rows, d, Qt, NB, bf16);
+  else
+    for (int64_t i = 0; i < NB; i++)
+      for (int64_t c = 0; c < d; c++) Qt[c * NB + i] = i >= rows ? 0.0f : bf16 ? round_bf16(q[i * ldq + c]) : q[i * ldq + c];
 #ifdef __AVX512BF16__
   if (dpbf16)
     for (int64_t p = 0; p < npair; p++) pack_pairs_of_rows(Qt + 2 * p * NB, 2 * p + 1 < d ? Qt + (2 * p + 1) * NB : NULL, NB, NB, Qth + p * NB);

@@ -239,12 +239,12 @@ static bool run_gemm(gemm_job base, long batch, long sa, long sb, long sc) {
   base.failed = &failed;
   const int nt = max_threads();
   const double flops = 2.0 * base.m * base.n * base.k * batch;
-  // Whole matrices per thread when the batch divides well and outputs do not overlap (with
-  // overlapping outputs, e.g. strideC = 0 with accumulate, items must run in order).
+  // Whole matrices, handed out one at a time, when the batch keeps every thread busy and outputs do
+  // not overlap (with overlapping outputs, e.g. strideC = 0 with accumulate, items must run in order).
   const bool by_item = nt > 1 && batch >= nt && (batch % nt == 0 || batch >= 4 * nt) &&
                        sc >= base.m * base.n && flops >= SERIAL_FLOPS;
   if (by_item) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(dynamic, 1)
     for (long i = 0; i < batch; i++) {
       gemm_job g = base;
       g.a += i * sa; g.b += i * sb; g.c += i * sc;

@@ -11,6 +11,16 @@
 
 // Above this many elements a loop is worth waking the OpenMP team for (~100 µs of work).
 #define PAR_MIN_ELEMENTS (1 << 15)
+// Parallel loops hand out work dynamically, about PAR_CHUNK_ELEMENTS per chunk: a thread that loses
+// its core part-way (another process on it) holds up one chunk, not a static share of the range,
+// and the chunk (a few µs of work) keeps the per-chunk atomic below 1 %. Each element's result does
+// not depend on which thread computes it, so the bits do not change with the schedule.
+#define PAR_CHUNK_ELEMENTS (1 << 14)
+// Loop iterations per chunk when each iteration covers `per_iteration` elements (at least 1).
+static inline int64_t par_chunk(int64_t per_iteration) {
+  const int64_t c = PAR_CHUNK_ELEMENTS / (per_iteration > 0 ? per_iteration : 1);
+  return c < 1 ? 1 : c;
+}
 
 static void throw_msg(napi_env env, bool range, const char *fn, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 // Throws and evaluates to false; a macro so the compiler sees the constant (no false

@@ -129,7 +129,13 @@ export class Tensor {
   data: FloatArray;
   shape: number[];
   requiresGrad: boolean;
-  grad: Tensor | null = null;
+  private gradient: Tensor | null = null;
+  /**
+   * zeroGrad() was called and not yet acted on: the gradient buffer's contents are stale and read as
+   * zeros. The next writer that overwrites every element (gradForWrite: a weight gradient's GEMM)
+   * skips the fill; any other reader or accumulating writer fills it first (the `grad` getter).
+   */
+  private gradStale = false;
   /** Parents in the autograd graph and the closure that pushes this.grad into them. */
   parents: Tensor[] = [];
   backwardFn: (() => void) | null = null;
@@ -211,6 +217,18 @@ export class Tensor {
     return Array.from(this.data);
   }
 
+  get grad(): Tensor | null {
+    if (this.gradStale) {
+      this.gradStale = false;
+      this.gradient!.data.fill(0);
+    }
+    return this.gradient;
+  }
+  set grad(g: Tensor | null) {
+    this.gradient = g;
+    this.gradStale = false;
+  }
+
   /** The gradient buffer, allocated zeroed on first use (pooled for non-leaf tensors inside a scope). */
   ensureGrad(): Tensor {
     if (!this.grad) {
@@ -239,9 +257,14 @@ export class Tensor {
    * Where an op's backward writes this tensor's gradient. The first writer of an intermediate
    * tensor's gradient gets a pooled buffer with unspecified contents and accumulate = false, and
    * must overwrite every element (GEMM with accumulate off, permute, a copy): zero-filling it and
-   * adding into it would move the same bytes twice. Otherwise: the (zeroed) gradient, accumulate.
+   * adding into it would move the same bytes twice. So does the first writer after zeroGrad() (a
+   * parameter's gradient, stale until then). Otherwise: the (zeroed) gradient, accumulate.
    */
   gradForWrite(): { data: FloatArray; accumulate: boolean } {
+    if (this.gradStale) {
+      this.gradStale = false;
+      return { data: this.gradient!.data, accumulate: false };
+    }
     if (!this.canOverwriteGrad()) return { data: this.ensureGrad().data, accumulate: true };
     const g = new Tensor(allocBuffer(this.size, this.dtype), this.shape);
     g.pooled = true;
@@ -279,8 +302,9 @@ export class Tensor {
     this.gradSliceOf = { parent, offset };
   }
 
+  /** Zeroes the gradient (lazily: see gradStale). */
   zeroGrad(): void {
-    this.grad?.data.fill(0);
+    if (this.gradient) this.gradStale = true;
   }
 
   /** Forgets the graph behind this tensor (keeps data and grad). */
