@@ -75,9 +75,11 @@ export interface Backend {
   /**
    * x̂ = (x-μ)·rstd, g = dout·weight:
    *   dx += rstd · (g − mean(g) − x̂ · mean(g·x̂)),  dweight += Σ_r dout·x̂,  dbias += Σ_r dout
+   * With accumulateDx = false (default true) dx = 0 + rstd·(…): its old contents are never read (a
+   * fresh gradient buffer need not be zeroed), with the bits of adding into zeros.
    */
   layerNormBackward(dout: FloatArray, x: FloatArray, weight: FloatArray, mean: FloatArray, rstd: FloatArray,
-    dx: FloatArray, dweight: FloatArray, dbias: FloatArray, rows: number, cols: number): void;
+    dx: FloatArray, dweight: FloatArray, dbias: FloatArray, rows: number, cols: number, accumulateDx?: boolean): void;
 
   /** Row softmax of x (rows×cols): out = exp(x − max) / Σ exp(x − max). */
   softmax(x: FloatArray, out: FloatArray, rows: number, cols: number): void;

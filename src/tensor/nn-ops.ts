@@ -126,8 +126,11 @@ export function layerNorm(x: Tensor, weight: Tensor, bias: Tensor, eps: number):
   const rstd = scratch(rows, x.dtype);
   backend().layerNorm(x.data, weight.data, bias.data, out.data, mean, rstd, rows, cols, eps);
   return record(out, [x, weight, bias], () => {
+    // x's first gradient writer overwrites (Tensor.gradForWrite): post-LN blocks (BERT) normalise a sum
+    // that nothing else reads, whose gradient would otherwise be a zero-filled buffer added into.
+    const dx = x.requiresGrad ? x.gradForWrite() : { data: scratch(x.size, x.dtype), accumulate: false };
     backend().layerNormBackward(out.grad!.data, x.data, weight.data, mean, rstd,
-      gradOrScratch(x), gradOrScratch(weight), gradOrScratch(bias), rows, cols);
+      dx.data, gradOrScratch(weight), gradOrScratch(bias), rows, cols, dx.accumulate);
   });
 }
 

@@ -290,7 +290,7 @@ export class Tensor {
     }
     const target = this.gradForWrite();
     if (target.accumulate) backend().axpy(1, from.data, target.data, this.size);
-    else target.data.set(from.data);
+    else backend().scale(from.data, 1, target.data, this.size); // a copy (x·1 = x exactly), on all threads
   }
 
   /**

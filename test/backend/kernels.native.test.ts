@@ -129,6 +129,16 @@ test('layerNorm and layerNormBackward match the reference', () => {
     assertClose(dw.a, dwRef, TOLERANCE, `layerNormBackward dweight ${shape}`);
     assertClose(db.a, dbRef, TOLERANCE, `layerNormBackward dbias ${shape}`);
     assert.ok(dx.intact() && dw.intact() && db.intact(), `layerNormBackward ${shape} wrote out of bounds`);
+
+    // accumulateDx = false: dx's old contents (NaN here) are never read; the bits are those of
+    // accumulating into zeros, on both backends.
+    const fresh = guarded(new Float32Array(n).fill(NaN)), zeros = new Float32Array(n), freshRef = new Float32Array(n).fill(NaN);
+    native.layerNormBackward(dout, x, weight, meanRef, rstdRef, fresh.a, new Float32Array(cols), new Float32Array(cols), rows, cols, false);
+    native.layerNormBackward(dout, x, weight, meanRef, rstdRef, zeros, new Float32Array(cols), new Float32Array(cols), rows, cols);
+    ref.layerNormBackward(dout, x, weight, meanRef, rstdRef, freshRef, new Float32Array(cols), new Float32Array(cols), rows, cols, false);
+    assert.deepEqual(fresh.a, zeros, `layerNormBackward overwrite ${shape}`);
+    assertClose(freshRef, zeros, TOLERANCE, `reference layerNormBackward overwrite ${shape}`);
+    assert.ok(fresh.intact(), `layerNormBackward overwrite ${shape} wrote out of bounds`);
   }
 });
 

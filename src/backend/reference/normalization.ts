@@ -32,9 +32,10 @@ export function layerNorm(x: FloatArray, weight: FloatArray, bias: FloatArray, o
 /**
  * x̂ = (x−μ)·rstd, g = dout·weight:
  *   dx += rstd·(g − mean(g) − x̂·mean(g·x̂)),  dweight += Σ_r dout·x̂,  dbias += Σ_r dout
+ * (dx = 0 + rstd·(…) with accumulateDx = false: dx's old contents are not read).
  */
 export function layerNormBackward(dout: FloatArray, x: FloatArray, weight: FloatArray, mean: FloatArray, rstd: FloatArray,
-  dx: FloatArray, dweight: FloatArray, dbias: FloatArray, rows: number, cols: number): void {
+  dx: FloatArray, dweight: FloatArray, dbias: FloatArray, rows: number, cols: number, accumulateDx = true): void {
   checkRows('layerNormBackward', rows, cols, { dout, x, dx }, { weight, dweight, dbias }, { mean, rstd });
   const dweightSum = new Float64Array(cols);
   const dbiasSum = new Float64Array(cols);
@@ -56,7 +57,7 @@ export function layerNormBackward(dout: FloatArray, x: FloatArray, weight: Float
     const gxMean = gxSum / cols;
     for (let j = 0; j < cols; j++) {
       const xhat = (x[o + j] - mu) * rs;
-      dx[o + j] += rs * (dout[o + j] * weight[j] - gMean - xhat * gxMean);
+      dx[o + j] = (accumulateDx ? dx[o + j] : 0) + rs * (dout[o + j] * weight[j] - gMean - xhat * gxMean);
     }
   }
   for (let j = 0; j < cols; j++) {
