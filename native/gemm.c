@@ -209,7 +209,7 @@ static void gemm_parallel(const gemm_job *g) {
   float *shared = NULL;
   if (grid_columns(mp, np, nt) == 1 && g->k > 0 && g->m > SMALL_M && mp > SHARED_MIN_PANELS * nt) {
     const blocking bl = blocking_of(g, 0, g->n);
-    shared = scratch_get(&tls_shared, (size_t)2 * (bl.ncmax * bl.slots + shared_a_slots(g, &bl)) * 4);
+    shared = scratch_get(&tls_shared, (size_t)2 * (bl.ncmax * bl.slots + shared_a_slots(g, &bl, nt)) * 4);
     if (!shared) {
       *g->failed = 1;
       return;
