@@ -83,7 +83,8 @@ export function pinnedDecoding<T>(fn: () => T): T {
   }
 }
 
-function withEval<T>(model: CausalDecoder, fn: () => T): T {
+/** Runs fn with the model in eval mode (no dropout), restoring its mode after. */
+export function withEval<T>(model: CausalDecoder, fn: () => T): T {
   const was = model.training;
   model.eval();
   try {

@@ -6,7 +6,7 @@
  * Sampling (temperature, top-k, top-p, seed) is in sampling.ts.
  */
 import { DecodeBatch } from './batch.ts';
-import { pinnedDecoding } from './decode.ts';
+import { pinnedDecoding, withEval } from './decode.ts';
 import type { SamplingOptions } from './sampling.ts';
 import { decoderContext, type CausalDecoder } from './kv-cache.ts';
 import type { Tokenizer } from '../tokenizers/types.ts';
@@ -35,23 +35,17 @@ export function generateIds(model: CausalDecoder, prompt: readonly number[], o: 
   for (const id of prompt) {
     if (!Number.isInteger(id) || id < 0 || id >= vocab) throw new RangeError(`generate: prompt token ${id} is outside the vocabulary (size ${vocab})`);
   }
-  const wasTraining = model.training;
-  model.eval();
-  try {
-    return pinnedDecoding(() => {
-      const batch = new DecodeBatch(model);
-      const stopIds = o.stopId !== undefined && o.stopId !== null ? [o.stopId] : [];
-      // A prompt longer than the context is cropped to its last n_positions tokens, as the window would be.
-      const seq = batch.add(prompt.slice(-decoderContext(model)), { ...o, maxTokens: o.maxTokens ?? 64, stopIds, slideBy: 0 });
-      while (batch.size > 0) {
-        batch.sample();
-        batch.advance();
-      }
-      return seq.output;
-    });
-  } finally {
-    model.train(wasTraining);
-  }
+  return pinnedDecoding(() => withEval(model, () => {
+    const batch = new DecodeBatch(model);
+    const stopIds = o.stopId !== undefined && o.stopId !== null ? [o.stopId] : [];
+    // A prompt longer than the context is cropped to its last n_positions tokens, as the window would be.
+    const seq = batch.add(prompt.slice(-decoderContext(model)), { ...o, maxTokens: o.maxTokens ?? 64, stopIds, slideBy: 0 });
+    while (batch.size > 0) {
+      batch.sample();
+      batch.advance();
+    }
+    return seq.output;
+  }));
 }
 
 /** Text in, continuation out. An empty prompt starts from the end-of-text token. */
