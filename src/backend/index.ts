@@ -49,6 +49,9 @@ export function getNumThreads(): number {
   return loadNativeAddon()?.getThreads() ?? 1;
 }
 
+/** Whether pinComputeThreads holds the pin (its nested calls do nothing). */
+let pinned = false;
+
 /**
  * Pins each native thread (the calling one included) to its own CPU for a long compute loop, and
  * returns the function that unpins them. Why: with another process on the cores, an unpinned team
@@ -76,7 +79,6 @@ export function pinComputeThreads(): () => void {
     addon.pinThreads!(0);
   };
 }
-let pinned = false;
 
 export { referenceBackend };
 export type { Backend };
