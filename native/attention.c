@@ -296,10 +296,12 @@ static void forward_block(const attn_args *a, int64_t head, int64_t q0, float *w
     // block's rows): first the masks and new maxima...
     vf mv[NB / VL];
     for (int n = 0; n < nvl; n++) mv[n] = *(vf *)(m + n * VL);
+    // (Vectors wholly before `first` are masked: skipped here, zeroed below — under the causal mask
+    // that is about half of a diagonal block, whose exponentials cost as much as its products at D = 32.)
     for (int64_t j = 0; j < kcount; j++) {
       const int64_t first = first_lane(bias, j, diag);
       if (first >= nvl * VL) continue;
-      for (int n = 0; n < nvl; n++) {
+      for (int n = (int)(first / VL); n < nvl; n++) {
         vf *s = (vf *)(St + j * NB + n * VL);
         if (first > n * VL) *s = vselect(iota() + n * VL < (vi){0} + (int32_t)first, (vf){0} - INFINITY, *s);
         mv[n] = vmax(mv[n], *s);
@@ -310,8 +312,10 @@ static void forward_block(const attn_args *a, int64_t head, int64_t q0, float *w
     for (int n = 0; n < nvl; n++) sum[n] = (vf){0};
     for (int64_t j = 0; j < kcount; j++) {
       float *s = St + j * NB;
-      if (first_lane(bias, j, diag) >= nvl * VL) { memset(s, 0, sizeof(float) * NB); continue; }
-      for (int n = 0; n < nvl; n++) {
+      const int64_t first = first_lane(bias, j, diag);
+      if (first >= nvl * VL) { memset(s, 0, sizeof(float) * NB); continue; }
+      for (int n = 0; n < first / VL; n++) *(vf *)(s + n * VL) = (vf){0};
+      for (int n = (int)(first / VL); n < nvl; n++) {
         vf p = vexp(*(vf *)(s + n * VL) - mv[n]);
         *(vf *)(s + n * VL) = p;
         sum[n] += p;
