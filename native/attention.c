@@ -36,6 +36,7 @@
 #include <immintrin.h>
 #endif
 
+#include "vec_minmax.h"
 #include "attention_tiles.inc"
 #include "transpose_vl.inc"
 

@@ -5,6 +5,7 @@
 #pragma once
 #include <stdint.h>
 #include <string.h>
+#include "vec_minmax.h"
 
 #if defined(__AVX512F__)
 #define VF_BYTES 64
@@ -38,9 +39,9 @@ static inline void vf_store_part(float *p, vf v, int64_t n) {
 
 // mask lanes are all-ones (true) or zero, as produced by vector comparisons.
 static inline vf vf_select(vi mask, vf a, vf b) { return (vf)((mask & (vi)a) | (~mask & (vi)b)); }
-// Written so that a NaN in x propagates (the comparison is false and x is returned).
-static inline vf vf_min(vf x, float c) { return vf_select(x > c, vf_splat(c), x); }
-static inline vf vf_max(vf x, float c) { return vf_select(x < c, vf_splat(c), x); }
+// A NaN in x propagates (VEC_MIN/VEC_MAX give their second operand when unordered).
+static inline vf vf_min(vf x, float c) { return VEC_MIN(vf_splat(c), x); }
+static inline vf vf_max(vf x, float c) { return VEC_MAX(vf_splat(c), x); }
 static inline vf vf_abs(vf x) { return (vf)((vi)x & 0x7fffffff); }
 static inline vf vf_copysign(vf mag, vf sign) {
   return (vf)(((vi)mag & 0x7fffffff) | ((vi)sign & INT32_MIN));
