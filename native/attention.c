@@ -315,8 +315,9 @@ static void forward_block(const attn_args *a, int64_t head, int64_t q0, float *w
       float *s = St + j * NB;
       const int64_t first = first_lane(bias, j, diag);
       if (first >= nvl * VL) { memset(s, 0, sizeof(float) * NB); continue; }
-      for (int n = 0; n < first / VL; n++) *(vf *)(s + n * VL) = (vf){0};
-      for (int n = (int)(first / VL); n < nvl; n++) {
+      const int n0 = (int)(first / VL);
+      for (int n = 0; n < n0; n++) *(vf *)(s + n * VL) = (vf){0};
+      for (int n = n0; n < nvl; n++) {
         vf p = vexp(*(vf *)(s + n * VL) - mv[n]);
         *(vf *)(s + n * VL) = p;
         sum[n] += p;
