@@ -294,40 +294,39 @@ static void forward_block(const attn_args *a, int64_t head, int64_t q0, float *w
     if (a->rel) add_relative_t(a, head, q0, rows, k0, kcount, St);
 
     // Online softmax down the key rows, each query on its own lane (only the nvl vectors holding the
-    // block's rows): first the masks and new maxima...
-    vf mv[NB / VL];
-    for (int n = 0; n < nvl; n++) mv[n] = *(vf *)(m + n * VL);
-    // (Vectors wholly before `first` are masked: skipped here, zeroed below — under the causal mask
-    // that is about half of a diagonal block, whose exponentials cost as much as its products at D = 32.)
+    // block's rows). Key j's scores start at lane vector n0[j] (nvl: none): the vectors wholly before
+    // its first visible lane are masked, skipped and zeroed — under the causal mask about half of a
+    // diagonal block, whose exponentials cost as much as its products at D = 32. The partly masked
+    // vector is masked in place first.
+    int8_t n0[NB];
     for (int64_t j = 0; j < kcount; j++) {
       const int64_t first = first_lane(bias, j, diag);
-      if (first >= nvl * VL) continue;
-      for (int n = (int)(first / VL); n < nvl; n++) {
-        vf *s = (vf *)(St + j * NB + n * VL);
-        if (first > n * VL) *s = vselect(iota() + n * VL < (vi){0} + (int32_t)first, (vf){0} - INFINITY, *s);
-        mv[n] = vmax(mv[n], *s);
+      n0[j] = (int8_t)(first >= nvl * VL ? nvl : first / VL);
+      if (first < nvl * VL && first % VL) {
+        vf *s = (vf *)(St + j * NB + first / VL * VL);
+        *s = vselect(iota() + (int32_t)(first / VL * VL) < (vi){0} + (int32_t)first, (vf){0} - INFINITY, *s);
       }
     }
-    // ...then P = e^(s − m'), its column sums, and the rescaling e^(m − m') of the old sums.
-    vf sum[NB / VL];
-    for (int n = 0; n < nvl; n++) sum[n] = (vf){0};
-    for (int64_t j = 0; j < kcount; j++) {
-      float *s = St + j * NB;
-      const int64_t first = first_lane(bias, j, diag);
-      if (first >= nvl * VL) { memset(s, 0, sizeof(float) * NB); continue; }
-      const int n0 = (int)(first / VL);
-      for (int n = 0; n < n0; n++) *(vf *)(s + n * VL) = (vf){0};
-      for (int n = n0; n < nvl; n++) {
-        vf p = vexp(*(vf *)(s + n * VL) - mv[n]);
-        *(vf *)(s + n * VL) = p;
-        sum[n] += p;
-      }
-    }
+    // One lane vector at a time, down the keys (its max and sum stay in registers): the new maxima,
+    // P = e^(s − m'), its column sums, and the rescaling e^(m − m') of the old sums. Per lane the
+    // same operations in the same key order as a key-by-key sweep.
     for (int n = 0; n < nvl; n++) {
-      vf al = vexp(*(vf *)(m + n * VL) - mv[n]); // 0 while a lane has seen nothing (−∞ − −∞)
+      const vf m_old = *(vf *)(m + n * VL);
+      vf mv = m_old;
+      for (int64_t j = 0; j < kcount; j++)
+        if (n >= n0[j]) mv = vmax(mv, *(vf *)(St + j * NB + n * VL));
+      vf sum = (vf){0};
+      for (int64_t j = 0; j < kcount; j++) {
+        vf *s = (vf *)(St + j * NB + n * VL);
+        if (n < n0[j]) { *s = (vf){0}; continue; }
+        vf p = vexp(*s - mv);
+        *s = p;
+        sum += p;
+      }
+      vf al = vexp(m_old - mv); // 0 while a lane has seen nothing (−∞ − −∞)
       *(vf *)(alpha + n * VL) = al;
-      *(vf *)(l + n * VL) = *(vf *)(l + n * VL) * al + sum[n];
-      *(vf *)(m + n * VL) = mv[n];
+      *(vf *)(l + n * VL) = *(vf *)(l + n * VL) * al + sum;
+      *(vf *)(m + n * VL) = mv;
     }
     for (int64_t i = 0; i < rows4; i++)
       if (alpha[i] != 1.0f) for (int64_t c = 0; c < dp; c++) O[i * dp + c] *= alpha[i];
