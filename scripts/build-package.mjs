@@ -27,16 +27,20 @@ for (const file of walk(dist).filter((f) => f.endsWith('.d.ts'))) {
 }
 cpSync(join(root, 'src', 'serve', 'ui'), join(dist, 'serve', 'ui'), { recursive: true });
 
-// A prebuild for linux-x64, loaded by node-gyp-build where the CPU has AVX2+FMA (scripts/install-native.mjs
-// checks that at install time and compiles from source otherwise). x86-64-v3, not -march=native, so that it
-// runs on any x86-64 CPU since about 2015 and not only on the machine that packed it.
+// Prebuilds for linux-x64, so that an install from the registry needs no compiler: x86-64-v3 (AVX2 + FMA,
+// not -march=native, so that it runs on any x86-64 CPU since about 2015 and not only on the machine that
+// packed it), found by node-gyp-build where scripts/install-native.mjs saw a CPU that runs it (else it
+// compiles from source); and x86-64-v4 with AVX512-BF16 (Zen 4/5: AVX-512 micro-kernels, VDPBF16PS),
+// which src/backend/native.ts loads instead where the CPU has those features.
 if (!process.argv.includes('--no-prebuild') && process.platform === 'linux' && process.arch === 'x64') {
-  const dir = join(root, 'prebuilds', 'linux-x64');
   rmSync(join(root, 'prebuilds'), { recursive: true, force: true });
-  mkdirSync(dir, { recursive: true });
-  const built = spawnSync(process.execPath, [join(root, 'scripts', 'build-variant.mjs'), 'x86-64-v3', join(dir, 'node.napi.node')], { stdio: ['ignore', 2, 2], cwd: root });
-  if (built.status !== 0) {
-    console.error('build-package: the linux-x64 prebuild failed');
-    process.exit(1);
+  for (const [dir, flags] of [['linux-x64', ['x86-64-v3']], ['linux-x64-avx512bf16', ['x86-64-v4', '-mavx512bf16']]]) {
+    mkdirSync(join(root, 'prebuilds', dir), { recursive: true });
+    const out = join(root, 'prebuilds', dir, 'node.napi.node');
+    const built = spawnSync(process.execPath, [join(root, 'scripts', 'build-variant.mjs'), flags[0], out, ...flags.slice(1)], { stdio: ['ignore', 2, 2], cwd: root });
+    if (built.status !== 0) {
+      console.error(`build-package: the ${dir} prebuild failed`);
+      process.exit(1);
+    }
   }
 }

@@ -24,36 +24,54 @@ const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 let addon: NativeAddon | null | undefined;
 const require = createRequire(import.meta.url);
 
+/** x86-64-v3's features, which the linux-x64 prebuild is compiled for (abm is how /proc/cpuinfo names LZCNT; scripts/install-native.mjs checks the same). */
+const X86_64_V3 = ['avx', 'avx2', 'fma', 'bmi1', 'bmi2', 'f16c', 'movbe', 'abm'];
+/** What the linux-x64-avx512bf16 prebuild needs besides: x86-64-v4's AVX-512 subsets and AVX512-BF16 (Zen 4, Zen 5, Sapphire Rapids). */
+const AVX512_BF16 = ['avx512f', 'avx512bw', 'avx512cd', 'avx512dq', 'avx512vl', 'avx512_bf16'];
+
+/** The CPU's feature flags from /proc/cpuinfo (empty where there is none). */
+function cpuFlags(): Set<string> {
+  try {
+    return new Set((/^flags\s*:(.*)$/m.exec(readFileSync('/proc/cpuinfo', 'utf8'))?.[1] ?? '').trim().split(/\s+/));
+  } catch {
+    return new Set();
+  }
+}
+
 /**
- * Finds the addon as node-gyp-build does: build/Release (compiled from source) first, then the package's
- * prebuilds/<platform>-<arch>/. Null when there is neither.
+ * Which addon to load, given node-gyp-build's choice (`found`: build/Release, compiled from source for
+ * this machine, first; else the package's prebuilds/<platform>-<arch>/) and the CPU's flags. A from-source
+ * build is always kept. The linux-x64 prebuild (x86-64-v3: AVX2 + FMA) is swapped for the
+ * linux-x64-avx512bf16 one (AVX-512 micro-kernels, VDPBF16PS for bf16) where the CPU has those features
+ * and that prebuild exists, and refused (null) on a CPU without x86-64-v3. The instruction set is thus
+ * picked at load time, so a package installed from the registry gets the AVX-512 kernels on Zen 4/5.
  */
+export function choosePrebuild(found: string, flags: ReadonlySet<string>, exists: (path: string) => boolean = existsSync): string | null {
+  const v3Dir = `${sep}prebuilds${sep}linux-x64${sep}`;
+  const at = found.lastIndexOf(v3Dir);
+  if (at < 0) return found;
+  if (!X86_64_V3.every((f) => flags.has(f))) return null;
+  const wide = `${found.slice(0, at)}${sep}prebuilds${sep}linux-x64-avx512bf16${sep}${found.slice(at + v3Dir.length)}`;
+  return AVX512_BF16.every((f) => flags.has(f)) && exists(wide) ? wide : found;
+}
+
+/** The addon to load ($PRIMER_NATIVE_PATH, else as choosePrebuild says); null when there is none that runs here. */
 function addonPath(): string | null {
   if (process.env.PRIMER_NATIVE_PATH !== undefined) return existsSync(process.env.PRIMER_NATIVE_PATH) ? process.env.PRIMER_NATIVE_PATH : null;
   const nodeGypBuild = require('node-gyp-build') as { path(dir: string): string };
-  let path: string;
+  let found: string;
   try {
-    path = nodeGypBuild.path(root);
+    found = nodeGypBuild.path(root);
   } catch {
     return null;
   }
-  if (path.includes(`${sep}prebuilds${sep}linux-x64${sep}`) && !cpuRunsPrebuild()) {
+  const path = choosePrebuild(found, cpuFlags());
+  if (path === null) {
     // npm may skip a dependency's install script (which would have compiled from source here), and
     // loading the prebuild would then die on the first AVX2 instruction: fall back instead.
     process.emitWarning('primer: the prebuilt native addon needs an x86-64-v3 CPU (AVX2, FMA); using the JavaScript backend. Compile it for this CPU with `npm rebuild primer --build-from-source` (npm runs primer\'s install script once allowed: `npm install-scripts approve primer`).');
-    return null;
   }
   return path;
-}
-
-/** Whether this CPU has x86-64-v3's features, which the linux-x64 prebuild is compiled for (same list as scripts/install-native.mjs). */
-function cpuRunsPrebuild(): boolean {
-  try {
-    const flags = new Set((/^flags\s*:(.*)$/m.exec(readFileSync('/proc/cpuinfo', 'utf8'))?.[1] ?? '').trim().split(/\s+/));
-    return ['avx', 'avx2', 'fma', 'bmi1', 'bmi2', 'f16c', 'movbe', 'abm'].every((f) => flags.has(f));
-  } catch {
-    return false;
-  }
 }
 
 /** Loads the compiled addon (or $PRIMER_NATIVE_PATH); null when it is not built. */

@@ -1,4 +1,4 @@
-// The package as a user gets it: `npm pack` (whose prepack emits dist/ and the linux-x64 prebuild),
+// The package as a user gets it: `npm pack` (whose prepack emits dist/ and the linux-x64 prebuilds),
 // the tarball installed into an empty project from npm's local cache, the API imported
 // by plain Node from a .mjs file (no tsx), 5 training steps of a tiny model, `npx primer --help`, and
 // the shipped .d.ts files checked by TypeScript from a consumer's .ts file.
@@ -48,7 +48,10 @@ test('npm pack → install into an empty project → import, train 5 steps, npx 
     'binding.gyp', 'native/addon.c', 'scripts/install-native.mjs']) {
     assert.ok(files.has(f), `the tarball lacks ${f}`);
   }
-  if (process.platform === 'linux' && process.arch === 'x64') assert.ok(files.has('prebuilds/linux-x64/node.napi.node'), 'no linux-x64 prebuild');
+  if (process.platform === 'linux' && process.arch === 'x64') {
+    assert.ok(files.has('prebuilds/linux-x64/node.napi.node'), 'no linux-x64 prebuild');
+    assert.ok(files.has('prebuilds/linux-x64-avx512bf16/node.napi.node'), 'no linux-x64-avx512bf16 prebuild');
+  }
   assert.ok(![...files].some((f) => f.startsWith('src/') || f.startsWith('test/')), 'sources or tests were packed');
 
   const app = join(work, 'app');
