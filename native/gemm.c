@@ -269,9 +269,13 @@ static int64_t span(int64_t count, int64_t stride, int64_t size) {
   return r;
 }
 
-static bool check_len(napi_env env, const char *name, size_t len, int64_t need, const char *shape) {
+// Whether `len` elements hold `need` (-1: the size overflowed); else throws a RangeError naming the
+// shape (dims: m, n, k, batch, strideA, strideB, strideC), formatted only then.
+static bool check_len(napi_env env, const char *name, size_t len, int64_t need, const int64_t *dims) {
   if (need >= 0 && (uint64_t)need <= len) return true;
-  char msg[320];
+  char shape[200], msg[320];
+  snprintf(shape, sizeof shape, "(batch=%lld, m=%lld, n=%lld, k=%lld, strides %lld/%lld/%lld)", (long long)dims[3],
+           (long long)dims[0], (long long)dims[1], (long long)dims[2], (long long)dims[4], (long long)dims[5], (long long)dims[6]);
   if (need < 0) snprintf(msg, sizeof msg, "gemm: %s size overflows for %s", name, shape);
   else snprintf(msg, sizeof msg, "gemm: %s has %zu elements but %s needs %lld", name, len, shape, (long long)need);
   napi_throw_range_error(env, NULL, msg);
@@ -299,17 +303,14 @@ static napi_value js_gemm(napi_env env, napi_callback_info info) {
       !k_bool(env, "gemm", argv[9], "accumulate", &accumulate) || !k_bool(env, "gemm", argv[14], "bf16", &bf16))
     return NULL;
   const int64_t m = dims[0], n = dims[1], k = dims[2], batch = dims[3];
-  char shape[200];
-  snprintf(shape, sizeof shape, "(batch=%lld, m=%lld, n=%lld, k=%lld, strides %lld/%lld/%lld)", (long long)batch,
-           (long long)m, (long long)n, (long long)k, (long long)dims[4], (long long)dims[5], (long long)dims[6]);
   int64_t mk, kn, mn;
   if (__builtin_mul_overflow(m, k, &mk) || __builtin_mul_overflow(k, n, &kn) || __builtin_mul_overflow(m, n, &mn)) {
     mk = kn = mn = -1;
   }
-  if (!check_len(env, "a", la, mk < 0 ? -1 : span(batch, dims[4], mk), shape) ||
-      !check_len(env, "b", lb, kn < 0 ? -1 : span(batch, dims[5], kn), shape) ||
-      !check_len(env, "c", lc, mn < 0 ? -1 : span(batch, dims[6], mn), shape) ||
-      (bias && !check_len(env, "bias", lbias, n, shape)))
+  if (!check_len(env, "a", la, mk < 0 ? -1 : span(batch, dims[4], mk), dims) ||
+      !check_len(env, "b", lb, kn < 0 ? -1 : span(batch, dims[5], kn), dims) ||
+      !check_len(env, "c", lc, mn < 0 ? -1 : span(batch, dims[6], mn), dims) ||
+      (bias && !check_len(env, "bias", lbias, n, dims)))
     return NULL;
   if (batch == 0 || m == 0 || n == 0) return js_undefined(env);
   gemm_job job = {.a = a, .b = b, .bias = bias, .c = c, .m = m, .n = n, .k = k,

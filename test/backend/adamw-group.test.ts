@@ -149,3 +149,18 @@ test('group kernels: bad arguments throw errors naming the kernel and the tensor
   assert.throws(() => native.sumSquaresGroup(f(3) as unknown as Float32Array[]), { name: 'TypeError', message: /sumSquaresGroup: 'xs' must be an array/ });
   assert.throws(() => native.sumSquaresGroup([f(3), [1, 2] as unknown as Float32Array]), { name: 'TypeError', message: /sumSquaresGroup: 'xs\[1\]' must be a Float32Array/ });
 });
+
+test('native group kernels name the bad list element (kernel, list, index, problem)', () => {
+  const native = requireNative();
+  const f = (n: number) => new Float32Array(n);
+  const call = (params: unknown[], grads: unknown[], m: unknown[], v: unknown[], wd: unknown[]) =>
+    (native.adamwGroup as unknown as (...a: unknown[]) => void)(params, grads, m, v, wd, LR, B1, B2, EPS, 1, 1);
+  assert.throws(() => call([f(2), f(3)], [f(2), new Float64Array(3)], [f(2), f(3)], [f(2), f(3)], [0, 0]),
+    { name: 'TypeError', message: /adamwGroup: 'grads\[1\]' must be a Float32Array/ });
+  assert.throws(() => call([f(2), f(3)], [f(2), f(3)], [f(2), f(2)], [f(2), f(3)], [0, 0]),
+    { name: 'RangeError', message: /adamwGroup: 'm\[1\]' has 2 elements, needs 3 \(params\[i\]\.length\)/ });
+  assert.throws(() => call([f(2)], [f(2)], [f(2)], [f(2)], ['x']), { name: 'TypeError', message: /adamwGroup: 'weightDecay\[0\]' must be a number/ });
+  assert.throws(() => (native.sumSquaresGroup as unknown as (x: unknown[]) => number)([f(2), f(2), [1, 2]]),
+    { name: 'TypeError', message: /sumSquaresGroup: 'xs\[2\]' must be a Float32Array/ });
+  assert.throws(() => native.permute(f(6), f(6), [2, 3.5], [1, 0], false), { name: 'RangeError', message: /permute: 'shape\[1\]' must be an integer, got 3.5/ });
+});
