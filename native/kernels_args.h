@@ -157,4 +157,8 @@ static void *k_alloc(napi_env env, const char *fn, size_t bytes) {
   return p;
 }
 
+// Declares char name[64] = "what[i]", for an error message about element i of a list (formatted only
+// on the failing path: the list readers run every step).
+#define ELEMENT_NAME(name, what, i) char name[64]; snprintf(name, sizeof name, "%s[%u]", what, i)
+
 #define K_TRY(x) do { if (!(x)) return NULL; } while (0)
