@@ -1,5 +1,6 @@
 // Runs every test/**/*.test.ts with Node's built-in test runner (TypeScript through tsx), then the
-// native-kernel tests again against portable builds (AVX2-only and SSE2-only) of the addon.
+// native-kernel tests again against portable builds (AVX2-only and SSE2-only) of the addon, and
+// cross-compiles it for arm64 where aarch64-linux-gnu-gcc is installed.
 // Arguments filter files by substring: `node scripts/run-tests.mjs tokenizer` (skips the variants).
 import { readdirSync, statSync, mkdtempSync } from 'node:fs';
 import { join } from 'node:path';
@@ -35,6 +36,14 @@ if (filters.length === 0 && process.arch === 'x64') {
     console.log(`\n# native kernel tests with the -march=${march} build`);
     if (built !== 0) status = 1;
     else if (run(backendTests, { PRIMER_NATIVE_PATH: out }) !== 0) status = 1;
+  }
+  // arm64 (the generic vector code on NEON): the addon must cross-compile; the kernel tests themselves
+  // run under qemu with `node scripts/check-arm64.mjs --node …` (see that script).
+  if (spawnSync('aarch64-linux-gnu-gcc', ['--version']).status === 0) {
+    console.log('\n# native addon cross-compiled for arm64 (aarch64-linux-gnu-gcc -march=armv8-a)');
+    if (spawnSync(process.execPath, ['scripts/check-arm64.mjs'], { stdio: 'inherit' }).status !== 0) status = 1;
+  } else {
+    console.log('\n# arm64 cross-compile not checked here: aarch64-linux-gnu-gcc is not installed (.ci/run installs it)');
   }
 }
 process.exit(status);
