@@ -43,6 +43,16 @@ export function hostName(header: string | undefined): string {
   return colon > 0 && isIP(h) !== 6 ? h.slice(0, colon) : h;
 }
 
+/** The path of a request target, percent-decoded as the router decodes it (undecodable: as sent). */
+export function decodedPath(target: string): string {
+  const path = target.split('?', 1)[0]!;
+  try {
+    return decodeURIComponent(path);
+  } catch {
+    return path;
+  }
+}
+
 export function installSecurity(app: FastifyInstance, o: SecurityOptions): void {
   const key = o.apiKey ? digest(o.apiKey) : null;
   const allowed = new Set([...LOOPBACK, ...(o.allowedHosts ?? []).map((h) => h.toLowerCase())]);
@@ -53,7 +63,9 @@ export function installSecurity(app: FastifyInstance, o: SecurityOptions): void 
   const isUi = (url: string) => url === '/' || url.startsWith('/ui') || url.startsWith('/v1/run/');
 
   app.addHook('onRequest', async (request: FastifyRequest, reply) => {
-    const url = request.url;
+    // The policy applies to the route the router matched, not to the raw request line: the router
+    // percent-decodes paths, so "/%761/completions" reaches /v1/completions.
+    const url = request.routeOptions.url ?? decodedPath(request.url);
     if (o.cors) {
       reply.header('access-control-allow-origin', o.cors);
       reply.header('vary', 'Origin');

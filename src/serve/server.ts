@@ -137,8 +137,11 @@ export async function createServer(o: ServeOptions): Promise<PrimerServer> {
     // Stop accepting at once; the pool gives running jobs the grace period, then cuts them, which
     // ends their streams, so the HTTP close below is not held open by long generations.
     const app_ = app.close();
+    // A connection that never sends a request is neither idle (Fastify's forceCloseConnections) nor
+    // running, and would hold the close open forever: past the grace period every socket is cut.
+    const cut = setTimeout(() => app.server.closeAllConnections(), graceMs + 100);
     await (ready ?? Promise.resolve()).catch(() => undefined);
-    await Promise.all([app_, pool?.close(graceMs)]);
+    await Promise.all([app_, pool?.close(graceMs)]).finally(() => clearTimeout(cut));
   })());
   return { app, models, get pool() { return pool; }, load, close };
 }

@@ -40,6 +40,11 @@ test('the API key: 401 JSON without it or with a wrong one, 200 with it; /health
   const ok = await postJson(base, '/v1/completions', { prompt: 'the cat', max_tokens: 2, temperature: 0 }, auth);
   assert.equal(ok.status, 200);
   assert.equal((await fetch(`${base}/health`)).status, 200);
+  // Percent-encoded paths reach the same routes (the router decodes them) and need the key too.
+  for (const [method, url] of [['POST', '/%761/completions'], ['GET', '/%76%31/models'], ['GET', '/%6detrics'], ['GET', '/v1/%6dodels?x=1']] as const) {
+    const r = await server.app.inject({ method, url, payload: method === 'POST' ? { prompt: 'the cat', max_tokens: 2 } : undefined });
+    assert.equal(r.statusCode, 401, `${method} ${url}`);
+  }
 });
 
 test('/metrics is Prometheus text and its counters move with requests', async () => {
@@ -170,6 +175,10 @@ test('Host allow-list for the UI and CORS only for the --cors origin', async () 
   const evil = await server.app.inject({ method: 'GET', url: '/ui/', headers: { host: 'attacker.example:8080' } });
   assert.equal(evil.statusCode, 403);
   assert.match(evil.json().error.message, /host "attacker\.example:8080" is not allowed for the UI/);
+  for (const url of ['/%75i/', '/v1/%72un/metrics']) {
+    const encoded = await server.app.inject({ method: 'GET', url, headers: { ...auth, host: 'attacker.example' } });
+    assert.equal(encoded.statusCode, 403, url);
+  }
   const local = await server.app.inject({ method: 'GET', url: '/ui/', headers: { host: `localhost:${new URL(base).port}` } });
   assert.equal(local.statusCode, 200);
   const noCors = await server.app.inject({ method: 'GET', url: '/v1/models', headers: { ...auth, origin: 'https://app.example' } });
@@ -205,5 +214,21 @@ test('/health answers 503 while the models load, then 200', async () => {
     assert.equal(after.json().status, 'ok');
   } finally {
     await loading.close();
+  }
+});
+
+test('close() ends within the grace period even with a connected client that never sends a request', async () => {
+  const own = await createServer({ models: [], graceMs: 200, bodyTimeoutMs: 60_000 });
+  const url = new URL(await own.app.listen({ port: 0, host: '127.0.0.1' }));
+  const socket = connect(Number(url.port), url.hostname);
+  await new Promise((resolve) => socket.once('connect', resolve));
+  const socketClosed = new Promise<void>((resolve) => socket.once('close', () => resolve()));
+  const t0 = Date.now();
+  try {
+    await own.close();
+    await socketClosed;
+    assert.ok(Date.now() - t0 < 5_000, `close took ${Date.now() - t0} ms`);
+  } finally {
+    socket.destroy();
   }
 });
