@@ -13,7 +13,7 @@ import { LORA_DEFAULTS, loadLoraAdapter, loraSettingsFromFlags, type LoraFlags }
 import { readChatTemplate, writeChatTemplate } from '../adapt/chat-template.ts';
 import { ChatSession, loadChatModel } from '../adapt/chat.ts';
 import { runSft, SFT_DEFAULTS, type SftOptions, type SftResult } from '../adapt/sft-run.ts';
-import { action, choiceArg, floatArg, intArg } from './options.ts';
+import { action, choiceArg, floatArg, intArg, probabilityArg } from './options.ts';
 import { refuseOutputOverInput } from '../io/paths.ts';
 
 /** Options of `primer finetune --objective sft`: the library's SFT options with LoRA as flat flags. */
@@ -53,13 +53,16 @@ interface ChatCliOptions {
   maxTokens: number;
   temperature: number;
   topK: number;
+  topP: number;
+  repetitionPenalty: number;
   seed: number;
 }
 
 async function chatLoop(o: ChatCliOptions): Promise<void> {
   const { model, tokenizer, template } = loadChatModel(o.model, o.adapter);
   const session = new ChatSession(model, tokenizer, {
-    template, system: o.system, maxTokens: o.maxTokens, temperature: o.temperature, topK: o.topK, seed: o.seed,
+    template, system: o.system, maxTokens: o.maxTokens, temperature: o.temperature, topK: o.topK, topP: o.topP,
+    repetitionPenalty: o.repetitionPenalty, seed: o.seed,
   });
   const tty = process.stdin.isTTY === true;
   const out = process.stdout;
@@ -101,6 +104,8 @@ export function registerAdaptCommands(program: Command): void {
     .option('--max-tokens <n>', 'tokens per reply', intArg(1), 64)
     .option('--temperature <t>', 'sampling temperature, 0 = greedy', floatArg(0), 0.7)
     .option('--top-k <k>', 'sample among the k most likely tokens (0 = all)', intArg(0), 40)
+    .option('--top-p <p>', 'nucleus sampling mass in (0, 1] (1 = off)', probabilityArg, 1)
+    .option('--repetition-penalty <r>', 'above 1 discourages tokens already in the text (1 = off)', floatArg(Number.MIN_VALUE), 1)
     .option('--seed <n>', 'random seed', intArg(0), 0)
     .action(action(chatLoop));
 

@@ -8,6 +8,7 @@ import { fillMask, loadBert } from '../infer/fill-mask.ts';
 import { isNextProbability } from '../infer/nsp.ts';
 import { pretrainBert } from '../train/bert-pretrain.ts';
 import { TrainingDivergedError } from '../train/trainer.ts';
+import { recordedObjective } from '../train/checkpoint.ts';
 import { action, commonPretrainOptions, intArg, type CommonPretrainFlags } from './options.ts';
 
 /** Flags of `primer pretrain` that apply to BERT, plus the BERT-only ones. */
@@ -75,6 +76,9 @@ export function registerBertCommands(program: Command): void {
     .requiredOption('--b <text>', 'candidate next sentence(s)')
     .action(action(async (o: { model: string; a: string; b: string }) => {
       const { model, tokenizer } = loadBert(o.model);
+      if (recordedObjective(o.model) === 'mlm') {
+        console.error(`warning: ${o.model} was pre-trained with --objective mlm, so its next-sentence head was never trained and this probability means nothing (pre-train with --objective mlm+nsp)`);
+      }
       const p = isNextProbability(model, tokenizer, o.a, o.b);
       console.log(`is next: ${(100 * p).toFixed(2)}% (random: ${(100 * (1 - p)).toFixed(2)}%)`);
     }));

@@ -3,8 +3,9 @@ import type { Command } from 'commander';
 import { loadAnyModelDir } from '../models/load.ts';
 import { loadTokenizerJson } from '../data/tokenizer.ts';
 import { generateText, maxTokensWarning } from '../infer/generate.ts';
+import { complete } from '../infer/decode.ts';
 import { decoderContext } from '../infer/kv-cache.ts';
-import { action, floatArg, intArg } from './options.ts';
+import { action, floatArg, intArg, probabilityArg } from './options.ts';
 import { readChatTemplate, renderChatText } from '../adapt/chat-template.ts';
 
 export function registerGenerateCommand(program: Command): void {
@@ -16,10 +17,15 @@ export function registerGenerateCommand(program: Command): void {
     .option('--max-tokens <n>', 'tokens to generate', intArg(0), 64)
     .option('--temperature <t>', 'sampling temperature, 0 = greedy', floatArg(0), 0.8)
     .option('--top-k <k>', 'sample among the k most likely tokens (0 = all)', intArg(0), 40)
-    .option('--top-p <p>', 'nucleus sampling mass (1 = off)', floatArg(0, 1), 1)
+    .option('--top-p <p>', 'nucleus sampling mass in (0, 1] (1 = off)', probabilityArg, 1)
+    .option('--repetition-penalty <r>', 'above 1 discourages tokens already in the text (1 = off)', floatArg(Number.MIN_VALUE), 1)
+    .option('--stop <text...>', 'end the text before the first of these strings (the prompt must then fit the context)')
     .option('--seed <n>', 'random seed', intArg(0), 0)
     .option('--chat', 'treat --prompt as one user turn of the model\'s chat template and print only the reply')
-    .action(action((o: { model: string; prompt: string; maxTokens: number; temperature: number; topK: number; topP: number; seed: number; chat?: boolean }) => {
+    .action(action((o: {
+      model: string; prompt: string; maxTokens: number; temperature: number; topK: number; topP: number; repetitionPenalty: number;
+      stop?: string[]; seed: number; chat?: boolean;
+    }) => {
       const loaded = loadAnyModelDir(o.model);
       if (loaded.kind === 'bert') throw new RangeError(`generate: ${o.model} is a bert model; generation needs a causal LM (GPT-2, Llama, Qwen2)`);
       const warning = maxTokensWarning(o.maxTokens, decoderContext(loaded.model));
@@ -29,9 +35,12 @@ export function registerGenerateCommand(program: Command): void {
       const prompt = o.chat
         ? renderChatText(readChatTemplate(o.model), { messages: [{ role: 'user', content: o.prompt }], addGenerationPrompt: true, eosToken: eos })
         : o.prompt;
-      const text = generateText(loaded.model, tokenizer, prompt, {
-        maxTokens: o.maxTokens, temperature: o.temperature, topK: o.topK, topP: o.topP > 0 ? o.topP : undefined, seed: o.seed,
-      });
+      const sampling = { maxTokens: o.maxTokens, temperature: o.temperature, topK: o.topK, topP: o.topP, repetitionPenalty: o.repetitionPenalty, seed: o.seed };
+      // Stop strings need the streaming decoder (text checked as it grows), which refuses a prompt
+      // longer than the context instead of sliding over it.
+      const text = o.stop?.length
+        ? complete(loaded.model, tokenizer, [prompt], { ...sampling, stop: o.stop })[0]!.text
+        : generateText(loaded.model, tokenizer, prompt, sampling);
       console.log(o.chat ? text.split('\nUser:')[0]!.trim() : o.prompt + text);
     }));
 }

@@ -30,6 +30,14 @@ export function createProgram(): Command {
 }
 
 export async function main(argv: readonly string[] = process.argv): Promise<void> {
+  // `primer classify … | head -1`: the reader has gone, so there is nobody left to write for. Stop
+  // quietly (exit 0, as Unix tools do) instead of dying on an unhandled EPIPE with a stack trace.
+  for (const stream of [process.stdout, process.stderr]) {
+    stream.on('error', (e: NodeJS.ErrnoException) => {
+      if (e.code === 'EPIPE') process.exit(0);
+      throw e;
+    });
+  }
   const program = createProgram();
   await program.parseAsync([...argv]);
 }

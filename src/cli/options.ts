@@ -23,6 +23,20 @@ export function floatArg(min = -Infinity, max = Infinity) {
   };
 }
 
+/** A probability mass in (0, 1], e.g. top-p: 0 would keep no token. */
+export function probabilityArg(value: string): number {
+  const n = Number(value);
+  if (!(n > 0 && n <= 1)) throw new InvalidArgumentError(`expected a number > 0 and ≤ 1, got "${value}"`);
+  return n;
+}
+
+/** A number > 0: a limit such as --max-minutes 0 would stop before anything is done. */
+export function positiveFloatArg(value: string): number {
+  const n = Number(value);
+  if (!(Number.isFinite(n) && n > 0)) throw new InvalidArgumentError(`expected a number > 0, got "${value}"`);
+  return n;
+}
+
 export function choiceArg<T extends string>(choices: readonly T[]) {
   return (value: string): T => {
     if (!choices.includes(value as T)) throw new InvalidArgumentError(`expected one of ${choices.join(', ')}, got "${value}"`);

@@ -84,6 +84,8 @@ async function start(o: CommonFlags, what: string, path: string): Promise<void> 
   if (o.run !== undefined && !(existsSync(o.run) && statSync(o.run).isDirectory())) {
     throw new PrimerError('RUN_DIR', `--run ${o.run}: no such directory`);
   }
+  // An empty key would quietly serve an open API to someone who meant to lock it.
+  if (o.apiKey !== undefined && o.apiKey.trim() === '') throw new PrimerError('API_KEY', '--api-key is empty: give the key clients must send, or leave the option out for an open server');
   const apiKey = o.apiKey ?? (process.env.PRIMER_API_KEY || undefined);
   const options: ServeOptions = {
     models: o.model ?? [], runDir: o.run, workers: o.workers, parallel: o.parallel, threads: o.threads, maxQueue: o.queue,

@@ -15,6 +15,8 @@ export { sampleToken, type SamplingOptions } from './sampling.ts';
 
 export interface GenerateOptions extends SamplingOptions {
   maxTokens?: number;
+  /** > 1 discourages repeats, 1 = off (default). */
+  repetitionPenalty?: number;
   /** Stop when this id is produced (not included in the output). */
   stopId?: number | null;
 }

@@ -11,6 +11,7 @@ import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { readSafetensors, SafetensorsError, type SafetensorsFile } from '../io/safetensors.ts';
 import { InteropError } from './errors.ts';
+import { atFile } from '../io/errors.ts';
 
 export const SAFETENSORS_FILE = 'model.safetensors';
 export const SAFETENSORS_INDEX = 'model.safetensors.index.json';
@@ -68,7 +69,7 @@ function openSafetensors(path: string): SafetensorsFile {
   try {
     return readSafetensors(path);
   } catch (e) {
-    if (e instanceof SafetensorsError) throw new InteropError('BAD_WEIGHTS', `${path}: ${e.message} [${e.code}]`, { cause: e });
+    if (e instanceof SafetensorsError) throw new InteropError('BAD_WEIGHTS', `${atFile(path, e.message)} [${e.code}]`, { cause: e });
     throw new InteropError('BAD_WEIGHTS', `${path}: cannot be read (${(e as Error).message})`, { cause: e });
   }
 }

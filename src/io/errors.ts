@@ -36,3 +36,8 @@ export class SafetensorsError extends PrimerError {
     super(code, message, options);
   }
 }
+
+/** "file: message", unless the message already starts with the file (safetensors and config errors name it). */
+export function atFile(file: string, message: string): string {
+  return message.startsWith(`${file}: `) ? message : `${file}: ${message}`;
+}

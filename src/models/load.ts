@@ -20,7 +20,7 @@ import { Llama, headDimOf, kvHeadsOf, attentionBiases, llamaConfigSchema, type L
 import type { Module } from '../nn/module.ts';
 import { readSafetensors, writeSafetensors, type SafetensorsFile } from '../io/safetensors.ts';
 import { writeJsonAtomic } from '../io/atomic.ts';
-import { PrimerError } from '../io/errors.ts';
+import { PrimerError, atFile } from '../io/errors.ts';
 import type { Tokenizer } from '../tokenizers/types.ts';
 
 export class ModelLoadError extends PrimerError {
@@ -290,7 +290,7 @@ export function loadWeights(kind: ModelKind, model: Module, file: SafetensorsFil
   try {
     result = model.loadStateDict(plain, shapes);
   } catch (e) {
-    throw new ModelLoadError(`${file.source}: ${(e as Error).message}`, { cause: e });
+    throw new ModelLoadError(atFile(file.source, (e as Error).message), { cause: e });
   }
   // The tied decoder bias is the same tensor as cls.predictions.bias in HF; accept it in its place.
   const tiedBias = tied.find(([, to]) => to === 'cls.predictions.bias');
@@ -342,7 +342,7 @@ function loadConfiguredModelDir(dir: string, config: AnyModelConfig, options: { 
   try {
     file = readSafetensors(weightsPath);
   } catch (e) {
-    throw new ModelLoadError(`${weightsPath}: ${(e as Error).message}`, { cause: e });
+    throw new ModelLoadError(atFile(weightsPath, (e as Error).message), { cause: e });
   }
   checkConfigAgainstWeights(config, file, join(dir, 'config.json'));
   const loaded = createModel(config, 0, join(dir, 'config.json'));

@@ -294,3 +294,18 @@ export function restoreCheckpoint(ck: Checkpoint, model: Module, optimizer: Adam
     v: paramNames.map((n) => ck.optimizer.getFloat32(`v.${n}`)),
   });
 }
+
+/**
+ * The pre-training objective recorded by a Primer run directory's latest checkpoint ("mlm",
+ * "mlm+nsp", "clm", …), or null where there is none to read (a model from elsewhere, no checkpoint).
+ */
+export function recordedObjective(runDir: string): string | null {
+  const latest = listCheckpoints(runDir).at(-1);
+  if (!latest) return null;
+  try {
+    const state = JSON.parse(readFileSync(join(latest, 'trainer_state.json'), 'utf8')) as { run?: { objective?: unknown } };
+    return typeof state.run?.objective === 'string' ? state.run.objective : null;
+  } catch {
+    return null;
+  }
+}

@@ -164,3 +164,14 @@ test('issue 19 defect 8: generate warns when --max-tokens is beyond 16 context w
   assert.match(maxTokensWarning(2049, 128)!, /--max-tokens 2049 is more than 16 × the model's context of 128 tokens/);
   assert.match(maxTokensWarning(1e9, 1024)!, /the window slides/);
 });
+
+test('a truncated model.safetensors is named once in the error, by load and by import', () => {
+  const dir = tempDir('truncated-weights');
+  copyFileSync(join(fixtures, 'gpt2-tiny', 'config.json'), join(dir, 'config.json'));
+  writeFileSync(join(dir, 'model.safetensors'), '');
+  const weights = join(dir, 'model.safetensors');
+  assert.throws(() => loadModelDir(dir), (e: Error) => e.message === `${weights}: file is 0 bytes, shorter than the 8-byte header length`);
+  const imported = spawnSync(process.execPath, [join(root, 'bin', 'primer.js'), 'import', dir, '--out', join(dir, 'out')], { encoding: 'utf8' });
+  assert.equal(imported.status, 1);
+  assert.equal(imported.stderr.trim(), `primer: error: ${weights}: file is 0 bytes, shorter than the 8-byte header length [TRUNCATED]`);
+});

@@ -89,7 +89,7 @@ test('dashboard: serves the metrics of a run directory', async () => {
   }
 });
 
-test('serve: --port 70000, a port in use and a bad --host exit 1 with one line, before loading models', async () => {
+test('serve: --port 70000, a port in use, a bad --host and an empty --api-key exit 1 with one line, before loading models', async () => {
   const fx = buildFixtures();
   const bad = startCli(['serve', '--model', fx.gpt, '--port', '70000']);
   assert.equal(await bad.exited, 1);
@@ -97,6 +97,9 @@ test('serve: --port 70000, a port in use and a bad --host exit 1 with one line, 
   const host = startCli(['serve', '--model', fx.gpt, '--host', '999.1.1.1']);
   assert.equal(await host.exited, 1);
   assert.match(host.output().stderr.trim(), /^primer: error: --host 999\.1\.1\.1: not an IP address or a name this machine resolves \([A-Z_]+\)$/);
+  const emptyKey = startCli(['serve', '--model', fx.gpt, '--port', '0', '--api-key', '']);
+  assert.equal(await emptyKey.exited, 1);
+  assert.deepEqual(emptyKey.output().stderr.trim().split('\n'), ['primer: error: --api-key is empty: give the key clients must send, or leave the option out for an open server']);
   const { createServer: netServer } = await import('node:net');
   const blocker = netServer();
   await new Promise<void>((resolve) => blocker.listen(0, '127.0.0.1', resolve));

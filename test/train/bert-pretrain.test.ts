@@ -10,6 +10,7 @@ import { fillMask, loadBert } from '../../src/infer/fill-mask.ts';
 import { isNextProbability } from '../../src/infer/nsp.ts';
 import { Command } from 'commander';
 import { registerBertCommands, runBertPretrain } from '../../src/cli/bert.ts';
+import { recordedObjective } from '../../src/train/checkpoint.ts';
 
 async function captureLog(fn: () => Promise<unknown>): Promise<string[]> {
   const lines: string[] = [];
@@ -92,6 +93,7 @@ test('BERT MLM+NSP pre-training through the shared trainer: losses fall, metrics
   assert.deepEqual(JSON.parse(filled.join('\n')), fillMask(model, tokenizer, 'Snow covers [MASK] mountain.', { topK: 2 }));
   const nsp = await captureLog(() => program.parseAsync(['node', 'primer', 'nsp', '--model', runDir, '--a', a, '--b', b]));
   assert.equal(nsp[0], `is next: ${(100 * p).toFixed(2)}% (random: ${(100 * (1 - p)).toFixed(2)}%)`);
+  assert.equal(recordedObjective(runDir), 'mlm+nsp', 'a run that trained its NSP head: nsp prints no warning');
 });
 
 test('BERT position embeddings: absolute (BERT\'s original) trains with random attention; local attention needs relative_key', async () => {
@@ -101,6 +103,19 @@ test('BERT position embeddings: absolute (BERT\'s original) trains with random a
   assert.ok(!readSafetensors(join(dir, 'run-absolute', 'model.safetensors')).names.some((n) => n.includes('distance_embedding')));
   await assert.rejects(pretrainBert({ ...base, objective: 'mlm', steps: 2, out: join(dir, 'run-absolute-local'), positionEmbedding: 'absolute', attentionInit: 'local' }),
     /attention init "local" needs position embedding "relative_key"/);
+  // An MLM-only run never trained its next-sentence head: `primer nsp` says so.
+  assert.equal(recordedObjective(join(dir, 'run-absolute')), 'mlm');
+  const program = new Command().exitOverride();
+  registerBertCommands(program);
+  const warnings: string[] = [];
+  const error = console.error;
+  console.error = (m: string) => warnings.push(String(m));
+  try {
+    await captureLog(() => program.parseAsync(['node', 'primer', 'nsp', '--model', join(dir, 'run-absolute'), '--a', 'Cat sat.', '--b', 'Dog ran.']));
+  } finally {
+    console.error = error;
+  }
+  assert.match(warnings.join('\n'), /was pre-trained with --objective mlm, so its next-sentence head was never trained/);
 });
 
 test('BERT pre-training splits train/validation by parts of long documents: the held-out share follows valFraction', async () => {
