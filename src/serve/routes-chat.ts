@@ -9,7 +9,7 @@ import { randomUUID } from 'node:crypto';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { DEFAULT_CHAT_TEMPLATE, ChatTemplateError, renderChatText, type ChatMessage } from '../adapt/chat-template.ts';
 import { CAUSAL_KINDS, type CompletionJob } from './engine.ts';
-import { ApiError, pickModel, runGeneration, type ApiContext } from './routes.ts';
+import { ApiError, pickModel, refuseUnsupported, runGeneration, streamOptionsSchema, usageOf, type ApiContext } from './routes.ts';
 
 interface ChatBody {
   model?: string;
@@ -22,6 +22,10 @@ interface ChatBody {
   seed?: number;
   n?: number;
   stream?: boolean;
+  stream_options?: { include_usage?: boolean };
+  logprobs?: unknown;
+  top_logprobs?: unknown;
+  response_format?: unknown;
 }
 
 function chatSchema(ctx: ApiContext) {
@@ -43,7 +47,7 @@ function chatSchema(ctx: ApiContext) {
       seed: { type: 'integer', minimum: 0, maximum: 4294967295 },
       n: { type: 'integer', minimum: 1, maximum: 8 },
       stream: { type: 'boolean' },
-      stream_options: { type: 'object' },
+      stream_options: streamOptionsSchema,
       user: { type: 'string' },
     },
   } as const;
@@ -52,6 +56,7 @@ function chatSchema(ctx: ApiContext) {
 export function registerChatRoutes(app: FastifyInstance, ctx: ApiContext): void {
   app.post('/v1/chat/completions', { schema: { body: chatSchema(ctx) } }, async (request: FastifyRequest<{ Body: ChatBody }>, reply: FastifyReply) => {
     const body = request.body;
+    refuseUnsupported(body);
     const m = pickModel(ctx.models, body.model, CAUSAL_KINDS, 'chat completions');
     if (!CAUSAL_KINDS.includes(m.kind)) throw new ApiError(400, `model "${m.id}" is a ${m.architecture}; chat needs a GPT-2 or Llama-family language model`);
     const template = m.chatTemplate ?? DEFAULT_CHAT_TEMPLATE;
@@ -82,15 +87,15 @@ export function registerChatRoutes(app: FastifyInstance, ctx: ApiContext): void 
         id, object: 'chat.completion.chunk', created, model: m.id,
         choices: [{ index, delta: first ? { role: 'assistant', content: text } : text ? { content: text } : {}, logprobs: null, finish_reason: finish }],
       }),
-      final: (results) => {
-        const promptTokens = results[0]?.promptTokens ?? 0;
-        const completionTokens = results.reduce((s, r) => s + r.ids.length, 0);
-        return {
-          id, object: 'chat.completion', created, model: m.id,
-          choices: results.map((r, index) => ({ index, message: { role: 'assistant', content: r.text }, logprobs: null, finish_reason: r.finishReason })),
-          usage: { prompt_tokens: promptTokens, completion_tokens: completionTokens, total_tokens: promptTokens + completionTokens },
-        };
-      },
+      // n choices share one prompt: its tokens count once.
+      final: (results) => ({
+        id, object: 'chat.completion', created, model: m.id,
+        choices: results.map((r, index) => ({ index, message: { role: 'assistant', content: r.text }, logprobs: null, finish_reason: r.finishReason })),
+        usage: usageOf(results, results[0]?.promptTokens ?? 0),
+      }),
+      usageChunk: body.stream_options?.include_usage
+        ? (results) => ({ id, object: 'chat.completion.chunk', created, model: m.id, choices: [], usage: usageOf(results, results[0]?.promptTokens ?? 0) })
+        : undefined,
     });
   });
 }

@@ -25,6 +25,27 @@ export interface ApiLimits {
 const text = { type: 'string', maxLength: 100_000 } as const;
 const textOrList = (max: number) => ({ anyOf: [text, { type: 'array', items: text, minItems: 1, maxItems: max }] });
 
+export const streamOptionsSchema = { type: 'object', properties: { include_usage: { type: 'boolean' } } } as const;
+
+/**
+ * OpenAI options this server does not implement: a clear 400 instead of a response that silently
+ * lacks what was asked for (no log-probabilities, no JSON mode).
+ */
+export function refuseUnsupported(body: { logprobs?: unknown; top_logprobs?: unknown; response_format?: unknown }): void {
+  if (body.logprobs !== undefined && body.logprobs !== null && body.logprobs !== false && body.logprobs !== 0) {
+    throw new ApiError(400, 'logprobs are not supported by this server');
+  }
+  if (typeof body.top_logprobs === 'number' && body.top_logprobs > 0) throw new ApiError(400, 'top_logprobs are not supported by this server');
+  const format = body.response_format as { type?: unknown } | null | undefined;
+  if (format != null && format.type !== 'text') throw new ApiError(400, `response_format ${JSON.stringify(format.type ?? format)} is not supported (only "text")`);
+}
+
+/** The usage block of a response: prompt tokens counted once per prompt, completion tokens over all choices. */
+export function usageOf(results: Completion[], promptTokens = results.reduce((s, r) => s + r.promptTokens, 0)) {
+  const completionTokens = results.reduce((s, r) => s + r.ids.length, 0);
+  return { prompt_tokens: promptTokens, completion_tokens: completionTokens, total_tokens: promptTokens + completionTokens };
+}
+
 function completionSchema(l: ApiLimits) {
   return {
     type: 'object',
@@ -40,6 +61,7 @@ function completionSchema(l: ApiLimits) {
       stop: { anyOf: [{ type: 'string', maxLength: 200 }, { type: 'array', items: { type: 'string', maxLength: 200 }, maxItems: 4 }, { type: 'null' }] },
       seed: { type: 'integer', minimum: 0, maximum: 4294967295 },
       stream: { type: 'boolean' },
+      stream_options: streamOptionsSchema,
       n: { type: 'integer', minimum: 1, maximum: 1 },
       echo: { type: 'boolean', const: false },
     },
@@ -57,6 +79,9 @@ interface CompletionBody {
   stop?: string | string[] | null;
   seed?: number;
   stream?: boolean;
+  stream_options?: { include_usage?: boolean };
+  logprobs?: unknown;
+  response_format?: unknown;
 }
 
 export class ApiError extends Error {
@@ -120,6 +145,8 @@ export async function runJob(pool: WorkerPool, request: FastifyRequest, reply: F
 export interface GenerationFormat {
   chunk(index: number, text: string, finish: string | null, first: boolean): unknown;
   final(results: Completion[]): unknown;
+  /** The last chunk before [DONE] when the client asked for stream_options.include_usage. */
+  usageChunk?(results: Completion[]): unknown;
 }
 
 /**
@@ -170,6 +197,7 @@ export async function runGeneration(ctx: ApiContext, request: FastifyRequest, re
     }) as Completion[] | null;
     account(results);
     (results ?? []).forEach((r, i) => { if (!finished.has(i)) send(format.chunk(i, '', r.finishReason, !seen.has(i))); });
+    if (results && format.usageChunk) send(format.usageChunk(results));
     send('[DONE]');
   } catch (e) {
     if (!open) throw e;
@@ -199,6 +227,7 @@ export function registerApiRoutes(app: FastifyInstance, ctx: ApiContext): void {
 
   app.post('/v1/completions', { schema: { body: completionSchema(limits) } }, async (request: FastifyRequest<{ Body: CompletionBody }>, reply: FastifyReply) => {
     const body = request.body;
+    refuseUnsupported(body);
     const m = pickModel(models, body.model, CAUSAL_KINDS, 'completions');
     const prompts = typeof body.prompt === 'string' ? [body.prompt] : body.prompt;
     const stop = body.stop == null ? [] : typeof body.stop === 'string' ? [body.stop] : body.stop;
@@ -211,6 +240,7 @@ export function registerApiRoutes(app: FastifyInstance, ctx: ApiContext): void {
     return runGeneration(ctx, request, reply, m.id, job, body.stream === true, {
       chunk: (index, text, finish) => ({ id, object: 'text_completion', created, model: m.id, choices: [{ text, index, logprobs: null, finish_reason: finish }] }),
       final: (results) => completionResponse(id, created, m.id, results),
+      usageChunk: body.stream_options?.include_usage ? (results) => ({ id, object: 'text_completion', created, model: m.id, choices: [], usage: usageOf(results) }) : undefined,
     });
   });
 
@@ -255,12 +285,10 @@ export function registerApiRoutes(app: FastifyInstance, ctx: ApiContext): void {
 }
 
 function completionResponse(id: string, created: number, model: string, results: Completion[]) {
-  const promptTokens = results.reduce((s, r) => s + r.promptTokens, 0);
-  const completionTokens = results.reduce((s, r) => s + r.ids.length, 0);
   return {
     id, object: 'text_completion', created, model,
     choices: results.map((r, index) => ({ text: r.text, index, logprobs: null, finish_reason: r.finishReason })),
-    usage: { prompt_tokens: promptTokens, completion_tokens: completionTokens, total_tokens: promptTokens + completionTokens },
+    usage: usageOf(results),
   };
 }
 

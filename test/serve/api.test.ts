@@ -46,6 +46,17 @@ test('POST /v1/completions: OpenAI shape, seeded, and the stream carries the sam
   assert.equal(parsed.done, true);
   assert.deepEqual(parsed.texts, a.json.choices.map((c: { text: string }) => c.text));
   assert.deepEqual(parsed.finish, ['length', 'length']);
+  // stream_options.include_usage: one more chunk before [DONE], no choices, the usage of the plain response.
+  const u = await postJson(base, '/v1/completions', { ...body, stream: true, stream_options: { include_usage: true } });
+  const chunks = u.text.split('\n\n').filter((b) => b.startsWith('data: {')).map((b) => JSON.parse(b.slice(6)));
+  assert.deepEqual(chunks.at(-1).choices, []);
+  assert.deepEqual(chunks.at(-1).usage, a.json.usage);
+  assert.ok(chunks.slice(0, -1).every((c) => c.usage === undefined), 'only the last chunk carries usage');
+  const chat = await postJson(base, '/v1/chat/completions', { messages: [{ role: 'user', content: 'hi' }], max_tokens: 5, temperature: 0, n: 2, stream: true, stream_options: { include_usage: true } });
+  const last = JSON.parse(chat.text.split('\n\n').filter((b) => b.startsWith('data: {')).at(-1)!.slice(6));
+  const plain = await postJson(base, '/v1/chat/completions', { messages: [{ role: 'user', content: 'hi' }], max_tokens: 5, temperature: 0, n: 2 });
+  assert.equal(last.object, 'chat.completion.chunk');
+  assert.deepEqual(last.usage, plain.json.usage);
 });
 
 test('stop strings cut the text and finish with "stop"', async () => {
@@ -125,6 +136,10 @@ test('bad input gets a 4xx JSON error', async () => {
     ['/v1/completions', { prompt: 'x'.repeat(5000) }, 413, /body/i],
     ['/v1/completions', 'prompt=x', 415, /content-type/i, { 'content-type': 'text/plain' }],
     ['/v1/nothing', {}, 404, /no route POST \/v1\/nothing/],
+    // Options this server does not implement are refused rather than silently ignored.
+    ['/v1/completions', { prompt: 'x', logprobs: 2 }, 400, /logprobs are not supported/],
+    ['/v1/chat/completions', { messages: [{ role: 'user', content: 'x' }], logprobs: true, top_logprobs: 2 }, 400, /logprobs are not supported/],
+    ['/v1/chat/completions', { messages: [{ role: 'user', content: 'x' }], response_format: { type: 'json_object' } }, 400, /response_format "json_object" is not supported/],
   ];
   for (const [path, body, status, message, headers] of cases) {
     const r = await postJson(base, path, body, headers);
