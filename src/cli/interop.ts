@@ -30,6 +30,11 @@ function summary(p: Pretrained, dir: string): Record<string, unknown> {
   };
 }
 
+/** Said on stderr when a converted model has no tokenizer: the conversion works, its use does not. */
+function warnNoTokenizer(p: Pretrained, dir: string, consequence: string): void {
+  if (!p.tokenizer) console.error(`warning: ${dir} has no tokenizer (tokenizer.json, vocab.json + merges.txt or vocab.txt): ${consequence}`);
+}
+
 export function registerInteropCommands(program: Command): void {
   program
     .command('import')
@@ -39,6 +44,7 @@ export function registerInteropCommands(program: Command): void {
     .action(action((dir: string, o: { out?: string }) => {
       if (o.out) refuseOutputOverInput(o.out, { 'model': dir });
       const p = loadPretrained(dir);
+      warnNoTokenizer(p, dir, 'generate, serve, fill-mask and fine-tuning need one; copy it into the model directory');
       const files = o.out ? exportHf(p, o.out) : [];
       console.log(JSON.stringify({ ...summary(p, dir), ...(o.out ? { out: o.out, files } : {}) }, null, 2));
     }));
@@ -54,6 +60,7 @@ export function registerInteropCommands(program: Command): void {
       refuseOutputOverInput(o.out, { '--model': o.model });
       if (o.format === 'onnx' && o.dtype !== 'F32') throw new RangeError('--dtype applies to --format hf; the ONNX graph is fp32');
       const p = loadPretrained(o.model);
+      warnNoTokenizer(p, o.model, o.format === 'onnx' ? 'Transformers.js needs tokenizer.json beside the ONNX model' : 'transformers\' AutoTokenizer will not find one in the export');
       const files = o.format === 'onnx' ? exportOnnx(p, o.out) : exportHf(p, o.out, { dtype: o.dtype, maxShardBytes: o.maxShardSize });
       console.log(JSON.stringify({ ...summary(p, o.model), format: o.format, ...(o.format === 'hf' ? { dtype: o.dtype } : {}), out: o.out, files }, null, 2));
     }));

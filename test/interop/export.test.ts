@@ -162,14 +162,22 @@ test('primer import --out and primer export --format hf', async () => {
   const out = tempDir('cli-import');
   const exported = tempDir('cli-export');
   const logs: string[] = [];
-  const log = console.log;
+  const warnings: string[] = [];
+  const log = console.log, error = console.error;
   console.log = (s: string) => logs.push(s);
+  console.error = (s: string) => warnings.push(s);
   try {
     await program.parseAsync(['node', 'primer', 'import', join(fixtures, 'gpt2-tiny'), '--out', out]);
     await program.parseAsync(['node', 'primer', 'export', '--format', 'hf', '--model', out, '--out', exported]);
   } finally {
     console.log = log;
+    console.error = error;
   }
+  // The fixture has weights and config only: both commands say what its users will miss.
+  assert.deepEqual(warnings, [
+    `warning: ${join(fixtures, 'gpt2-tiny')} has no tokenizer (tokenizer.json, vocab.json + merges.txt or vocab.txt): generate, serve, fill-mask and fine-tuning need one; copy it into the model directory`,
+    `warning: ${out} has no tokenizer (tokenizer.json, vocab.json + merges.txt or vocab.txt): transformers' AutoTokenizer will not find one in the export`,
+  ]);
   const [summary, exportSummary] = logs.map((l) => JSON.parse(l));
   const w = readSafetensors(join(fixtures, 'gpt2-tiny', 'model.safetensors'));
   const fixtureParameters = w.names.reduce((n, name) => n + w.getFloat32(name).length, 0);
