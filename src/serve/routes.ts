@@ -171,10 +171,16 @@ export async function runGeneration(ctx: ApiContext, request: FastifyRequest, re
     first = performance.now();
     ctx.metrics.ttft.observe({ model }, (first - t0) / 1000);
   };
+  // A client that leaves mid-generation gets no response, so no onResponse hook counts it: it is
+  // counted here as 499 (nginx's "client closed request").
+  const cancelled = () => ctx.metrics.requests.inc({ route: request.routeOptions.url ?? 'unmatched', method: request.method, status: '499' });
   const submit = { type: 'complete', model, job } as const;
   if (!stream) {
     const results = await runJob(needPool(ctx), request, reply, submit, ctx.limits.timeoutMs, onFirst) as Completion[] | null;
-    if (!results) throw new ApiError(499, 'the request was cancelled', 'cancelled');
+    if (!results) {
+      cancelled();
+      throw new ApiError(499, 'the request was cancelled', 'cancelled');
+    }
     account(results);
     return format.final(results);
   }
@@ -195,6 +201,7 @@ export async function runGeneration(ctx: ApiContext, request: FastifyRequest, re
       send(format.chunk(ev.index, ev.text, ev.finishReason ?? null, !seen.has(ev.index)));
       seen.add(ev.index);
     }) as Completion[] | null;
+    if (!results) cancelled();
     account(results);
     (results ?? []).forEach((r, i) => { if (!finished.has(i)) send(format.chunk(i, '', r.finishReason, !seen.has(i))); });
     if (results && format.usageChunk) send(format.usageChunk(results));

@@ -109,6 +109,7 @@ export async function createServer(o: ServeOptions): Promise<PrimerServer> {
     metrics.requests.inc({ route, method: request.method, status: String(reply.statusCode) });
     metrics.duration.observe({ route }, reply.elapsedTime / 1000);
   });
+
   installSecurity(app, o);
 
   // llama.cpp semantics: 503 while the models load, 200 once requests can be served.

@@ -150,7 +150,9 @@ test('a slow request body is cut off after the body timeout while /health stays 
   }
 });
 
-test('a streaming client that disconnects stops its generation', async () => {
+test('a streaming client that disconnects stops its generation and is counted as status 499', async () => {
+  const label = 'route="/v1/completions",method="POST",status="499"';
+  const cancelledBefore = await metric('primer_requests_total', label);
   const ctrl = new AbortController();
   const res = await fetch(`${base}/v1/completions`, {
     method: 'POST', signal: ctrl.signal, headers: { 'content-type': 'application/json', ...auth },
@@ -168,6 +170,22 @@ test('a streaming client that disconnects stops its generation', async () => {
   }
   assert.equal(h.sequences, 0, 'the sequence left the batch');
   assert.equal(h.busy, 0);
+  assert.equal(await metric('primer_requests_total', label), cancelledBefore + 1);
+  // The same for a plain (non-streamed) request whose client leaves while it runs.
+  const plain = new AbortController();
+  const pending = fetch(`${base}/v1/completions`, {
+    method: 'POST', signal: plain.signal, headers: { 'content-type': 'application/json', ...auth },
+    body: JSON.stringify({ prompt: 'the cat', max_tokens: 5000, temperature: 0 }),
+  }).catch(() => null);
+  for (let i = 0; i < 200 && (await (await fetch(`${base}/health`)).json()).sequences !== 1; i++) await new Promise((r) => setTimeout(r, 10));
+  plain.abort();
+  await pending;
+  let counted = 0;
+  for (let i = 0; i < 100 && counted !== cancelledBefore + 2; i++) {
+    await new Promise((r) => setTimeout(r, 50));
+    counted = await metric('primer_requests_total', label);
+  }
+  assert.equal(counted, cancelledBefore + 2);
 });
 
 test('Host allow-list for the UI and CORS only for the --cors origin', async () => {
