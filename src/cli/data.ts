@@ -75,7 +75,8 @@ export function registerDataCommands(program: Command): void {
       }
       console.log(`${result.resumed ? 'resumed and finished' : 'finished'} in ${result.seconds.toFixed(1)} s (${result.mbPerSecond.toFixed(1)} MB/s): `
         + `${n(c.trainDocuments)} train / ${n(c.valDocuments)} val documents, ${n(c.trainTokens)} / ${n(c.valTokens)} tokens, `
-        + `${result.manifest.shards.length} shard(s) in ${o.out}; removed ${n(c.duplicates)} duplicate, ${n(c.empty)} empty, ${n(c.invalidUtf8)} invalid document(s)`);
+        + `${result.manifest.shards.length} shard(s) in ${o.out}; removed ${n(c.duplicates)} duplicate, ${n(c.empty)} empty document(s)`
+        + (c.invalidUtf8 > 0 ? `; ${n(c.invalidUtf8)} document(s) with invalid UTF-8 kept (read as U+FFFD)` : ''));
     }));
 
   group.command('inspect')

@@ -5,7 +5,11 @@
  */
 import { SingleBar, Presets } from 'cli-progress';
 import type { Command } from 'commander';
-import { loadTokenizer, trainTokenizer } from '../tokenizers/index.ts';
+import { existsSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { CorpusError } from '../data/corpus.ts';
+import { NoTextError, trainTokenizerOnCorpus } from '../data/tokenizer.ts';
+import { loadTokenizer } from '../tokenizers/index.ts';
 import { encodeParallel, encodeToIds } from '../tokenizers/parallel.ts';
 import type { Tokenizer } from '../tokenizers/types.ts';
 import { action, choiceArg, intArg } from './options.ts';
@@ -35,6 +39,15 @@ function progressBar(label: string): { update(done: number, total: number): void
       if (started) bar.stop();
     },
   };
+}
+
+/** Bad paths as one line naming the path (before training, which may take minutes). */
+export function checkTrainPaths(inputs: readonly string[], out: string): void {
+  for (const p of inputs) {
+    if (!existsSync(p)) throw new RangeError(`tokenizer train: --input ${p} does not exist`);
+    if (statSync(p).isDirectory()) throw new RangeError(`tokenizer train: --input ${p} is a directory (give text files, or the files in it: ${join(p, '*.txt')})`);
+  }
+  if (existsSync(out) && !statSync(out).isDirectory()) throw new RangeError(`tokenizer train: --out ${out} is a file, not a directory`);
 }
 
 function splitLines(input: string): string[] {
@@ -115,22 +128,28 @@ export function registerTokenizerCommands(program: Command): void {
   group.command('train')
     .description('train a tokenizer on text files and write tokenizer.json (+ legacy files) into --out')
     .requiredOption('--type <type>', 'bpe (GPT-2 style, byte-level) or wordpiece (BERT style)', choiceArg(['bpe', 'wordpiece'] as const))
-    .requiredOption('--vocab-size <n>', 'final vocabulary size, special tokens included', intArg(1))
-    .requiredOption('--input <files...>', 'UTF-8 text files')
+    .requiredOption('--vocab-size <n>', 'final vocabulary size, special tokens included (wordpiece keeps every character of the input '
+      + 'and its "##" form, as Hugging Face does, even when they alone are more: then it warns and the vocabulary is larger)', intArg(1))
+    .requiredOption('--input <files...>', 'text files, read as "data prepare" reads them (.txt, .md, .jsonl, optionally .gz; invalid UTF-8 as U+FFFD)')
     .requiredOption('--out <dir>', 'output directory')
     .option('--min-frequency <n>', 'merge only pairs seen at least this often (default: 2 for bpe, 0 for wordpiece)', intArg(0))
     .option('--lowercase', 'wordpiece: lowercase and strip accents, like bert-base-uncased (the default)')
     .option('--no-lowercase', 'wordpiece: keep case and accents, like bert-base-cased')
     .option('--special-tokens <tokens...>', 'special tokens, ids 0, 1, … (default: <|endoftext|> for bpe; [PAD] [UNK] [CLS] [SEP] [MASK] for wordpiece)')
     .action(action(async (opts: { type: 'bpe' | 'wordpiece'; vocabSize: number; input: string[]; out: string; minFrequency?: number; lowercase?: boolean; specialTokens?: string[] }) => {
+      checkTrainPaths(opts.input, opts.out);
       const bar = progressBar(opts.type === 'bpe' ? 'merges' : 'vocab');
       const start = performance.now();
+      const warn = (m: string) => process.stderr.write(`\r\x1b[Kwarning: ${m}\n`);
       let tokenizer: Tokenizer;
       try {
-        tokenizer = trainTokenizer({
-          type: opts.type, vocabSize: opts.vocabSize, files: opts.input, minFrequency: opts.minFrequency,
-          lowercase: opts.lowercase, specialTokens: opts.specialTokens, onProgress: bar.update,
-        });
+        tokenizer = await trainTokenizerOnCorpus(opts.input, {
+          type: opts.type, vocabSize: opts.vocabSize, minFrequency: opts.minFrequency,
+          lowercase: opts.lowercase, specialTokens: opts.specialTokens, onProgress: bar.update, warn,
+        }, { warn });
+      } catch (e) {
+        if (e instanceof NoTextError) throw new CorpusError(`tokenizer train: --input ${e.files.join(' ')} has no text (empty, whitespace only, or binary)`);
+        throw e;
       } finally {
         bar.stop();
       }

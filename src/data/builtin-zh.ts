@@ -80,7 +80,8 @@ export function* builtinZhPoems(limitFiles = Infinity): Generator<string> {
       poemsIn(JSON.parse(readFileSync(join(dir, name), 'utf8')), poems);
       // One converter call per file: opencc-js's per-call overhead dominates on short strings.
       const converted = convert(poems.map((p) => p.join('\n')).join('\n\n')).split('\n\n');
-      // A few poems hold U+FFFD where a rare character was lost: data prepare would reject them as invalid UTF-8.
+      // A few poems hold U+FFFD or a lone surrogate where a rare character was lost in the source: a model
+      // should not learn the hole, so those poems are left out.
       for (const poem of converted) if (!DAMAGED.test(poem)) yield poem;
     }
   }

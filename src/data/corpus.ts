@@ -170,16 +170,18 @@ async function* readTextFile(path: string, chunkChars: number, report: FileRepor
  * Splits a byte stream into lines (without the newline and a trailing CR), each decoded on its own:
  * strictly first, so that bytes that are not UTF-8 are told apart from a correctly encoded U+FFFD.
  */
-async function* readLines(stream: AsyncIterable<Buffer>): AsyncGenerator<{ line: string; invalid: boolean }> {
+async function* readLines(stream: AsyncIterable<Buffer>): AsyncGenerator<{ line: string; invalid: number }> {
   const strict = new TextDecoder('utf-8', { fatal: true });
   const lossy = new TextDecoder('utf-8', { fatal: false });
-  const decode = (bytes: Buffer): { line: string; invalid: boolean } => {
+  // `invalid`: how many sequences became U+FFFD, so JSONL warnings count sequences as text files' do.
+  const decode = (bytes: Buffer): { line: string; invalid: number } => {
     const end = bytes.length > 0 && bytes[bytes.length - 1] === 13 ? bytes.length - 1 : bytes.length;
     const b = bytes.subarray(0, end);
     try {
-      return { line: strict.decode(b), invalid: false };
+      return { line: strict.decode(b), invalid: 0 };
     } catch {
-      return { line: lossy.decode(b), invalid: true };
+      const line = lossy.decode(b);
+      return { line, invalid: Math.max(1, countReplacements(line, b)) };
     }
   };
   let pending: Buffer[] = [];
@@ -208,7 +210,7 @@ async function* readJsonlFile(path: string, field: string, warn: (m: string) => 
       return;
     }
     if (line.trim() === '') continue;
-    if (invalid) report.invalidUtf8++;
+    report.invalidUtf8 += invalid;
     let value: unknown;
     try {
       value = (JSON.parse(line) as Record<string, unknown>)?.[field];
@@ -219,7 +221,7 @@ async function* readJsonlFile(path: string, field: string, warn: (m: string) => 
       if (bad++ === 0) firstBad = `line ${lineNo}`;
       continue;
     }
-    if (value.length > 0) yield { text: value, invalid };
+    if (value.length > 0) yield { text: value, invalid: invalid > 0 };
   }
   if (bad > 0) warn(`${path}: skipped ${bad} line(s) that are not JSON objects with a string "${field}" field (first: ${firstBad})`);
 }

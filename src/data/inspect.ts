@@ -32,7 +32,7 @@ export function inspectData(dir: string, options: { samples?: number; chars?: nu
     `${dir}: ${manifest.complete ? 'complete' : 'INCOMPLETE (resume with the same "primer data prepare" command)'}`,
     `tokenizer: ${manifest.tokenizer.type}, ${n(manifest.tokenizer.vocabSize)} tokens (sha256 ${manifest.tokenizer.sha256.slice(0, 12)}…); ids stored as ${manifest.dtype}`,
     `sources: ${manifest.sources.length} file(s): ${bySource('done')} read, ${bySource('skipped')} without text, ${bySource('error')} unreadable or failed, ${bySource('pending')} pending`,
-    `documents read: ${n(c.documentsRead)} (${mb(c.textBytes)} MB of text); removed: ${n(c.duplicates)} duplicate, ${n(c.empty)} empty, ${n(c.invalidUtf8)} with invalid UTF-8, ${n(c.incomplete)} cut by read errors`,
+    `documents read: ${n(c.documentsRead)} (${mb(c.textBytes)} MB of text); removed: ${n(c.duplicates)} duplicate, ${n(c.empty)} empty, ${n(c.incomplete)} cut by read errors; ${n(c.invalidUtf8)} kept with invalid UTF-8 read as U+FFFD`,
     `train: ${n(c.trainDocuments)} documents, ${n(c.trainTokens)} tokens in ${data.train.shards.length} shard(s); ${lengthStats(data.train, 4)}`,
     `val:   ${n(c.valDocuments)} documents, ${n(c.valTokens)} tokens in ${data.val.shards.length} shard(s) (val fraction ${manifest.options.valFraction})`,
   ];

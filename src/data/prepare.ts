@@ -2,7 +2,7 @@
  * `primer data prepare`: a corpus of any size → tokenized shards (shards.ts) with bounded memory.
  *
  *   files ─read (corpus.ts)→ documents/pieces (prepare-sources.ts) ─workers: sentences + encode→ in-order
- *   apply: drop empty / invalid-UTF-8 / duplicate documents → train or val by a hash of the content →
+ *   apply: drop empty / duplicate documents → train or val by a hash of the content →
  *   shard buffers → every `shardTokens` train tokens: write both splits' shards, then the manifest.
  *
  * Memory: one shard buffer per split, one document (≤ maxDocumentChars) being assembled, and a fixed
@@ -10,12 +10,13 @@
  * Resume: the manifest records the last reader position whose documents are all in listed shards;
  * a rerun with the same arguments skips the files and documents before it and reloads the document
  * hashes from the shards, so the result equals an uninterrupted run.
- * Bad input never stops the run: unreadable or binary files, read errors (a truncated .gz) and documents
- * with invalid UTF-8 are reported with the file name and skipped (the documents of a failing file that
- * were complete before the error are kept; the one being read is dropped), empty documents are counted.
+ * Bad input never stops the run: unreadable or binary files and read errors (a truncated .gz) are reported
+ * with the file name and skipped (the documents of a failing file that were complete before the error are
+ * kept; the one being read is dropped), empty documents are counted. Invalid UTF-8 is read as U+FFFD with a
+ * warning and the document is kept (README: never an error): a few bad bytes must not cost a whole book.
  */
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readdirSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, statSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import type { Tokenizer } from '../tokenizers/types.ts';
 import { loadTokenizer } from '../tokenizers/index.ts';
@@ -150,7 +151,6 @@ interface DocState extends DocumentState {
   hash: ReturnType<typeof createHash>;
   sawText: boolean;
   invalid: boolean;
-  file: string;
   bytes: number;
 }
 
@@ -169,6 +169,7 @@ function emptyCounts(): PrepareCounts {
 export async function prepareData(o: PrepareOptions): Promise<PrepareResult> {
   const t0 = performance.now();
   const warn = o.warn ?? ((m: string) => console.warn(`warning: ${m}`));
+  if (existsSync(o.out) && !statSync(o.out).isDirectory()) throw new ShardError(`data prepare: --out ${o.out} is a file, not a directory`);
   const tokenizer = typeof o.tokenizer === 'string' ? loadTokenizer(o.tokenizer) : o.tokenizer;
   const options: ShardManifest['options'] = {
     valFraction: o.valFraction ?? 0.005, seed: o.seed ?? 0, jsonlField: o.jsonlField ?? 'text', documents: o.documents ?? 'file',
@@ -228,7 +229,6 @@ export async function prepareData(o: PrepareOptions): Promise<PrepareResult> {
   const val = new ShardBuilder();
   const shardIndex = { train: manifest.shards.filter((s) => s.split === 'train').length, val: manifest.shards.filter((s) => s.split === 'val').length };
   let lastApplied: [number, number, number] | null = resumeAfter;
-  const invalidPerFile = new Map<string, number>();
 
   const flush = (final: boolean): void => {
     const written: ShardEntry[] = [];
@@ -274,12 +274,10 @@ export async function prepareData(o: PrepareOptions): Promise<PrepareResult> {
       if (doc.position[2] > 0) counts.splitLong++;
       const h = hash52(doc.hash.digest());
       if (!doc.sawText || staging.length === 0) counts.empty++;
-      else if (doc.invalid) {
-        counts.invalidUtf8++;
-        invalidPerFile.set(doc.file, (invalidPerFile.get(doc.file) ?? 0) + 1);
-      } else if (seen.has(h)) counts.duplicates++;
+      else if (seen.has(h)) counts.duplicates++;
       else {
         seen.add(h);
+        if (doc.invalid) counts.invalidUtf8++;
         const isVal = options.valFraction > 0 && uniformAt(options.seed ^ 0x5eed, h >>> 0) < options.valFraction;
         (isVal ? val : train).add(staging.data.subarray(0, staging.length), stagingSegments, h);
         counts.segments += stagingSegments.length;
@@ -319,12 +317,11 @@ export async function prepareData(o: PrepareOptions): Promise<PrepareResult> {
     await drain(pool ? 2 * threads : 0);
   };
 
-  let currentFile = '';
   let chunkInvalidUtf8 = false;
   const sink = {
     begin(position: [number, number, number]): DocState {
       const skip = resumeAfter !== null && comparePosition(position, resumeAfter) <= 0;
-      return { position, skip, hash: createHash('sha1'), sawText: false, invalid: false, file: currentFile, bytes: 0 };
+      return { position, skip, hash: createHash('sha1'), sawText: false, invalid: false, bytes: 0 };
     },
     piece(doc: DocumentState, text: string, last: boolean): void {
       const d = doc as DocState;
@@ -332,8 +329,8 @@ export async function prepareData(o: PrepareOptions): Promise<PrepareResult> {
       d.hash.update(text);
       d.bytes += Buffer.byteLength(text);
       if (!d.sawText && /\S/.test(text)) d.sawText = true;
-      // Only U+FFFD that the reader produced from bad bytes marks a document invalid; a correctly encoded
-      // U+FFFD is text like any other.
+      // Only U+FFFD that the reader produced from bad bytes counts (counts.invalidUtf8); a correctly
+      // encoded U+FFFD is text like any other.
       if (chunkInvalidUtf8 && text.includes('\uFFFD')) d.invalid = true;
       unit.pieces.push(text);
       unit.meta.push({ doc: d, last });
@@ -358,7 +355,6 @@ export async function prepareData(o: PrepareOptions): Promise<PrepareResult> {
     for (let f = resumeAfter?.[0] ?? 0; f < sources.length; f++) {
       const src: SourceFile = sources[f]!;
       const entry = manifest.sources[f]!;
-      currentFile = src.path;
       if (src.error) {
         entry.status = 'error';
         entry.message = `cannot read (${src.error})`;
@@ -412,10 +408,9 @@ export async function prepareData(o: PrepareOptions): Promise<PrepareResult> {
     }
     await submit();
     await drain(0);
-    for (const [file, n] of invalidPerFile) report(`${file}: ${n} document(s) with invalid UTF-8 skipped`);
     if (counts.trainDocuments + counts.valDocuments === 0) {
       writeManifest(o.out, manifest, durable);
-      throw new ShardError(`data prepare: no documents left from ${sources.length} file(s) (all empty, unreadable, invalid or duplicates)`);
+      throw new ShardError(`data prepare: no documents left from ${sources.length} file(s) (all empty, unreadable or duplicates)`);
     }
     flush(true);
   } finally {

@@ -59,6 +59,7 @@ export const countsSchema = z.object({
   segments: count,
   duplicates: count,
   empty: count,
+  /** Stored documents with bytes that were not UTF-8, read as U+FFFD (kept, not removed). */
   invalidUtf8: count,
   incomplete: count,
   splitLong: count,

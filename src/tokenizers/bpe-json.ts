@@ -75,7 +75,7 @@ export function readVocabJson(text: string, file = 'vocab.json'): Map<string, nu
 }
 
 /** merges.txt: an optional "#version" line, then one "a b" per line (checked against vocab when given). */
-export function readMergesTxt(text: string, file = 'merges.txt', vocab?: Map<string, number>): Array<[string, string]> {
+export function readMergesTxt(text: string, file = 'merges.txt', vocab?: Map<string, number>, vocabFile = 'vocab.json'): Array<[string, string]> {
   const merges: Array<[string, string]> = [];
   const lines: number[] = [];
   text.split('\n').forEach((raw, i) => {
@@ -84,7 +84,7 @@ export function readMergesTxt(text: string, file = 'merges.txt', vocab?: Map<str
     merges.push(readMerge(line, `line ${i + 1}`, file));
     lines.push(i + 1);
   });
-  if (vocab) checkMerges(vocab, merges, (i) => `line ${lines[i]}`, 'vocab.json', file);
+  if (vocab) checkMerges(vocab, merges, (i) => `line ${lines[i]}`, vocabFile, file);
   return merges;
 }
 

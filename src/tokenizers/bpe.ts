@@ -14,7 +14,7 @@
  * Files: Hugging Face tokenizer.json (bpe-json.ts) and the legacy vocab.json + merges.txt pair.
  */
 import { mkdirSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import type { EncodeOptions, Encoding, Tokenizer } from './types.ts';
 import { writeFileAtomic } from '../io/atomic.ts';
 import { AddedVocabulary, guessSpecialRoles } from './added-tokens.ts';
@@ -110,8 +110,9 @@ export class BpeTokenizer implements Tokenizer, SequenceEncoder {
 
   /** Legacy GPT-2 files. '<|endoftext|>' is registered as a special token when the vocabulary has it. */
   static fromFiles(vocabJsonPath: string, mergesTxtPath: string, options: BpeTokenizerOptions & { specialTokens?: string[]; unkToken?: string | null } = {}): BpeTokenizer {
-    const vocab = readVocabJson(readFileSync(vocabJsonPath, 'utf8'));
-    const merges = readMergesTxt(readFileSync(mergesTxtPath, 'utf8'), 'merges.txt', vocab);
+    // Errors name the files given: loadTokenizer passes any JSON file that has merges.txt beside it.
+    const vocab = readVocabJson(readFileSync(vocabJsonPath, 'utf8'), basename(vocabJsonPath));
+    const merges = readMergesTxt(readFileSync(mergesTxtPath, 'utf8'), basename(mergesTxtPath), vocab, basename(vocabJsonPath));
     const specials = options.specialTokens ?? (vocab.has('<|endoftext|>') ? ['<|endoftext|>'] : []);
     return BpeTokenizer.fromVocabAndMerges(vocab, merges, { ...options, specialTokens: specials });
   }

@@ -7,7 +7,7 @@ import { existsSync, readFileSync, statSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import type { Tokenizer } from './types.ts';
 import { BpeTokenizer, type SpecialRoles } from './bpe.ts';
-import { readTextChunks, trainBpe, trainBpeFromFiles } from './bpe-train.ts';
+import { readTextChunks, trainBpe, trainBpeAsync, trainBpeFromFiles } from './bpe-train.ts';
 import { WordPieceTokenizer } from './wordpiece.ts';
 import { isSentencePieceBpe, SentencePieceBpeTokenizer } from './sp-bpe.ts';
 import { WordPieceTrainer } from './wordpiece-train.ts';
@@ -83,6 +83,10 @@ export function loadTokenizer(dirOrFile: string): Tokenizer {
     }
     const json = readJsonFile(dirOrFile);
     if (isObject(json) && isObject(json.model)) return tokenizerFromJSON(json, roles);
+    // A model's config.json sits beside merges.txt in every GPT run: say what it is instead of a vocab.json error.
+    if (isObject(json) && ('model_type' in json || 'architectures' in json)) {
+      throw new Error(`loadTokenizer: ${dirOrFile} is a model config, not a tokenizer; give its directory ${dir} or ${join(dir, 'tokenizer.json')}`);
+    }
     const merges = join(dir, 'merges.txt');
     if (existsSync(merges)) return BpeTokenizer.fromFiles(dirOrFile, merges, { roles });
     throw new Error(`loadTokenizer: ${dirOrFile} is neither a tokenizer.json nor a vocab.json with merges.txt beside it`);
@@ -99,7 +103,7 @@ export function loadTokenizer(dirOrFile: string): Tokenizer {
 export interface TrainTokenizerOptions {
   type: 'bpe' | 'wordpiece';
   vocabSize: number;
-  /** UTF-8 text files (read streaming for BPE). */
+  /** Plain UTF-8 text files (read streaming for BPE); the CLI reads .gz and JSONL too, through src/data/tokenizer.ts. */
   files?: readonly string[];
   /** Or texts. */
   texts?: Iterable<string>;
@@ -111,27 +115,51 @@ export interface TrainTokenizerOptions {
   lowercase?: boolean;
   /** (done, total) in merges (BPE) or vocabulary size (WordPiece). */
   onProgress?: (done: number, total: number) => void;
+  /** WordPiece: where the warning goes when the alphabet alone exceeds vocabSize (default console.warn). */
+  warn?: (message: string) => void;
 }
 
 export function trainTokenizer(options: TrainTokenizerOptions): Tokenizer {
   if (!options.files && !options.texts) throw new TypeError('trainTokenizer: give files or texts');
-  if (options.type === 'bpe') {
-    if (options.lowercase) throw new RangeError('trainTokenizer: lowercase is not supported for byte-level BPE (it keeps text exactly)');
-    const bpeOptions = { vocabSize: options.vocabSize, minFrequency: options.minFrequency, specialTokens: options.specialTokens, onProgress: options.onProgress };
-    if (!options.texts) return trainBpeFromFiles(options.files!, bpeOptions);
-    return trainBpe(concatSources(options.texts, options.files ?? []), bpeOptions);
+  const type = checkType(options);
+  if (type === 'bpe') {
+    if (!options.texts) return trainBpeFromFiles(options.files!, bpeOptions(options));
+    return trainBpe(concatSources(options.texts, options.files ?? []), bpeOptions(options));
   }
-  if (options.type === 'wordpiece') {
-    const lowercase = options.lowercase ?? true;
-    const trainer = new WordPieceTrainer({
-      vocabSize: options.vocabSize, minFrequency: options.minFrequency, specialTokens: options.specialTokens,
-      normalizer: { lowercase }, onProgress: options.onProgress,
-    });
-    for (const t of options.texts ?? []) trainer.feed(t);
-    if (options.files) trainer.feedFiles(options.files);
-    return trainer.train();
-  }
+  const trainer = wordPieceTrainer(options);
+  for (const t of options.texts ?? []) trainer.feed(t);
+  if (options.files) trainer.feedFiles(options.files);
+  return trainer.train();
+}
+
+/**
+ * trainTokenizer on a stream of texts (a corpus read by src/data); each text must end where no
+ * pre-tokenizer joins across (bytelevel.ts, safeCutBefore), as words are counted per text.
+ */
+export async function trainTokenizerAsync(options: Omit<TrainTokenizerOptions, 'files' | 'texts'> & { texts: AsyncIterable<string> }): Promise<Tokenizer> {
+  if (checkType(options) === 'bpe') return trainBpeAsync(options.texts, bpeOptions(options));
+  const trainer = wordPieceTrainer(options);
+  for await (const t of options.texts) trainer.feed(t);
+  return trainer.train();
+}
+
+type TrainSettings = Omit<TrainTokenizerOptions, 'files' | 'texts'>;
+
+function checkType(options: TrainSettings): 'bpe' | 'wordpiece' {
+  if (options.type === 'bpe' && options.lowercase) throw new RangeError('trainTokenizer: lowercase is not supported for byte-level BPE (it keeps text exactly)');
+  if (options.type === 'bpe' || options.type === 'wordpiece') return options.type;
   throw new RangeError(`trainTokenizer: type must be 'bpe' or 'wordpiece', got ${JSON.stringify(options.type)}`);
+}
+
+function bpeOptions(o: TrainSettings) {
+  return { vocabSize: o.vocabSize, minFrequency: o.minFrequency, specialTokens: o.specialTokens, onProgress: o.onProgress };
+}
+
+function wordPieceTrainer(o: TrainSettings): WordPieceTrainer {
+  return new WordPieceTrainer({
+    vocabSize: o.vocabSize, minFrequency: o.minFrequency, specialTokens: o.specialTokens,
+    normalizer: { lowercase: o.lowercase ?? true }, onProgress: o.onProgress, warn: o.warn,
+  });
 }
 
 function* concatSources(texts: Iterable<string>, files: readonly string[]): Generator<string> {

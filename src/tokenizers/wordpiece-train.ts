@@ -8,7 +8,8 @@
  *   merge  = the adjacent pair (a, b) with the highest count Σ_words count(word)·occurrences(a b);
  *            ties go to the smallest (id(a), id(b)), as HF's Merge ordering;
  *            new token = a + b without b's "##" (so "##x" + "##y" = "##xy", "x" + "##y" = "xy")
- *   stop   when the vocabulary is full, no pair is left, or the best count < max(1, minFrequency)
+ *   stop   when the vocabulary is full, no pair is left, or the best count < max(1, minFrequency);
+ *          the alphabet and its "##" forms are kept even when they alone exceed vocabSize (with a warning)
  *   limitAlphabet keeps the most frequent characters; the others are dropped from the words (as HF).
  *
  * Speed: words are deduplicated with their frequency first; pair counts and pair → words indexes are
@@ -41,6 +42,8 @@ export interface WordPieceTrainerOptions {
   unkToken?: string;
   /** Called after every 1000 merges (and at the end) with the vocabulary size reached. */
   onProgress?: (vocabSize: number, targetSize: number) => void;
+  /** Where the warning goes when the alphabet alone exceeds vocabSize (default console.warn). */
+  warn?: (message: string) => void;
 }
 
 const PAIR_SHIFT = 2 ** 26; // ids < 2^26, so a*2^26 + b is an exact, order-preserving pair key
@@ -99,12 +102,13 @@ class PairHeap {
 }
 
 export class WordPieceTrainer {
-  readonly options: Required<Omit<WordPieceTrainerOptions, 'onProgress' | 'limitAlphabet' | 'maxTokenLength' | 'normalizer'>> & {
+  readonly options: Required<Omit<WordPieceTrainerOptions, 'onProgress' | 'limitAlphabet' | 'maxTokenLength' | 'normalizer' | 'warn'>> & {
     limitAlphabet: number | null;
     maxTokenLength: number | null;
   };
   readonly normalizer: BertNormalizer;
   private readonly onProgress?: (vocabSize: number, targetSize: number) => void;
+  private readonly warn: (message: string) => void;
   /** Distinct pre-tokenized words and how often each was seen, in first-seen order. */
   readonly wordCounts = new Map<string, number>();
 
@@ -131,6 +135,7 @@ export class WordPieceTrainer {
     };
     this.normalizer = new BertNormalizer(options.normalizer);
     this.onProgress = options.onProgress;
+    this.warn = options.warn ?? ((m) => console.warn(`warning: ${m}`));
   }
 
   /** Normalizes, pre-tokenizes and counts the words of one text (any length; a line, a document, a file). */
@@ -194,6 +199,12 @@ export class WordPieceTrainer {
       words.push(Int32Array.from(ids));
       lengths.push(ids.length);
       counts.push(count);
+    }
+    // HF keeps every character and its "##" form whatever vocabSize is (an unknown character would cost
+    // a whole word as [UNK]), so the vocabulary can be larger than asked: say so rather than silently.
+    if (tokens.length > vocabSize) {
+      const n = tokens.length.toLocaleString('en-US');
+      this.warn(`wordpiece: the alphabet alone has ${n} tokens (special tokens, every character and its "##" form), more than --vocab-size ${vocabSize}; the vocabulary has ${n}`);
     }
 
     const maxLen = this.options.maxTokenLength ?? Infinity;

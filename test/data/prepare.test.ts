@@ -35,7 +35,7 @@ for (let i = 0; i < 40; i++) {
 writeFileSync(join(corpus, 'dup.txt'), readFileSync(join(corpus, 'doc03.txt'))); // exact duplicate
 const records = Array.from({ length: 30 }, () => documentText(rng).trim());
 records.forEach((r) => expected.add(r));
-// A correctly encoded U+FFFD is text (kept); bytes that are not UTF-8 make the record invalid (skipped).
+// A correctly encoded U+FFFD is text; bytes that are not UTF-8 are read as U+FFFD and the record is kept too.
 const genuineReplacement = 'A genuine \uFFFD replacement character stays. It is text. Keep it.';
 records.push(genuineReplacement);
 expected.add(genuineReplacement);
@@ -43,6 +43,7 @@ writeFileSync(join(corpus, 'records.jsonl'), Buffer.concat([
   Buffer.from(records.map((text) => JSON.stringify({ text })).join('\n') + '\n' + JSON.stringify({ text: records[0] }) + '\n'),
   Buffer.from('{"text": "Broken '), Buffer.from([0xff, 0xfe]), Buffer.from(' bytes."}\r\n'),
 ]));
+expected.add('Broken \uFFFD\uFFFD bytes.');
 const genuineFile = 'This file holds \uFFFD on purpose. Really. Truly.\n';
 expected.add(genuineFile);
 writeFileSync(join(corpus, 'replacement.txt'), genuineFile);
@@ -54,6 +55,7 @@ writeFileSync(join(corpus, 'empty.txt'), '');
 writeFileSync(join(corpus, 'blank.txt'), '  \n\n \t\n');
 writeFileSync(join(corpus, 'binary.txt'), Buffer.from([0, 1, 2, 3, 0, 255, 0, 10]));
 writeFileSync(join(corpus, 'latin1.txt'), Buffer.concat([Buffer.from('Caf'), Buffer.from([0xe9]), Buffer.from(' au lait. Tr'), Buffer.from([0xe8, 0x73]), Buffer.from(' bon.\n')]));
+expected.add('Caf\uFFFD au lait. Tr\uFFFDs bon.\n');
 const truncated = gzipSync(Buffer.from(documentText(rng).repeat(20000))); // > 2 MiB before the cut: pieces were read
 writeFileSync(join(corpus, 'truncated.txt.gz'), truncated.subarray(0, Math.floor(truncated.length / 2)));
 symlinkSync(join(dir, 'does-not-exist'), join(corpus, 'broken.txt'));
@@ -74,7 +76,7 @@ async function prepare(out: string, extra: Partial<PrepareOptions> = {}) {
   return { result, warnings };
 }
 
-test('prepare: round trip, dedup, val split by document, bad input reported and skipped', async () => {
+test('prepare: round trip, dedup, val split by document, invalid UTF-8 kept as U+FFFD, bad input reported and skipped', async () => {
   const { result, warnings } = await prepare('full');
   const m = result.manifest;
   assert.equal(m.complete, true);
@@ -82,13 +84,16 @@ test('prepare: round trip, dedup, val split by document, bad input reported and 
   const data = openShards(result.dir);
   const train = decodeAll(data, 'train');
   const val = decodeAll(data, 'val');
-  assert.deepEqual(new Set([...train, ...val]), expected, 'decoded documents are exactly the distinct valid input documents');
+  assert.deepEqual(new Set([...train, ...val]), expected, 'decoded documents are exactly the distinct readable input documents');
   assert.equal(train.length + val.length, expected.size, 'no document twice');
   assert.ok(val.length >= 5 && train.length >= 40, `split ${train.length}/${val.length}`);
   assert.equal(new Set(train).size + new Set(val).size, new Set([...train, ...val]).size, 'no document in both splits');
   assert.equal(m.counts.duplicates, 2, 'dup.txt and the repeated JSONL record');
-  assert.equal(m.counts.invalidUtf8, 2, 'latin1.txt and the JSONL record with bytes that are not UTF-8');
-  assert.ok(warnings.some((w) => w.includes('records.jsonl') && /invalid UTF-8/.test(w)), 'the bad record is reported with its file');
+  assert.equal(m.counts.invalidUtf8, 2, 'latin1.txt and the JSONL record with bytes that are not UTF-8, both kept');
+  for (const name of ['records.jsonl', 'latin1.txt']) {
+    assert.ok(warnings.includes(`${join(corpus, name)}: 2 invalid UTF-8 sequence(s) replaced with U+FFFD`), `${name}: ${warnings.join(' | ')}`);
+  }
+  assert.ok(!warnings.some((w) => /invalid UTF-8.*skipped/.test(w)), 'no document is dropped for invalid UTF-8');
   assert.equal(m.counts.empty, 1, 'blank.txt (empty.txt has no document at all)');
   assert.equal(m.counts.incomplete, 1, 'the document of truncated.txt.gz was being read when the error came');
   assert.ok(data.train.shards.length >= 3, 'several shards');
@@ -97,18 +102,29 @@ test('prepare: round trip, dedup, val split by document, bad input reported and 
   }
   assert.equal(m.sources.find((s) => s.path.endsWith('truncated.txt.gz'))!.status, 'error');
   assert.equal(m.sources.find((s) => s.path.endsWith('broken.txt'))!.status, 'error');
-  // Segments are sentences, and they tile each document.
-  for (let i = 0; i < data.train.count; i++) {
-    const segs = data.train.segments(i);
-    assert.deepEqual(Int32Array.from(segs.flatMap((s) => Array.from(s))), data.train.document(i));
-    assert.ok(segs.length >= 3);
+  // Segments are sentences, and they tile each document (the two with bad bytes have fewer than 3 sentences).
+  const short: string[] = [];
+  for (const split of ['train', 'val'] as const) {
+    for (let i = 0; i < data[split].count; i++) {
+      const segs = data[split].segments(i);
+      assert.deepEqual(Int32Array.from(segs.flatMap((s) => Array.from(s))), data[split].document(i));
+      if (segs.length < 3) short.push(tokenizer.decode(Array.from(data[split].document(i))));
+    }
   }
+  assert.deepEqual(short.sort(), ['Broken \uFFFD\uFFFD bytes.', 'Caf\uFFFD au lait. Tr\uFFFDs bon.\n']);
   assert.equal(m.counts.segments, [...Array(data.train.count).keys()].reduce((n, i) => n + data.train.segments(i).length, 0)
     + [...Array(data.val.count).keys()].reduce((n, i) => n + data.val.segments(i).length, 0));
   // A complete directory is not redone; different options are refused.
   const again = await prepare('full');
   assert.equal(again.result.alreadyComplete, true);
   await assert.rejects(prepare('full', { valFraction: 0.3 }), /other inputs, tokenizer or options/);
+});
+
+test('prepare: an --out that is a file is refused with its path', async () => {
+  const file = join(dir, 'not-a-dir.txt');
+  writeFileSync(file, 'x');
+  await assert.rejects(prepare('x', { out: file }), { message: `data prepare: --out ${file} is a file, not a directory` });
+  assert.equal(readFileSync(file, 'utf8'), 'x');
 });
 
 test('prepare: an interrupted run resumes to the same result; worker threads give the same shards', async () => {

@@ -147,3 +147,21 @@ test('malformed legacy files and invalid JSON: the error names the file and line
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('a model config.json or another JSON file given as the tokenizer: the error names that file', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'primer-bpe-config-'));
+  try {
+    writeFileSync(join(dir, 'vocab.json'), JSON.stringify({ a: 0, b: 1, ab: 2 }));
+    writeFileSync(join(dir, 'merges.txt'), '#version: 0.2\na b\n');
+    writeFileSync(join(dir, 'config.json'), JSON.stringify({ architectures: ['GPT2LMHeadModel'], model_type: 'gpt2' }));
+    assert.throws(() => loadTokenizer(join(dir, 'config.json')),
+      { message: `loadTokenizer: ${join(dir, 'config.json')} is a model config, not a tokenizer; give its directory ${dir} or ${join(dir, 'tokenizer.json')}` });
+    writeFileSync(join(dir, 'other.json'), JSON.stringify({ a: [1] }));
+    assert.throws(() => loadTokenizer(join(dir, 'other.json')), { message: 'other.json: (root)["a"] must be a non-negative integer, got an array' });
+    writeFileSync(join(dir, 'mine.json'), JSON.stringify({ a: 0, b: 1 }));
+    assert.throws(() => loadTokenizer(join(dir, 'mine.json')), { message: 'merges.txt: line 2 makes "ab", which is not in mine.json' });
+    assert.equal(loadTokenizer(join(dir, 'vocab.json')).vocabSize, 3);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

@@ -78,6 +78,19 @@ test('vocabulary layout: specials 0..4, sorted alphabet, ## forms, merges; exact
   assert.deepEqual(again.trainVocab(), vocab);
 });
 
+test('a vocabSize below the alphabet keeps the alphabet (as HF) and warns with both sizes, once', () => {
+  const warnings: string[] = [];
+  const small = new WordPieceTrainer({ vocabSize: 3, warn: (m) => warnings.push(m) });
+  small.feed('abc cab');
+  // 5 specials, a b c, then the ## forms in first-seen order: no merge fits, and nothing is dropped.
+  assert.deepEqual(small.trainVocab(), ['[PAD]', '[UNK]', '[CLS]', '[SEP]', '[MASK]', 'a', 'b', 'c', '##b', '##c', '##a']);
+  assert.deepEqual(warnings, ['wordpiece: the alphabet alone has 11 tokens (special tokens, every character and its "##" form), more than --vocab-size 3; the vocabulary has 11']);
+  const enough = new WordPieceTrainer({ vocabSize: 11, warn: (m) => warnings.push(m) });
+  enough.feed('abc cab');
+  assert.equal(enough.trainVocab().length, 11);
+  assert.equal(warnings.length, 1, 'no warning when the alphabet fits');
+});
+
 test('incremental training equals the naive recount-everything trainer', () => {
   for (const [text, size, minFrequency] of [[ALICE.slice(0, 12000), 350, 0], [ALICE.slice(50000, 56000), 250, 3], ['aaaa aaa aa a abab ba', 40, 0]] as const) {
     const trainer = new WordPieceTrainer({ vocabSize: size, minFrequency });
