@@ -51,6 +51,11 @@ async function runFinetune(f: FinetuneFlags & LoraFlags): Promise<void> {
       console.log(`epoch ${e.epoch}: train loss ${e.trainLoss.toFixed(4)}${score}`);
     },
   });
+  if (r.interrupted) {
+    // Like `primer pretrain`: 130 for Ctrl-C, 143 for SIGTERM, once the best finished epoch is on disk (finetuneTask said what was saved).
+    process.exitCode = r.signal === 'SIGTERM' ? 143 : 130;
+    return;
+  }
   if (r.test) {
     console.log(`\ntest (${testSplitName(f)}):`);
     console.log('exactMatch' in r.test ? formatQA(r.test) : formatClassificationReport(r.test, { tokens: r.type === 'tag' }));
@@ -104,8 +109,8 @@ export function registerFinetuneCommands(program: Command): void {
     .requiredOption('--model <dir>', 'pre-trained model directory (config.json, model.safetensors, tokenizer)')
     .option('--task <name>', `built-in task: ${BUILTIN_TASKS.join(', ')}`)
     .option('--data <file>', 'your data: .csv/.tsv/.jsonl (classification), .conll (token tags), .json (SQuAD QA)')
-    .option('--val-data <file>', 'validation file (default: 10% of --data)')
-    .option('--test-data <file>', 'test file (default: 10% of --data)')
+    .option('--val-data <file>', 'validation file (default: 10% of --data, held out from training)')
+    .option('--test-data <file>', 'test file (default: 10% of --data, held out from training)')
     .option('--text-column <name>', 'column/key holding the text (default "text")')
     .option('--pair-column <name>', 'column/key holding the second text of a pair')
     .option('--label-column <name>', 'column/key holding the label (default "label")')

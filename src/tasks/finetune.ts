@@ -5,7 +5,8 @@
  * metric is computed (from the batch source, between two steps); training stops when it has not
  * improved for `patience` epochs and the best epoch's weights, kept in memory, are restored.
  * Optional freezing of the embeddings and the first N layers (their parameters stop requiring
- * gradients, so AdamW leaves them untouched).
+ * gradients, so AdamW leaves them untouched). An aborted `stop` signal (Ctrl-C in `primer finetune`)
+ * ends training before the next step, with the best (or last) finished epoch's weights restored.
  */
 import type { Tokenizer } from '../tokenizers/types.ts';
 import type { Module } from '../nn/module.ts';
@@ -48,6 +49,8 @@ class EpochBatches implements BatchSource<Batch> {
    * one trainer call spans all epochs without a checkpoint per epoch. Throwing ends training.
    */
   onEpochEnd: ((epoch: number) => void) | null = null;
+  /** Checked before every batch: the trainer asks for one per step, so training stops between steps. */
+  stop: AbortSignal | undefined;
   next(): Batch {
     if (this.pos >= this.order.length) {
       this.onEpochEnd?.(this.epoch + 1);
@@ -55,6 +58,8 @@ class EpochBatches implements BatchSource<Batch> {
       this.pos = 0;
       this.order = this.orderOf(this.epoch);
     }
+    // After the epoch-end hook: an epoch that has just finished is validated and counted first.
+    if (this.stop?.aborted) throw new Interrupted();
     const rows = this.order.slice(this.pos, this.pos + this.batchSize).map((i) => this.items[i]!);
     this.pos += rows.length;
     return makeBatch(rows, this.padId);
@@ -70,19 +75,19 @@ class EpochBatches implements BatchSource<Batch> {
   }
 }
 
-/** Ends the single trainer call of finetune() from inside the batch source (early stopping). */
+/** End the single trainer call of finetune() from inside the batch source (early stopping, `stop`). */
 class EarlyStop extends Error {}
+class Interrupted extends Error {}
 
 function makeBatch(rows: readonly Encoded[], padId: number): Batch {
   const b = collate(rows, padId);
   let labels = new Int32Array(0);
   const startPositions = Int32Array.from(rows, (r) => (Array.isArray(r.label) ? r.label[0] : 0));
   const endPositions = Int32Array.from(rows, (r) => (Array.isArray(r.label) ? r.label[1] : 0));
-  if (Array.isArray(rows[0]!.label)) {
-    // QA: the positions are the labels.
-  } else if (typeof rows[0]!.label === 'number') {
+  // QA batches keep `labels` empty: the positions are the labels.
+  if (typeof rows[0]!.label === 'number') {
     labels = Int32Array.from(rows, (r) => r.label as number);
-  } else {
+  } else if (!Array.isArray(rows[0]!.label)) {
     labels = new Int32Array(b.batch * b.length).fill(IGNORE_INDEX);
     rows.forEach((r, i) => labels.set(r.label as Int32Array, i * b.length));
   }
@@ -306,6 +311,8 @@ export interface FinetuneOptions {
   /** Train (and keep the best epoch of) this module's parameters instead of the model's: e.g. a LoraModel (adapters + head, body frozen). */
   trainable?: Module;
   onEpoch?: (r: EpochRecord) => void;
+  /** Once aborted, training ends before the next step (see FinetuneResult.interrupted). */
+  stop?: AbortSignal;
 }
 
 export interface EpochRecord {
@@ -321,6 +328,8 @@ export interface FinetuneResult {
   stoppedEarly: boolean;
   /** The trainer's final checkpoint (null when stopped early: nothing is written then). */
   lastCheckpoint: string | null;
+  /** `stop` ended training: the model holds the best (no validation: last) finished epoch, or partly trained weights when bestEpoch is 0. */
+  interrupted: boolean;
 }
 
 export async function finetune(o: FinetuneOptions): Promise<FinetuneResult> {
@@ -348,6 +357,8 @@ export async function finetune(o: FinetuneOptions): Promise<FinetuneResult> {
   };
   const history: EpochRecord[] = [];
   let best: { epoch: number; value: number; weights: Float32Array[] | null } = { epoch: 0, value: -Infinity, weights: null };
+  // Without validation there is no best epoch; an interrupted run then keeps the last finished one.
+  let lastFinished: Float32Array[] | null = null;
   let stoppedEarly = false;
   let epochLoss = 0;
   let epochBatches = 0;
@@ -365,7 +376,10 @@ export async function finetune(o: FinetuneOptions): Promise<FinetuneResult> {
     epochBatches = 0;
     history.push(rec);
     o.onEpoch?.(rec);
-    if (!val) return;
+    if (!val) {
+      if (o.stop) lastFinished = tuned.map((p) => Float32Array.from(p.data));
+      return;
+    }
     const value = (val as unknown as Record<string, number>)[metric];
     if (typeof value !== 'number') throw new RangeError(`finetune: metric "${metric}" does not apply to this task`);
     if (value > best.value) {
@@ -376,7 +390,9 @@ export async function finetune(o: FinetuneOptions): Promise<FinetuneResult> {
     }
   };
   data.onEpochEnd = endEpoch;
+  data.stop = o.stop;
   let last = null as TrainResult | null;
+  let interrupted = false;
   try {
     last = await train({
       model: o.trainable ?? model, lossFn: countedLossFn, data, runDir: o.runDir, steps,
@@ -387,8 +403,10 @@ export async function finetune(o: FinetuneOptions): Promise<FinetuneResult> {
     });
     endEpoch(epochs);
   } catch (e) {
-    if (!(e instanceof EarlyStop)) throw e;
+    if (e instanceof Interrupted) interrupted = true;
+    else if (!(e instanceof EarlyStop)) throw e;
   }
-  if (best.weights) tuned.forEach((p, i) => p.data.set(best.weights![i]!));
-  return { history, bestEpoch: best.weights ? best.epoch : history.length, bestMetric: best.weights ? best.value : null, stoppedEarly, lastCheckpoint: last?.lastCheckpoint ?? null };
+  const keep = best.weights ?? (interrupted ? lastFinished : null);
+  if (keep) tuned.forEach((p, i) => p.data.set(keep[i]!));
+  return { history, bestEpoch: best.weights ? best.epoch : history.length, bestMetric: best.weights ? best.value : null, stoppedEarly, lastCheckpoint: last?.lastCheckpoint ?? null, interrupted };
 }

@@ -95,3 +95,29 @@ test('extractive QA: windows with a stride during training, SQuAD F1 on validati
   assert.equal(r.bestMetric, Math.max(...r.history.map((h) => (h.val as { f1: number }).f1)));
   assert.equal(after.predictions.get(val[0]!.id), val[0]!.answers[0]!.text);
 });
+
+test('stop ends training between two steps; without validation data the last finished epoch is restored', async () => {
+  const model = new SequenceClassifier(bertBody(), ['neg', 'pos'], { seed: 1 });
+  const stop = new AbortController();
+  // 32 examples in batches of 16: two steps per epoch, so the fifth forward pass is the first step of epoch 3.
+  let forwards = 0;
+  const forward = model.forward.bind(model);
+  model.forward = ((...a: Parameters<typeof forward>) => {
+    if (++forwards === 5) stop.abort();
+    return forward(...a);
+  }) as typeof model.forward;
+  let epoch2: Float32Array[] = [];
+  const runDir = join(root, 'stop');
+  const r = await finetune({
+    model, tokenizer, train: sentiment(32, 1), runDir, epochs: 10, batchSize: 16, lr: 5e-3, seed: 3, stop: stop.signal,
+    onEpoch: (e) => { if (e.epoch === 2) epoch2 = model.parameters().map((p) => Float32Array.from(p.data)); },
+  });
+  assert.equal(r.interrupted, true);
+  assert.equal(forwards, 5, 'the step under way finished, no other began');
+  assert.deepEqual(r.history.map((h) => h.epoch), [1, 2]);
+  assert.equal(r.bestEpoch, 2);
+  assert.equal(r.bestMetric, null);
+  const steps = readFileSync(join(runDir, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l).step as number);
+  assert.equal(Math.max(...steps), 5, 'epoch 3 had taken a step before the weights were rolled back');
+  model.parameters().forEach((p, i) => assert.deepEqual(p.data, epoch2[i], 'the weights are those at the end of epoch 2'));
+});
