@@ -1,10 +1,13 @@
 /** `primer pretrain`: option parsing only; the work is done by pretrain() in src/train/pretrain.ts. */
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Command } from 'commander';
-import { pretrain, PRETRAIN_DEFAULTS as D } from '../train/pretrain.ts';
+import { checkResumeSettings, nothingToTrain, pretrain, PRETRAIN_DEFAULTS as D } from '../train/pretrain.ts';
 import { TrainingDivergedError } from '../train/trainer.ts';
+import { recoverCheckpoints, resolveCheckpointDir, runDirOf, trainerStateSchema, type TrainerState } from '../train/checkpoint.ts';
+import { readAnyModelConfig, type AnyModelConfig } from '../models/load.ts';
 import { PRESET_NAMES } from '../models/presets.ts';
-import { action, choiceArg, commonPretrainOptions, floatArg, intArg } from './options.ts';
+import { action, choiceArg, commonPretrainOptions, floatArg, intArg, positiveFloatArg } from './options.ts';
 import { runBertPretrain, type BertPretrainFlags } from './bert.ts';
 import { BERT_PRETRAIN_DEFAULTS as BD } from '../train/bert-pretrain.ts';
 
@@ -18,6 +21,50 @@ interface PretrainFlags extends Omit<BertPretrainFlags, 'objective'> {
   freezeEmbeddings?: boolean;
   samples?: boolean;
   sampleTokens?: number;
+}
+
+type Objective = NonNullable<PretrainFlags['objective']>;
+
+/** The checkpoint's state and model config, or null where unreadable: the library then reports what is wrong with it. */
+function peekCheckpoint(path: string): { dir: string; state: TrainerState; modelConfig?: AnyModelConfig } | null {
+  if (!existsSync(join(path, 'trainer_state.json'))) recoverCheckpoints(path); // as pretrain() does: undo a swap cut short by a kill
+  const dir = resolveCheckpointDir(path);
+  try {
+    const state = trainerStateSchema.parse(JSON.parse(readFileSync(join(dir, 'trainer_state.json'), 'utf8')));
+    let modelConfig: AnyModelConfig | undefined;
+    try {
+      modelConfig = readAnyModelConfig(dir);
+    } catch { /* the library's resume reports it */ }
+    return { dir, state, modelConfig };
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * --resume: the run's objective (from its checkpoint, so a BERT run needs no --objective), after refusing
+ * every option given that the run cannot change; null when the run is already as long as asked.
+ */
+function resumeObjective(f: PretrainFlags): Objective | null {
+  const peek = peekCheckpoint(f.resume!);
+  if (!peek) return f.objective ?? 'clm';
+  const { run, step } = peek.state;
+  const saved = typeof run.objective === 'string' ? (run.objective as Objective) : peek.modelConfig?.model_type === 'bert' ? undefined : 'clm';
+  const objective = saved ?? f.objective ?? 'mlm+nsp';
+  const bert = objective !== 'clm';
+  // Every option in its library name, whatever the objective, so that one the run has not is refused too.
+  const { out: _o, resume: _r, maxMinutes: _m, ...common } = commonPretrainOptions(f);
+  const given = {
+    ...common, corpus: f.corpus, objective: f.objective, arch: f.arch, initFrom: f.initFrom, embeddingInit: f.embeddingInit, freezeEmbeddings: f.freezeEmbeddings,
+    data: f.data, documents: f.documents, maskProbability: f.maskProb, wholeWordMask: f.wholeWordMask, positionEmbedding: f.positionEmbedding,
+    attentionInit: f.attentionInit, maxDocumentChars: f.maxDocumentChars,
+    ...(bert ? { maxSeqLength: f.maxSeqLength ?? f.blockSize } : { blockSize: f.blockSize, maxSeqLength: f.maxSeqLength }),
+  };
+  const labels: Record<string, string> = { ...(bert && f.maxSeqLength === undefined ? { maxSeqLength: '--block-size' } : {}), ...(f.out ? {} : { out: '--name' }) };
+  checkResumeSettings({ resume: f.resume!, runDir: runDirOf(peek.dir), run, modelConfig: peek.modelConfig, given, out: f.out ?? (f.name ? join('runs', f.name) : undefined), labels });
+  const idle = nothingToTrain(step, f.steps ?? (typeof run.steps === 'number' ? run.steps : peek.state.totalSteps));
+  if (idle) console.log(idle);
+  return idle ? null : objective;
 }
 
 export function registerPretrainCommand(program: Command): void {
@@ -53,11 +100,11 @@ export function registerPretrainCommand(program: Command): void {
     .option('--seed <n>', `random seed (default ${D.seed})`, intArg(0))
     .option('--out <dir>', 'run directory (default runs/<preset>-<date>)')
     .option('--name <name>', 'run name: the run directory becomes runs/<name>')
-    .option('--resume <dir>', 'continue from a checkpoint or run directory')
+    .option('--resume <dir>', 'continue from a checkpoint or run directory with its settings (--steps may extend it)')
     .option('--init-from <dir>', 'continued pre-training: start from this model directory (its weights, config and tokenizer) with a fresh optimizer and schedule')
     .option('--embedding-init <how>', 'token embeddings start random (GPT default) or from co-occurrence counts of the corpus (ppmi; BERT default: tied and trained)', choiceArg(['random', 'ppmi'] as const))
     .option('--freeze-embeddings', 'clm: keep the token embeddings fixed (with an untied LM head of its own)')
-    .option('--max-minutes <m>', 'stop (with a checkpoint) after this many minutes of training', floatArg(0))
+    .option('--max-minutes <m>', 'stop (with a checkpoint) after this many minutes of training (> 0)', positiveFloatArg)
     .option('--no-samples', 'do not print sample continuations at the end')
     .option('--sample-tokens <n>', 'tokens per sample continuation (default 40)', intArg(1))
     .option('--data <dir>', 'BERT: prepared shards from `primer data prepare` instead of --corpus')
@@ -69,7 +116,15 @@ export function registerPretrainCommand(program: Command): void {
     .option('--attention-init <how>', 'BERT: local (default with relative_key: heads start on the neighbouring tokens) or random', choiceArg(['local', 'random'] as const))
     .option('--max-document-chars <n>', `BERT: documents longer than this are cut into parts before the train/validation split (default ${BD.maxDocumentChars})`, intArg(1024))
     .option('--workers <n>', 'BERT: data-preparation worker threads', intArg(1))
-    .action(action(async (f: PretrainFlags) => {
+    .action(action(async (flags: PretrainFlags, cmd: Command) => {
+      let f = flags;
+      if (f.resume) {
+        // Only what the user typed counts as asking for a change, never a default.
+        f = Object.fromEntries(Object.entries(flags).filter(([k]) => cmd.getOptionValueSource(k) === 'cli')) as PretrainFlags;
+        const objective = resumeObjective(f);
+        if (!objective) return; // nothing to train: the run is left as it is
+        f = { ...f, objective };
+      }
       if (f.objective === 'mlm' || f.objective === 'mlm+nsp') {
         if (f.arch) throw new Error('--arch applies to --objective clm only (BERT pre-training has one architecture)');
         if (f.freezeEmbeddings) throw new Error('--freeze-embeddings applies to --objective clm only (BERT\'s MLM decoder is tied to its word embeddings)');

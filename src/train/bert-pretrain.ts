@@ -160,7 +160,10 @@ export async function pretrainBert(opts: BertPretrainOptions = {}): Promise<Bert
   if (resume) {
     checkpoint = readCheckpoint(resume);
     runDir = runDirOf(checkpoint.dir);
-    config = { ...BERT_PRETRAIN_DEFAULTS, ...(checkpoint.state.run as Partial<BertPretrainConfig>), ...pick({ steps: given.steps }) };
+    // As for a GPT (pretrain.ts): the run's length and cadence may change; a stored null gradClip is Infinity (JSON has none).
+    const { steps, evalEvery, checkpointEvery, keepCheckpoints } = given;
+    config = { ...BERT_PRETRAIN_DEFAULTS, ...(checkpoint.state.run as Partial<BertPretrainConfig>), ...pick({ steps, evalEvery, checkpointEvery, keepCheckpoints }) };
+    config.gradClip ??= Infinity;
     const mc = readModelConfig(checkpoint.dir);
     if (mc.model_type !== 'bert') throw new Error(`--resume: ${checkpoint.dir} holds a ${mc.model_type} model, not a BERT`);
     modelConfig = mc;

@@ -3,7 +3,8 @@
  *   corpus (files or the built-in one) → byte-level BPE tokenizer (trained, or given) → train/val token
  *   streams split by document → GPT (or, with arch 'llama', a Llama) from a preset → the generic trainer (CLM loss on random blocks)
  *   → final model saved in HF layout in the run directory → sample continuations.
- * Resuming takes everything (tokenizer, model config, hyper-parameters) from the checkpoint.
+ * Resuming takes everything (tokenizer, model config, hyper-parameters) from the checkpoint; options that
+ * would change them are refused (checkResumeSettings), only the length of the run and its cadence may change.
  */
 import { existsSync, mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
@@ -11,9 +12,10 @@ import type { Tokenizer } from '../tokenizers/types.ts';
 import { GPT, type GPTConfig } from '../models/gpt.ts';
 import { Llama, llamaActivationFloatsPerToken, type LlamaConfig } from '../models/llama.ts';
 import { gptPreset, llamaPreset, type PresetName } from '../models/presets.ts';
-import { configJson, isLlamaConfig, loadModelDir, parameterCount, readAnyModelConfig, writeModelFiles } from '../models/load.ts';
+import { configJson, isLlamaConfig, loadModelDir, parameterCount, readAnyModelConfig, writeModelFiles, type AnyModelConfig } from '../models/load.ts';
 import { modelFingerprint } from '../nn/fingerprint.ts';
 import { writeJsonAtomic } from '../io/atomic.ts';
+import { PrimerError } from '../io/errors.ts';
 import { refuseOutputOverInput } from '../io/paths.ts';
 import { crossEntropy } from '../tensor/nn-ops.ts';
 import { BUILTIN_CORPORA, resolveCorpus } from '../data/builtin.ts';
@@ -25,6 +27,7 @@ import { readCheckpoint, recoverCheckpoints, runDirOf, startFreshRun } from './c
 import { checkTrainingMemory, train, type TrainResult } from './trainer.ts';
 import type { ProgressReporter } from './progress.ts';
 import { initEmbeddingsFromStream } from './distributional.ts';
+import { BERT_PRETRAIN_DEFAULTS } from './bert-pretrain.ts';
 
 /** Optimisation, schedule and bookkeeping settings shared by every pre-training objective. */
 export interface RunSettings {
@@ -94,7 +97,10 @@ export const PRETRAIN_DEFAULTS: PretrainConfig = {
 export interface PretrainOptions extends Partial<PretrainConfig> {
   /** Run directory (default ./runs/<preset>-<date>). */
   out?: string;
-  /** A checkpoint or run directory to continue; its stored config is used, `steps` may extend it. */
+  /**
+   * A checkpoint or run directory to continue; its stored config is used. `steps`, `evalEvery`,
+   * `checkpointEvery` and `keepCheckpoints` may change; any other setting that differs is refused.
+   */
   resume?: string;
   /** Stop (saving a checkpoint) after this many minutes of training (default DEFAULT_MAX_MINUTES when steps are not given). */
   maxMinutes?: number;
@@ -175,12 +181,92 @@ function pick<T extends object>(o: T): Partial<T> {
   return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
 }
 
+/**
+ * The settings a resumed run keeps. Exact resume restores the data position, the optimizer moments and
+ * the schedule of the stored settings, so changing any of these would continue another run than the one
+ * checkpointed; only its length (steps), evaluation and checkpoint cadence and time limit may change.
+ */
+const KEPT_ON_RESUME = new Set(['objective', 'arch', 'corpus', 'data', 'jsonlField', 'documents', 'maxDocumentChars', 'preset', 'layers', 'dims', 'heads',
+  'vocabSize', 'tokenizer', 'blockSize', 'maxSeqLength', 'batchSize', 'gradAccum', 'lr', 'minLr', 'warmupSteps', 'decay', 'weightDecay', 'gradClip',
+  'dropout', 'bf16', 'evalBatches', 'seed', 'initFrom', 'embeddingInit', 'freezeEmbeddings', 'maskProbability', 'wholeWordMask', 'positionEmbedding',
+  'attentionInit', 'betas', 'valFraction']);
+const FLAGS: Record<string, string> = { warmupSteps: '--warmup', maskProbability: '--mask-prob', betas: 'betas', valFraction: 'valFraction' };
+const flagOf = (key: string) => FLAGS[key] ?? `--${key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
+
+/** JSON has no Infinity: a run without clipping (gradClip Infinity) stores null. */
+const storedGradClip = (v: unknown) => (v === null ? Infinity : v);
+
+function comparable(key: string, v: unknown): string {
+  if (key === 'gradClip') v = storedGradClip(v) === Infinity ? 'off' : v;
+  if ((key === 'tokenizer' || key === 'initFrom' || key === 'data') && typeof v === 'string') v = resolve(v);
+  if (key === 'corpus' && Array.isArray(v)) {
+    // `builtin` and [] name the same files (the CLI stores them expanded); names it cannot expand are compared as written.
+    try {
+      v = resolveCorpus(v as string[]).map((p) => resolve(p));
+    } catch {
+      v = (v as string[]).map((p) => resolve(p));
+    }
+  }
+  return JSON.stringify(v);
+}
+
+function shown(key: string, v: unknown): string {
+  if (v === undefined) return '(none)';
+  if (key === 'gradClip' && storedGradClip(v) === Infinity) return '0 (off)';
+  if (key === 'corpus' && Array.isArray(v)) return v.length === 0 ? 'built-in corpus' : v.length > 3 ? `${v.slice(0, 3).join(' ')} … (${v.length} paths)` : v.join(' ');
+  if (typeof v === 'boolean') return v ? 'on' : 'off';
+  return Array.isArray(v) ? v.join(' ') : String(v);
+}
+
+export interface ResumeSettingsCheck {
+  /** The --resume argument (for the message), the run directory and its stored settings (trainer_state.json `run`). */
+  resume: string; runDir: string; run: Record<string, unknown>;
+  /** The checkpoint's config.json: the model shape of runs that did not set layers/dims/heads themselves. */
+  modelConfig?: AnyModelConfig;
+  /** Options asked for now (undefined ones are not checked), and an output directory, which must be the run's own. */
+  given: Record<string, unknown>; out?: string;
+  /** Flags under which an option was given, where not its own (--block-size sets a BERT's maxSeqLength; --name sets out). */
+  labels?: Record<string, string>;
+}
+
+/** Refuses (PrimerError RESUME_CONFLICT) options that differ from what a resumed run keeps, naming each with its stored value. */
+export function checkResumeSettings(c: ResumeSettingsCheck): void {
+  const objective = typeof c.run.objective === 'string' ? c.run.objective : 'clm';
+  const clm = objective === 'clm';
+  // Settings older checkpoints lack take the values those runs had.
+  const defaults: Record<string, unknown> = clm ? { ...PRETRAIN_DEFAULTS, arch: 'gpt', embeddingInit: 'random', freezeEmbeddings: false } : { ...BERT_PRETRAIN_DEFAULTS };
+  const applies = new Set([...Object.keys(defaults), 'layers', 'dims', 'heads', 'tokenizer', clm ? 'initFrom' : 'data']);
+  const m = (c.modelConfig ?? {}) as Record<string, unknown>;
+  const shape: Record<string, unknown> = { layers: m.n_layer ?? m.num_hidden_layers, dims: m.n_embd ?? m.hidden_size, heads: m.n_head ?? m.num_attention_heads };
+  const conflicts: string[] = [];
+  for (const [key, value] of Object.entries(c.given)) {
+    if (value === undefined || !KEPT_ON_RESUME.has(key)) continue;
+    const given = `${c.labels?.[key] ?? flagOf(key)} ${shown(key, value)}`;
+    const saved = c.run[key] !== undefined ? c.run[key] : (shape[key] ?? defaults[key]);
+    if (!applies.has(key)) conflicts.push(`${given} does not apply to the run's objective ${objective}`);
+    else if (comparable(key, value) !== comparable(key, saved)) conflicts.push(`${given} differs from the run's ${shown(key, saved)}`);
+  }
+  if (c.out !== undefined && resolve(c.out) !== resolve(c.runDir)) conflicts.push(`${c.labels?.out ?? '--out'} ${c.out} differs from the run's directory ${resolve(c.runDir)}`);
+  if (conflicts.length === 0) return;
+  throw new PrimerError('RESUME_CONFLICT', `--resume ${c.resume}: ${conflicts.join('; ')} (a resumed run keeps its settings; start a new run with --out`
+    + `${clm ? ', or --init-from to continue pre-training with new settings' : ''})`);
+}
+
+/** Why resuming at `step` towards `target` steps would train nothing, or null when there is something to train. */
+export function nothingToTrain(step: number, target: number): string | null {
+  if (step < target) return null;
+  return step === target ? `already at step ${step} of ${target}; nothing to train (raise --steps to continue)`
+    : `already at step ${step}, past --steps ${target}; nothing to train (raise --steps above ${step} to continue)`;
+}
+
 export async function pretrain(opts: PretrainOptions & { arch: 'llama' }): Promise<PretrainResult<LlamaConfig>>;
 export async function pretrain(opts?: PretrainOptions): Promise<PretrainResult>;
 export async function pretrain(opts: PretrainOptions = {}): Promise<PretrainResult<GPTConfig | LlamaConfig>> {
   const log = opts.log ?? ((m: string) => console.log(m));
   const tStart = performance.now();
   const { out, resume, maxMinutes, samplePrompts, sampleTokens, log: _log, progress, ...given } = opts;
+  // A limit of 0 minutes would stop before the first step and save an untrained model.
+  if (maxMinutes !== undefined && !(maxMinutes > 0)) throw new RangeError(`maxMinutes must be > 0, got ${maxMinutes}`);
 
   let config: PretrainConfig;
   let runDir: string;
@@ -191,10 +277,16 @@ export async function pretrain(opts: PretrainOptions = {}): Promise<PretrainResu
     if (!existsSync(join(resume, 'trainer_state.json'))) recoverCheckpoints(resume); // a run directory: undo a swap cut short by a kill
     checkpoint = readCheckpoint(resume); // validates everything before any write
     runDir = runDirOf(checkpoint.dir);
-    config = { ...PRETRAIN_DEFAULTS, ...(checkpoint.state.run as Partial<PretrainConfig>), ...pick({ steps: given.steps }) };
-    tokenizer = loadTokenizerJson(checkpoint.dir);
     const mc = readAnyModelConfig(checkpoint.dir);
-    if (mc.model_type === 'bert') throw new Error(`--resume: ${checkpoint.dir} holds a ${mc.model_type} model, not a GPT or Llama`);
+    if (mc.model_type === 'bert') throw new Error(`--resume: ${checkpoint.dir} holds a ${mc.model_type} model, not a GPT or Llama (resume it with pretrainBert)`);
+    const run = checkpoint.state.run;
+    checkResumeSettings({ resume, runDir, run, modelConfig: mc, given, out });
+    const { steps, evalEvery, checkpointEvery, keepCheckpoints } = given;
+    config = { ...PRETRAIN_DEFAULTS, ...(run as Partial<PretrainConfig>), ...pick({ steps, evalEvery, checkpointEvery, keepCheckpoints }) };
+    config.gradClip = storedGradClip(config.gradClip) as number; // else the trainer's default clip of 1 would apply
+    const idle = nothingToTrain(checkpoint.state.step, config.steps);
+    if (idle) throw new PrimerError('NOTHING_TO_TRAIN', idle);
+    tokenizer = loadTokenizerJson(checkpoint.dir);
     modelConfig = mc;
     log(`resuming ${runDir} from step ${checkpoint.state.step} (${checkpoint.dir})`);
   } else {
@@ -247,6 +339,8 @@ export async function pretrain(opts: PretrainOptions = {}): Promise<PretrainResu
   if (config.initFrom && !resume) {
     parent = loadModelDir(config.initFrom);
     if (parent.kind !== 'gpt2') throw new Error(`--init-from: ${config.initFrom} holds a ${parent.kind} model, not a GPT`);
+    // The default block size is for new models; a parent with a shorter context sets it.
+    if (given.blockSize === undefined) config.blockSize = Math.min(config.blockSize, parent.config.n_positions);
     modelConfig = { ...parent.config, resid_pdrop: config.dropout, embd_pdrop: config.dropout, attn_pdrop: config.dropout };
     config.parentFingerprint = modelFingerprint(parent.model);
   }
@@ -294,7 +388,9 @@ export async function pretrain(opts: PretrainOptions = {}): Promise<PretrainResu
   });
   const trainingSeconds = (performance.now() - t) / 1000;
   writeModelFiles(runDir, model, finalConfig, tokenizer);
-  log(`${training.status === 'completed' ? 'finished' : training.status} at step ${training.step}: train loss ${training.trainLoss.toFixed(4)}`
+  // No step in this invocation (a time limit hit at once): there is no training loss to report.
+  const trainLoss = Number.isNaN(training.trainLoss) ? 'no step trained' : `train loss ${training.trainLoss.toFixed(4)}`;
+  log(`${training.status === 'completed' ? 'finished' : training.status} at step ${training.step}: ${trainLoss}`
     + `${training.valLoss !== null ? `, val loss ${training.valLoss.toFixed(4)} (perplexity ${Math.exp(training.valLoss).toFixed(1)})` : ''}, `
     + `${Math.round(training.tokensPerSecond).toLocaleString('en-US')} tokens/s, ${trainingSeconds.toFixed(0)}s; model saved to ${runDir}`);
 
