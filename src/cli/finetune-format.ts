@@ -31,9 +31,18 @@ export function percent(x: number): string {
   return pct(x);
 }
 
-/** --text values, or one text per non-empty stdin line. */
-export function inputTexts(texts: string[] | undefined): string[] {
+/**
+ * --text values, or one text per stdin line: blank lines are skipped, or, with `aligned` (outputs that
+ * do not repeat their input, such as embed's vectors, must match the input line for line), refused
+ * with their line numbers.
+ */
+export function inputTexts(texts: string[] | undefined, o: { aligned?: string } = {}): string[] {
   if (texts?.length) return texts;
   if (process.stdin.isTTY) throw new RangeError('--text is required (or pipe one text per line on stdin)');
-  return readFileSync(0, 'utf8').split('\n').map((l) => l.trim()).filter(Boolean);
+  const lines = readFileSync(0, 'utf8').split('\n').map((l) => l.trim());
+  if (lines.at(-1) === '') lines.pop(); // the newline that ends the last line
+  if (!o.aligned) return lines.filter(Boolean);
+  const blank = lines.flatMap((l, i) => (l ? [] : [i + 1]));
+  if (blank.length) throw new RangeError(`${o.aligned}: stdin line${blank.length > 1 ? 's' : ''} ${blank.slice(0, 10).join(', ')}${blank.length > 10 ? ', …' : ''} ${blank.length > 1 ? 'are' : 'is'} empty; it writes one line per input line, so each needs text`);
+  return lines;
 }

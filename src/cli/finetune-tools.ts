@@ -88,7 +88,7 @@ function fewShot(f: FewShotFlags): void {
 
 function embed(o: { model: string; text?: string[]; pooling: EmbeddingPooling; maxLength?: number }): void {
   const { backbone, tokenizer } = loadEmbedder(o.model);
-  const texts = inputTexts(o.text);
+  const texts = inputTexts(o.text, { aligned: 'embed' });
   const e = embedTexts(backbone, tokenizer, texts, { pooling: o.pooling, maxLength: o.maxLength });
   for (let i = 0; i < e.count; i++) console.log(JSON.stringify(Array.from(e.vectors.subarray(i * e.dim, (i + 1) * e.dim), (v) => Number(v.toPrecision(6)))));
 }
@@ -180,7 +180,7 @@ export function registerFinetuneToolCommands(program: Command): void {
     .action(action(fewShot));
 
   program.command('embed').description('L2-normalised sentence embeddings (one JSON array per text)')
-    .requiredOption('--model <dir>', 'GPT-2, BERT or Llama-family model directory').option('--text <texts...>', 'texts (default: one per stdin line)')
+    .requiredOption('--model <dir>', 'GPT-2, BERT or Llama-family model directory').option('--text <texts...>', 'texts (default: one per stdin line, none empty)')
     .option('--pooling <mode>', 'mean, cls (BERT) or last (GPT)', choiceArg(EMBEDDING_POOLINGS), 'mean')
     .option('--max-length <n>', 'tokens per text', intArg(1))
     .action(action(embed));

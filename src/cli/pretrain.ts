@@ -79,7 +79,7 @@ export function registerPretrainCommand(program: Command): void {
     .option('--layers <n>', 'override the preset\'s number of layers', intArg(1))
     .option('--dims <n>', 'override the preset\'s embedding size', intArg(1))
     .option('--heads <n>', 'override the preset\'s number of heads', intArg(1))
-    .option('--vocab-size <n>', `BPE vocabulary size (default ${D.vocabSize})`, intArg(258))
+    .option('--vocab-size <n>', `tokenizer vocabulary size: byte-level BPE, or WordPiece for --objective mlm/mlm+nsp, which keeps every character of the corpus even past this size, with a warning (default ${D.vocabSize})`, intArg(258))
     .option('--tokenizer <path>', 'use this tokenizer.json (or directory) instead of training a BPE')
     .option('--block-size <n>', `tokens per training sequence (default ${D.blockSize})`, intArg(2))
     .option('--batch-size <n>', `sequences per micro-batch (default ${D.batchSize})`, intArg(1))

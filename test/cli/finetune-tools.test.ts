@@ -17,8 +17,8 @@ const root = mkdtempSync(join(tmpdir(), 'primer-cli-tools-'));
 test.after(() => rmSync(root, { recursive: true, force: true }));
 const gpt = pretrainTinyGpt(root, { steps: 60 });
 
-function primer(args: string[]) {
-  const r = spawnSync(process.execPath, [bin, ...args], { cwd: repo, encoding: 'utf8', env: { ...process.env, OMP_NUM_THREADS: '1' } });
+function primer(args: string[], input?: string) {
+  const r = spawnSync(process.execPath, [bin, ...args], { cwd: repo, encoding: 'utf8', input, env: { ...process.env, OMP_NUM_THREADS: '1' } });
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
@@ -52,6 +52,13 @@ test('embed prints one unit-length vector per text', async () => {
   const cls = primer(['embed', '--model', await gpt, '--text', 'x', '--pooling', 'cls']);
   assert.equal(cls.code, 1);
   assert.match(cls.stderr, /pooling 'cls' needs a BERT model/);
+  // From stdin: one vector per line, the same as --text; a blank line would shift every later vector, so it is refused.
+  const piped = primer(['embed', '--model', await gpt], 'the food was good\nawful service\n');
+  assert.equal(piped.stdout, r.stdout);
+  const gap = primer(['embed', '--model', await gpt], 'the food was good\n\nawful service\n');
+  assert.equal(gap.code, 1);
+  assert.equal(gap.stdout, '');
+  assert.match(gap.stderr, /embed: stdin line 2 is empty; it writes one line per input line/);
 });
 
 test('index build over a directory, then search: each document is its own top hit', async () => {
