@@ -2,7 +2,7 @@
  * Generative adaptation commands: `primer chat`, `primer lora merge`, and `runSftCommand`, the action
  * behind `primer finetune --objective sft --data FILE` (wired by the finetune command).
  */
-import { existsSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import type { Command } from 'commander';
@@ -12,6 +12,7 @@ import { loadTokenizerJson } from '../data/tokenizer.ts';
 import { LORA_DEFAULTS, loadLoraAdapter, loraSettingsFromFlags, type LoraFlags } from '../adapt/lora.ts';
 import { readChatTemplate, writeChatTemplate } from '../adapt/chat-template.ts';
 import { ChatSession, loadChatModel } from '../adapt/chat.ts';
+import { decoderContext } from '../infer/kv-cache.ts';
 import { runSft, SFT_DEFAULTS, type SftOptions, type SftResult } from '../adapt/sft-run.ts';
 import { action, choiceArg, floatArg, intArg, probabilityArg } from './options.ts';
 import { refuseOutputOverInput } from '../io/paths.ts';
@@ -20,6 +21,12 @@ import { refuseOutputOverInput } from '../io/paths.ts';
 export type SftCommandOptions = Omit<SftOptions, 'lora' | 'log' | 'progress'> & LoraFlags;
 
 export async function runSftCommand(o: SftCommandOptions): Promise<SftResult> {
+  // By flag name, before the model loads: the reader would only say EISDIR.
+  for (const [flag, path] of [['--data', o.data], ['--val-data', o.valData]] as const) {
+    if (path && !path.startsWith('builtin:') && statSync(path, { throwIfNoEntry: false })?.isDirectory()) {
+      throw new RangeError(`${flag} ${path} is a directory; give a prompt/response .jsonl file`);
+    }
+  }
   const { loraR, loraAlpha, loraDropout, loraTargets, ...rest } = o;
   const r = await runSft({ ...rest, lora: loraSettingsFromFlags({ loraR, loraAlpha, loraDropout, loraTargets }) });
   if (r.after) {
@@ -50,7 +57,7 @@ interface ChatCliOptions {
   model: string;
   adapter?: string;
   system?: string;
-  maxTokens: number;
+  maxTokens?: number;
   temperature: number;
   topK: number;
   topP: number;
@@ -69,6 +76,9 @@ async function chatLoop(o: ChatCliOptions): Promise<void> {
   // Banner, prompt and notices go to stderr so that piping stdout keeps only the replies.
   const info = process.stderr;
   info.write(`chatting with ${o.model}${o.adapter ? ` + ${o.adapter}` : ''} — /reset clears the history, /exit quits\n`);
+  if (session.maxTokensCapped) info.write(`(replies capped at ${session.maxTokens} tokens to fit the model's ${decoderContext(model)}-token context; --max-tokens sets it)\n`);
+  let answered = 0;
+  let refused = 0;
   const rl = createInterface({ input: process.stdin, terminal: tty });
   const promptUser = () => tty && info.write('you> ');
   promptUser();
@@ -83,15 +93,19 @@ async function chatLoop(o: ChatCliOptions): Promise<void> {
       try {
         for (const piece of session.send(line)) out.write(piece);
         out.write('\n');
+        answered++;
       } catch (e) {
         if (!(e instanceof RangeError)) throw e;
         out.write(`\n(error: ${e.message})\n`);
+        refused++;
       }
     }
     promptUser();
   }
   rl.close();
   out.write('bye\n');
+  // A piped session in which no message got a reply failed, whatever the reason per turn.
+  if (refused > 0 && answered === 0) process.exitCode = 1;
 }
 
 export function registerAdaptCommands(program: Command): void {
@@ -101,7 +115,7 @@ export function registerAdaptCommands(program: Command): void {
     .requiredOption('--model <dir>', 'model directory (config.json, model.safetensors, tokenizer.json)')
     .option('--adapter <dir>', 'a LoRA adapter (PEFT layout) to merge into the model first')
     .option('--system <text>', 'system prompt')
-    .option('--max-tokens <n>', 'tokens per reply', intArg(1), 64)
+    .option('--max-tokens <n>', 'tokens per reply (default 64; for a small context, half of what the chat template leaves)', intArg(1))
     .option('--temperature <t>', 'sampling temperature, 0 = greedy', floatArg(0), 0.7)
     .option('--top-k <k>', 'sample among the k most likely tokens (0 = all)', intArg(0), 40)
     .option('--top-p <p>', 'nucleus sampling mass in (0, 1] (1 = off)', probabilityArg, 1)

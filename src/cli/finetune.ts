@@ -2,12 +2,13 @@
  * `primer finetune` and task inference (`classify`, `tag`, `answer`); the few-shot, embedding,
  * retrieval and experiment commands are in finetune-tools.ts and registered from here too.
  */
-import { readFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
+import { extname } from 'node:path';
 import type { Command } from 'commander';
 import { BUILTIN_TASKS } from '../tasks/builtin.ts';
 import { QuestionAnswering, SequenceClassifier, TokenClassifier, type Pooling } from '../models/heads.ts';
 import { finetuneTask, testSplitName, type TaskType } from '../tasks/task-run.ts';
-import { answerQuestion, classifyTexts, tagText } from '../tasks/task-infer.ts';
+import { answerQuestion, classifyTexts, tagTexts } from '../tasks/task-infer.ts';
 import type { ClassificationReport } from '../tasks/metrics.ts';
 import { action, choiceArg, floatArg, intArg } from './options.ts';
 import { refuseOutputOverInput } from '../io/paths.ts';
@@ -41,7 +42,41 @@ interface FinetuneFlags {
   out: string;
 }
 
+/**
+ * The extensions `--data` is read by without --type (task-run's taskTypeOfFile and the text readers'
+ * formats), listed in full when a name matches none of them.
+ */
+export const DATA_EXTENSIONS: Record<TaskType, { exts: readonly string[]; what: string }> = {
+  classify: { exts: ['.csv', '.tsv', '.tab', '.jsonl', '.ndjson'], what: 'text classification' },
+  tag: { exts: ['.conll', '.conllu', '.iob', '.bio', '.tags'], what: 'token tags' },
+  qa: { exts: ['.json'], what: 'SQuAD QA' },
+};
+const WANTED: Record<TaskType | 'any', string> = {
+  any: '.csv, .tsv, .jsonl, .conll, or SQuAD .json', classify: '.csv, .tsv or .jsonl', tag: '.conll: token<TAB>tag lines', qa: 'SQuAD .json',
+};
+
+/**
+ * The data flags, checked by name before any model loads: the readers only see a path, and reported
+ * a directory as the unknown extension "" with advice meant for library callers ("pass format").
+ */
+export function checkDataFlags(f: Pick<FinetuneFlags, 'task' | 'data' | 'valData' | 'testData' | 'type'>): void {
+  const ext = f.data === undefined ? '' : extname(f.data).toLowerCase();
+  const byExt = (Object.keys(DATA_EXTENSIONS) as TaskType[]).find((t) => DATA_EXTENSIONS[t].exts.includes(ext));
+  for (const [flag, path] of [['--data', f.data], ['--val-data', f.valData], ['--test-data', f.testData]] as const) {
+    if (path === undefined) continue;
+    const st = statSync(path, { throwIfNoEntry: false });
+    if (!st) throw new RangeError(`${flag} ${path} does not exist`);
+    // --val-data and --test-data are read as the type --data implies.
+    const type = f.type ?? (flag === '--data' ? undefined : byExt);
+    if (st.isDirectory()) throw new RangeError(`${flag} ${path} is a directory; give a file (${WANTED[type ?? 'any']})`);
+  }
+  if (!f.data || f.type || f.task || byExt) return;
+  const known = Object.values(DATA_EXTENSIONS).map((k) => `${k.exts.join(' ')} (${k.what})`);
+  throw new RangeError(`--data ${f.data}: cannot tell the format from ${ext ? `the extension "${ext}"` : 'a name without an extension'}; supported: ${known.slice(0, -1).join(', ')} and ${known.at(-1)}; for a CoNLL or SQuAD file named otherwise add --type tag or --type qa`);
+}
+
 async function runFinetune(f: FinetuneFlags & LoraFlags): Promise<void> {
+  checkDataFlags(f);
   const lora = loraSettingsFromFlags(f);
   const r = await finetuneTask({
     ...f, adapter: lora ? taskLoraAdapter(lora, { seed: f.seed, baseModel: f.model }) : undefined,
@@ -73,8 +108,7 @@ function classify(o: { model: string; adapter?: string; text?: string[]; json?: 
 
 function tag(o: { model: string; text?: string[]; json?: boolean }): void {
   const { model, tokenizer } = loadTaskModelForInference(o.model, TokenClassifier, 'token classification');
-  for (const text of inputTexts(o.text)) {
-    const tagged = tagText(model, tokenizer, text);
+  for (const tagged of tagTexts(model, tokenizer, inputTexts(o.text))) {
     if (o.json) console.log(JSON.stringify(tagged));
     else console.log(tagged.map((t) => `${t.word}/${t.tag ?? '?'}`).join(' '));
   }

@@ -130,6 +130,10 @@ function cutPoint(text: string, target: number): number {
 interface FileReport {
   binary: boolean;
   invalidUtf8: number;
+  /** JSONL: non-blank lines, those with a string text field, and the keys of the first JSON object. */
+  lines?: number;
+  withField?: number;
+  keys?: string[];
 }
 
 /** Streams a plain-text file as one document in chunks. */
@@ -211,13 +215,19 @@ async function* readJsonlFile(path: string, field: string, warn: (m: string) => 
     }
     if (line.trim() === '') continue;
     report.invalidUtf8 += invalid;
+    report.lines = (report.lines ?? 0) + 1;
     let value: unknown;
     try {
-      value = (JSON.parse(line) as Record<string, unknown>)?.[field];
+      const obj = JSON.parse(line) as unknown;
+      if (typeof obj === 'object' && obj !== null && !Array.isArray(obj)) {
+        report.keys ??= Object.keys(obj);
+        value = (obj as Record<string, unknown>)[field];
+      }
     } catch {
       value = undefined;
     }
-    if (typeof value !== 'string') {
+    if (typeof value === 'string') report.withField = (report.withField ?? 0) + 1;
+    else {
       if (bad++ === 0) firstBad = `line ${lineNo}`;
       continue;
     }
@@ -237,6 +247,7 @@ export async function* readCorpus(paths: readonly string[], opts: CorpusOptions 
   const files = listCorpusFiles(paths);
   let doc = 0;
   let sawText = false;
+  const fieldless: Array<{ file: string; keys?: string[] }> = [];
   for (const file of files) {
     const report: FileReport = { binary: false, invalidUtf8: 0 };
     try {
@@ -266,6 +277,17 @@ export async function* readCorpus(paths: readonly string[], opts: CorpusOptions 
     }
     if (report.binary) warn(`${file}: looks like a binary file (NUL bytes or control characters); skipped`);
     if (report.invalidUtf8 > 0) warn(`${file}: ${report.invalidUtf8} invalid UTF-8 sequence(s) replaced with U+FFFD`);
+    if (report.lines && !report.withField) fieldless.push({ file, keys: report.keys });
+  }
+  // Records under another key than the text field are the likely cause, and a flag fixes it; "empty"
+  // alone sent users looking for a blank file. ("the corpus is empty" stays: callers match it.)
+  if (!sawText && fieldless.length > 0) {
+    const [{ file, keys }] = fieldless as [(typeof fieldless)[0]];
+    const more = fieldless.length > 1 ? `; ${fieldless.length - 1} more JSONL file(s) alike` : '';
+    const why = keys === undefined
+      ? `no line is a JSON object (JSON Lines holds one {"${field}": "…"} object per line)`
+      : `no line has a string "${field}" field (keys: ${keys.slice(0, 8).map((k) => JSON.stringify(k)).join(', ') || 'none'}${keys.length > 8 ? ', …' : ''}; choose the field with --jsonl-field)`;
+    throw new CorpusError(`the corpus is empty: ${file}: ${why}${more}`);
   }
   if (!sawText) {
     throw new CorpusError(`the corpus is empty: no text found in ${files.length} file(s) under ${paths.join(', ')}`);

@@ -3,7 +3,7 @@
  * pairs), CoNLL-style token/tag files and SQuAD-layout QA JSON; label maps; stratified subsampling
  * and seeded train/val/test splits. Every complaint about the data names file, line and column.
  */
-import { readFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import { basename, extname } from 'node:path';
 import { jsonErrorPosition, parseDelimited } from './csv.ts';
 import { TaskDataError } from '../models/labels.ts';
@@ -61,6 +61,7 @@ export interface ColumnOptions {
 
 /** Reads a labelled (or, with labelColumn null, unlabelled) text file. */
 export function readTextExamples(path: string, options: ColumnOptions = {}): TextExample[] {
+  refuseDirectory(path, '.csv, .tsv or .jsonl');
   const format = options.format ?? formatOf(path);
   const content = readFileSync(path, 'utf8');
   return format === 'jsonl' ? parseJsonlExamples(content, basename(path), options) : parseDelimitedExamples(content, basename(path), format === 'tsv' ? '\t' : ',', options);
@@ -71,7 +72,15 @@ function formatOf(path: string): 'csv' | 'tsv' | 'jsonl' {
   if (ext === '.csv') return 'csv';
   if (ext === '.tsv' || ext === '.tab') return 'tsv';
   if (ext === '.jsonl' || ext === '.ndjson') return 'jsonl';
-  throw new RangeError(`${basename(path)}: cannot tell the format from the extension "${ext}" (use .csv, .tsv or .jsonl, or pass format)`);
+  throw new RangeError(`${basename(path)}: cannot tell the format from the extension "${ext}": text examples are read from .csv, .tsv (.tab) or .jsonl (.ndjson) files`);
+}
+
+/**
+ * A directory would otherwise surface as a bare EISDIR, or, without an extension, as a complaint
+ * about its (empty) extension that never says the path is not a file.
+ */
+function refuseDirectory(path: string, wanted: string): void {
+  if (statSync(path, { throwIfNoEntry: false })?.isDirectory()) throw new RangeError(`${path} is a directory; give a ${wanted} file`);
 }
 
 /** CSV or TSV text with a header row naming the columns. */
@@ -211,6 +220,7 @@ export function parseTokenTagged(content: string, file: string, options: TokenFi
 }
 
 export function readTokenTagged(path: string, options: TokenFileOptions = {}): TokenExample[] {
+  refuseDirectory(path, 'CoNLL (token<TAB>tag)');
   return parseTokenTagged(readFileSync(path, 'utf8'), basename(path), options);
 }
 
@@ -258,6 +268,7 @@ export function parseSquad(json: unknown, file: string): QAExample[] {
 }
 
 export function readSquad(path: string): QAExample[] {
+  refuseDirectory(path, 'SQuAD .json');
   let json: unknown;
   try {
     json = JSON.parse(readFileSync(path, 'utf8'));

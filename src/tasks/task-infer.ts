@@ -24,13 +24,25 @@ export interface Classification {
 /** Each text's most probable label and the softmax over all labels (texts cut to maxLength tokens, default 128). */
 export function classifyTexts(model: SequenceClassifier, tokenizer: Tokenizer, texts: readonly string[], o: { maxLength?: number } = {}): Classification[] {
   const maxLength = Math.min(o.maxLength ?? 128, contextLength(model.backbone));
+  refuseEmptyTexts('classify', texts);
   model.eval();
-  return texts.map((text) => {
-    const batch = collate([tokenizer.encode(text, null, { maxLength })], padTokenId(tokenizer));
+  return texts.map((text, i) => {
+    const enc = tokenizer.encode(text, null, { maxLength });
+    if (enc.ids.length === 0) throw new RangeError(`classify: text ${i + 1} (${JSON.stringify(text)}) encodes to no tokens`);
+    const batch = collate([enc], padTokenId(tokenizer));
     const probs = noGrad(() => withScope(() => softmaxRow(model.forward(batch).logits.data)));
     const best = argmax(probs);
     return { text, label: model.labels.label(best), score: probs[best]!, scores: Object.fromEntries(model.labels.labels.map((l, i) => [l, probs[i]!])) };
   });
+}
+
+/**
+ * Refuses empty and whitespace-only texts, numbered from 1 as given, before any is processed: a
+ * byte-level tokenizer encodes blanks to real tokens, so a label for "   " would look like an answer.
+ */
+export function refuseEmptyTexts(command: string, texts: readonly string[]): void {
+  const i = texts.findIndex((t) => !t.trim());
+  if (i >= 0) throw new RangeError(`${command}: text ${i + 1} is empty${texts[i] ? ' (only whitespace)' : ''}`);
 }
 
 /** Words as the tagger sees them: letter/digit runs (with inner apostrophes) and single punctuation marks. */
@@ -44,6 +56,12 @@ export function tagText(model: TokenClassifier, tokenizer: Tokenizer, text: stri
   if (words.length === 0) throw new RangeError('tag: the text has no words');
   const [tags] = predictTags(model, tokenizer, [words]);
   return words.map((word, i) => ({ word, tag: tags![i]! < 0 ? null : model.labels.label(tags![i]!) }));
+}
+
+/** tagText for each text, all checked for emptiness first so that none is tagged before an error. */
+export function tagTexts(model: TokenClassifier, tokenizer: Tokenizer, texts: readonly string[]): Array<Array<{ word: string; tag: string | null }>> {
+  refuseEmptyTexts('tag', texts);
+  return texts.map((text) => tagText(model, tokenizer, text));
 }
 
 /**

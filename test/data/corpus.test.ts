@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { readCorpus, listCorpusFiles, looksBinary, CorpusError, type CorpusChunk } from '../../src/data/corpus.ts';
 import { builtinCorpusFiles } from '../../src/data/builtin.ts';
+import { primerInProcess } from '../tasks/primer-in-process.ts';
 
 async function collect(paths: string[], opts: Parameters<typeof readCorpus>[1] = {}) {
   const warnings: string[] = [];
@@ -80,6 +81,34 @@ test('an empty corpus is a clear error (empty file, whitespace, empty directory,
   const emptyDir = tmp();
   await assert.rejects(collect([emptyDir]), /the corpus is empty: no text found in 0 file\(s\)/);
   await assert.rejects(collect([join(dir, 'missing.txt')]), /corpus path not found: .*missing\.txt/);
+});
+
+test('JSONL records without the text field: the error names the file, the keys it has and --jsonl-field', async () => {
+  const dir = tmp();
+  const recs = join(dir, 'recs.jsonl');
+  writeFileSync(recs, '{"body":"hello world","id":1}\n\n{"body":"more text","id":2}\n');
+  await assert.rejects(collect([recs]), (e: Error) => e instanceof CorpusError
+    && e.message === `the corpus is empty: ${recs}: no line has a string "text" field (keys: "body", "id"; choose the field with --jsonl-field)`);
+  // The field it names is the one asked for; the right one reads.
+  await assert.rejects(collect([recs], { jsonlField: 'content' }), /no line has a string "content" field \(keys: "body", "id"/);
+  assert.deepEqual((await collect([recs], { jsonlField: 'body' })).docs, ['hello world', 'more text']);
+  const plain = join(dir, 'plain.jsonl');
+  writeFileSync(plain, 'hello\nworld\n');
+  await assert.rejects(collect([plain]), { message: `the corpus is empty: ${plain}: no line is a JSON object (JSON Lines holds one {"text": "…"} object per line)` });
+  await assert.rejects(collect([recs, plain]), /: no line has a string "text" field .*; 1 more JSONL file\(s\) alike$/);
+  // A field that is there but empty is an empty corpus, not a wrong field.
+  const blank = join(dir, 'blank.jsonl');
+  writeFileSync(blank, '{"text":""}\n');
+  await assert.rejects(collect([blank]), /the corpus is empty: no text found in 1 file\(s\)/);
+});
+
+test('pretrain --corpus recs.jsonl without the text field says so and names --jsonl-field', async () => {
+  const dir = tmp();
+  const recs = join(dir, 'recs.jsonl');
+  writeFileSync(recs, '{"body":"hello world"}\n{"body":"more text"}\n');
+  const r = await primerInProcess(['pretrain', '--corpus', recs, '--preset', 'tiny', '--steps', '1', '--out', join(dir, 'run')]);
+  assert.equal(r.error, `primer: error: the corpus is empty: ${recs}: no line has a string "text" field (keys: "body"; choose the field with --jsonl-field)`);
+  assert.equal(r.exitCode, 1);
 });
 
 test('a 100 MB single-line file streams in bounded chunks without building one giant string', async () => {
