@@ -1,6 +1,7 @@
 /** `primer generate`: sample a continuation from a model directory (HF layout + tokenizer.json). */
 import type { Command } from 'commander';
 import { loadAnyModelDir } from '../models/load.ts';
+import { readConfigJson, refuseArchitecture } from '../models/model-files.ts';
 import { loadTokenizerJson } from '../data/tokenizer.ts';
 import { generateText, maxTokensWarning } from '../infer/generate.ts';
 import { complete } from '../infer/decode.ts';
@@ -26,6 +27,8 @@ export function registerGenerateCommand(program: Command): void {
       model: string; prompt: string; maxTokens: number; temperature: number; topK: number; topP: number; repetitionPenalty: number;
       stop?: string[]; seed: number; chat?: boolean;
     }) => {
+      // Before the weights: a classifier's head would otherwise surface as "unexpected tensors: …score.weight".
+      refuseArchitecture(o.model, readConfigJson(o.model), ['causal LM'], 'generate needs a causal LM (…ForCausalLM / …LMHeadModel)');
       const loaded = loadAnyModelDir(o.model);
       if (loaded.kind === 'bert') throw new RangeError(`generate: ${o.model} is a bert model; generation needs a causal LM (GPT-2, Llama, Qwen2)`);
       const warning = maxTokensWarning(o.maxTokens, decoderContext(loaded.model));

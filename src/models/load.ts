@@ -9,7 +9,7 @@
  * absent when tied (a stored copy must equal `model.embed_tokens.weight`). Anything else that does
  * not match is listed by name in the error.
  */
-import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, renameSync, rmSync, statSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { totalmem } from 'node:os';
 import { randomBytes } from 'node:crypto';
@@ -20,14 +20,11 @@ import { Llama, headDimOf, kvHeadsOf, attentionBiases, llamaConfigSchema, type L
 import type { Module } from '../nn/module.ts';
 import { readSafetensors, writeSafetensors, type SafetensorsFile } from '../io/safetensors.ts';
 import { writeJsonAtomic } from '../io/atomic.ts';
-import { PrimerError, atFile } from '../io/errors.ts';
+import { atFile } from '../io/errors.ts';
 import type { Tokenizer } from '../tokenizers/types.ts';
+import { ModelLoadError, readConfigJson, refuseArchitecture } from './model-files.ts';
 
-export class ModelLoadError extends PrimerError {
-  constructor(message: string, options?: { cause?: unknown }) {
-    super('MODEL_LOAD', message, options);
-  }
-}
+export { ModelLoadError } from './model-files.ts';
 
 const positiveInt = z.number().int().positive();
 const probability = z.number().min(0).max(1);
@@ -130,15 +127,6 @@ function inferModelType(obj: Record<string, unknown>): string | undefined {
   return undefined;
 }
 
-/** The newest `checkpoints/step-N` of a training run directory, if any (the final model is written only at the end). */
-function latestCheckpointOf(dir: string): string | undefined {
-  const root = join(dir, 'checkpoints');
-  if (!existsSync(root) || !statSync(root).isDirectory()) return undefined;
-  const steps = readdirSync(root).filter((n) => /^step-\d+$/.test(n) && existsSync(join(root, n, 'config.json')));
-  steps.sort((a, b) => Number(a.slice(5)) - Number(b.slice(5)));
-  return steps.length ? join(root, steps[steps.length - 1]!) : undefined;
-}
-
 export function readModelConfig(dir: string): ModelConfig {
   return parseModelConfig(readConfigJson(dir), join(dir, 'config.json'));
 }
@@ -146,25 +134,6 @@ export function readModelConfig(dir: string): ModelConfig {
 /** readModelConfig for every supported family, Llama and Qwen2 included. */
 export function readAnyModelConfig(dir: string): AnyModelConfig {
   return parseAnyModelConfig(readConfigJson(dir), join(dir, 'config.json'));
-}
-
-function readConfigJson(dir: string): unknown {
-  const path = join(dir, 'config.json');
-  if (!existsSync(path)) {
-    const latest = latestCheckpointOf(dir);
-    if (latest) {
-      throw new ModelLoadError(`${dir} is a training run with no final model yet (it was stopped or is still running); `
-        + `load its latest checkpoint ${latest}, or finish the run with --resume ${dir}`);
-    }
-    throw new ModelLoadError(`${dir}: no config.json (expected a model directory in Hugging Face layout)`);
-  }
-  let raw: unknown;
-  try {
-    raw = JSON.parse(readFileSync(path, 'utf8'));
-  } catch (e) {
-    throw new ModelLoadError(`${path}: not valid JSON (${(e as Error).message})`, { cause: e });
-  }
-  return raw;
 }
 
 /** Exact parameter count of the model a config describes (tied output embeddings counted once). */
@@ -336,8 +305,14 @@ export function loadAnyModelDir(dir: string, options: { warn?: (message: string)
 }
 
 function loadConfiguredModelDir(dir: string, config: AnyModelConfig, options: { warn?: (message: string) => void }): AnyLoadedModel {
+  refuseArchitecture(dir, config, ['causal LM', 'masked LM'], 'this needs a language model (…LMHeadModel, …ForCausalLM or BertForPreTraining)');
   const weightsPath = join(dir, 'model.safetensors');
-  if (!existsSync(weightsPath)) throw new ModelLoadError(`${dir}: no model.safetensors`);
+  if (!existsSync(weightsPath)) {
+    // Sharded checkpoints are read by src/interop (a layer above this one); `primer import --out` merges them.
+    const sharded = existsSync(join(dir, 'model.safetensors.index.json'))
+      ? ` (it holds a sharded checkpoint, model.safetensors.index.json: convert it with primer import ${dir} --out NEW_DIR)` : '';
+    throw new ModelLoadError(`${dir}: no model.safetensors${sharded}`);
+  }
   let file: SafetensorsFile;
   try {
     file = readSafetensors(weightsPath);

@@ -7,11 +7,12 @@
  * BERT without a pooler (BertForTokenClassification / BertForQuestionAnswering are saved without one:
  * the pooler then keeps its initialisation and is unused by those heads).
  */
-import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { readSafetensors, writeSafetensors } from '../io/safetensors.ts';
 import { writeJsonAtomic } from '../io/atomic.ts';
 import { canonicalTensorName, loadAnyModelDir, modelTensors, ModelLoadError } from './load.ts';
+import { readConfigJson } from './model-files.ts';
 import type { Tokenizer } from '../tokenizers/types.ts';
 import { createTaskModel, taskConfigJson, type Backbone, type TaskModel } from './heads.ts';
 
@@ -25,8 +26,8 @@ export function saveTaskModelDir(dir: string, model: TaskModel, tokenizer?: Toke
 }
 
 export function loadTaskModelDir(dir: string): TaskModel {
-  for (const f of ['config.json', 'model.safetensors']) if (!existsSync(join(dir, f))) throw new ModelLoadError(`${dir}: no ${f}`);
-  const config = JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8')) as Record<string, unknown>;
+  const config = readConfigJson(dir) as Record<string, unknown>;
+  if (!existsSync(join(dir, 'model.safetensors'))) throw new ModelLoadError(`${dir}: no model.safetensors`);
   const model = createTaskModel(config);
   const file = readSafetensors(join(dir, 'model.safetensors'));
   const state = new Map<string, Float32Array>();

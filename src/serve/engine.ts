@@ -4,10 +4,16 @@
  * they run the same in a worker thread or in-process. Causal LMs are GPT-2s or Llama-family models
  * (LlamaForCausalLM, Qwen2ForCausalLM): both decode through the same KV-cache DecodeBatch. Sequence
  * classifiers (kind 'classifier') have a GPT-2, BERT or Llama-family body (…ForSequenceClassification).
+ * Weights are one model.safetensors or a sharded checkpoint (model.safetensors.index.json), which the
+ * importer's loader reads.
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
-import { loadAnyModelDir, readAnyModelConfig, isLlamaConfig } from '../models/load.ts';
+import { loadAnyModelDir, parseAnyModelConfig, isLlamaConfig } from '../models/load.ts';
+import { readConfigJson } from '../models/model-files.ts';
+import { readJsonFile } from '../io/json.ts';
+import { LM_ARCHITECTURES, TASK_ARCHITECTURES, loadPretrained } from '../interop/import.ts';
+import { readCheckpoint, SAFETENSORS_FILE, SAFETENSORS_INDEX } from '../interop/weights.ts';
 import { loadTokenizer } from '../tokenizers/index.ts';
 import type { Tokenizer } from '../tokenizers/types.ts';
 import { loadTaskModelDir } from '../models/model-dir.ts';
@@ -49,14 +55,19 @@ export interface ModelInfo {
   stopTokenIds?: number[];
 }
 
-/** Checks a model directory enough to fail at startup with a clear message (no weights loaded). */
+/** Checks a model directory enough to fail at startup with a clear message (weight headers read, no weights loaded). */
 export function describeModelDir(dir: string): ModelInfo {
   const abs = resolve(dir);
-  const config = readAnyModelConfig(abs); // clear ModelLoadError for a missing dir / config.json
-  const raw = JSON.parse(readFileSync(join(abs, 'config.json'), 'utf8')) as { architectures?: string[]; id2label?: Record<string, string> };
+  const raw = readConfigJson(abs) as { architectures?: string[]; id2label?: Record<string, string> }; // clear ModelLoadError for a missing dir / config.json
+  const config = parseAnyModelConfig(raw, join(abs, 'config.json'));
   const llama = isLlamaConfig(config);
   const architecture = raw.architectures?.[0]
     ?? (config.model_type === 'gpt2' ? 'GPT2LMHeadModel' : config.model_type === 'qwen2' ? 'Qwen2ForCausalLM' : llama ? 'LlamaForCausalLM' : 'BertForPreTraining');
+  if (!/ForSequenceClassification$|LMHeadModel$|ForPreTraining$|ForMaskedLM$|ForCausalLM$/.test(architecture)) {
+    throw new ModelLoadError(`${abs}: architecture ${architecture} cannot be served `
+      + '(expected GPT2LMHeadModel, LlamaForCausalLM, Qwen2ForCausalLM, BertForPreTraining or *ForSequenceClassification)');
+  }
+  checkWeights(abs, architecture);
   let eosToken: string | undefined, bosToken: string | undefined;
   try {
     const tok = loadTokenizer(abs);
@@ -71,10 +82,6 @@ export function describeModelDir(dir: string): ModelInfo {
     const labels = Object.entries(raw.id2label ?? {}).sort((a, b) => +a[0] - +b[0]).map(([, l]) => l);
     return { id: basename(abs), dir: abs, kind: 'classifier', architecture, context, labels };
   }
-  if (!/LMHeadModel$|ForPreTraining$|ForMaskedLM$|ForCausalLM$/.test(architecture)) {
-    throw new ModelLoadError(`${abs}: architecture ${architecture} cannot be served `
-      + '(expected GPT2LMHeadModel, LlamaForCausalLM, Qwen2ForCausalLM, BertForPreTraining or *ForSequenceClassification)');
-  }
   const kind: ModelKind = config.model_type === 'gpt2' ? 'gpt2' : llama ? 'llama' : 'bert';
   if (kind === 'bert') return { id: basename(abs), dir: abs, kind, architecture, context, eosToken };
   const chat = ownChatConfig(abs);
@@ -83,6 +90,29 @@ export function describeModelDir(dir: string): ModelInfo {
     id: basename(abs), dir: abs, kind, architecture, context, eosToken: chat.eosToken ?? eosToken, bosToken: chat.bosToken ?? bosToken,
     ...(chat.chatTemplate !== null ? { chatTemplate: chat.chatTemplate } : {}), ...(stopTokenIds.length ? { stopTokenIds } : {}),
   };
+}
+
+const IMPORTABLE: readonly string[] = [...LM_ARCHITECTURES, ...TASK_ARCHITECTURES];
+
+/**
+ * The weights are looked at here (headers only) so that a directory without usable ones is refused
+ * before the server listens, not by a worker after it. Sharded checkpoints load through the importer
+ * (loadServeModel), which takes the architectures it knows; the others are refused by name.
+ */
+function checkWeights(dir: string, architecture: string): void {
+  try {
+    readCheckpoint(dir);
+  } catch (e) {
+    throw new ModelLoadError((e as Error).message, { cause: e });
+  }
+  if (isSharded(dir) && !IMPORTABLE.includes(architecture)) {
+    throw new ModelLoadError(`${dir} holds a sharded checkpoint (${SAFETENSORS_INDEX}); serve loads a sharded ${architecture} `
+      + `only from one ${SAFETENSORS_FILE} (sharded checkpoints are read for ${IMPORTABLE.join(', ')})`);
+  }
+}
+
+function isSharded(dir: string): boolean {
+  return !existsSync(join(dir, SAFETENSORS_FILE)) && existsSync(join(dir, SAFETENSORS_INDEX));
 }
 
 /** The chat template (tokenizer_config.json `chat_template`, a named list's "default", or chat_template.jinja) and its bos/eos tokens. */
@@ -98,13 +128,8 @@ function ownChatConfig(dir: string): ReturnType<typeof readChatConfig> {
 function generationStopIds(dir: string): number[] {
   const path = join(dir, 'generation_config.json');
   if (!existsSync(path)) return [];
-  let json: { eos_token_id?: unknown };
-  try {
-    json = JSON.parse(readFileSync(path, 'utf8')) as { eos_token_id?: unknown };
-  } catch (e) {
-    throw new ModelLoadError(`${path}: not valid JSON (${(e as Error).message})`, { cause: e });
-  }
-  const v = json.eos_token_id;
+  const json = readJsonFile(path, (message, cause) => new ModelLoadError(message, { cause })) as { eos_token_id?: unknown } | null;
+  const v = json?.eos_token_id;
   const ids = v === undefined || v === null ? [] : Array.isArray(v) ? v : [v];
   if (!ids.every((id) => Number.isInteger(id) && (id as number) >= 0)) {
     throw new ModelLoadError(`${path}: field "eos_token_id" must be a token id or a list of token ids, got ${JSON.stringify(v)}`);
@@ -120,6 +145,7 @@ export type LoadedServeModel =
 
 export function loadServeModel(info: ModelInfo): LoadedServeModel {
   const tokenizer = loadTokenizer(info.dir);
+  if (isSharded(info.dir)) return loadShardedServeModel(info, tokenizer);
   if (info.kind === 'classifier') {
     const model = loadTaskModelDir(info.dir);
     if (!(model instanceof SequenceClassifier)) throw new ModelLoadError(`${info.dir}: not a sequence classifier`);
@@ -129,6 +155,19 @@ export function loadServeModel(info: ModelInfo): LoadedServeModel {
   if (loaded.kind === 'gpt2') return { info, kind: 'gpt2', model: loaded.model.eval(), tokenizer };
   if (loaded.kind === 'llama') return { info, kind: 'llama', model: loaded.model.eval(), tokenizer };
   return { info, kind: 'bert', model: loaded.model.eval(), tokenizer };
+}
+
+/** A sharded checkpoint, through the importer (describeModelDir admitted only architectures it reads). */
+function loadShardedServeModel(info: ModelInfo, tokenizer: Tokenizer): LoadedServeModel {
+  const { lm, task } = loadPretrained(info.dir);
+  if (info.kind === 'classifier') {
+    if (!(task instanceof SequenceClassifier)) throw new ModelLoadError(`${info.dir}: not a sequence classifier`);
+    return { info, kind: 'classifier', model: task.eval(), tokenizer };
+  }
+  if (lm?.kind === 'gpt2') return { info, kind: 'gpt2', model: lm.model.eval(), tokenizer };
+  if (lm?.kind === 'llama') return { info, kind: 'llama', model: lm.model.eval(), tokenizer };
+  if (lm?.kind === 'bert') return { info, kind: 'bert', model: lm.model.eval(), tokenizer };
+  throw new ModelLoadError(`${info.dir}: ${info.architecture} is not a model serve runs`);
 }
 
 /** A client-facing problem with the request (HTTP 400), as opposed to a server fault. */

@@ -193,5 +193,5 @@ test('a crashed worker fails only its job and is replaced', async () => {
 });
 
 test('a nonexistent model directory is a clear startup error', async () => {
-  await assert.rejects(createServer({ models: ['/nonexistent/model-dir'] }), (e: Error) => e instanceof ModelLoadError && /\/nonexistent\/model-dir: no config\.json/.test(e.message));
+  await assert.rejects(createServer({ models: ['/nonexistent/model-dir'] }), (e: Error) => e instanceof ModelLoadError && /model directory \/nonexistent\/model-dir does not exist/.test(e.message));
 });

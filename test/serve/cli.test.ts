@@ -37,7 +37,7 @@ function startCli(args: string[]) {
 test('serve: a nonexistent model directory fails at startup with one clear line', async () => {
   const run = startCli(['serve', '--model', '/nonexistent/primer-model', '--port', '0']);
   assert.equal(await run.exited, 1);
-  assert.match(run.output().stderr, /^primer: error: \/nonexistent\/primer-model: no config\.json/m);
+  assert.match(run.output().stderr, /^primer: error: model directory \/nonexistent\/primer-model does not exist/m);
   assert.doesNotMatch(run.output().stderr, /\n\s+at /, 'no stack trace');
 });
 
