@@ -12,7 +12,7 @@ import { DATA_EXTENSIONS } from '../../src/cli/finetune.ts';
 import { taskTypeOfFile, type TaskType } from '../../src/tasks/task-run.ts';
 import { readSquad, readTextExamples, readTokenTagged } from '../../src/tasks/data.ts';
 import { makeTinyModelDir } from '../adapt/fixtures.ts';
-import { primerInProcess as primer } from '../tasks/primer-in-process.ts';
+import { primerInProcess as primer } from '../helpers/cli.ts';
 
 const root = mkdtempSync(join(tmpdir(), 'primer-finetune-data-'));
 test.after(() => rmSync(root, { recursive: true, force: true }));

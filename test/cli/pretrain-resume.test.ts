@@ -11,7 +11,7 @@ import { mkdirSync, mkdtempSync, readdirSync, readFileSync, statSync, writeFileS
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { createProgram } from '../../src/cli/index.ts';
+import { primerInProcess } from '../helpers/cli.ts';
 import { readCheckpoint, listCheckpoints } from '../../src/train/checkpoint.ts';
 import { pretrain } from '../../src/train/pretrain.ts';
 import { PrimerError } from '../../src/io/errors.ts';
@@ -29,23 +29,10 @@ for (let d = 0; d < 12; d++) {
 const tiny = ['--corpus', corpus, '--preset', 'tiny', '--layers', '1', '--dims', '32', '--heads', '2', '--vocab-size', '300', '--batch-size', '4'];
 const gptFlags = [...tiny, '--block-size', '16', '--lr', '3e-3', '--warmup', '1', '--eval-every', '0', '--eval-batches', '1', '--no-samples'];
 
-/** Runs `primer ARGS` in this process: its stdout lines, its `primer: error` line (or null), and the exit code it set. */
+/** `primer ARGS` in this process: its stdout, its `primer: error` line (or null), and the exit code it set. */
 async function primer(args: string[]): Promise<{ out: string; error: string | null; exitCode: number }> {
-  const logs: string[] = [];
-  const errors: string[] = [];
-  const [log, error, code] = [console.log, console.error, process.exitCode];
-  console.log = (...a: unknown[]) => logs.push(a.join(' '));
-  console.error = (...a: unknown[]) => errors.push(a.join(' '));
-  let exitCode = 0;
-  process.exitCode = undefined; // the test runner sets 1 after a failed test
-  try {
-    await createProgram().exitOverride().parseAsync(['node', 'primer', ...args]);
-  } finally {
-    [console.log, console.error] = [log, error];
-    exitCode = Number(process.exitCode ?? 0);
-    process.exitCode = code;
-  }
-  return { out: logs.join('\n'), error: errors.find((e) => e.startsWith('primer: error')) ?? null, exitCode };
+  const r = await primerInProcess(args);
+  return { ...r, out: r.out.join('\n') };
 }
 
 /** Every file under dir with its size and modification time: what a command that must write nothing leaves equal. */

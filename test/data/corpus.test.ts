@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { readCorpus, listCorpusFiles, looksBinary, CorpusError, type CorpusChunk } from '../../src/data/corpus.ts';
 import { builtinCorpusFiles } from '../../src/data/builtin.ts';
-import { primerInProcess } from '../tasks/primer-in-process.ts';
+import { primerInProcess } from '../helpers/cli.ts';
 
 async function collect(paths: string[], opts: Parameters<typeof readCorpus>[1] = {}) {
   const warnings: string[] = [];

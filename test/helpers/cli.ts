@@ -1,18 +1,28 @@
-/** Runs `primer ARGS` in this process (a child process would cost seconds of tsx start-up); returns stdout, throws on `primer: error`. */
+/** Runs `primer ARGS` in this process (a child process would cost seconds of tsx start-up) and reports what a user sees. */
 import { createProgram } from '../../src/cli/index.ts';
 
-export async function runPrimer(args: string[]): Promise<string> {
+/** Stdout lines, the `primer: error` line (or null) and the exit code the command set; the runner's own exit code is kept. */
+export async function primerInProcess(args: string[]): Promise<{ out: string[]; error: string | null; exitCode: number }> {
   const logs: string[] = [];
   const errors: string[] = [];
-  const [log, error] = [console.log, console.error];
+  const [log, error, code] = [console.log, console.error, process.exitCode];
   console.log = (...a: unknown[]) => logs.push(a.join(' '));
   console.error = (...a: unknown[]) => errors.push(a.join(' '));
+  let exitCode = 0;
+  process.exitCode = undefined; // the test runner sets 1 after a failed test
   try {
     await createProgram().exitOverride().parseAsync(['node', 'primer', ...args]);
   } finally {
     [console.log, console.error] = [log, error];
+    exitCode = Number(process.exitCode ?? 0);
+    process.exitCode = code;
   }
-  const failure = errors.find((e) => e.startsWith('primer: error'));
-  if (failure) throw new Error(failure);
-  return logs.join('\n');
+  return { out: logs, error: errors.find((e) => e.startsWith('primer: error')) ?? null, exitCode };
+}
+
+/** Stdout of `primer ARGS`; throws its `primer: error` line. */
+export async function runPrimer(args: string[]): Promise<string> {
+  const r = await primerInProcess(args);
+  if (r.error) throw new Error(r.error);
+  return r.out.join('\n');
 }

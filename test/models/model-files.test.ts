@@ -10,7 +10,7 @@ import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSy
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { loadAnyModelDir, loadModelDir, readAnyModelConfig, ModelLoadError } from '../../src/models/load.ts';
+import { loadAnyModelDir, loadModelDir, readAnyModelConfig } from '../../src/models/load.ts';
 import { loadTaskModelDir, saveTaskModelDir } from '../../src/models/model-dir.ts';
 import { SequenceClassifier } from '../../src/models/heads.ts';
 import { GPT2Model } from '../../src/models/gpt.ts';
@@ -18,20 +18,13 @@ import { gptPreset } from '../../src/models/presets.ts';
 import { Rng } from '../../src/util/random.ts';
 import { readSafetensors } from '../../src/io/safetensors.ts';
 import { writeShards } from '../interop/helpers.ts';
+import { throwsExactly } from '../helpers/errors.ts';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const gpt2Tiny = join(root, '..', 'shared', 'fixtures', 'gpt2-tiny');
 const tmp = mkdtempSync(join(tmpdir(), 'primer-model-files-'));
 after(() => rmSync(tmp, { recursive: true, force: true }));
 
-/** assert.throws for a ModelLoadError whose message is exactly `message`. */
-function throwsExactly(fn: () => unknown, message: string): void {
-  assert.throws(fn, (e: unknown) => {
-    assert.ok(e instanceof ModelLoadError, String(e));
-    assert.equal(e.message, message);
-    return true;
-  });
-}
 
 test('a path that does not exist, or a file, is named as such by every entry point', () => {
   const missing = join(tmp, 'nope');

@@ -16,18 +16,12 @@ import { ModelLoadError } from '../../src/models/load.ts';
 import { readSafetensors } from '../../src/io/safetensors.ts';
 import { buildFixtures } from './fixtures.ts';
 import { writeShards } from '../interop/helpers.ts';
+import { throwsExactly } from '../helpers/errors.ts';
 
 const fx = buildFixtures();
 const tmp = mkdtempSync(join(tmpdir(), 'primer-serve-dir-errors-'));
 after(() => rmSync(tmp, { recursive: true, force: true }));
 
-function throwsExactly(fn: () => unknown, message: string): void {
-  assert.throws(fn, (e: unknown) => {
-    assert.ok(e instanceof ModelLoadError, String(e));
-    assert.equal(e.message, message);
-    return true;
-  });
-}
 
 /** A copy of `dir` without model.safetensors, its tensors split into `shards` files plus the index (0: no weights at all). */
 function copyOf(dir: string, name: string, shards: number, source = dir): string {

@@ -13,7 +13,7 @@ import { loadBackbone, saveTaskModelDir } from '../../src/models/model-dir.ts';
 import { loadTokenizer } from '../../src/tokenizers/index.ts';
 import { classifyTexts, tagTexts } from '../../src/tasks/task-infer.ts';
 import { makeTinyModelDir } from '../adapt/fixtures.ts';
-import { primerInProcess as primer } from './primer-in-process.ts';
+import { primerInProcess as primer } from '../helpers/cli.ts';
 
 const root = mkdtempSync(join(tmpdir(), 'primer-task-infer-'));
 test.after(() => rmSync(root, { recursive: true, force: true }));
