@@ -20,6 +20,7 @@ import { loadTokenizerJson, separatorId } from '../data/tokenizer.ts';
 import { writeJsonAtomic } from '../io/atomic.ts';
 import { Rng } from '../util/random.ts';
 import { train, type TrainResult } from '../train/trainer.ts';
+import { startFreshRun } from '../train/checkpoint.ts';
 import type { ProgressReporter } from '../train/progress.ts';
 import type { Module } from '../nn/module.ts';
 import { readChatTemplate, writeChatTemplate, type ChatMessage } from './chat-template.ts';
@@ -88,6 +89,9 @@ function encodeAll(examples: ReturnType<typeof readSftJsonl>, encode: (m: Return
 
 export async function runSft(o: SftOptions): Promise<SftResult> {
   const log = o.log ?? ((m: string) => console.log(m));
+  // A rerun into the --out of an SFT run would start over from the base model and replace its
+  // checkpoints without a word (SFT has no --resume): refused, as pretrain refuses it.
+  startFreshRun(resolve(o.out), { resumable: false, kind: 'an SFT run' });
   const loaded = loadAnyModelDir(o.model);
   if (loaded.kind === 'bert') throw new RangeError(`SFT: ${o.model} is a bert model; SFT needs a causal LM (GPT-2, Llama, Qwen2)`);
   // GPT-2 or a Llama-family decoder: both are trained through forward(ids, b, t, labels) alone.

@@ -21,7 +21,7 @@ import { ApiError, registerApiRoutes, type ApiContext, type ApiLimits } from './
 import { registerChatRoutes } from './routes-chat.ts';
 import { registerUiRoutes } from './ui-routes.ts';
 import { createMetrics } from './metrics.ts';
-import { installSecurity, type SecurityOptions } from './security.ts';
+import { decodedPath, installSecurity, type SecurityOptions } from './security.ts';
 import { ModelLoadError } from '../models/load.ts';
 
 export interface ServeOptions extends SecurityOptions {
@@ -103,7 +103,15 @@ export async function createServer(o: ServeOptions): Promise<PrimerServer> {
     reply.log.error(error);
     return send(500, `internal error: ${error.message}`, 'server_error');
   });
-  app.setNotFoundHandler((request, reply) => reply.status(404).send({ error: { message: `no route ${request.method} ${request.url}`, type: 'not_found' } }));
+  app.setNotFoundHandler((request, reply) => {
+    // A route that exists for another method (GET /v1/completions) is a 405 naming the methods it takes.
+    const url = decodedPath(request.url);
+    const allowed = ['GET', 'POST'].filter((method) => method !== request.method && app.hasRoute({ method: method as 'GET' | 'POST', url }));
+    if (allowed.length) {
+      return reply.status(405).header('allow', allowed.join(', ')).send({ error: { message: `${request.method} is not allowed on ${url}; use ${allowed.join(' or ')}`, type: 'method_not_allowed' } });
+    }
+    return reply.status(404).send({ error: { message: `no route ${request.method} ${request.url}`, type: 'not_found' } });
+  });
   app.addHook('onResponse', async (request, reply) => {
     const route = request.routeOptions.url ?? 'unmatched';
     metrics.requests.inc({ route, method: request.method, status: String(reply.statusCode) });

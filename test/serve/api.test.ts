@@ -150,6 +150,14 @@ test('bad input gets a 4xx JSON error', async () => {
   const get = await fetch(`${base}/missing`);
   assert.equal(get.status, 404);
   assert.equal((await get.json()).error.type, 'not_found');
+  // The route exists, for another method: 405 with Allow, not 404.
+  const wrongMethod = await fetch(`${base}/v1/completions`);
+  assert.equal(wrongMethod.status, 405);
+  assert.equal(wrongMethod.headers.get('allow'), 'POST');
+  assert.equal((await wrongMethod.json()).error.message, 'GET is not allowed on /v1/completions; use POST');
+  const postModels = await postJson(base, '/v1/models', {});
+  assert.equal(postModels.status, 405);
+  assert.equal(postModels.json.error.type, 'method_not_allowed');
 });
 
 test('a full queue answers 429 and a slow request 504, as JSON', async () => {
