@@ -359,9 +359,11 @@ export async function pretrain(opts: PretrainOptions = {}): Promise<PretrainResu
   }
   if (config.freezeEmbeddings) tokenEmbeddingTable(model).requiresGrad = false; // on resume too: it is in the stored config
   const parameters = model.numParameters();
+  // A model from --init-from has its parent's shape, whatever --preset says.
+  const name = config.initFrom ? `from ${config.initFrom}` : config.preset;
   const shape = isLlamaConfig(modelConfig)
-    ? `Llama ${config.preset} — ${modelConfig.num_hidden_layers} layers, ${modelConfig.hidden_size} dims, ${modelConfig.num_attention_heads} heads`
-    : `GPT ${config.preset} — ${modelConfig.n_layer} layers, ${modelConfig.n_embd} dims, ${modelConfig.n_head} heads`;
+    ? `Llama ${name} — ${modelConfig.num_hidden_layers} layers, ${modelConfig.hidden_size} dims, ${modelConfig.num_attention_heads} heads`
+    : `GPT ${name} — ${modelConfig.n_layer} layers, ${modelConfig.n_embd} dims, ${modelConfig.n_head} heads`;
   log(`model: ${shape}, context ${context}, ${(parameters / 1e6).toFixed(2)}M parameters`);
   log(`run: ${runDir} — ${config.steps} steps × ${config.batchSize}×${config.blockSize}${config.gradAccum > 1 ? `×${config.gradAccum}` : ''} tokens, lr ${config.lr}${config.bf16 ? ', bf16' : ''}`);
 

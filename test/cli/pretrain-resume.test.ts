@@ -114,6 +114,8 @@ test('--init-from without --block-size trains at the parent\'s context; a longer
   const r = await primer(['pretrain', '--init-from', parent, '--corpus', corpus, '--batch-size', '4', '--steps', '2', '--eval-every', '0', '--no-samples', '--out', child]);
   assert.equal(r.error, null);
   assert.match(r.out, /— 2 steps × 4×16 tokens/);
+  assert.ok(r.out.split('\n').includes(`model: GPT from ${parent} — 1 layers, 32 dims, 2 heads, context 16, ${r.out.match(/, ([\d.]+M) parameters/)![1]} parameters`),
+    'the shape line names the parent, not the default --preset');
   assert.equal(readCheckpoint(child).state.run.blockSize, 16);
   const longer = await primer(['pretrain', '--init-from', parent, '--corpus', corpus, '--block-size', '32', '--steps', '2', '--out', join(tmp, 'child2')]);
   assert.equal(longer.error, 'primer: error: block size 32 exceeds the model\'s context 16');
