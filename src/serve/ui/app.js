@@ -96,6 +96,8 @@ $('gen-run').addEventListener('click', async () => {
       body: JSON.stringify({
         prompt, stream: true, max_tokens: +$('gen-max').value, temperature: +$('gen-temp').value,
         top_k: +$('gen-topk').value, top_p: +$('gen-topp').value,
+        // empty: the server draws one; a number makes the text reproducible
+        ...($('gen-seed').value === '' ? {} : { seed: +$('gen-seed').value }),
       }),
     });
     if (!res.ok) throw new Error((await res.json()).error?.message ?? res.statusText);
