@@ -27,7 +27,7 @@ import { maskingOptionsFor } from '../data/mlm.ts';
 import {
   MlmBlocks, NspBatches, bertSpecialIds, mlmEvalBatches, nspEvalBatches, type BertBatch, type NspBatchOptions,
 } from '../data/bert-batches.ts';
-import { readCheckpoint, runDirOf, startFreshRun } from './checkpoint.ts';
+import { readCheckpoint, resumedSettings, runDirOf, startFreshRun } from './checkpoint.ts';
 import { train, type TrainResult } from './trainer.ts';
 import type { ProgressReporter } from './progress.ts';
 import type { RunSettings } from './pretrain.ts';
@@ -160,10 +160,7 @@ export async function pretrainBert(opts: BertPretrainOptions = {}): Promise<Bert
   if (resume) {
     checkpoint = readCheckpoint(resume);
     runDir = runDirOf(checkpoint.dir);
-    // As for a GPT (pretrain.ts): the run's length and cadence may change; a stored null gradClip is Infinity (JSON has none).
-    const { steps, evalEvery, checkpointEvery, keepCheckpoints } = given;
-    config = { ...BERT_PRETRAIN_DEFAULTS, ...(checkpoint.state.run as Partial<BertPretrainConfig>), ...pick({ steps, evalEvery, checkpointEvery, keepCheckpoints }) };
-    config.gradClip ??= Infinity;
+    config = resumedSettings(BERT_PRETRAIN_DEFAULTS, checkpoint.state.run, given);
     const mc = readModelConfig(checkpoint.dir);
     if (mc.model_type !== 'bert') throw new Error(`--resume: ${checkpoint.dir} holds a ${mc.model_type} model, not a BERT`);
     modelConfig = mc;

@@ -311,3 +311,23 @@ export function recordedObjective(runDir: string): string | null {
     return null;
   }
 }
+
+/** JSON has no Infinity: a run without gradient clipping (gradClip Infinity) is stored with null. */
+export const storedGradClip = (v: unknown): unknown => (v === null ? Infinity : v);
+
+/** The settings a resumed run may change: its length and its evaluation and checkpoint cadence. */
+type ResumeChangeable = { steps?: number; evalEvery?: number; checkpointEvery?: number; keepCheckpoints?: number };
+
+/**
+ * The settings of a resumed run: the stored `run` over `defaults` (for settings older checkpoints
+ * lack), with only its length and cadence taken from `given`, and a stored null gradClip back to
+ * Infinity (else the trainer's default clip would apply).
+ */
+export function resumedSettings<T extends { gradClip: number }>(defaults: T, run: Record<string, unknown>, given: ResumeChangeable): T {
+  const changed = Object.fromEntries(Object.entries({ steps: given.steps, evalEvery: given.evalEvery, checkpointEvery: given.checkpointEvery, keepCheckpoints: given.keepCheckpoints })
+    .filter(([, v]) => v !== undefined));
+  const settings = { ...defaults, ...(run as Partial<T>), ...changed } as T;
+  settings.gradClip = storedGradClip(settings.gradClip) as number;
+  return settings;
+}
+

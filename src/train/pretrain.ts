@@ -23,7 +23,7 @@ import { readCorpus } from '../data/corpus.ts';
 import { RandomBlocks, evalBatches, tokenizeCorpus, type ClmBatch } from '../data/clm.ts';
 import { loadTokenizerJson, separatorId, trainBpeOnCorpus } from '../data/tokenizer.ts';
 import { generateText } from '../infer/generate.ts';
-import { readCheckpoint, recoverCheckpoints, runDirOf, startFreshRun } from './checkpoint.ts';
+import { readCheckpoint, recoverCheckpoints, resumedSettings, runDirOf, startFreshRun, storedGradClip } from './checkpoint.ts';
 import { checkTrainingMemory, train, type TrainResult } from './trainer.ts';
 import type { ProgressReporter } from './progress.ts';
 import { initEmbeddingsFromStream } from './distributional.ts';
@@ -193,9 +193,6 @@ const KEPT_ON_RESUME = new Set(['objective', 'arch', 'corpus', 'data', 'jsonlFie
 const FLAGS: Record<string, string> = { warmupSteps: '--warmup', maskProbability: '--mask-prob', betas: 'betas', valFraction: 'valFraction' };
 const flagOf = (key: string) => FLAGS[key] ?? `--${key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
 
-/** JSON has no Infinity: a run without clipping (gradClip Infinity) stores null. */
-const storedGradClip = (v: unknown) => (v === null ? Infinity : v);
-
 function comparable(key: string, v: unknown): string {
   if (key === 'gradClip') v = storedGradClip(v) === Infinity ? 'off' : v;
   if ((key === 'tokenizer' || key === 'initFrom' || key === 'data') && typeof v === 'string') v = resolve(v);
@@ -281,9 +278,7 @@ export async function pretrain(opts: PretrainOptions = {}): Promise<PretrainResu
     if (mc.model_type === 'bert') throw new Error(`--resume: ${checkpoint.dir} holds a ${mc.model_type} model, not a GPT or Llama (resume it with pretrainBert)`);
     const run = checkpoint.state.run;
     checkResumeSettings({ resume, runDir, run, modelConfig: mc, given, out });
-    const { steps, evalEvery, checkpointEvery, keepCheckpoints } = given;
-    config = { ...PRETRAIN_DEFAULTS, ...(run as Partial<PretrainConfig>), ...pick({ steps, evalEvery, checkpointEvery, keepCheckpoints }) };
-    config.gradClip = storedGradClip(config.gradClip) as number; // else the trainer's default clip of 1 would apply
+    config = resumedSettings(PRETRAIN_DEFAULTS, run, given);
     const idle = nothingToTrain(checkpoint.state.step, config.steps);
     if (idle) throw new PrimerError('NOTHING_TO_TRAIN', idle);
     tokenizer = loadTokenizerJson(checkpoint.dir);
