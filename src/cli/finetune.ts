@@ -7,7 +7,7 @@ import { extname } from 'node:path';
 import type { Command } from 'commander';
 import { BUILTIN_TASKS } from '../tasks/builtin.ts';
 import { QuestionAnswering, SequenceClassifier, TokenClassifier, type Pooling } from '../models/heads.ts';
-import { finetuneTask, testSplitName, type TaskType } from '../tasks/task-run.ts';
+import { DATA_EXTENSIONS, finetuneTask, testSplitName, type TaskType } from '../tasks/task-run.ts';
 import { answerQuestion, classifyTexts, tagTexts } from '../tasks/task-infer.ts';
 import type { ClassificationReport } from '../tasks/metrics.ts';
 import { action, choiceArg, floatArg, intArg } from './options.ts';
@@ -42,15 +42,6 @@ interface FinetuneFlags {
   out: string;
 }
 
-/**
- * The extensions `--data` is read by without --type (task-run's taskTypeOfFile and the text readers'
- * formats), listed in full when a name matches none of them.
- */
-export const DATA_EXTENSIONS: Record<TaskType, { exts: readonly string[]; what: string }> = {
-  classify: { exts: ['.csv', '.tsv', '.tab', '.jsonl', '.ndjson'], what: 'text classification' },
-  tag: { exts: ['.conll', '.conllu', '.iob', '.bio', '.tags'], what: 'token tags' },
-  qa: { exts: ['.json'], what: 'SQuAD QA' },
-};
 const WANTED: Record<TaskType | 'any', string> = {
   any: '.csv, .tsv, .jsonl, .conll, or SQuAD .json', classify: '.csv, .tsv or .jsonl', tag: '.conll: token<TAB>tag lines', qa: 'SQuAD .json',
 };

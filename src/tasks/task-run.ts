@@ -48,11 +48,18 @@ export interface TaskSplits {
   name: string;
 }
 
-/** The task type a data file implies by its extension. */
+/** The extensions each task's data files are read by (also listed in full when a name matches none). */
+export const DATA_EXTENSIONS: Record<TaskType, { exts: readonly string[]; what: string }> = {
+  classify: { exts: ['.csv', '.tsv', '.tab', '.jsonl', '.ndjson'], what: 'text classification' },
+  tag: { exts: ['.conll', '.conllu', '.iob', '.bio', '.tags'], what: 'token tags' },
+  qa: { exts: ['.json'], what: 'SQuAD QA' },
+};
+
+/** The task type a data file implies by its extension (classification for any other). */
 export function taskTypeOfFile(path: string): TaskType {
   const ext = extname(path).toLowerCase();
-  if (ext === '.json') return 'qa';
-  if (['.conll', '.conllu', '.iob', '.bio', '.tags'].includes(ext)) return 'tag';
+  if (DATA_EXTENSIONS.qa.exts.includes(ext)) return 'qa';
+  if (DATA_EXTENSIONS.tag.exts.includes(ext)) return 'tag';
   return 'classify';
 }
 
