@@ -18,6 +18,7 @@ import { shuffled, splitDataset, stratifiedSample } from './labels.ts';
 import { evaluateQA, evaluateTask, finetune, type EpochRecord, type FinetuneResult } from './finetune.ts';
 import { padTokenId } from './encode.ts';
 import type { ClassificationReport } from './metrics.ts';
+import { catchStopSignals, type StopSignal } from '../train/signals.ts';
 
 export type TaskType = 'classify' | 'tag' | 'qa';
 export type TaskExamples = TextExample[] | TokenExample[] | QAExample[];
@@ -216,28 +217,21 @@ export interface TaskFinetuneResult {
   saved: boolean;
 }
 
-export type StopSignal = 'SIGINT' | 'SIGTERM';
-
 /**
- * Runs `fn` with the first SIGINT/SIGTERM turned into `stop.abort()`, and a second one exiting at once
- * (130/143) as the trainer does. The handlers stay until `fn` has saved: the save is synchronous, so
- * no handler runs (and no default action kills the process) in the middle of it; each file is also
- * replaced atomically (src/io/atomic.ts), so even SIGKILL leaves the old file or the new one.
+ * Runs `fn` with the first SIGINT/SIGTERM turned into `stop.abort()` (train/signals.ts: a second one
+ * exits at once). The handlers stay until `fn` has saved: the save is synchronous, so no handler runs
+ * (and no default action kills the process) in the middle of it; each file is also replaced
+ * atomically (src/io/atomic.ts), so even SIGKILL leaves the old file or the new one.
  */
 async function withStopSignals<T>(listen: boolean, stop: AbortController, log: (m: string) => void, fn: (received: () => StopSignal | undefined) => Promise<T>): Promise<T> {
-  let received: StopSignal | undefined;
-  const onSignal = (s: StopSignal) => () => {
-    if (received) process.exit(s === 'SIGINT' ? 130 : 143);
-    received = s;
+  const stops = catchStopSignals(listen, (s) => {
     stop.abort();
     log(`${s} received: stopping after this step and saving the best finished epoch (send it again to quit at once, without saving)`);
-  };
-  const handlers = { SIGINT: onSignal('SIGINT'), SIGTERM: onSignal('SIGTERM') };
-  if (listen) for (const [s, h] of Object.entries(handlers)) process.on(s, h);
+  });
   try {
-    return await fn(() => received);
+    return await fn(stops.received);
   } finally {
-    if (listen) for (const [s, h] of Object.entries(handlers)) process.off(s, h);
+    stops.release();
   }
 }
 

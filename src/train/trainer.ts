@@ -28,6 +28,7 @@ import { pinComputeThreads } from '../backend/index.ts';
 import { withPath, writeFileAtomic } from '../io/atomic.ts';
 import { readCheckpoint, recoverCheckpoints, restoreCheckpoint, saveCheckpoint, type Checkpoint } from './checkpoint.ts';
 import { createProgress, type ProgressReporter } from './progress.ts';
+import { catchStopSignals, type StopSignal } from './signals.ts';
 
 /** Where the trainer draws its batches from; state()/loadState() make a resume exact. */
 export interface BatchSource<B> {
@@ -93,7 +94,7 @@ export interface TrainerOptions<B> {
 
 export interface TrainResult {
   status: 'completed' | 'stopped' | 'time-limit' | 'interrupted';
-  signal?: 'SIGINT' | 'SIGTERM';
+  signal?: StopSignal;
   step: number;
   lastCheckpoint: string | null;
   /** Mean training loss of the last step. */
@@ -270,14 +271,7 @@ export async function train<B>(o: TrainerOptions<B>): Promise<TrainResult> {
     return lastCheckpoint;
   };
 
-  let signal: 'SIGINT' | 'SIGTERM' | undefined;
-  const onSignal = (s: 'SIGINT' | 'SIGTERM') => () => {
-    if (signal) process.exit(s === 'SIGINT' ? 130 : 143); // second signal: give up at once
-    signal = s;
-    log(`${s} received: saving a checkpoint after this step (send it again to quit immediately)`);
-  };
-  const handlers = { SIGINT: onSignal('SIGINT'), SIGTERM: onSignal('SIGTERM') };
-  if (o.handleSignals ?? true) for (const [s, h] of Object.entries(handlers)) process.on(s, h);
+  const stops = catchStopSignals(o.handleSignals ?? true, (s) => log(`${s} received: saving a checkpoint after this step (send it again to quit immediately)`));
 
   let status: TrainResult['status'] = 'completed';
   let trainLoss = NaN;
@@ -291,7 +285,7 @@ export async function train<B>(o: TrainerOptions<B>): Promise<TrainResult> {
   const unpin = pinComputeThreads();
   try {
     while (step < stopAt) {
-      if (signal) {
+      if (stops.received()) {
         status = 'interrupted';
         break;
       }
@@ -356,24 +350,24 @@ export async function train<B>(o: TrainerOptions<B>): Promise<TrainResult> {
       await new Promise<void>((r) => setImmediate(r));
     }
     if (status === 'completed' && step < steps) status = 'stopped';
-    if (status !== 'interrupted' && !signal && o.evalData?.length && stepsThisRun > 0 && evaluatedAt !== step) {
+    if (status !== 'interrupted' && !stops.received() && o.evalData?.length && stepsThisRun > 0 && evaluatedAt !== step) {
       // Stopped early (time limit, stopAtStep): evaluate so the reported val loss is current.
       valLoss = evaluateLoss(o.model, o.lossFn, o.evalData, o.bf16);
       if (bestValLoss === null || valLoss < bestValLoss) bestValLoss = valLoss;
       writeMetrics({ step, val_loss: valLoss, val_ppl: Math.exp(valLoss) });
     }
     if (savedAt !== step && (stepsThisRun > 0 || lastCheckpoint === null)) save();
-    if (signal) {
+    if (stops.received()) {
       status = 'interrupted';
       log(`interrupted at step ${step}: checkpoint saved to ${lastCheckpoint}`);
     }
   } finally {
     unpin();
     progress?.stop();
-    if (o.handleSignals ?? true) for (const [s, h] of Object.entries(handlers)) process.off(s, h);
+    stops.release();
   }
   return {
-    status, signal, step, lastCheckpoint, trainLoss, valLoss, bestValLoss,
+    status, signal: stops.received(), step, lastCheckpoint, trainLoss, valLoss, bestValLoss,
     tokensPerSecond: timedSeconds > 0 ? timedTokens / timedSeconds : 0,
     seconds: (performance.now() - t0) / 1000,
   };
