@@ -2,7 +2,8 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Command } from 'commander';
-import { checkResumeSettings, nothingToTrain, pretrain, PRETRAIN_DEFAULTS as D } from '../train/pretrain.ts';
+import { CLM_RESUME_DEFAULTS, pretrain, PRETRAIN_DEFAULTS as D } from '../train/pretrain.ts';
+import { checkResumeSettings, nothingToTrain } from '../train/resume-settings.ts';
 import { TrainingDivergedError } from '../train/trainer.ts';
 import { recoverCheckpoints, resolveCheckpointDir, runDirOf, trainerStateSchema, type TrainerState } from '../train/checkpoint.ts';
 import { readAnyModelConfig, type AnyModelConfig } from '../models/load.ts';
@@ -61,7 +62,7 @@ function resumeObjective(f: PretrainFlags): Objective | null {
     ...(bert ? { maxSeqLength: f.maxSeqLength ?? f.blockSize } : { blockSize: f.blockSize, maxSeqLength: f.maxSeqLength }),
   };
   const labels: Record<string, string> = { ...(bert && f.maxSeqLength === undefined ? { maxSeqLength: '--block-size' } : {}), ...(f.out ? {} : { out: '--name' }) };
-  checkResumeSettings({ resume: f.resume!, runDir: runDirOf(peek.dir), run, modelConfig: peek.modelConfig, given, out: f.out ?? (f.name ? join('runs', f.name) : undefined), labels });
+  checkResumeSettings({ resume: f.resume!, runDir: runDirOf(peek.dir), run, defaults: bert ? BD : CLM_RESUME_DEFAULTS, modelConfig: peek.modelConfig, given, out: f.out ?? (f.name ? join('runs', f.name) : undefined), labels });
   const idle = nothingToTrain(step, f.steps ?? (typeof run.steps === 'number' ? run.steps : peek.state.totalSteps));
   if (idle) console.log(idle);
   return idle ? null : objective;

@@ -27,7 +27,9 @@ import { maskingOptionsFor } from '../data/mlm.ts';
 import {
   MlmBlocks, NspBatches, bertSpecialIds, mlmEvalBatches, nspEvalBatches, type BertBatch, type NspBatchOptions,
 } from '../data/bert-batches.ts';
-import { readCheckpoint, resumedSettings, runDirOf, startFreshRun } from './checkpoint.ts';
+import { readCheckpoint, recoverCheckpoints, resumedSettings, runDirOf, startFreshRun } from './checkpoint.ts';
+import { checkResumeSettings, nothingToTrain } from './resume-settings.ts';
+import { PrimerError } from '../io/errors.ts';
 import { train, type TrainResult } from './trainer.ts';
 import type { ProgressReporter } from './progress.ts';
 import type { RunSettings } from './pretrain.ts';
@@ -157,12 +159,18 @@ export async function pretrainBert(opts: BertPretrainOptions = {}): Promise<Bert
   let runDir: string;
   let checkpoint: ReturnType<typeof readCheckpoint> | undefined;
   let modelConfig: BertConfig | null = null;
+  // A limit of 0 minutes would stop before the first step and save an untrained model.
+  if (maxMinutes !== undefined && !(maxMinutes > 0)) throw new RangeError(`maxMinutes must be > 0, got ${maxMinutes}`);
   if (resume) {
+    if (!existsSync(join(resume, 'trainer_state.json'))) recoverCheckpoints(resume); // a run directory: undo a swap cut short by a kill
     checkpoint = readCheckpoint(resume);
     runDir = runDirOf(checkpoint.dir);
-    config = resumedSettings(BERT_PRETRAIN_DEFAULTS, checkpoint.state.run, given);
     const mc = readModelConfig(checkpoint.dir);
-    if (mc.model_type !== 'bert') throw new Error(`--resume: ${checkpoint.dir} holds a ${mc.model_type} model, not a BERT`);
+    if (mc.model_type !== 'bert') throw new Error(`--resume: ${checkpoint.dir} holds a ${mc.model_type} model, not a BERT (resume it with pretrain)`);
+    checkResumeSettings({ resume, runDir, run: checkpoint.state.run, defaults: BERT_PRETRAIN_DEFAULTS, modelConfig: mc, given, out });
+    config = resumedSettings(BERT_PRETRAIN_DEFAULTS, checkpoint.state.run, given);
+    const idle = nothingToTrain(checkpoint.state.step, config.steps);
+    if (idle) throw new PrimerError('NOTHING_TO_TRAIN', idle);
     modelConfig = mc;
     log(`resuming ${runDir} from step ${checkpoint.state.step}`);
   } else {

@@ -12,7 +12,7 @@ import type { Tokenizer } from '../tokenizers/types.ts';
 import { GPT, type GPTConfig } from '../models/gpt.ts';
 import { Llama, llamaActivationFloatsPerToken, type LlamaConfig } from '../models/llama.ts';
 import { gptPreset, llamaPreset, type PresetName } from '../models/presets.ts';
-import { configJson, isLlamaConfig, loadModelDir, parameterCount, readAnyModelConfig, writeModelFiles, type AnyModelConfig } from '../models/load.ts';
+import { configJson, isLlamaConfig, loadModelDir, parameterCount, readAnyModelConfig, writeModelFiles } from '../models/load.ts';
 import { modelFingerprint } from '../nn/fingerprint.ts';
 import { writeJsonAtomic } from '../io/atomic.ts';
 import { PrimerError } from '../io/errors.ts';
@@ -23,11 +23,11 @@ import { readCorpus } from '../data/corpus.ts';
 import { RandomBlocks, evalBatches, tokenizeCorpus, type ClmBatch } from '../data/clm.ts';
 import { loadTokenizerJson, separatorId, trainBpeOnCorpus } from '../data/tokenizer.ts';
 import { generateText } from '../infer/generate.ts';
-import { readCheckpoint, recoverCheckpoints, resumedSettings, runDirOf, startFreshRun, storedGradClip } from './checkpoint.ts';
+import { readCheckpoint, recoverCheckpoints, resumedSettings, runDirOf, startFreshRun } from './checkpoint.ts';
 import { checkTrainingMemory, train, type TrainResult } from './trainer.ts';
 import type { ProgressReporter } from './progress.ts';
 import { initEmbeddingsFromStream } from './distributional.ts';
-import { BERT_PRETRAIN_DEFAULTS } from './bert-pretrain.ts';
+import { checkResumeSettings, nothingToTrain } from './resume-settings.ts';
 
 /** Optimisation, schedule and bookkeeping settings shared by every pre-training objective. */
 export interface RunSettings {
@@ -181,80 +181,8 @@ function pick<T extends object>(o: T): Partial<T> {
   return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
 }
 
-/**
- * The settings a resumed run keeps. Exact resume restores the data position, the optimizer moments and
- * the schedule of the stored settings, so changing any of these would continue another run than the one
- * checkpointed; only its length (steps), evaluation and checkpoint cadence and time limit may change.
- */
-const KEPT_ON_RESUME = new Set(['objective', 'arch', 'corpus', 'data', 'jsonlField', 'documents', 'maxDocumentChars', 'preset', 'layers', 'dims', 'heads',
-  'vocabSize', 'tokenizer', 'blockSize', 'maxSeqLength', 'batchSize', 'gradAccum', 'lr', 'minLr', 'warmupSteps', 'decay', 'weightDecay', 'gradClip',
-  'dropout', 'bf16', 'evalBatches', 'seed', 'initFrom', 'embeddingInit', 'freezeEmbeddings', 'maskProbability', 'wholeWordMask', 'positionEmbedding',
-  'attentionInit', 'betas', 'valFraction']);
-const FLAGS: Record<string, string> = { warmupSteps: '--warmup', maskProbability: '--mask-prob', betas: 'betas', valFraction: 'valFraction' };
-const flagOf = (key: string) => FLAGS[key] ?? `--${key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
-
-function comparable(key: string, v: unknown): string {
-  if (key === 'gradClip') v = storedGradClip(v) === Infinity ? 'off' : v;
-  if ((key === 'tokenizer' || key === 'initFrom' || key === 'data') && typeof v === 'string') v = resolve(v);
-  if (key === 'corpus' && Array.isArray(v)) {
-    // `builtin` and [] name the same files (the CLI stores them expanded); names it cannot expand are compared as written.
-    try {
-      v = resolveCorpus(v as string[]).map((p) => resolve(p));
-    } catch {
-      v = (v as string[]).map((p) => resolve(p));
-    }
-  }
-  return JSON.stringify(v);
-}
-
-function shown(key: string, v: unknown): string {
-  if (v === undefined) return '(none)';
-  if (key === 'gradClip' && storedGradClip(v) === Infinity) return '0 (off)';
-  if (key === 'corpus' && Array.isArray(v)) return v.length === 0 ? 'built-in corpus' : v.length > 3 ? `${v.slice(0, 3).join(' ')} … (${v.length} paths)` : v.join(' ');
-  if (typeof v === 'boolean') return v ? 'on' : 'off';
-  return Array.isArray(v) ? v.join(' ') : String(v);
-}
-
-export interface ResumeSettingsCheck {
-  /** The --resume argument (for the message), the run directory and its stored settings (trainer_state.json `run`). */
-  resume: string; runDir: string; run: Record<string, unknown>;
-  /** The checkpoint's config.json: the model shape of runs that did not set layers/dims/heads themselves. */
-  modelConfig?: AnyModelConfig;
-  /** Options asked for now (undefined ones are not checked), and an output directory, which must be the run's own. */
-  given: Record<string, unknown>; out?: string;
-  /** Flags under which an option was given, where not its own (--block-size sets a BERT's maxSeqLength; --name sets out). */
-  labels?: Record<string, string>;
-}
-
-/** Refuses (PrimerError RESUME_CONFLICT) options that differ from what a resumed run keeps, naming each with its stored value. */
-export function checkResumeSettings(c: ResumeSettingsCheck): void {
-  const objective = typeof c.run.objective === 'string' ? c.run.objective : 'clm';
-  const clm = objective === 'clm';
-  // Settings older checkpoints lack take the values those runs had.
-  const defaults: Record<string, unknown> = clm ? { ...PRETRAIN_DEFAULTS, arch: 'gpt', embeddingInit: 'random', freezeEmbeddings: false } : { ...BERT_PRETRAIN_DEFAULTS };
-  const applies = new Set([...Object.keys(defaults), 'layers', 'dims', 'heads', 'tokenizer', clm ? 'initFrom' : 'data']);
-  const m = (c.modelConfig ?? {}) as Record<string, unknown>;
-  const shape: Record<string, unknown> = { layers: m.n_layer ?? m.num_hidden_layers, dims: m.n_embd ?? m.hidden_size, heads: m.n_head ?? m.num_attention_heads };
-  const conflicts: string[] = [];
-  for (const [key, value] of Object.entries(c.given)) {
-    if (value === undefined || !KEPT_ON_RESUME.has(key)) continue;
-    const given = `${c.labels?.[key] ?? flagOf(key)} ${shown(key, value)}`;
-    const saved = c.run[key] !== undefined ? c.run[key] : (shape[key] ?? defaults[key]);
-    if (!applies.has(key)) conflicts.push(`${given} does not apply to the run's objective ${objective}`);
-    else if (comparable(key, value) !== comparable(key, saved)) conflicts.push(`${given} differs from the run's ${shown(key, saved)}`);
-  }
-  if (c.out !== undefined && resolve(c.out) !== resolve(c.runDir)) conflicts.push(`${c.labels?.out ?? '--out'} ${c.out} differs from the run's directory ${resolve(c.runDir)}`);
-  if (conflicts.length === 0) return;
-  throw new PrimerError('RESUME_CONFLICT', `--resume ${c.resume}: ${conflicts.join('; ')} (a resumed run keeps its settings; start a new run with --out`
-    + `${clm ? ', or --init-from to continue pre-training with new settings' : ''})`);
-}
-
-/** Why resuming at `step` towards `target` steps would train nothing, or null when there is something to train. */
-export function nothingToTrain(step: number, target: number): string | null {
-  if (step < target) return null;
-  return step === target ? `already at step ${step} of ${target}; nothing to train (raise --steps to continue)`
-    : `already at step ${step}, past --steps ${target}; nothing to train (raise --steps above ${step} to continue)`;
-}
+/** What a GPT or Llama run kept before its checkpoints stored these settings: the defaults a resume compares with. */
+export const CLM_RESUME_DEFAULTS: Record<string, unknown> = { ...PRETRAIN_DEFAULTS, arch: 'gpt', embeddingInit: 'random', freezeEmbeddings: false };
 
 export async function pretrain(opts: PretrainOptions & { arch: 'llama' }): Promise<PretrainResult<LlamaConfig>>;
 export async function pretrain(opts?: PretrainOptions): Promise<PretrainResult>;
@@ -277,7 +205,7 @@ export async function pretrain(opts: PretrainOptions = {}): Promise<PretrainResu
     const mc = readAnyModelConfig(checkpoint.dir);
     if (mc.model_type === 'bert') throw new Error(`--resume: ${checkpoint.dir} holds a ${mc.model_type} model, not a GPT or Llama (resume it with pretrainBert)`);
     const run = checkpoint.state.run;
-    checkResumeSettings({ resume, runDir, run, modelConfig: mc, given, out });
+    checkResumeSettings({ resume, runDir, run, defaults: CLM_RESUME_DEFAULTS, modelConfig: mc, given, out });
     config = resumedSettings(PRETRAIN_DEFAULTS, run, given);
     const idle = nothingToTrain(checkpoint.state.step, config.steps);
     if (idle) throw new PrimerError('NOTHING_TO_TRAIN', idle);

@@ -11,6 +11,7 @@ import { isNextProbability } from '../../src/infer/nsp.ts';
 import { Command } from 'commander';
 import { registerBertCommands, runBertPretrain } from '../../src/cli/bert.ts';
 import { recordedObjective } from '../../src/train/checkpoint.ts';
+import { PrimerError } from '../../src/io/errors.ts';
 
 async function captureLog(fn: () => Promise<unknown>): Promise<string[]> {
   const lines: string[] = [];
@@ -94,6 +95,19 @@ test('BERT MLM+NSP pre-training through the shared trainer: losses fall, metrics
   const nsp = await captureLog(() => program.parseAsync(['node', 'primer', 'nsp', '--model', runDir, '--a', a, '--b', b]));
   assert.equal(nsp[0], `is next: ${(100 * p).toFixed(2)}% (random: ${(100 * (1 - p)).toFixed(2)}%)`);
   assert.equal(recordedObjective(runDir), 'mlm+nsp', 'a run that trained its NSP head: nsp prints no warning');
+
+  // The library refuses what the CLI refuses: a resume that would change the run, one with nothing left
+  // to train, and a time limit of 0 — each before anything is written.
+  const before = readFileSync(join(runDir, 'checkpoints', 'step-0000060', 'trainer_state.json'), 'utf8');
+  await assert.rejects(pretrainBert({ ...base, resume: runDir, lr: 0.5, maskProbability: 0.15 }),
+    (e: unknown) => e instanceof PrimerError && e.code === 'RESUME_CONFLICT' && e.message.includes('--lr 0.5 differs from the run\'s 0.003')
+      && e.message.includes('--mask-prob 0.15 differs from the run\'s 0.4'));
+  await assert.rejects(pretrainBert({ resume: runDir, out: join(dir, 'elsewhere'), log: () => {}, progress: false }),
+    (e: unknown) => e instanceof PrimerError && e.code === 'RESUME_CONFLICT' && e.message.includes(`differs from the run's directory ${runDir}`));
+  await assert.rejects(pretrainBert({ resume: runDir, log: () => {}, progress: false }),
+    (e: unknown) => e instanceof PrimerError && e.code === 'NOTHING_TO_TRAIN' && e.message === 'already at step 60 of 60; nothing to train (raise --steps to continue)');
+  await assert.rejects(pretrainBert({ resume: runDir, steps: 61, maxMinutes: 0, log: () => {}, progress: false }), /maxMinutes must be > 0, got 0/);
+  assert.equal(readFileSync(join(runDir, 'checkpoints', 'step-0000060', 'trainer_state.json'), 'utf8'), before);
 });
 
 test('BERT position embeddings: absolute (BERT\'s original) trains with random attention; local attention needs relative_key', async () => {
