@@ -70,7 +70,7 @@ function existingMode(target: string): number | undefined {
 }
 
 /** Some platforms and filesystems refuse to open or fsync a directory; durability is then best-effort. */
-function fsyncDirectorySync(dir: string): void {
+export function fsyncDirectorySync(dir: string): void {
   let fd = -1;
   try {
     fd = fs.openSync(dir, 'r');

@@ -9,7 +9,7 @@
  * absent when tied (a stored copy must equal `model.embed_tokens.weight`). Anything else that does
  * not match is listed by name in the error.
  */
-import { existsSync, mkdirSync, readdirSync, renameSync, rmSync, statSync } from 'node:fs';
+import { existsSync, renameSync, rmSync, statSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { totalmem } from 'node:os';
 import { randomBytes } from 'node:crypto';
@@ -20,6 +20,7 @@ import { Llama, headDimOf, kvHeadsOf, attentionBiases, llamaConfigSchema, type L
 import type { Module } from '../nn/module.ts';
 import { readSafetensors, writeSafetensors, type SafetensorsFile } from '../io/safetensors.ts';
 import { writeJsonAtomic } from '../io/atomic.ts';
+import { replaceFilesTogether } from '../io/dir-swap.ts';
 import { atFile } from '../io/errors.ts';
 import type { Tokenizer } from '../tokenizers/types.ts';
 import { ModelLoadError, readConfigJson, refuseArchitecture } from './model-files.ts';
@@ -397,26 +398,28 @@ export function modelTensors(model: Module): Array<{ name: string; shape: number
 
 /** Writes model.safetensors, config.json and (optionally) the tokenizer files into dir. */
 export function writeModelFiles(dir: string, model: Module, config: AnyModelConfig, tokenizer?: Tokenizer, durable = true): void {
-  writeSafetensors(join(dir, 'model.safetensors'), modelTensors(model), { format: 'pt' }, { durable });
-  writeJsonAtomic(join(dir, 'config.json'), configJson(config), { durable });
-  tokenizer?.save(dir);
+  // As one: a kill part-way leaves the previous model whole, never its config beside new weights.
+  replaceFilesTogether(dir, (staging) => {
+    writeSafetensors(join(staging, 'model.safetensors'), modelTensors(model), { format: 'pt' }, { durable });
+    writeJsonAtomic(join(staging, 'config.json'), configJson(config), { durable });
+    tokenizer?.save(staging);
+  }, { durable });
 }
 
 /**
  * Saves a model directory. A new directory appears complete or not at all (written beside it, then
- * renamed); an existing one has each file replaced atomically.
+ * renamed); an existing one has its model files replaced together (writeModelFiles).
  */
 export function saveModelDir(dir: string, model: Module, config: AnyModelConfig, tokenizer?: Tokenizer): void {
+  if (existsSync(dir)) {
+    if (!statSync(dir).isDirectory()) throw new ModelLoadError(`saveModelDir: ${dir} exists and is not a directory`);
+    writeModelFiles(dir, model, config, tokenizer);
+    return;
+  }
   const temp = join(dirname(dir), `.${basename(dir)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
-  mkdirSync(temp, { recursive: true });
   try {
     writeModelFiles(temp, model, config, tokenizer, false);
-    if (!existsSync(dir)) {
-      renameSync(temp, dir);
-      return;
-    }
-    if (!statSync(dir).isDirectory()) throw new ModelLoadError(`saveModelDir: ${dir} exists and is not a directory`);
-    for (const f of readdirSync(temp)) renameSync(join(temp, f), join(dir, f));
+    renameSync(temp, dir);
   } finally {
     rmSync(temp, { recursive: true, force: true });
   }

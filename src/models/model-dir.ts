@@ -7,10 +7,11 @@
  * BERT without a pooler (BertForTokenClassification / BertForQuestionAnswering are saved without one:
  * the pooler then keeps its initialisation and is unused by those heads).
  */
-import { existsSync, mkdirSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { readSafetensors, writeSafetensors } from '../io/safetensors.ts';
 import { writeJsonAtomic } from '../io/atomic.ts';
+import { replaceFilesTogether } from '../io/dir-swap.ts';
 import { canonicalTensorName, loadAnyModelDir, modelTensors, ModelLoadError } from './load.ts';
 import { readConfigJson } from './model-files.ts';
 import type { Tokenizer } from '../tokenizers/types.ts';
@@ -18,11 +19,13 @@ import { createTaskModel, taskConfigJson, type Backbone, type TaskModel } from '
 
 const HEAD = /^(classifier|qa_outputs|score)\./;
 
+/** Writes (or replaces, all files together) a task model directory. */
 export function saveTaskModelDir(dir: string, model: TaskModel, tokenizer?: Tokenizer): void {
-  mkdirSync(dir, { recursive: true });
-  writeSafetensors(join(dir, 'model.safetensors'), modelTensors(model), { format: 'pt' });
-  writeJsonAtomic(join(dir, 'config.json'), taskConfigJson(model), { indent: 2 });
-  tokenizer?.save(dir);
+  replaceFilesTogether(dir, (staging) => {
+    writeSafetensors(join(staging, 'model.safetensors'), modelTensors(model), { format: 'pt' });
+    writeJsonAtomic(join(staging, 'config.json'), taskConfigJson(model), { indent: 2 });
+    tokenizer?.save(staging);
+  });
 }
 
 export function loadTaskModelDir(dir: string): TaskModel {

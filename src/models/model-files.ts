@@ -8,6 +8,7 @@ import { existsSync, readdirSync, statSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { PrimerError } from '../io/errors.ts';
 import { readJsonFile } from '../io/json.ts';
+import { completeStagedFiles } from '../io/dir-swap.ts';
 
 export class ModelLoadError extends PrimerError {
   constructor(message: string, options?: { cause?: unknown }) {
@@ -37,6 +38,7 @@ function latestCheckpointOf(dir: string): string | undefined {
 /** config.json of a model directory, parsed but not validated. */
 export function readConfigJson(dir: string): unknown {
   checkModelDir(dir);
+  completeStagedFiles(dir); // a save cut short by a kill: finished (or discarded) before anything is read
   const path = join(dir, 'config.json');
   if (!existsSync(path)) {
     const latest = latestCheckpointOf(dir);

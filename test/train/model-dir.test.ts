@@ -6,6 +6,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { copyFileSync, mkdtempSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -101,4 +102,44 @@ test('saveModelDir writes an HF directory that loads back identically, replacing
   saveModelDir(dir, model2, config); // existing directory: files replaced
   assert.deepEqual(loadModelDir(dir).model.namedParameters()[0]![1].data, model2.namedParameters()[0]![1].data);
   assert.ok(!existsSync(join(dir, 'tokenizer.json')));
+});
+
+// A save over an existing model, killed (SIGKILL) part-way: the next open sees the old model whole or
+// the new one whole, never one's config.json beside the other's weights.
+test('a model save killed between its renames or before its commit leaves one whole model', () => {
+  const root = mkdtempSync(join(tmpdir(), 'primer-swap-'));
+  const src = (p: string) => JSON.stringify(join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'src', p));
+  const script = join(root, 'save.ts');
+  // Saves model A (1 layer), then model B (2 layers) over it, killing itself at the `killAt`-th rename
+  // into the model directory (1 = after config.json or the weights moved, before the rest) or, with
+  // killAt 0, while B's files are still being written (before the commit marker).
+  writeFileSync(script, `
+    import fs from 'node:fs';
+    import { syncBuiltinESMExports } from 'node:module';
+    import { saveModelDir } from ${src('models/load.ts')};
+    import { GPT } from ${src('models/gpt.ts')};
+    import { gptPreset } from ${src('models/presets.ts')};
+    const [dir, killAt] = [process.argv[2], Number(process.argv[3])];
+    const config = (layers) => gptPreset('tiny', { vocabSize: 50, layers, dims: 16, heads: 2, context: 8 });
+    saveModelDir(dir, new GPT(config(1), 1), config(1));
+    const rename = fs.renameSync, write = fs.writeFileSync;
+    let renames = 0;
+    fs.renameSync = (from, to) => {
+      rename(from, to);
+      if (killAt > 0 && !String(to).includes('.primer-staging') && ++renames === killAt) process.kill(process.pid, 'SIGKILL');
+    };
+    if (killAt === 0) fs.writeSync = () => process.kill(process.pid, 'SIGKILL');
+    syncBuiltinESMExports();
+    saveModelDir(dir, new GPT(config(2), 2), config(2));
+  `);
+  for (const [killAt, layers] of [[0, 1], [1, 2]] as const) {
+    const dir = join(root, `model-${killAt}`);
+    const r = spawnSync(process.execPath, ['--import', 'tsx', script, dir, String(killAt)], { encoding: 'utf8' });
+    assert.equal(r.signal, 'SIGKILL', r.stderr);
+    assert.ok(existsSync(join(dir, '.primer-staging')), 'the kill left the staging folder');
+    const loaded = loadModelDir(dir); // finishes (killAt 1) or discards (killAt 0) the cut-short save
+    assert.equal(loaded.config.n_layer, layers);
+    assert.deepEqual(loaded.model.namedParameters().map(([n]) => n), new GPT(gptPreset('tiny', { vocabSize: 50, layers, dims: 16, heads: 2, context: 8 }), 0).namedParameters().map(([n]) => n));
+    assert.ok(!existsSync(join(dir, '.primer-staging')));
+  }
 });
