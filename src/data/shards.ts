@@ -17,6 +17,7 @@ import { z } from 'zod';
 import { writeFileAtomic, writeJsonAtomic } from '../io/atomic.ts';
 import { PrimerError } from '../io/errors.ts';
 import type { SegmentedDocuments } from './nsp.ts';
+import { readJsonFile } from '../io/json.ts';
 
 export class ShardError extends PrimerError {
   constructor(message: string, options?: { cause?: unknown }) {
@@ -89,12 +90,7 @@ export type ShardManifest = z.infer<typeof manifestSchema>;
 export function readManifest(dir: string): ShardManifest {
   const path = join(dir, MANIFEST);
   if (!existsSync(path)) throw new ShardError(`${dir}: no ${MANIFEST} (not a directory written by "primer data prepare")`);
-  let raw: unknown;
-  try {
-    raw = JSON.parse(readFileSync(path, 'utf8'));
-  } catch (e) {
-    throw new ShardError(`${path}: not valid JSON (${(e as Error).message})`, { cause: e });
-  }
+  const raw = readJsonFile(path, (message, cause) => new ShardError(message, { cause }));
   const parsed = manifestSchema.safeParse(raw);
   if (!parsed.success) {
     throw new ShardError(`${path}: ${parsed.error.issues.map((i) => `field "${i.path.join('.')}": ${i.message}`).join('; ')}`);

@@ -11,7 +11,7 @@
  * Heads a checkpoint does not carry (BertModel has no MLM/NSP head, BertForMaskedLM no pooler or NSP
  * head) keep their initialisation and are reported in `newlyInitialized`, as transformers warns.
  */
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Module } from '../nn/module.ts';
 import { canonicalTensorName, createModel, isLlamaConfig, parseAnyModelConfig, type AnyLoadedModel, type AnyModelConfig, type ModelConfig, type ModelKind } from '../models/load.ts';
@@ -21,6 +21,7 @@ import { loadTokenizer, type Tokenizer } from '../tokenizers/index.ts';
 import { PrimerError } from '../io/errors.ts';
 import { InteropError } from './errors.ts';
 import { readCheckpoint, type Checkpoint } from './weights.ts';
+import { readJsonFile } from '../io/json.ts';
 
 export { InteropError, type InteropErrorCode } from './errors.ts';
 
@@ -71,12 +72,7 @@ function isObject(v: unknown): v is Record<string, unknown> {
 }
 
 function readJsonObject(path: string, code: 'BAD_CONFIG' | 'BAD_TOKENIZER'): Record<string, unknown> {
-  let raw: unknown;
-  try {
-    raw = JSON.parse(readFileSync(path, 'utf8'));
-  } catch (e) {
-    throw new InteropError(code, `${path}: not valid JSON (${(e as Error).message})`, { cause: e });
-  }
+  const raw = readJsonFile(path, (message, cause) => new InteropError(code, message, { cause }));
   if (!isObject(raw)) throw new InteropError(code, `${path}: expected a JSON object`);
   return raw;
 }

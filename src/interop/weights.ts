@@ -7,11 +7,12 @@
  * come from two places. Shard names must be plain file names in the directory (no path components).
  * Pickle checkpoints (pytorch_model.bin) are never opened: loading one executes arbitrary code.
  */
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { readSafetensors, SafetensorsError, type SafetensorsFile } from '../io/safetensors.ts';
 import { InteropError } from './errors.ts';
 import { atFile } from '../io/errors.ts';
+import { readJsonFile } from '../io/json.ts';
 
 export const SAFETENSORS_FILE = 'model.safetensors';
 export const SAFETENSORS_INDEX = 'model.safetensors.index.json';
@@ -89,12 +90,7 @@ function shardName(value: unknown, tensor: string, indexPath: string): string {
 
 function readIndex(dir: string): Checkpoint {
   const indexPath = join(dir, SAFETENSORS_INDEX);
-  let raw: unknown;
-  try {
-    raw = JSON.parse(readFileSync(indexPath, 'utf8'));
-  } catch (e) {
-    throw new InteropError('BAD_INDEX', `${indexPath}: not valid JSON (${(e as Error).message})`, { cause: e });
-  }
+  const raw = readJsonFile(indexPath, (message, cause) => new InteropError('BAD_INDEX', message, { cause }));
   if (!isObject(raw) || !isObject(raw.weight_map)) throw new InteropError('BAD_INDEX', `${indexPath}: expected an object with a "weight_map" object`);
   const weightMap = new Map<string, string>();
   for (const name of Object.keys(raw.weight_map)) weightMap.set(name, shardName(raw.weight_map[name], name, indexPath));

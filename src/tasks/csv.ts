@@ -93,34 +93,3 @@ export function parseDelimited(content: string, delimiter: string, file: string)
   }
   return records;
 }
-
-
-/**
- * Line and column of the first syntax error in JSON text. V8's messages do not always carry a
- * position, so find it: the shortest prefix that fails for a reason other than "ended too early"
- * ends at the offending character (binary search, O(n log n)).
- */
-export function jsonErrorPosition(text: string): { line: number; column: number } {
-  const incomplete = (k: number): boolean => {
-    try {
-      JSON.parse(text.slice(0, k));
-      return true;
-    } catch (e) {
-      const message = (e as Error).message;
-      // "…at position N" with N at the cut means the prefix was fine up to its end.
-      const at = /position (\d+)/.exec(message);
-      return /end of JSON input/i.test(message) || (at !== null && Number(at[1]) >= k);
-    }
-  };
-  let lo = 0;
-  let hi = text.length;
-  while (lo < hi) {
-    const mid = (lo + hi) >> 1;
-    if (incomplete(mid + 1)) lo = mid + 1;
-    else hi = mid;
-  }
-  const at = Math.min(lo, text.length);
-  const before = text.slice(0, at);
-  const line = before.split('\n').length;
-  return { line, column: at - (before.lastIndexOf('\n') + 1) + 1 };
-}

@@ -5,7 +5,8 @@
  */
 import { readFileSync, statSync } from 'node:fs';
 import { basename, extname } from 'node:path';
-import { jsonErrorPosition, parseDelimited } from './csv.ts';
+import { parseDelimited } from './csv.ts';
+import { jsonErrorLocation } from '../io/json.ts';
 import { TaskDataError } from '../models/labels.ts';
 
 export { TaskDataError } from '../models/labels.ts';
@@ -143,7 +144,8 @@ export function parseJsonlExamples(content: string, file: string, options: Colum
     try {
       obj = JSON.parse(lineText);
     } catch (e) {
-      throw new TaskDataError(file, line, jsonErrorPosition(lineText).column, `invalid JSON: ${(e as Error).message}`);
+      const at = jsonErrorLocation(lineText, e);
+      throw new TaskDataError(file, line, at?.column ?? 1, `invalid JSON: ${at?.reason ?? (e as Error).message}`);
     }
     if (typeof obj !== 'object' || obj === null || Array.isArray(obj)) throw new TaskDataError(file, line, 1, 'expected a JSON object per line');
     const rec = obj as Record<string, unknown>;
@@ -270,11 +272,12 @@ export function parseSquad(json: unknown, file: string): QAExample[] {
 export function readSquad(path: string): QAExample[] {
   refuseDirectory(path, 'SQuAD .json');
   let json: unknown;
+  const text = readFileSync(path, 'utf8');
   try {
-    json = JSON.parse(readFileSync(path, 'utf8'));
+    json = JSON.parse(text);
   } catch (e) {
-    const { line, column } = jsonErrorPosition(readFileSync(path, 'utf8'));
-    throw new TaskDataError(basename(path), line, column, `invalid JSON: ${(e as Error).message}`);
+    const at = jsonErrorLocation(text, e);
+    throw new TaskDataError(basename(path), at?.line ?? 1, at?.column ?? 1, `invalid JSON: ${at?.reason ?? (e as Error).message}`);
   }
   return parseSquad(json, basename(path));
 }

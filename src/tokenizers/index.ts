@@ -12,6 +12,7 @@ import { WordPieceTokenizer } from './wordpiece.ts';
 import { isSentencePieceBpe, SentencePieceBpeTokenizer } from './sp-bpe.ts';
 import { WordPieceTrainer } from './wordpiece-train.ts';
 import { formatError, isObject, readObject, readString } from './json-fields.ts';
+import { describeJsonError } from '../io/json.ts';
 
 export type { Tokenizer, Encoding, EncodeOptions } from './types.ts';
 export { BpeTokenizer } from './bpe.ts';
@@ -31,11 +32,11 @@ export function tokenizerFromJSON(json: unknown, roles?: SpecialRoles): Tokenize
 }
 
 function readJsonFile(path: string): unknown {
-  const name = basename(path);
+  const text = readFileSync(path, 'utf8');
   try {
-    return JSON.parse(readFileSync(path, 'utf8'));
+    return JSON.parse(text);
   } catch (e) {
-    return formatError('(file)', `is not valid JSON: ${(e as Error).message}`, name);
+    return formatError('(file)', `is ${describeJsonError(text, e)}`, basename(path));
   }
 }
 

@@ -13,6 +13,7 @@ import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import type { Template } from '@huggingface/jinja';
 import { formatError, isObject } from './json-fields.ts';
+import { describeJsonError } from '../io/json.ts';
 
 export interface TemplateMessage {
   role: string;
@@ -106,10 +107,11 @@ export function readChatConfig(dir: string): TokenizerChatConfig {
   let out: TokenizerChatConfig = { chatTemplate: null };
   if (existsSync(path)) {
     let json: unknown;
+    const text = readFileSync(path, 'utf8');
     try {
-      json = JSON.parse(readFileSync(path, 'utf8'));
+      json = JSON.parse(text);
     } catch (e) {
-      return formatError('(file)', `is not valid JSON: ${(e as Error).message}`, 'tokenizer_config.json');
+      return formatError('(file)', `is ${describeJsonError(text, e)}`, 'tokenizer_config.json');
     }
     out = chatConfigFromJSON(json);
   }

@@ -18,6 +18,7 @@ import { parseSafetensors, writeSafetensors, type SafetensorsFile } from '../io/
 import { writeJsonAtomic } from '../io/atomic.ts';
 import { PrimerError } from '../io/errors.ts';
 import { modelTensors } from '../models/load.ts';
+import { readJsonFile } from '../io/json.ts';
 
 export class CheckpointError extends PrimerError {
   constructor(message: string, options?: { cause?: unknown }) {
@@ -224,12 +225,7 @@ export interface Checkpoint {
 export function readCheckpoint(path: string): Checkpoint {
   const dir = resolveCheckpointDir(path);
   const statePath = join(dir, 'trainer_state.json');
-  let raw: unknown;
-  try {
-    raw = JSON.parse(readFileSync(statePath, 'utf8'));
-  } catch (e) {
-    throw new CheckpointError(`checkpoint ${dir} is corrupt: trainer_state.json is not valid JSON (${(e as Error).message})`, { cause: e });
-  }
+  const raw = readJsonFile(statePath, (message, cause) => new CheckpointError(`checkpoint ${dir} is corrupt: ${message}`, { cause }));
   const parsed = trainerStateSchema.safeParse(raw);
   if (!parsed.success) {
     const why = parsed.error.issues.map((i) => `field "${i.path.join('.')}": ${i.message}`).join('; ');

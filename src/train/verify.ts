@@ -5,12 +5,13 @@
  *   err = max|actual − expected| / max|expected|
  * A tensor passes when err ≤ tol (default 1e-4).
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { readSafetensors } from '../io/safetensors.ts';
 import { canonicalTensorName, loadAnyModelDir, ModelLoadError, type ModelKind } from '../models/load.ts';
 import type { Tensor } from '../tensor/tensor.ts';
+import { readJsonFile } from '../io/json.ts';
 
 export interface VerifyOptions {
   modelDir: string;
@@ -73,12 +74,7 @@ export function verifyModel(o: VerifyOptions): VerifyReport {
   const expectedPath = o.expected ?? join(o.modelDir, 'expected.safetensors');
   const loaded = loadAnyModelDir(o.modelDir);
   for (const p of [inputsPath, expectedPath]) if (!existsSync(p)) throw new ModelLoadError(`verify: ${p} does not exist`);
-  let rawInputs: unknown;
-  try {
-    rawInputs = JSON.parse(readFileSync(inputsPath, 'utf8'));
-  } catch (e) {
-    throw new ModelLoadError(`${inputsPath}: not valid JSON (${(e as Error).message})`, { cause: e });
-  }
+  const rawInputs = readJsonFile(inputsPath, (message, cause) => new ModelLoadError(message, { cause }));
   const expected = readSafetensors(expectedPath);
   const outputs = new Map<string, Tensor>();
 

@@ -42,7 +42,7 @@ const corruptions: Array<[string, (ckpt: string) => void, RegExp]> = [
   ['trainer_state.json cut in half', (c) => {
     const p = join(c, 'trainer_state.json');
     writeFileSync(p, readFileSync(p, 'utf8').slice(0, 200));
-  }, /trainer_state\.json is not valid JSON/],
+  }, /trainer_state\.json: not valid JSON at line \d+, column \d+: /],
   ['trainer_state.json with a bad step', (c) => {
     const p = join(c, 'trainer_state.json');
     writeFileSync(p, JSON.stringify({ ...JSON.parse(readFileSync(p, 'utf8')), step: -3 }));

@@ -138,7 +138,7 @@ test('a model save killed between its renames or before its commit leaves one wh
     assert.equal(r.signal, 'SIGKILL', r.stderr);
     assert.ok(existsSync(join(dir, '.primer-staging')), 'the kill left the staging folder');
     const loaded = loadModelDir(dir); // finishes (killAt 1) or discards (killAt 0) the cut-short save
-    assert.equal(loaded.config.n_layer, layers);
+    assert.equal((loaded.config as { n_layer?: number }).n_layer, layers);
     assert.deepEqual(loaded.model.namedParameters().map(([n]) => n), new GPT(gptPreset('tiny', { vocabSize: 50, layers, dims: 16, heads: 2, context: 8 }), 0).namedParameters().map(([n]) => n));
     assert.ok(!existsSync(join(dir, '.primer-staging')));
   }
