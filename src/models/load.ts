@@ -9,23 +9,20 @@
  * absent when tied (a stored copy must equal `model.embed_tokens.weight`). Anything else that does
  * not match is listed by name in the error.
  */
-import { existsSync, renameSync, rmSync, statSync } from 'node:fs';
-import { basename, dirname, join } from 'node:path';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import { totalmem } from 'node:os';
-import { randomBytes } from 'node:crypto';
 import { z } from 'zod';
 import { GPT, type GPTConfig } from './gpt.ts';
 import { Bert, type BertConfig } from './bert.ts';
 import { Llama, headDimOf, kvHeadsOf, attentionBiases, llamaConfigSchema, type LlamaConfig } from './llama.ts';
 import type { Module } from '../nn/module.ts';
-import { readSafetensors, writeSafetensors, type SafetensorsFile } from '../io/safetensors.ts';
-import { writeJsonAtomic } from '../io/atomic.ts';
-import { replaceFilesTogether } from '../io/dir-swap.ts';
+import { readSafetensors, type SafetensorsFile } from '../io/safetensors.ts';
 import { atFile } from '../io/errors.ts';
-import type { Tokenizer } from '../tokenizers/types.ts';
 import { ModelLoadError, readConfigJson, refuseArchitecture } from './model-files.ts';
 
 export { ModelLoadError } from './model-files.ts';
+export { configJson, modelTensors, writeModelFiles, saveModelDir } from './save.ts';
 
 const positiveInt = z.number().int().positive();
 const probability = z.number().min(0).max(1);
@@ -379,48 +376,5 @@ export function checkConfigAgainstWeights(config: AnyModelConfig, file: Safetens
   if (wanted !== layers) {
     throw new ModelLoadError(`${configPath}: field "${kind === 'gpt2' ? 'n_layer' : 'num_hidden_layers'}" is ${wanted} but ${file.source} holds ${layers} layers; `
       + 'the config does not describe these weights');
-  }
-}
-
-/** HF config.json content: our config plus the keys transformers expects to find. */
-export function configJson(config: AnyModelConfig): Record<string, unknown> {
-  const architectures = config.model_type === 'gpt2' ? ['GPT2LMHeadModel'] : config.model_type === 'bert' ? ['BertForPreTraining']
-    : config.model_type === 'qwen2' ? ['Qwen2ForCausalLM'] : ['LlamaForCausalLM'];
-  return { architectures, ...config, torch_dtype: 'float32' };
-}
-
-/** The model's parameters as safetensors entries (HF names, fp32). */
-export function modelTensors(model: Module): Array<{ name: string; shape: number[]; data: Float32Array }> {
-  return model.namedParameters().map(([name, p]) => ({
-    name, shape: [...p.shape], data: p.data instanceof Float32Array ? p.data : new Float32Array(p.data),
-  }));
-}
-
-/** Writes model.safetensors, config.json and (optionally) the tokenizer files into dir. */
-export function writeModelFiles(dir: string, model: Module, config: AnyModelConfig, tokenizer?: Tokenizer, durable = true): void {
-  // As one: a kill part-way leaves the previous model whole, never its config beside new weights.
-  replaceFilesTogether(dir, (staging) => {
-    writeSafetensors(join(staging, 'model.safetensors'), modelTensors(model), { format: 'pt' }, { durable });
-    writeJsonAtomic(join(staging, 'config.json'), configJson(config), { durable });
-    tokenizer?.save(staging);
-  }, { durable });
-}
-
-/**
- * Saves a model directory. A new directory appears complete or not at all (written beside it, then
- * renamed); an existing one has its model files replaced together (writeModelFiles).
- */
-export function saveModelDir(dir: string, model: Module, config: AnyModelConfig, tokenizer?: Tokenizer): void {
-  if (existsSync(dir)) {
-    if (!statSync(dir).isDirectory()) throw new ModelLoadError(`saveModelDir: ${dir} exists and is not a directory`);
-    writeModelFiles(dir, model, config, tokenizer);
-    return;
-  }
-  const temp = join(dirname(dir), `.${basename(dir)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
-  try {
-    writeModelFiles(temp, model, config, tokenizer, false);
-    renameSync(temp, dir);
-  } finally {
-    rmSync(temp, { recursive: true, force: true });
   }
 }
