@@ -120,9 +120,24 @@ export interface TrainTokenizerOptions {
   warn?: (message: string) => void;
 }
 
+/**
+ * `files` are read as plain UTF-8 text: a compressed or JSONL corpus would be learned as its bytes and
+ * JSON syntax, a directory or missing path would fail deep in a read. Each is refused by name.
+ */
+function checkPlainTextFiles(files: readonly string[]): void {
+  for (const f of files) {
+    if (!existsSync(f)) throw new Error(`trainTokenizer: ${f} does not exist`);
+    if (statSync(f).isDirectory()) throw new Error(`trainTokenizer: ${f} is a directory; list its files, or use trainTokenizerOnCorpus, which reads directories`);
+    if (/\.(gz|jsonl|json|ndjson)$/i.test(f)) {
+      throw new Error(`trainTokenizer: ${f} is not plain text; trainTokenizerOnCorpus (primer tokenizer train) reads .gz and JSONL corpora`);
+    }
+  }
+}
+
 export function trainTokenizer(options: TrainTokenizerOptions): Tokenizer {
   if (!options.files && !options.texts) throw new TypeError('trainTokenizer: give files or texts');
   const type = checkType(options);
+  if (options.files) checkPlainTextFiles(options.files);
   if (type === 'bpe') {
     if (!options.texts) return trainBpeFromFiles(options.files!, bpeOptions(options));
     return trainBpe(concatSources(options.texts, options.files ?? []), bpeOptions(options));

@@ -70,3 +70,16 @@ test('tokenizer train --type wordpiece: a --vocab-size below the alphabet warns 
   assert.match(r.stderr, new RegExp(`warning: wordpiece: the alphabet alone has ${vocab.length} tokens .*more than --vocab-size 3; the vocabulary has ${vocab.length}\\n`));
   assert.match(r.stderr, new RegExp(`trained a wordpiece tokenizer with ${vocab.length} tokens`));
 });
+
+test('trainTokenizer({ files }) reads plain text only: .gz, JSONL, directories and missing files are refused by name', () => {
+  for (const type of ['bpe', 'wordpiece'] as const) {
+    const refused = (files: string[]) => () => trainTokenizer({ type, vocabSize: 300, files });
+    assert.throws(refused([plain, join(dir, 'corpus.txt.gz')]),
+      { message: `trainTokenizer: ${join(dir, 'corpus.txt.gz')} is not plain text; trainTokenizerOnCorpus (primer tokenizer train) reads .gz and JSONL corpora` });
+    writeFileSync(join(dir, 'rows.jsonl'), '{"text": "a b c"}\n');
+    assert.throws(refused([join(dir, 'rows.jsonl')]), /rows\.jsonl is not plain text/);
+    assert.throws(refused([dir]), { message: `trainTokenizer: ${dir} is a directory; list its files, or use trainTokenizerOnCorpus, which reads directories` });
+    assert.throws(refused([join(dir, 'nope.txt')]), { message: `trainTokenizer: ${join(dir, 'nope.txt')} does not exist` });
+    assert.ok(trainTokenizer({ type, vocabSize: 300, files: [plain] }).vocabSize > 200, 'a plain file still trains');
+  }
+});
