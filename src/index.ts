@@ -56,7 +56,7 @@ export { pretrain, PRETRAIN_DEFAULTS, type PretrainOptions, type PretrainResult,
 export { verifyModel, type VerifyOptions, type VerifyReport } from './train/verify.ts';
 
 // Inference.
-export { generateIds, generateText, sampleToken, type GenerateOptions, type SamplingOptions } from './infer/generate.ts';
+export { generateIds, generateText, sampleToken, type GenerateOptions, type GenerateTextOptions, type SamplingOptions } from './infer/generate.ts';
 export {
   complete, streamCompletions, streamCompletionsAsync, generateBatchIds, decodeSteps, encodePrompt,
   type DecodeOptions, type TextDecodeOptions, type Completion, type TextEvent, type StepEvent,
@@ -91,7 +91,7 @@ export {
 } from './tasks/data.ts';
 export { loadBuiltinTask, BUILTIN_TASKS, type BuiltinTask, type BuiltinTaskName } from './tasks/builtin.ts';
 export { classificationReport, tokenClassificationReport, squadMetrics, type ClassificationReport } from './tasks/metrics.ts';
-export { embedTexts, loadEmbedder, type Embeddings, type EmbeddingPooling } from './tasks/embed.ts';
+export { embedTexts, loadEmbedder, TextTooLongError, type EmbedOptions, type Embeddings, type EmbeddingPooling } from './tasks/embed.ts';
 export { buildIndex, loadIndex, searchIndex, type SearchHit } from './tasks/retrieval.ts';
 export { evaluateFewShot, type FewShotOptions, type FewShotReport } from './tasks/fewshot.ts';
 

@@ -10,7 +10,7 @@ import { loadModelDir } from '../models/load.ts';
 import { loadTokenizer } from '../tokenizers/index.ts';
 import { loadBuiltinTask, BUILTIN_TASKS } from '../tasks/builtin.ts';
 import { defaultTemplate, evaluateFewShot, fewShotTestSet, type PromptTemplate } from '../tasks/fewshot.ts';
-import { EMBEDDING_POOLINGS, embedTexts, loadEmbedder, type EmbeddingPooling } from '../tasks/embed.ts';
+import { EMBEDDING_POOLINGS, TextTooLongError, embedTexts, loadEmbedder, type EmbeddingPooling, type Embeddings } from '../tasks/embed.ts';
 import { buildIndex, loadIndex, readDocuments, searchIndex } from '../tasks/retrieval.ts';
 import { labelEfficiency } from '../tasks/experiment.ts';
 import { prepareExperimentCorpus } from '../tasks/experiment-corpus.ts';
@@ -89,7 +89,15 @@ function fewShot(f: FewShotFlags): void {
 function embed(o: { model: string; text?: string[]; pooling: EmbeddingPooling; maxLength?: number }): void {
   const { backbone, tokenizer } = loadEmbedder(o.model);
   const texts = inputTexts(o.text, { aligned: 'embed' });
-  const e = embedTexts(backbone, tokenizer, texts, { pooling: o.pooling, maxLength: o.maxLength });
+  // As /v1/embeddings: a text the model cannot read whole is refused, unless --max-length asks for a cut.
+  const limit = o.maxLength !== undefined ? { maxLength: o.maxLength } : { maxLength: contextLength(backbone), overflow: 'error' as const };
+  let e: Embeddings;
+  try {
+    e = embedTexts(backbone, tokenizer, texts, { pooling: o.pooling, ...limit });
+  } catch (err) {
+    if (err instanceof TextTooLongError) err.message += '; --max-length N embeds each text\'s first N tokens';
+    throw err;
+  }
   for (let i = 0; i < e.count; i++) console.log(JSON.stringify(Array.from(e.vectors.subarray(i * e.dim, (i + 1) * e.dim), (v) => Number(v.toPrecision(6)))));
 }
 
@@ -182,7 +190,7 @@ export function registerFinetuneToolCommands(program: Command): void {
   program.command('embed').description('L2-normalised sentence embeddings (one JSON array per text)')
     .requiredOption('--model <dir>', 'GPT-2, BERT or Llama-family model directory').option('--text <texts...>', 'texts (default: one per stdin line, none empty)')
     .option('--pooling <mode>', 'mean, cls (BERT) or last (GPT)', choiceArg(EMBEDDING_POOLINGS), 'mean')
-    .option('--max-length <n>', 'tokens per text', intArg(1))
+    .option('--max-length <n>', 'embed each text\'s first n tokens (default: a text longer than the model\'s context is refused)', intArg(1))
     .action(action(embed));
 
   const indexGroup = program.command('index').description('dense retrieval indexes');

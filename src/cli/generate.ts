@@ -3,8 +3,8 @@ import type { Command } from 'commander';
 import { loadAnyModelDir } from '../models/load.ts';
 import { readConfigJson, refuseArchitecture } from '../models/model-files.ts';
 import { loadTokenizerJson } from '../data/tokenizer.ts';
-import { generateText, maxTokensWarning } from '../infer/generate.ts';
-import { complete } from '../infer/decode.ts';
+import { generateText, maxTokensWarning, promptCropNotice } from '../infer/generate.ts';
+import { encodePrompt } from '../infer/decode.ts';
 import { decoderContext } from '../infer/kv-cache.ts';
 import { action, floatArg, intArg, probabilityArg } from './options.ts';
 import { readChatTemplate, renderChatText } from '../adapt/chat-template.ts';
@@ -14,13 +14,13 @@ export function registerGenerateCommand(program: Command): void {
     .command('generate')
     .description('continue a prompt with a causal LM (GPT-2, Llama, Qwen2)')
     .requiredOption('--model <dir>', 'model directory (config.json, model.safetensors, tokenizer.json), e.g. a run directory')
-    .option('--prompt <text>', 'text to continue', '')
+    .option('--prompt <text>', 'text to continue (one longer than the model\'s context keeps its last tokens, with a notice on stderr)', '')
     .option('--max-tokens <n>', 'tokens to generate', intArg(0), 64)
     .option('--temperature <t>', 'sampling temperature, 0 = greedy', floatArg(0), 0.8)
     .option('--top-k <k>', 'sample among the k most likely tokens (0 = all)', intArg(0), 40)
     .option('--top-p <p>', 'nucleus sampling mass in (0, 1] (1 = off)', probabilityArg, 1)
     .option('--repetition-penalty <r>', 'above 1 discourages tokens already in the text (1 = off)', floatArg(Number.MIN_VALUE), 1)
-    .option('--stop <text...>', 'end the text before the first of these strings (the prompt must then fit the context)')
+    .option('--stop <text...>', 'end the text before the first of these strings')
     .option('--seed <n>', 'random seed', intArg(0), 0)
     .option('--chat', 'treat --prompt as one user turn of the model\'s chat template and print only the reply')
     .action(action((o: {
@@ -31,19 +31,21 @@ export function registerGenerateCommand(program: Command): void {
       refuseArchitecture(o.model, readConfigJson(o.model), ['causal LM'], 'generate needs a causal LM (…ForCausalLM / …LMHeadModel)');
       const loaded = loadAnyModelDir(o.model);
       if (loaded.kind === 'bert') throw new RangeError(`generate: ${o.model} is a bert model; generation needs a causal LM (GPT-2, Llama, Qwen2)`);
-      const warning = maxTokensWarning(o.maxTokens, decoderContext(loaded.model));
+      const context = decoderContext(loaded.model);
+      const warning = maxTokensWarning(o.maxTokens, context);
       if (warning) console.error(`warning: ${warning}`);
       const tokenizer = loadTokenizerJson(o.model);
       const eos = tokenizer.specialTokens.eos ?? '<|endoftext|>';
       const prompt = o.chat
         ? renderChatText(readChatTemplate(o.model), { messages: [{ role: 'user', content: o.prompt }], addGenerationPrompt: true, eosToken: eos })
         : o.prompt;
-      const sampling = { maxTokens: o.maxTokens, temperature: o.temperature, topK: o.topK, topP: o.topP, repetitionPenalty: o.repetitionPenalty, seed: o.seed };
-      // Stop strings need the streaming decoder (text checked as it grows), which refuses a prompt
-      // longer than the context instead of sliding over it.
-      const text = o.stop?.length
-        ? complete(loaded.model, tokenizer, [prompt], { ...sampling, stop: o.stop })[0]!.text
-        : generateText(loaded.model, tokenizer, prompt, sampling);
+      // Unlike the server (400), the CLI crops an over-long prompt as nanoGPT does (a GPT-2's absolute
+      // positions end at the context), but says so: the model never reads the start of it.
+      const notice = promptCropNotice(encodePrompt(tokenizer, prompt).length, context);
+      if (notice) console.error(`notice: ${notice}`);
+      const text = generateText(loaded.model, tokenizer, prompt, {
+        maxTokens: o.maxTokens, temperature: o.temperature, topK: o.topK, topP: o.topP, repetitionPenalty: o.repetitionPenalty, seed: o.seed, stop: o.stop,
+      });
       console.log(o.chat ? text.split('\nUser:')[0]!.trim() : o.prompt + text);
     }));
 }

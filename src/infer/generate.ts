@@ -1,12 +1,13 @@
 /**
  * Autoregressive sampling from a causal LM (GPT-2 or Llama-family), one prompt at a time: a
- * DecodeBatch of one sequence (KV-cached, batch.ts). The context policy is the simple one: once the
- * sequence is longer than the context n (n_positions / max_position_embeddings), each step re-encodes
- * its last n tokens (slideBy 0), exactly what an uncached model cropped to its window sees.
- * Sampling (temperature, top-k, top-p, seed) is in sampling.ts.
+ * DecodeBatch of one sequence (KV-cached, batch.ts). The context policy is the simple one: a prompt
+ * longer than the context n (n_positions / max_position_embeddings) is cropped to its last n tokens,
+ * and once the sequence is longer than n each step re-encodes its last n tokens (slideBy 0), exactly
+ * what an uncached model cropped to its window sees (nanoGPT's generate). Stop strings end the text
+ * on the same tokens. Sampling (temperature, top-k, top-p, seed) is in sampling.ts.
  */
-import { DecodeBatch } from './batch.ts';
-import { pinnedDecoding, withEval } from './decode.ts';
+import { DecodeBatch, type FinishReason, type Sequence } from './batch.ts';
+import { TextStream, pinnedDecoding, withEval } from './decode.ts';
 import type { SamplingOptions } from './sampling.ts';
 import { decoderContext, type CausalDecoder } from './kv-cache.ts';
 import type { Tokenizer } from '../tokenizers/types.ts';
@@ -29,8 +30,18 @@ function checkOptions(o: GenerateOptions): void {
   if (o.maxTokens !== undefined && !(Number.isInteger(o.maxTokens) && o.maxTokens >= 0)) throw new RangeError(`maxTokens must be a non-negative integer, got ${o.maxTokens}`);
 }
 
+export interface GenerateTextOptions extends GenerateOptions {
+  /** Strings that end the text: it stops before the first one (checked as the text grows). */
+  stop?: readonly string[];
+}
+
 /** Continues `prompt` (token ids) by up to maxTokens ids; returns only the new ids. */
 export function generateIds(model: CausalDecoder, prompt: readonly number[], o: GenerateOptions = {}): number[] {
+  return decodeOne(model, prompt, o).output;
+}
+
+/** Decodes one prompt; `onStep` sees each step's id (-1 for a stop id) and returns false to end there. */
+function decodeOne(model: CausalDecoder, prompt: readonly number[], o: GenerateOptions, onStep?: (id: number, finishReason?: FinishReason) => boolean): Sequence {
   checkOptions(o);
   if (prompt.length === 0) throw new RangeError('generate: the prompt must contain at least one token');
   const vocab = model.config.vocab_size;
@@ -43,15 +54,15 @@ export function generateIds(model: CausalDecoder, prompt: readonly number[], o: 
     // A prompt longer than the context is cropped to its last n_positions tokens, as the window would be.
     const seq = batch.add(prompt.slice(-decoderContext(model)), { ...o, maxTokens: o.maxTokens ?? 64, stopIds, slideBy: 0 });
     while (batch.size > 0) {
-      batch.sample();
+      for (const step of batch.sample()) if (onStep && !onStep(step.id, step.finishReason)) batch.remove(seq);
       batch.advance();
     }
-    return seq.output;
+    return seq;
   }));
 }
 
 /** Text in, continuation out. An empty prompt starts from the end-of-text token. */
-export function generateText(model: CausalDecoder, tokenizer: Tokenizer, prompt: string, o: GenerateOptions = {}): string {
+export function generateText(model: CausalDecoder, tokenizer: Tokenizer, prompt: string, o: GenerateTextOptions = {}): string {
   const eosToken = tokenizer.specialTokens.eos ?? tokenizer.specialTokens.bos;
   const eos = eosToken !== undefined ? tokenizer.tokenToId(eosToken) : undefined;
   let ids = tokenizer.encode(prompt, null, { addSpecialTokens: false }).ids;
@@ -60,7 +71,21 @@ export function generateText(model: CausalDecoder, tokenizer: Tokenizer, prompt:
     ids = [eos];
   }
   const stopId = o.stopId === undefined ? (eos ?? null) : o.stopId;
-  return tokenizer.decode(generateIds(model, ids, { ...o, stopId }), { skipSpecialTokens: true });
+  // Without stop strings the text is decoded once at the end, not once per token as a TextStream does.
+  if (!o.stop?.some((s) => s.length > 0)) return tokenizer.decode(generateIds(model, ids, { ...o, stopId }), { skipSpecialTokens: true });
+  const stream = new TextStream(tokenizer, o.stop, ids.length);
+  decodeOne(model, ids, { ...o, stopId }, (id, finishReason) => {
+    stream.push(id, finishReason);
+    return !stream.closed;
+  });
+  return stream.result.text;
+}
+
+/** The notice for a prompt longer than the context (generateIds keeps its last `context` tokens), or null. */
+export function promptCropNotice(promptTokens: number, context: number): string | null {
+  return promptTokens > context
+    ? `the prompt has ${promptTokens} tokens, more than the model's context of ${context}; its first ${promptTokens - context} tokens are dropped`
+    : null;
 }
 
 /**

@@ -245,10 +245,16 @@ function lastHidden(m: LoadedServeModel, ids: Int32Array): Tensor {
 export function runEmbeddings(m: LoadedServeModel, texts: string[]): { vectors: number[][]; tokens: number } {
   // Causal LMs embed the text as written (as they generate from it); BERTs with [CLS] … [SEP].
   const addSpecial = m.kind !== 'gpt2' && m.kind !== 'llama';
+  const n = m.info.context;
+  // All inputs are checked before any is embedded. OpenAI refuses an over-long input rather than
+  // cutting it: a truncated text's vector would silently stand for text the model never read.
+  const encoded = texts.map((text, i) => {
+    const ids = m.tokenizer.encode(text, null, { addSpecialTokens: addSpecial }).ids;
+    if (ids.length > n) throw new RequestError(`input ${i} has ${ids.length} tokens, more than the model's context of ${n} tokens`);
+    return ids.length > 0 ? ids : [padTokenId(m.tokenizer)];
+  });
   let tokens = 0;
-  const vectors = texts.map((text) => {
-    let ids = m.tokenizer.encode(text, null, { addSpecialTokens: addSpecial, maxLength: m.info.context }).ids;
-    if (ids.length === 0) ids = [padTokenId(m.tokenizer)];
+  const vectors = encoded.map((ids) => {
     tokens += ids.length;
     return noGrad(() => withScope(() => {
       const hidden = lastHidden(m, Int32Array.from(ids));

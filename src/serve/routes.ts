@@ -11,6 +11,7 @@ import type { Completion, TextEvent } from '../infer/decode.ts';
 import type { FillMaskResult } from '../infer/fill-mask.ts';
 import { JobError, type WorkerPool } from './pool.ts';
 import type { JobRequest } from './worker.ts';
+import type { CancelledJob } from './scheduler.ts';
 import type { ServeMetrics } from './metrics.ts';
 
 export interface ApiLimits {
@@ -119,9 +120,11 @@ export function needPool(ctx: ApiContext): WorkerPool {
 
 /**
  * Runs one job with the request's deadline (queue wait included); cancels it when the client goes
- * away (request or response closed), so nobody's tokens are decoded for nobody.
+ * away (request or response closed), so nobody's tokens are decoded for nobody. A job past its
+ * deadline answers 504 at once; its worker's late answer (what it decoded until the cancel) goes to
+ * `onLate`.
  */
-export async function runJob(pool: WorkerPool, request: FastifyRequest, reply: FastifyReply, job: JobRequest, timeoutMs: number, onEvent?: (e: unknown) => void): Promise<unknown> {
+export async function runJob(pool: WorkerPool, request: FastifyRequest, reply: FastifyReply, job: JobRequest, timeoutMs: number, onEvent?: (e: unknown) => void, onLate?: (result: unknown) => void): Promise<unknown> {
   const { id, done } = pool.submit(job, onEvent);
   let timer: NodeJS.Timeout | undefined;
   const onClose = () => pool.cancel(id); // a no-op once the job is done
@@ -131,6 +134,7 @@ export async function runJob(pool: WorkerPool, request: FastifyRequest, reply: F
     return await Promise.race([done, new Promise((_, reject) => {
       timer = setTimeout(() => {
         pool.cancel(id);
+        done.then(onLate, () => undefined);
         reject(new ApiError(504, `request timed out after ${timeoutMs} ms`, 'timeout'));
       }, timeoutMs);
     })]);
@@ -159,8 +163,8 @@ export async function runGeneration(ctx: ApiContext, request: FastifyRequest, re
   let first = 0;
   const seen = new Set<number>();
   const finished = new Set<number>();
-  const account = (results: Completion[] | null) => {
-    if (!results) return;
+  // A cancelled or timed-out job's tokens were decoded all the same: they count too.
+  const account = (results: Completion[]) => {
     const tokens = results.reduce((s, r) => s + r.ids.length, 0);
     ctx.metrics.tokens.inc({ model }, tokens);
     ctx.metrics.promptTokens.inc({ model }, results.reduce((s, r) => s + r.promptTokens, 0));
@@ -174,15 +178,16 @@ export async function runGeneration(ctx: ApiContext, request: FastifyRequest, re
   // A client that leaves mid-generation gets no response, so no onResponse hook counts it: it is
   // counted here as 499 (nginx's "client closed request").
   const cancelled = () => ctx.metrics.requests.inc({ route: request.routeOptions.url ?? 'unmatched', method: request.method, status: '499' });
+  const late = (r: unknown) => account(completionsOf(r as Completion[] | CancelledJob));
   const submit = { type: 'complete', model, job } as const;
   if (!stream) {
-    const results = await runJob(needPool(ctx), request, reply, submit, ctx.limits.timeoutMs, onFirst) as Completion[] | null;
-    if (!results) {
+    const outcome = await runJob(needPool(ctx), request, reply, submit, ctx.limits.timeoutMs, onFirst, late) as Completion[] | CancelledJob;
+    account(completionsOf(outcome));
+    if (!Array.isArray(outcome)) {
       cancelled();
       throw new ApiError(499, 'the request was cancelled', 'cancelled');
     }
-    account(results);
-    return format.final(results);
+    return format.final(outcome);
   }
   let open = false;
   const send = (data: unknown) => {
@@ -194,15 +199,16 @@ export async function runGeneration(ctx: ApiContext, request: FastifyRequest, re
     if (!reply.raw.destroyed) reply.raw.write(`data: ${typeof data === 'string' ? data : JSON.stringify(data)}\n\n`);
   };
   try {
-    const results = await runJob(needPool(ctx), request, reply, submit, ctx.limits.timeoutMs, (e) => {
+    const outcome = await runJob(needPool(ctx), request, reply, submit, ctx.limits.timeoutMs, (e) => {
       const ev = e as TextEvent;
       onFirst();
       if (ev.finishReason) finished.add(ev.index);
       send(format.chunk(ev.index, ev.text, ev.finishReason ?? null, !seen.has(ev.index)));
       seen.add(ev.index);
-    }) as Completion[] | null;
+    }, late) as Completion[] | CancelledJob;
+    account(completionsOf(outcome));
+    const results = Array.isArray(outcome) ? outcome : null;
     if (!results) cancelled();
-    account(results);
     (results ?? []).forEach((r, i) => { if (!finished.has(i)) send(format.chunk(i, '', r.finishReason, !seen.has(i))); });
     if (results && format.usageChunk) send(format.usageChunk(results));
     send('[DONE]');
@@ -212,6 +218,10 @@ export async function runGeneration(ctx: ApiContext, request: FastifyRequest, re
   }
   reply.raw.end();
   return reply;
+}
+
+function completionsOf(outcome: Completion[] | CancelledJob): Completion[] {
+  return Array.isArray(outcome) ? outcome : outcome.cancelled;
 }
 
 /** CORS headers set on the reply by the server's hook, copied onto a hijacked stream's head. */

@@ -26,6 +26,14 @@ export type JobReply =
   | { id: number; result: unknown }
   | { id: number; error: string; status: number };
 
+/**
+ * A cancelled completion job's answer: what each sequence had decoded by then. The client is gone, but
+ * those tokens were computed and count in the server's metrics.
+ */
+export interface CancelledJob {
+  cancelled: Completion[];
+}
+
 interface RunningJob {
   id: number;
   batch: DecodeBatch;
@@ -62,11 +70,12 @@ export class Scheduler {
     }
   }
 
-  /** Client gone or deadline passed: the job's sequences leave the batch; it answers null. */
+  /** Client gone or deadline passed: the job's sequences leave the batch; it answers a CancelledJob. */
   cancel(id: number): void {
     const job = this.jobs.get(id);
     if (!job) return;
-    this.finish(job, null);
+    this.release(job);
+    this.reply({ id, result: { cancelled: job.streams.map((st) => st.result) } satisfies CancelledJob });
   }
 
   private admit(id: number, served: LoadedServeModel, job: CompletionJob): void {
@@ -152,7 +161,7 @@ export class Scheduler {
     this.jobs.delete(job.id);
   }
 
-  private finish(job: RunningJob, result: Completion[] | null): void {
+  private finish(job: RunningJob, result: Completion[]): void {
     this.release(job);
     this.reply({ id: job.id, result });
   }

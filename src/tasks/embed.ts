@@ -25,6 +25,18 @@ export interface EmbedOptions {
   batchSize?: number;
   /** Tokens per text (default: the model's context, at most 256). */
   maxLength?: number;
+  /**
+   * A text longer than maxLength: 'truncate' (default) embeds its first maxLength tokens, as an index
+   * of long documents wants; 'error' refuses it with a RangeError naming the text, its length and the limit.
+   */
+  overflow?: 'truncate' | 'error';
+}
+
+/** A text longer than the embedding's token limit (EmbedOptions.overflow 'error'). */
+export class TextTooLongError extends RangeError {
+  constructor(message: string, readonly tokens: number, readonly limit: number) {
+    super(message);
+  }
 }
 
 export interface Embeddings {
@@ -58,6 +70,7 @@ export function embedTexts(backbone: Backbone, tokenizer: Tokenizer, texts: read
   if (pooling === 'cls' && !(backbone instanceof BertModel)) throw new RangeError(`embed: pooling 'cls' needs a BERT model; a decoder (${backboneKind(backbone)}) pools 'mean' or 'last'`);
   const dim = embeddingDim(backbone);
   const maxLength = o.maxLength ?? defaultMaxLength(backbone);
+  const limit = maxLength === contextLength(backbone) ? `the model's context of ${maxLength} tokens` : `maxLength ${maxLength}`;
   const bs = o.batchSize ?? 32;
   const vectors = new Float32Array(texts.length * dim);
   const was = backbone.training;
@@ -65,8 +78,9 @@ export function embedTexts(backbone: Backbone, tokenizer: Tokenizer, texts: read
   try {
     for (let i = 0; i < texts.length; i += bs) {
       const encs = texts.slice(i, i + bs).map((text, r) => {
-        const e = tokenizer.encode(text, null, { maxLength });
+        const e = tokenizer.encode(text, null, o.overflow === 'error' ? {} : { maxLength });
         if (e.ids.length === 0) throw new RangeError(`embed: text ${i + r + 1} has no tokens (empty text?)`);
+        if (e.ids.length > maxLength) throw new TextTooLongError(`embed: text ${i + r + 1} has ${e.ids.length} tokens, more than ${limit}`, e.ids.length, maxLength);
         return e;
       });
       const batch = collate(encs, padTokenId(tokenizer));

@@ -1,8 +1,11 @@
 /** Runs `primer ARGS` in this process (a child process would cost seconds of tsx start-up) and reports what a user sees. */
 import { createProgram } from '../../src/cli/index.ts';
 
-/** Stdout lines, the `primer: error` line (or null) and the exit code the command set; the runner's own exit code is kept. */
-export async function primerInProcess(args: string[]): Promise<{ out: string[]; error: string | null; exitCode: number }> {
+/**
+ * Stdout lines, stderr lines (warnings, notices), the `primer: error` line (or null) and the exit code
+ * the command set; the runner's own exit code is kept.
+ */
+export async function primerInProcess(args: string[]): Promise<{ out: string[]; err: string[]; error: string | null; exitCode: number }> {
   const logs: string[] = [];
   const errors: string[] = [];
   const [log, error, code] = [console.log, console.error, process.exitCode];
@@ -17,7 +20,7 @@ export async function primerInProcess(args: string[]): Promise<{ out: string[]; 
     exitCode = Number(process.exitCode ?? 0);
     process.exitCode = code;
   }
-  return { out: logs, error: errors.find((e) => e.startsWith('primer: error')) ?? null, exitCode };
+  return { out: logs, err: errors, error: errors.find((e) => e.startsWith('primer: error')) ?? null, exitCode };
 }
 
 /** Stdout of `primer ARGS`; throws its `primer: error` line. */

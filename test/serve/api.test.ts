@@ -5,6 +5,7 @@ import { buildFixtures, type Fixtures } from './fixtures.ts';
 import { postJson, parseSse } from './helpers.ts';
 import { createServer, type PrimerServer } from '../../src/serve/server.ts';
 import { ModelLoadError } from '../../src/models/load.ts';
+import { loadTokenizer } from '../../src/tokenizers/index.ts';
 
 let fx: Fixtures;
 let server: PrimerServer;
@@ -88,6 +89,36 @@ test('the openai client completes a request and a streamed request, and gets emb
   assert.equal(e.data[0]!.embedding.length, 32);
   const norm = Math.hypot(...e.data[0]!.embedding);
   assert.ok(Math.abs(norm - 1) < 1e-5, `unit norm, got ${norm}`);
+});
+
+test('embeddings: an input longer than the model\'s context is a 400 naming it, as OpenAI answers, not a silent truncation', async () => {
+  const contexts = Object.fromEntries((await (await fetch(`${base}/v1/models`)).json()).data.map((m: { id: string; context_length: number }) => [m.id, m.context_length]));
+  assert.deepEqual([contexts['tiny-gpt'], contexts['tiny-bert']], [64, 512]);
+  // Causal LMs embed the text as written; a BERT counts its [CLS] and [SEP] too.
+  const counters: Record<string, (t: string) => number> = {
+    'tiny-gpt': (t) => loadTokenizer(fx.gpt).encode(t, null, { addSpecialTokens: false }).ids.length,
+    'tiny-bert': (t) => loadTokenizer(fx.bert).encode(t).ids.length,
+  };
+  for (const [model, count] of Object.entries(counters)) {
+    const n = contexts[model] as number;
+    const words = (k: number) => 'the '.repeat(k).trim();
+    let k = 1;
+    while (count(words(k)) < n) k++;
+    const [fits, over] = [words(k), words(k + 1)];
+    assert.equal(count(fits), n, `${model}: an input of exactly the context`);
+    const ok = await postJson(base, '/v1/embeddings', { model, input: ['the cat', fits] });
+    assert.equal(ok.status, 200, ok.text.slice(0, 200));
+    assert.deepEqual(ok.json.usage, { prompt_tokens: count('the cat') + n, total_tokens: count('the cat') + n });
+    const long = count(over);
+    assert.ok(long > n);
+    const r = await postJson(base, '/v1/embeddings', { model, input: ['the cat', over] });
+    assert.equal(r.status, 400, `${model}: ${r.text.slice(0, 200)}`);
+    assert.match(r.type, /application\/json/);
+    assert.deepEqual(r.json, { error: { message: `input 1 has ${long} tokens, more than the model's context of ${n} tokens`, type: 'invalid_request_error' } });
+    const single = await postJson(base, '/v1/embeddings', { model, input: over });
+    assert.equal(single.status, 400);
+    assert.equal(single.json.error.message, `input 0 has ${long} tokens, more than the model's context of ${n} tokens`);
+  }
 });
 
 test('fill-mask and classify return probabilities', async () => {

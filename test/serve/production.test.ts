@@ -7,6 +7,7 @@ import { postJson, parseSse } from './helpers.ts';
 import { createServer, type PrimerServer } from '../../src/serve/server.ts';
 import { Scheduler, type JobReply } from '../../src/serve/scheduler.ts';
 import { describeModelDir, loadServeModel } from '../../src/serve/engine.ts';
+import { loadTokenizer } from '../../src/tokenizers/index.ts';
 
 const KEY = 'test-key-123';
 let fx: Fixtures;
@@ -22,6 +23,9 @@ before(async () => {
 after(async () => {
   await server.close();
 });
+
+/** Tokens of a prompt as the server counts them (as written, no special tokens). */
+const promptTokens = (text: string) => loadTokenizer(fx.gpt).encode(text, null, { addSpecialTokens: false }).ids.length;
 
 async function metric(name: string, labels = ''): Promise<number> {
   const text = await (await fetch(`${base}/metrics`, { headers: auth })).text();
@@ -186,6 +190,92 @@ test('a streaming client that disconnects stops its generation and is counted as
     counted = await metric('primer_requests_total', label);
   }
   assert.equal(counted, cancelledBefore + 2);
+});
+
+test('tokens decoded before a client leaves count in primer_tokens_generated_total, streamed and plain', async () => {
+  const tokens = () => metric('primer_tokens_generated_total', 'model="tiny-gpt"');
+  const prompts = () => metric('primer_prompt_tokens_total', 'model="tiny-gpt"');
+  const cancelled = () => metric('primer_requests_total', 'route="/v1/completions",method="POST",status="499"');
+  /** Waits until the server has counted the cancel (the worker answers it after the client left). */
+  const settled = async (count: number) => {
+    for (let i = 0; i < 200 && (await cancelled()) !== count; i++) await new Promise((r) => setTimeout(r, 25));
+    assert.equal(await cancelled(), count);
+  };
+
+  const before = { tokens: await tokens(), prompts: await prompts(), cancelled: await cancelled() };
+  const ctrl = new AbortController();
+  const res = await fetch(`${base}/v1/completions`, {
+    method: 'POST', signal: ctrl.signal, headers: { 'content-type': 'application/json', ...auth },
+    body: JSON.stringify({ prompt: 'the cat', max_tokens: 5000, temperature: 0, stream: true }),
+  });
+  const reader = res.body!.getReader();
+  let received = '';
+  while ((received.match(/^data: \{/gm) ?? []).length < 3) received += new TextDecoder().decode((await reader.read()).value);
+  // Each chunk carries the text of at least one new token.
+  const chunks = (received.match(/^data: \{/gm) ?? []).length;
+  ctrl.abort();
+  await settled(before.cancelled + 1);
+  const streamed = (await tokens()) - before.tokens;
+  assert.ok(streamed >= chunks && streamed < 5000, `${streamed} tokens counted after ${chunks} chunks`);
+  assert.equal(await prompts(), before.prompts + promptTokens('the cat'));
+
+  const plain = new AbortController();
+  const pending = fetch(`${base}/v1/completions`, {
+    method: 'POST', signal: plain.signal, headers: { 'content-type': 'application/json', ...auth },
+    body: JSON.stringify({ prompt: 'the cat', max_tokens: 5000, temperature: 0 }),
+  }).catch(() => null);
+  for (let i = 0; i < 200 && (await (await fetch(`${base}/health`)).json()).sequences !== 1; i++) await new Promise((r) => setTimeout(r, 10));
+  await new Promise((r) => setTimeout(r, 50));
+  plain.abort();
+  await pending;
+  await settled(before.cancelled + 2);
+  const unstreamed = (await tokens()) - before.tokens - streamed;
+  assert.ok(unstreamed >= 1 && unstreamed < 5000, `${unstreamed} tokens counted`);
+  assert.equal(await prompts(), before.prompts + 2 * promptTokens('the cat'));
+});
+
+test('tokens decoded before a request\'s deadline count too, though it answered 504', async () => {
+  const own = await createServer({ models: [fx.gpt], workers: 1, timeoutMs: 200, maxTokens: 5000 });
+  const url = await own.app.listen({ port: 0, host: '127.0.0.1' });
+  const count = async (name: string) => {
+    const line = (await (await fetch(`${url}/metrics`)).text()).split('\n').find((l) => l.startsWith(`${name}{model="tiny-gpt"} `));
+    return line ? Number(line.slice(line.lastIndexOf(' ') + 1)) : 0;
+  };
+  try {
+    const r = await postJson(url, '/v1/completions', { prompt: 'the cat', max_tokens: 5000, temperature: 0 });
+    assert.equal(r.status, 504);
+    // The worker's answer to the cancel arrives after the 504.
+    for (let i = 0; i < 200 && (await count('primer_tokens_generated_total')) === 0; i++) await new Promise((res) => setTimeout(res, 25));
+    const tokens = await count('primer_tokens_generated_total');
+    assert.ok(tokens >= 1 && tokens < 5000, `${tokens} tokens counted`);
+    assert.equal(await count('primer_prompt_tokens_total'), promptTokens('the cat'));
+  } finally {
+    await own.close();
+  }
+});
+
+test('a cancelled job answers with the tokens it decoded until then', async () => {
+  const m = loadServeModel(describeModelDir(fx.gpt));
+  const job = { prompts: ['the cat'], maxTokens: 40, temperature: 0, stopIds: [] };
+  const full = await new Promise<number[]>((resolve) => {
+    const scheduler = new Scheduler(new Map([[m.info.id, m]]), (msg: JobReply) => {
+      if ('result' in msg) resolve((msg.result as Array<{ ids: number[] }>)[0]!.ids);
+    });
+    scheduler.submit(1, { type: 'complete', model: m.info.id, job });
+  });
+  assert.equal(full.length, 40);
+  const { result, events } = await new Promise<{ result: unknown; events: number }>((resolve) => {
+    let events = 0;
+    const scheduler = new Scheduler(new Map([[m.info.id, m]]), (msg: JobReply) => {
+      if ('event' in msg && ++events === 5) setImmediate(() => scheduler.cancel(1)); // as the worker's cancel message arrives
+      if ('result' in msg) resolve({ result: msg.result, events });
+    });
+    scheduler.submit(1, { type: 'complete', model: m.info.id, job });
+  });
+  const [cancelled] = (result as { cancelled: Array<{ ids: number[]; promptTokens: number; finishReason: string }> }).cancelled;
+  assert.ok(cancelled!.ids.length >= events && cancelled!.ids.length < 40, `${cancelled!.ids.length} tokens after ${events} events`);
+  assert.deepEqual(cancelled!.ids, full.slice(0, cancelled!.ids.length));
+  assert.equal(cancelled!.promptTokens, promptTokens('the cat'));
 });
 
 test('Host allow-list for the UI and CORS only for the --cors origin', async () => {
