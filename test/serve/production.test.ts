@@ -27,6 +27,19 @@ after(async () => {
 /** Tokens of a prompt as the server counts them (as written, no special tokens). */
 const promptTokens = (text: string) => loadTokenizer(fx.gpt).encode(text, null, { addSpecialTokens: false }).ids.length;
 
+/** A plain (non-streamed) long completion whose client leaves `afterMs` after it started decoding. */
+async function abortPlainRequest(afterMs: number): Promise<void> {
+  const plain = new AbortController();
+  const pending = fetch(`${base}/v1/completions`, {
+    method: 'POST', signal: plain.signal, headers: { 'content-type': 'application/json', ...auth },
+    body: JSON.stringify({ prompt: 'the cat', max_tokens: 5000, temperature: 0 }),
+  }).catch(() => null);
+  for (let i = 0; i < 200 && (await (await fetch(`${base}/health`)).json()).sequences !== 1; i++) await new Promise((r) => setTimeout(r, 10));
+  if (afterMs > 0) await new Promise((r) => setTimeout(r, afterMs));
+  plain.abort();
+  await pending;
+}
+
 async function metric(name: string, labels = ''): Promise<number> {
   const text = await (await fetch(`${base}/metrics`, { headers: auth })).text();
   const line = text.split('\n').find((l) => l.startsWith(`${name}${labels ? `{${labels}}` : ''} `) || (labels === '' && l.startsWith(`${name}{`)));
@@ -176,14 +189,7 @@ test('a streaming client that disconnects stops its generation and is counted as
   assert.equal(h.busy, 0);
   assert.equal(await metric('primer_requests_total', label), cancelledBefore + 1);
   // The same for a plain (non-streamed) request whose client leaves while it runs.
-  const plain = new AbortController();
-  const pending = fetch(`${base}/v1/completions`, {
-    method: 'POST', signal: plain.signal, headers: { 'content-type': 'application/json', ...auth },
-    body: JSON.stringify({ prompt: 'the cat', max_tokens: 5000, temperature: 0 }),
-  }).catch(() => null);
-  for (let i = 0; i < 200 && (await (await fetch(`${base}/health`)).json()).sequences !== 1; i++) await new Promise((r) => setTimeout(r, 10));
-  plain.abort();
-  await pending;
+  await abortPlainRequest(0);
   let counted = 0;
   for (let i = 0; i < 100 && counted !== cancelledBefore + 2; i++) {
     await new Promise((r) => setTimeout(r, 50));
@@ -219,15 +225,7 @@ test('tokens decoded before a client leaves count in primer_tokens_generated_tot
   assert.ok(streamed >= chunks && streamed < 5000, `${streamed} tokens counted after ${chunks} chunks`);
   assert.equal(await prompts(), before.prompts + promptTokens('the cat'));
 
-  const plain = new AbortController();
-  const pending = fetch(`${base}/v1/completions`, {
-    method: 'POST', signal: plain.signal, headers: { 'content-type': 'application/json', ...auth },
-    body: JSON.stringify({ prompt: 'the cat', max_tokens: 5000, temperature: 0 }),
-  }).catch(() => null);
-  for (let i = 0; i < 200 && (await (await fetch(`${base}/health`)).json()).sequences !== 1; i++) await new Promise((r) => setTimeout(r, 10));
-  await new Promise((r) => setTimeout(r, 50));
-  plain.abort();
-  await pending;
+  await abortPlainRequest(50);
   await settled(before.cancelled + 2);
   const unstreamed = (await tokens()) - before.tokens - streamed;
   assert.ok(unstreamed >= 1 && unstreamed < 5000, `${unstreamed} tokens counted`);
