@@ -16,11 +16,13 @@ import { decoderContext } from '../infer/kv-cache.ts';
 import { runSft, SFT_DEFAULTS, type SftOptions, type SftResult } from '../adapt/sft-run.ts';
 import { action, choiceArg, floatArg, intArg, probabilityArg } from './options.ts';
 import { refuseOutputOverInput } from '../io/paths.ts';
+import { PrimerError } from '../io/errors.ts';
 
 /** Options of `primer finetune --objective sft`: the library's SFT options with LoRA as flat flags. */
 export type SftCommandOptions = Omit<SftOptions, 'lora' | 'log' | 'progress'> & LoraFlags;
 
-export async function runSftCommand(o: SftCommandOptions): Promise<SftResult> {
+/** The run's result; null when a resume found the run already at its target (nothing written). */
+export async function runSftCommand(o: SftCommandOptions): Promise<SftResult | null> {
   // By flag name, before the model loads: the reader would only say EISDIR.
   for (const [flag, path] of [['--data', o.data], ['--val-data', o.valData]] as const) {
     if (path && !path.startsWith('builtin:') && statSync(path, { throwIfNoEntry: false })?.isDirectory()) {
@@ -28,11 +30,24 @@ export async function runSftCommand(o: SftCommandOptions): Promise<SftResult> {
     }
   }
   const { loraR, loraAlpha, loraDropout, loraTargets, ...rest } = o;
-  const r = await runSft({ ...rest, lora: loraSettingsFromFlags({ loraR, loraAlpha, loraDropout, loraTargets }) });
+  // On resume a LoRA flag is checked alone against the run: filling in the others' defaults would
+  // report a conflict nobody typed (an alpha of 2·r against a run trained with another alpha).
+  const typed = [loraR, loraAlpha, loraDropout, loraTargets].some((v) => v !== undefined);
+  const lora = !o.resume ? loraSettingsFromFlags({ loraR, loraAlpha, loraDropout, loraTargets })
+    : !typed ? undefined : loraR === 0 ? null : { r: loraR, alpha: loraAlpha, dropout: loraDropout, targets: loraTargets };
+  let r: SftResult;
+  try {
+    r = await runSft({ ...rest, lora });
+  } catch (e) {
+    if (!(e instanceof PrimerError && e.code === 'NOTHING_TO_TRAIN')) throw e;
+    console.log(e.message);
+    return null;
+  }
   if (r.after) {
     console.log(`held-out response perplexity: ${r.before.perplexity.toFixed(2)} → ${r.after.perplexity.toFixed(2)}`);
   } else {
     // Like `primer pretrain`: 130 for Ctrl-C, 143 for SIGTERM, after the weights are safely on disk.
+    console.log(`interrupted: resume with primer finetune --objective sft --resume ${r.out}`);
     process.exitCode = r.training.signal === 'SIGTERM' ? 143 : 130;
   }
   return r;
@@ -40,7 +55,7 @@ export async function runSftCommand(o: SftCommandOptions): Promise<SftResult> {
 
 /**
  * The options `primer finetune` needs on top of its own (--model, --data, --val-data, --out,
- * --batch-size, --lr, --max-length, --seed, --epochs) to route `--objective sft` here.
+ * --batch-size, --lr, --max-length, --seed, --epochs) to route `--objective sft` (and --resume) here.
  */
 export function addSftOptions(cmd: Command): Command {
   return cmd
@@ -50,7 +65,8 @@ export function addSftOptions(cmd: Command): Command {
     .option('--lora-alpha <a>', `LoRA alpha (default ${LORA_DEFAULTS.alphaPerRank}·r)`, floatArg(0))
     .option('--lora-dropout <p>', `LoRA dropout (default ${LORA_DEFAULTS.dropout})`, floatArg(0, 0.99))
     .option('--lora-targets <set>', `layers to adapt: attention (default), mlp or all`, choiceArg(['attention', 'mlp', 'all'] as const))
-    .option('--merge-lora', 'SFT: also write the merged model to <out>/merged');
+    .option('--merge-lora', 'SFT: also write the merged model to <out>/merged')
+    .option('--resume <dir>', 'SFT: continue the run in this directory (or checkpoint) exactly, with its settings; --steps or --epochs may extend it (implies --objective sft; --model and --out are then optional)');
 }
 
 interface ChatCliOptions {

@@ -115,13 +115,28 @@ function answer(o: { model: string; question: string; context?: string; contextF
   else console.log(`${span.text}\t(characters ${span.start}–${span.end}, score ${span.score.toFixed(3)})`);
 }
 
+type FinetuneOrSftFlags = Omit<FinetuneFlags, 'model' | 'out'> & Omit<SftCommandOptions, 'data'> & { model?: string; out?: string; objective?: 'task' | 'sft' };
+
 /** `--objective sft`: generative fine-tuning (src/adapt); the flags keep their finetune meaning. */
-async function runFinetuneOrSft(f: FinetuneFlags & Omit<SftCommandOptions, 'model' | 'data' | 'out'> & { objective?: 'task' | 'sft' }, cmd: Command): Promise<void> {
-  refuseOutputOverInput(f.out, { '--model': f.model });
-  if (f.objective !== 'sft') return runFinetune(f);
+async function runFinetuneOrSft(f: FinetuneOrSftFlags, cmd: Command): Promise<void> {
+  const sftData = (d: { data?: string; task?: string }) => d.data ?? (d.task ? `builtin:${d.task}` : undefined);
+  if (f.resume) {
+    // The run's settings come from its checkpoint, so only what the user typed is checked against
+    // them, never a default (finetune's own --lr 5e-5 or --seed 0 would conflict with most runs).
+    const typed = Object.fromEntries(Object.entries(f).filter(([k]) => cmd.getOptionValueSource(k) === 'cli')) as FinetuneOrSftFlags;
+    if (typed.objective === 'task') throw new RangeError('--resume continues an SFT run (--objective sft); task fine-tuning cannot be resumed');
+    await runSftCommand({ ...typed, data: sftData(typed), resume: f.resume });
+    return;
+  }
+  const { model, out } = f;
+  if (model === undefined || out === undefined) {
+    throw new RangeError(`required option '${model === undefined ? '--model' : '--out'} <dir>' not specified (--resume DIR continues an SFT run without it)`);
+  }
+  refuseOutputOverInput(out, { '--model': model });
+  if (f.objective !== 'sft') return runFinetune({ ...f, model, out });
   const given = (name: string) => cmd.getOptionValueSource(name) !== 'default';
   await runSftCommand({
-    ...f, data: f.data ?? (f.task ? `builtin:${f.task}` : (() => { throw new RangeError('--objective sft needs --data FILE.jsonl (or --task sentiment)'); })()),
+    ...f, data: sftData(f) ?? (() => { throw new RangeError('--objective sft needs --data FILE.jsonl (or --task sentiment)'); })(),
     lr: given('lr') ? f.lr : undefined, batchSize: given('batchSize') ? f.batchSize : undefined,
     epochs: given('epochs') ? f.epochs : undefined,
   });
@@ -130,8 +145,9 @@ async function runFinetuneOrSft(f: FinetuneFlags & Omit<SftCommandOptions, 'mode
 export function registerFinetuneCommands(program: Command): void {
   addSftOptions(program
     .command('finetune'))
-    .description('fine-tune a pre-trained GPT-2, BERT or Llama-family model on a labelled task (classification, tagging; extractive QA: GPT-2 or BERT) and report test metrics')
-    .requiredOption('--model <dir>', 'pre-trained model directory (config.json, model.safetensors, tokenizer)')
+    .description('fine-tune a pre-trained GPT-2, BERT or Llama-family model on a labelled task (classification, tagging; extractive QA: GPT-2 or BERT) and report test metrics; '
+      + '--objective sft: instruction tuning, which --resume continues')
+    .option('--model <dir>', 'pre-trained model directory (config.json, model.safetensors, tokenizer); required unless --resume')
     .option('--task <name>', `built-in task: ${BUILTIN_TASKS.join(', ')}`)
     .option('--data <file>', 'your data: .csv/.tsv/.jsonl (classification), .conll (token tags), .json (SQuAD QA)')
     .option('--val-data <file>', 'validation file (default: 10% of --data, held out from training)')
@@ -151,7 +167,7 @@ export function registerFinetuneCommands(program: Command): void {
     .option('--patience <n>', 'stop after N epochs without a better validation score', intArg(1))
     .option('--pooling <mode>', 'classification pooling: GPT last|mean, BERT pooler|cls|mean', choiceArg(['pooler', 'cls', 'last', 'mean'] as const))
     .option('--seed <n>', 'random seed (label sample, head init, batch order)', intArg(0), 0)
-    .requiredOption('--out <dir>', 'output directory for the fine-tuned model (Hugging Face layout)')
+    .option('--out <dir>', 'output directory for the fine-tuned model (Hugging Face layout); required unless --resume')
     .action(action(runFinetuneOrSft));
 
   program.command('classify').description('classify texts with a fine-tuned sequence classifier')

@@ -162,15 +162,13 @@ export function recoverCheckpoints(runDir: string): { removed: string[]; restore
 
 /**
  * Makes `runDir` ready for a new training run: refused when it holds a complete checkpoint (that run
- * can be continued with --resume, unless `resumable` is false); otherwise the leftovers of an attempt killed before its first
+ * can be continued with --resume); otherwise the leftovers of an attempt killed before its first
  * checkpoint (partial saves, metrics of steps never checkpointed) are removed, so the same --out works again.
  */
-export function startFreshRun(runDir: string, o: { resumable?: boolean; kind?: string } = {}): void {
+export function startFreshRun(runDir: string): void {
   recoverCheckpoints(runDir);
   if (listCheckpoints(runDir).length > 0) {
-    throw new PrimerError('RUN_EXISTS', o.resumable === false
-      ? `${runDir} already holds ${o.kind ?? 'a training run'}, which cannot be continued; choose another --out, or delete ${runDir} to start over`
-      : `${runDir} already holds a training run; continue it with --resume ${runDir} or choose another --out`);
+    throw new PrimerError('RUN_EXISTS', `${runDir} already holds a training run; continue it with --resume ${runDir} or choose another --out`);
   }
   rmSync(join(runDir, 'metrics.jsonl'), { force: true });
 }

@@ -116,10 +116,10 @@ test('SFT (full and LoRA) lowers held-out response loss and saves the chat templ
   assert.ok(full.after!.loss < full.before.loss - 0.5, `before ${full.before.loss}, after ${full.after!.loss}`);
   assert.equal(readChatTemplate(join(root, 'sft-full')), DEFAULT_CHAT_TEMPLATE);
   assert.equal(JSON.parse(readFileSync(join(root, 'sft-full', 'tokenizer_config.json'), 'utf8')).chat_template, DEFAULT_CHAT_TEMPLATE);
-  // Its --out again: SFT cannot continue a run, and starting over would replace it silently.
+  // Its --out again: starting over would replace the run silently, so it is refused, pointing at --resume.
   const saved = readFileSync(join(root, 'sft-full', 'model.safetensors'));
   await assert.rejects(runSft({ ...common, out: join(root, 'sft-full'), lr: 3e-3 }),
-    (e: Error & { code?: string }) => e.code === 'RUN_EXISTS' && e.message === `${join(root, 'sft-full')} already holds an SFT run, which cannot be continued; choose another --out, or delete ${join(root, 'sft-full')} to start over`);
+    (e: Error & { code?: string }) => e.code === 'RUN_EXISTS' && e.message === `${join(root, 'sft-full')} already holds a training run; continue it with --resume ${join(root, 'sft-full')} or choose another --out`);
   assert.ok(readFileSync(join(root, 'sft-full', 'model.safetensors')).equals(saved), 'the run is untouched');
 
   const lora = await runSft({ ...common, out: join(root, 'sft-lora'), lr: 1e-2, lora: { r: 4, alpha: 8, targets: 'all' }, mergeLora: true });

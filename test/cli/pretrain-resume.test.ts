@@ -7,7 +7,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -15,6 +15,7 @@ import { primerInProcess } from '../helpers/cli.ts';
 import { readCheckpoint, listCheckpoints } from '../../src/train/checkpoint.ts';
 import { pretrain } from '../../src/train/pretrain.ts';
 import { PrimerError } from '../../src/io/errors.ts';
+import { snapshotFiles } from '../helpers/files.ts';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const tmp = mkdtempSync(join(tmpdir(), 'primer-pretrain-resume-'));
@@ -35,21 +36,6 @@ async function primer(args: string[]): Promise<{ out: string; error: string | nu
   return { ...r, out: r.out.join('\n') };
 }
 
-/** Every file under dir with its size and modification time: what a command that must write nothing leaves equal. */
-function snapshot(dir: string): Record<string, string> {
-  const files: Record<string, string> = {};
-  const walk = (d: string) => {
-    for (const name of readdirSync(d)) {
-      const p = join(d, name);
-      const s = statSync(p);
-      if (s.isDirectory()) walk(p);
-      else files[p] = `${s.size}@${s.mtimeMs}`;
-    }
-  };
-  walk(dir);
-  return files;
-}
-
 const steps = (dir: string) => listCheckpoints(dir).map((d) => Number(d.slice(-7)));
 
 test('resume refuses each setting it cannot change, naming the saved value; defaults, --steps and cadence options are accepted', async () => {
@@ -57,7 +43,7 @@ test('resume refuses each setting it cannot change, naming the saved value; defa
   const first = await primer(['pretrain', ...gptFlags, '--steps', '4', '--out', out]);
   assert.equal(first.error, null);
   assert.equal(readCheckpoint(out).state.step, 4);
-  const before = snapshot(out);
+  const before = snapshotFiles(out);
 
   const other = join(tmp, 'other.txt');
   const r = await primer(['pretrain', '--resume', out, '--corpus', other, '--lr', '0.5', '--block-size', '32', '--batch-size', '8', '--preset', 'mini',
@@ -68,7 +54,7 @@ test('resume refuses each setting it cannot change, naming the saved value; defa
     + '--grad-clip 0 (off) differs from the run\'s 1; --objective mlm+nsp differs from the run\'s clm; '
     + '--mask-prob 0.2 does not apply to the run\'s objective clm; --block-size 32 differs from the run\'s 16 '
     + '(a resumed run keeps its settings; start a new run with --out, or --init-from to continue pre-training with new settings)');
-  assert.deepEqual(snapshot(out), before, 'a refused resume wrote something');
+  assert.deepEqual(snapshotFiles(out), before, 'a refused resume wrote something');
   const moved = await primer(['pretrain', '--resume', out, '--out', join(tmp, 'elsewhere'), '--steps', '8']);
   assert.match(moved.error ?? '', new RegExp(`--out ${join(tmp, 'elsewhere')} differs from the run's directory ${out} \\(a resumed run`));
 
@@ -90,12 +76,12 @@ test('resume refuses each setting it cannot change, naming the saved value; defa
 test('resume at or past the target step trains nothing and writes nothing; --max-minutes 0 is refused', async () => {
   const out = join(tmp, 'done');
   assert.equal((await primer(['pretrain', ...gptFlags, '--steps', '3', '--out', out])).error, null);
-  const before = snapshot(out);
+  const before = snapshotFiles(out);
   const again = await primer(['pretrain', '--resume', out]);
   assert.deepEqual([again.error, again.exitCode, again.out], [null, 0, 'already at step 3 of 3; nothing to train (raise --steps to continue)']);
   const shorter = await primer(['pretrain', '--resume', out, '--steps', '2', '--max-minutes', '1']);
   assert.deepEqual([shorter.error, shorter.exitCode, shorter.out], [null, 0, 'already at step 3, past --steps 2; nothing to train (raise --steps above 3 to continue)']);
-  assert.deepEqual(snapshot(out), before, 'a resume with nothing to train rewrote files');
+  assert.deepEqual(snapshotFiles(out), before, 'a resume with nothing to train rewrote files');
   await assert.rejects(pretrain({ resume: out, log: () => {}, progress: false }), (e: unknown) => e instanceof PrimerError && e.code === 'NOTHING_TO_TRAIN');
 
   // The option parser refuses it (a child process: commander exits on a bad option value).
@@ -104,7 +90,7 @@ test('resume at or past the target step trains nothing and writes nothing; --max
   assert.match(cli.stderr, /option '--max-minutes <m>' argument '0' is invalid\. expected a number > 0, got "0"/);
   await assert.rejects(pretrain({ ...{ corpus: [corpus], preset: 'tiny', layers: 1, dims: 32, heads: 2, vocabSize: 300 }, maxMinutes: 0, out: join(tmp, 'zero'), log: () => {}, progress: false }),
     /maxMinutes must be > 0, got 0/);
-  assert.deepEqual(snapshot(out), before);
+  assert.deepEqual(snapshotFiles(out), before);
 });
 
 test('--init-from without --block-size trains at the parent\'s context; a longer --block-size is still refused', async () => {
