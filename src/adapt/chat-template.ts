@@ -9,10 +9,11 @@
  *     assistant-token mask): SFT labels are -100 everywhere else.
  * Rendering returns segments (text + trained flag), so label masking is exact at segment boundaries.
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { writeFileAtomic } from '../io/atomic.ts';
 import { renderJinjaSegments } from '../tokenizers/jinja-template.ts';
+import { readJsonFile } from '../io/json.ts';
 
 export type Role = 'system' | 'user' | 'assistant';
 export const ROLES: readonly Role[] = ['system', 'user', 'assistant'];
@@ -182,14 +183,14 @@ export function renderChatText(template: string, ctx: RenderContext): string {
 export function readChatTemplate(dir: string): string {
   const path = join(dir, 'tokenizer_config.json');
   if (!existsSync(path)) return DEFAULT_CHAT_TEMPLATE;
-  const config = JSON.parse(readFileSync(path, 'utf8')) as Record<string, unknown>;
+  const config = readJsonFile(path, (message, cause) => new Error(message, { cause })) as Record<string, unknown>;
   return typeof config.chat_template === 'string' ? config.chat_template : DEFAULT_CHAT_TEMPLATE;
 }
 
 /** Adds `chat_template` to tokenizer_config.json (keeping its other fields), as HF's save_pretrained does. */
 export function writeChatTemplate(dir: string, template: string): void {
   const path = join(dir, 'tokenizer_config.json');
-  const config = existsSync(path) ? JSON.parse(readFileSync(path, 'utf8')) as Record<string, unknown> : {};
+  const config = existsSync(path) ? readJsonFile(path, (message, cause) => new Error(message, { cause })) as Record<string, unknown> : {};
   config.chat_template = template;
   writeFileAtomic(path, JSON.stringify(config, null, 2) + '\n');
 }

@@ -18,6 +18,7 @@ import { backbonePrefix, createTaskModel, QuestionAnswering, SequenceClassifier,
 import { loadBackbone, loadTaskModelDir } from '../models/model-dir.ts';
 import type { TaskAdapter } from '../tasks/task-run.ts';
 import { LoraError, LoraModel, loadLoraAdapter, readAdapterConfig, resolveLoraTargets, type LoraSettings } from './lora.ts';
+import { readJsonFile } from '../io/json.ts';
 
 /** PEFT's task_type for each kind of head. */
 export function peftTaskType(model: TaskModel): 'SEQ_CLS' | 'TOKEN_CLS' | 'QUESTION_ANS' {
@@ -42,7 +43,7 @@ export function addTaskLora(model: TaskModel, settings: LoraSettings, o: { seed?
 export function saveTaskAdapter(dir: string, lora: LoraModel, model: TaskModel, tokenizer?: Tokenizer): void {
   lora.save(dir);
   const path = join(dir, 'adapter_config.json');
-  const config = JSON.parse(readFileSync(path, 'utf8')) as Record<string, unknown>;
+  const config = readJsonFile(path, (message, cause) => new LoraError(message, { cause })) as Record<string, unknown>;
   writeJsonAtomic(path, { ...config, primer_task_head: model.headConfig() });
   tokenizer?.save(dir);
 }
@@ -53,6 +54,7 @@ export function saveTaskAdapter(dir: string, lora: LoraModel, model: TaskModel, 
  */
 export function loadTaskAdapter(adapterDir: string, baseDir?: string): TaskModel {
   const config = readAdapterConfig(adapterDir);
+  // readAdapterConfig above has validated the file, JSON included.
   const raw = JSON.parse(readFileSync(join(adapterDir, 'adapter_config.json'), 'utf8')) as { primer_task_head?: Record<string, unknown> };
   const head = raw.primer_task_head;
   if (!head || typeof head !== 'object') {

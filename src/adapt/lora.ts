@@ -19,7 +19,7 @@
  * (PEFT strips its `modules_to_save.default` wrapper when saving) and left out of the fingerprint,
  * because a fresh head is random.
  */
-import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Tensor } from '../tensor/tensor.ts';
 import { add, scale } from '../tensor/ops.ts';
@@ -32,10 +32,11 @@ import { readSafetensors } from '../io/safetensors.ts';
 import { writeSafetensors } from '../io/safetensors-write.ts';
 import { writeJsonAtomic } from '../io/atomic.ts';
 import { PrimerError } from '../io/errors.ts';
+import { readJsonFile } from '../io/json.ts';
 
 export class LoraError extends PrimerError {
-  constructor(message: string) {
-    super('LORA', message);
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('LORA', message, options);
   }
 }
 
@@ -286,12 +287,7 @@ export class LoraModel extends Module {
 export function readAdapterConfig(dir: string): AdapterConfig {
   const path = join(dir, 'adapter_config.json');
   if (!existsSync(path)) throw new LoraError(`${dir}: no adapter_config.json (expected a PEFT LoRA adapter directory)`);
-  let raw: Record<string, unknown>;
-  try {
-    raw = JSON.parse(readFileSync(path, 'utf8')) as Record<string, unknown>;
-  } catch (e) {
-    throw new LoraError(`${path}: not valid JSON (${(e as Error).message})`);
-  }
+  const raw = readJsonFile(path, (message, cause) => new LoraError(message, { cause })) as Record<string, unknown>;
   if (raw.peft_type !== 'LORA') throw new LoraError(`${path}: field "peft_type" is ${JSON.stringify(raw.peft_type)}; only "LORA" is supported`);
   if (!(Number.isInteger(raw.r) && (raw.r as number) > 0)) throw new LoraError(`${path}: field "r" must be a positive integer`);
   if (typeof raw.lora_alpha !== 'number') throw new LoraError(`${path}: field "lora_alpha" must be a number`);

@@ -21,6 +21,7 @@ import type { Tokenizer } from '../tokenizers/types.ts';
 import { TaskDataError, readTextExamples } from './data.ts';
 import type { Backbone } from '../models/heads.ts';
 import { defaultMaxLength, embedTexts, loadEmbedder, type EmbeddingPooling } from './embed.ts';
+import { readJsonFile } from '../io/json.ts';
 
 export interface IndexedDocument {
   id: string;
@@ -148,7 +149,7 @@ export interface LoadedIndex {
 export function loadIndex(dir: string): LoadedIndex {
   const infoPath = join(dir, 'primer_index.json');
   if (!existsSync(infoPath)) throw new RangeError(`--index: ${dir} is not an index directory (no primer_index.json; build one with "primer index build")`);
-  const info = JSON.parse(readFileSync(infoPath, 'utf8')) as IndexInfo;
+  const info = readJsonFile(infoPath, (message, cause) => new RangeError(message, { cause })) as IndexInfo;
   const file = readSafetensors(join(dir, 'embeddings.safetensors'));
   const shape = file.info('embeddings').shape;
   const documents = readFileSync(join(dir, 'docs.jsonl'), 'utf8').split('\n').filter((l) => l.trim()).map((l) => JSON.parse(l) as IndexedDocument);

@@ -13,6 +13,9 @@ import { readManifest } from '../../src/data/shards.ts';
 import { readCheckpoint } from '../../src/train/checkpoint.ts';
 import { verifyModel } from '../../src/train/verify.ts';
 import { readSquad } from '../../src/tasks/data.ts';
+import { readChatTemplate } from '../../src/adapt/chat-template.ts';
+import { readAdapterConfig } from '../../src/adapt/lora.ts';
+import { loadIndex } from '../../src/tasks/retrieval.ts';
 
 const BROKEN = '{\n  "a": 1,\n  "b": x\n}\n';
 const WHERE = 'not valid JSON at line 3, column 8: Unexpected token \'x\'';
@@ -55,6 +58,12 @@ test('broken JSON files are placed by line and column, with their path', () => {
   dir = dirWith('inputs.json', true);
   copyFileSync(join(fixture, 'expected.safetensors'), join(dir, 'expected.safetensors'));
   assert.equal(messageOf(() => verifyModel({ modelDir: dir })), `${join(dir, 'inputs.json')}: ${WHERE}`);
+  dir = dirWith('tokenizer_config.json');
+  assert.equal(messageOf(() => readChatTemplate(dir)), `${join(dir, 'tokenizer_config.json')}: ${WHERE}`);
+  dir = dirWith('adapter_config.json');
+  assert.equal(messageOf(() => readAdapterConfig(dir)), `${join(dir, 'adapter_config.json')}: ${WHERE}`);
+  dir = dirWith('primer_index.json');
+  assert.equal(messageOf(() => loadIndex(dir)), `${join(dir, 'primer_index.json')}: ${WHERE}`);
   dir = dirWith('squad.json');
   assert.equal(messageOf(() => readSquad(join(dir, 'squad.json'))), 'squad.json:3:8: invalid JSON: Unexpected token \'x\'');
 });
