@@ -1,6 +1,8 @@
 // Every package a user installs with Primer (the lock's non-development entries) must accept the
 // oldest Node that package.json's engines allow: otherwise npm prints EBADENGINE on a supported Node
-// (as fastify → light-my-request → cookie@2, which wants Node ≥ 22, did) and engine-strict installs fail.
+// (as fastify → light-my-request@6.8 → cookie@2, which wants Node ≥ 22, did) and engine-strict installs fail.
+// package.json therefore lists light-my-request@6.6.0 (cookie@1) itself: npm hoists it and fastify's
+// ^6.0.0 takes it, for a user's install too (an npm "overrides" entry would apply to this checkout only).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
@@ -25,7 +27,7 @@ test('runtime dependencies accept the oldest supported Node', () => {
   assert.deepEqual(refused, [], `Node ${oldest.version} (package.json: ${range}) is refused by`);
 });
 
-test('fastify.inject sends cookies with the overridden cookie package', async () => {
+test('fastify.inject works with the pinned light-my-request (cookies included)', async () => {
   const { default: Fastify } = await import('fastify');
   const app = Fastify();
   app.get('/', async (req) => ({ cookie: req.headers.cookie }));
