@@ -107,6 +107,7 @@ function indexBuild(o: { model: string; docs: string; out: string; pooling: Embe
   const t = performance.now();
   const info = buildIndex({ modelDir: o.model, documents, out: o.out, pooling: o.pooling, maxLength: o.maxLength });
   console.log(`indexed ${info.count} documents (${info.dim}-dim ${info.pooling}-pooled embeddings) in ${((performance.now() - t) / 1000).toFixed(1)}s → ${o.out}`);
+  if (o.maxLength !== undefined && o.maxLength > info.maxLength) console.log(`(--max-length ${o.maxLength} is more than the model's context: documents were cut at ${info.maxLength} tokens)`);
 }
 
 function search(o: { index: string; query: string; k: number; json?: boolean }): void {

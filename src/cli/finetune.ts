@@ -107,6 +107,8 @@ function tag(o: { model: string; text?: string[]; json?: boolean }): void {
 
 function answer(o: { model: string; question: string; context?: string; contextFile?: string; maxLength?: number; stride?: number; json?: boolean }): void {
   const { model, tokenizer } = loadTaskModelForInference(o.model, QuestionAnswering, 'question answering');
+  if (o.context !== undefined && o.contextFile !== undefined) throw new RangeError('give --context or --context-file, not both');
+  if (o.contextFile !== undefined && !statSync(o.contextFile, { throwIfNoEntry: false })?.isFile()) throw new RangeError(`--context-file ${o.contextFile} is not a readable file`);
   const context = o.context ?? (o.contextFile ? readFileSync(o.contextFile, 'utf8') : undefined);
   if (!context?.trim()) throw new RangeError('--context TEXT or --context-file FILE is required (and must not be empty)');
   if (!o.question.trim()) throw new RangeError('--question must not be empty');

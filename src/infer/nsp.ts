@@ -7,6 +7,9 @@ import type { Tokenizer } from '../tokenizers/types.ts';
 import { noGrad, withScope } from '../tensor/tensor.ts';
 
 export function isNextProbability(model: Bert, tokenizer: Tokenizer, a: string, b: string): number {
+  // An empty side still encodes to [CLS] A [SEP] [SEP] and gets a confident-looking probability.
+  if (!a.trim()) throw new RangeError(`nsp: the first sentence (A) is empty${a ? ' (only whitespace)' : ''}`);
+  if (!b.trim()) throw new RangeError(`nsp: the second sentence (B) is empty${b ? ' (only whitespace)' : ''}`);
   const enc = tokenizer.encode(a, b, { maxLength: model.config.max_position_embeddings });
   if (!enc.typeIds.includes(1)) throw new RangeError('nsp: the tokenizer does not mark the second sentence with token type 1 (it needs a BERT post-processor)');
   const wasTraining = model.training;

@@ -69,7 +69,9 @@ export function embedTexts(backbone: Backbone, tokenizer: Tokenizer, texts: read
   const pooling = o.pooling ?? 'mean';
   if (pooling === 'cls' && !(backbone instanceof BertModel)) throw new RangeError(`embed: pooling 'cls' needs a BERT model; a decoder (${backboneKind(backbone)}) pools 'mean' or 'last'`);
   const dim = embeddingDim(backbone);
-  const maxLength = o.maxLength ?? defaultMaxLength(backbone);
+  // A limit past the model's context would let a long text through to the model, which cannot
+  // place tokens beyond its last position: cut there instead.
+  const maxLength = Math.min(o.maxLength ?? defaultMaxLength(backbone), contextLength(backbone));
   const limit = maxLength === contextLength(backbone) ? `the model's context of ${maxLength} tokens` : `maxLength ${maxLength}`;
   const bs = o.batchSize ?? 32;
   const vectors = new Float32Array(texts.length * dim);

@@ -150,7 +150,26 @@ export function fewShotTestSet(test: readonly TextExample[], limit: number | und
   return limit !== undefined && limit < test.length ? stratifiedSample(test, limit, (x) => x.label ?? '', seed) : [...test];
 }
 
+/**
+ * Refuses templates whose scores would mean nothing: an input without {text} prompts every query
+ * identically, and two labels sharing a continuation tie, so the first would win every time.
+ */
+export function checkTemplate(template: PromptTemplate): void {
+  if (!template.input.includes('{text}')) throw new RangeError(`few-shot: the template ${JSON.stringify(template.input)} has no {text}, so every query would get the same prompt`);
+  const v: unknown = template.verbalizers;
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new RangeError(`few-shot: the verbalizers must be an object of label → continuation text, got ${JSON.stringify(v)}`);
+  const seen = new Map<string, string>();
+  for (const [label, c] of Object.entries(v)) {
+    if (typeof c !== 'string' || !c.trim()) throw new RangeError(`few-shot: the verbalizer of label ${JSON.stringify(label)} must be a non-empty string, got ${JSON.stringify(c)}`);
+    const other = seen.get(c);
+    if (other !== undefined) throw new RangeError(`few-shot: labels ${JSON.stringify(other)} and ${JSON.stringify(label)} share the verbalizer ${JSON.stringify(c)}; they could never be told apart`);
+    seen.set(c, label);
+  }
+  if (seen.size === 0) throw new RangeError('few-shot: the verbalizers are empty (give one continuation per label)');
+}
+
 export function evaluateFewShot(o: FewShotOptions): FewShotReport {
+  checkTemplate(o.template);
   const labels = Object.keys(o.template.verbalizers);
   const seed = o.seed ?? 0;
   const labelOf = (x: TextExample) => x.label ?? '';

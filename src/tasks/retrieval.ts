@@ -19,7 +19,7 @@ import { readSafetensors, writeSafetensors } from '../io/safetensors.ts';
 import { writeJsonAtomic } from '../io/atomic.ts';
 import type { Tokenizer } from '../tokenizers/types.ts';
 import { TaskDataError, readTextExamples } from './data.ts';
-import type { Backbone } from '../models/heads.ts';
+import { contextLength, type Backbone } from '../models/heads.ts';
 import { defaultMaxLength, embedTexts, loadEmbedder, type EmbeddingPooling } from './embed.ts';
 import { readJsonFile } from '../io/json.ts';
 
@@ -55,7 +55,8 @@ export function readDocuments(path: string, o: { textColumn?: string } = {}): In
   }
   const ext = extname(path).toLowerCase();
   if (ext === '.jsonl' || ext === '.ndjson') {
-    return readFileSync(path, 'utf8').split('\n').flatMap((line, i) => {
+    // Editors on Windows save UTF-8 with a byte-order mark, which JSON.parse rejects on line 1.
+    const docs = readFileSync(path, 'utf8').replace(/^\uFEFF/, '').split('\n').flatMap((line, i) => {
       if (!line.trim()) return [];
       let row: unknown;
       try {
@@ -63,12 +64,15 @@ export function readDocuments(path: string, o: { textColumn?: string } = {}): In
       } catch (e) {
         throw new TaskDataError(basename(path), i + 1, 1, `invalid JSON (${(e as Error).message})`);
       }
+      if (typeof row !== 'object' || row === null || Array.isArray(row)) throw new TaskDataError(basename(path), i + 1, 1, `expected a JSON object per line, got ${JSON.stringify(row)}`);
       const r = row as { text?: unknown; id?: unknown };
       const field = o.textColumn ?? 'text';
       const text = (r as Record<string, unknown>)[field];
       if (typeof text !== 'string' || !text.trim()) throw new TaskDataError(basename(path), i + 1, 1, `no non-empty string field "${field}"`);
       return [{ id: r.id === undefined ? `line ${i + 1}` : String(r.id), text }];
     });
+    if (docs.length === 0) throw new RangeError(`--docs: ${path} has no non-empty lines`);
+    return docs;
   }
   if (ext === '.csv' || ext === '.tsv' || ext === '.tab') {
     return readTextExamples(path, { textColumn: o.textColumn, labelColumn: null }).map((x, i) => ({ id: x.id ?? `row ${i + 1}`, text: x.text }));
@@ -125,7 +129,8 @@ export function buildIndex(o: BuildIndexOptions): IndexInfo {
   if (o.documents.length === 0) throw new RangeError('index build: no documents');
   const { backbone, tokenizer } = loadEmbedder(o.modelDir);
   const pooling = o.pooling ?? 'mean';
-  const maxLength = o.maxLength ?? defaultMaxLength(backbone);
+  // Recorded in sentence_bert_config.json and reused for queries, so it must be one the model can read.
+  const maxLength = Math.min(o.maxLength ?? defaultMaxLength(backbone), contextLength(backbone));
   const emb = embedTexts(backbone, tokenizer, o.documents.map((d) => d.text), { pooling, maxLength, batchSize: o.batchSize });
   mkdirSync(join(o.out, '1_Pooling'), { recursive: true });
   mkdirSync(join(o.out, '2_Normalize'), { recursive: true });

@@ -9,6 +9,7 @@ import { softmaxRow, argmax } from '../util/math.ts';
 import { contextLength, type QuestionAnswering, type SequenceClassifier, type TokenClassifier } from '../models/heads.ts';
 import { collate, padTokenId } from './encode.ts';
 import { predictTags, qaWindowLogits } from './finetune.ts';
+import { defaultStride } from './task-eval.ts';
 import { bestSpans, type Span } from './qa.ts';
 import type { QAExample } from './data.ts';
 
@@ -45,10 +46,17 @@ export function refuseEmptyTexts(command: string, texts: readonly string[]): voi
   if (i >= 0) throw new RangeError(`${command}: text ${i + 1} is empty${texts[i] ? ' (only whitespace)' : ''}`);
 }
 
-/** Words as the tagger sees them: letter/digit runs (with inner apostrophes) and single punctuation marks. */
+/**
+ * Words as the tagger sees them: letter/digit runs (with inner apostrophes) and single punctuation
+ * marks. Chinese has no spaces, so each Han character is a word, as BERT's basic tokenizer and
+ * character-per-line Chinese CoNLL data treat it; a whole clause tagged once would hide every entity.
+ * Combining marks belong to their letter (Devanagari vowel signs, decomposed accents), not punctuation.
+ */
 export function splitWords(text: string): string[] {
-  return text.match(/[\p{L}\p{N}]+(?:['’][\p{L}]+)*|[^\s\p{L}\p{N}]/gu) ?? [];
+  return text.match(WORD) ?? [];
 }
+
+const WORD = /\p{Script=Han}|(?:(?!\p{Script=Han})[\p{L}\p{N}\p{M}])+(?:['’](?:(?!\p{Script=Han})[\p{L}\p{M}])+)*|[^\s\p{L}\p{N}\p{M}]/gu;
 
 /** The tag of every word of `text` (null for a word cut off by the model's context). */
 export function tagText(model: TokenClassifier, tokenizer: Tokenizer, text: string): Array<{ word: string; tag: string | null }> {
@@ -72,8 +80,17 @@ export function answerQuestion(model: QuestionAnswering, tokenizer: Tokenizer, q
   if (!context.trim()) throw new RangeError('answer: the context is empty');
   if (!question.trim()) throw new RangeError('answer: the question is empty');
   const maxLength = Math.min(o.maxLength ?? 384, contextLength(model.backbone));
+  const stride = o.stride ?? defaultStride(maxLength);
+  // Checked here so the message speaks of this question and these settings, not of a training
+  // example id that the caller never gave.
+  const enc = tokenizer.encode(question, context);
+  const fixed = enc.sequenceIds.filter((s) => s !== 1).length;
+  if (maxLength - fixed <= stride) {
+    throw new RangeError(`answer: the question and special tokens take ${fixed} of the ${maxLength} tokens per window, leaving ${Math.max(0, maxLength - fixed)} for the context, `
+      + `which must be more than the stride of ${stride} tokens: shorten the question, use longer windows or a smaller stride`);
+  }
   const examples: QAExample[] = [{ id: 'q', question, context, answers: [] }];
-  const { features, starts, ends } = qaWindowLogits(model, tokenizer, examples, { maxLength, stride: o.stride });
+  const { features, starts, ends } = qaWindowLogits(model, tokenizer, examples, { maxLength, stride });
   const [span] = bestSpans(examples, features, starts, ends);
   if (!span) throw new RangeError('answer: the context has no tokens');
   return span;

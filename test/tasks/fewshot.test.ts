@@ -1,7 +1,8 @@
 /**
  * Few-shot evaluation: the verbalizer log-likelihood matches a hand computation from the model's
  * logits, and a tiny GPT pre-trained on "Review: … good … Sentiment: positive" documents classifies
- * new reviews from the prompt alone, far above the majority-class baseline.
+ * new reviews from the prompt alone, far above the majority-class baseline; templates without {text}
+ * or with ambiguous / non-string verbalizers are refused.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -11,7 +12,8 @@ import { join } from 'node:path';
 import { loadModelDir } from '../../src/models/load.ts';
 import { loadTokenizer } from '../../src/tokenizers/index.ts';
 import type { GPT } from '../../src/models/gpt.ts';
-import { continuationLogLikelihoods, defaultTemplate, evaluateFewShot, renderPrompt } from '../../src/tasks/fewshot.ts';
+import { continuationLogLikelihoods, defaultTemplate, evaluateFewShot, renderPrompt, type PromptTemplate } from '../../src/tasks/fewshot.ts';
+import { primerInProcess as primer } from '../helpers/cli.ts';
 import { pretrainTinyGpt, syntheticReviews } from './tiny-lm.ts';
 
 const root = mkdtempSync(join(tmpdir(), 'primer-fewshot-'));
@@ -75,4 +77,22 @@ test('few-shot accuracy on held-out synthetic reviews beats the majority baselin
   assert.equal(again.count, 10);
   assert.deepEqual(again.results[0]!.report.confusion.flat().reduce((a, b) => a + b, 0), 10);
   assert.throws(() => evaluateFewShot({ model, tokenizer, train, test: [{ text: 'x', label: 'neutral' }], shots: [0], template }), /label "neutral" has no verbalizer/);
+});
+
+test('eval few-shot refuses templates whose scores would mean nothing, with one clear line (no stack trace)', async () => {
+  const { model, tokenizer } = await load();
+  const base = defaultTemplate('sentiment', ['negative', 'positive']);
+  const run = (template: PromptTemplate) => () => evaluateFewShot({ model, tokenizer, train: syntheticReviews(4, 1), test: syntheticReviews(4, 2), shots: [0], template });
+  assert.throws(run({ ...base, input: 'Review: great\nSentiment:' }), { name: 'RangeError', message: 'few-shot: the template "Review: great\\nSentiment:" has no {text}, so every query would get the same prompt' });
+  assert.throws(run({ ...base, verbalizers: { positive: ' good', negative: ' good' } }), { name: 'RangeError', message: 'few-shot: labels "positive" and "negative" share the verbalizer " good"; they could never be told apart' });
+  assert.throws(run({ ...base, verbalizers: { positive: 1, negative: ' bad' } as unknown as Record<string, string> }), { name: 'RangeError', message: 'few-shot: the verbalizer of label "positive" must be a non-empty string, got 1' });
+  const dir = await modelDir;
+  let r = await primer(['eval', 'few-shot', '--model', dir, '--limit', '2', '--shots', '0', '--verbalizers', '"x"']);
+  assert.equal(r.error, 'primer: error: few-shot: the verbalizers must be an object of label → continuation text, got "x"');
+  assert.equal(r.exitCode, 1);
+  r = await primer(['eval', 'few-shot', '--model', dir, '--limit', '2', '--shots', '0', '--verbalizers', '[" good", " bad"]']);
+  assert.equal(r.error, 'primer: error: few-shot: the verbalizers must be an object of label → continuation text, got [" good"," bad"]');
+  r = await primer(['eval', 'few-shot', '--model', dir, '--limit', '2', '--shots', '0', '--template', 'Review:\\nSentiment:']);
+  assert.match(r.error!, /^primer: error: few-shot: the template "Review:\\nSentiment:" has no \{text\}/);
+  assert.deepEqual(r.out, []);
 });

@@ -94,3 +94,27 @@ test('documents from JSONL and plain text files; bad JSONL names file and line',
   writeFileSync(jsonl, '{"text": "ok"}\n{"title": "no text"}\n');
   assert.throws(() => readDocuments(jsonl), /docs\.jsonl:2:1/);
 });
+
+test('JSONL documents: a byte-order mark and CRLF are read; a line that is not an object names file and line', () => {
+  const jsonl = join(root, 'bom.jsonl');
+  writeFileSync(jsonl, '\uFEFF{"text": "first"}\r\n{"id": 7, "text": "second"}\r\n');
+  assert.deepEqual(readDocuments(jsonl), [{ id: 'line 1', text: 'first' }, { id: '7', text: 'second' }]);
+  writeFileSync(jsonl, '{"text": "ok"}\nnull\n');
+  assert.throws(() => readDocuments(jsonl), /^\w*Error: bom\.jsonl:2:1: expected a JSON object per line, got null$/);
+  writeFileSync(jsonl, '["a"]\n');
+  assert.throws(() => readDocuments(jsonl), /bom\.jsonl:1:1: expected a JSON object per line, got \["a"\]/);
+});
+
+test('index build: a --max-length past the model context is cut to it, so long queries and documents still embed', async () => {
+  const dir = await modelDir;
+  const long = Array.from({ length: 200 }, (_, i) => DOCS[i % DOCS.length]).join(' ');
+  const out = join(root, 'index-long');
+  const info = buildIndex({ modelDir: dir, documents: [{ id: 'a', text: DOCS[0]! }, { id: 'b', text: long }], out, maxLength: 100_000 });
+  assert.equal(info.maxLength, 64, 'the context of the tiny GPT');
+  assert.equal(JSON.parse(readFileSync(join(out, 'sentence_bert_config.json'), 'utf8')).max_seq_length, 64);
+  const hits = searchIndex(loadIndex(out), long, 2);
+  assert.equal(hits[0]!.id, 'b');
+  assert.ok(Math.abs(hits[0]!.score - 1) < 1e-4, `a long query cut like its document matches it: ${hits[0]!.score}`);
+  const { backbone, tokenizer } = loadEmbedder(dir);
+  assert.deepEqual(embedTexts(backbone, tokenizer, [long], { maxLength: 100_000 }).vectors, embedTexts(backbone, tokenizer, [long], { maxLength: 64 }).vectors);
+});

@@ -1,17 +1,18 @@
 /**
  * `primer classify` and `primer tag` on input they cannot use: an empty or whitespace-only --text is
  * refused by its position before anything is printed (a byte-level tokenizer would otherwise label
- * "   " as if it were a review, and "" failed deep in batching without naming the input).
+ * "   " as if it were a review, and "" failed deep in batching without naming the input); Chinese is
+ * tagged per character; `primer answer` names a window too small for the question, and conflicting flags.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { SequenceClassifier, TokenClassifier } from '../../src/models/heads.ts';
+import { QuestionAnswering, SequenceClassifier, TokenClassifier } from '../../src/models/heads.ts';
 import { loadBackbone, saveTaskModelDir } from '../../src/models/model-dir.ts';
 import { loadTokenizer } from '../../src/tokenizers/index.ts';
-import { classifyTexts, tagTexts } from '../../src/tasks/task-infer.ts';
+import { classifyTexts, splitWords, tagTexts } from '../../src/tasks/task-infer.ts';
 import { makeTinyModelDir } from '../adapt/fixtures.ts';
 import { primerInProcess as primer } from '../helpers/cli.ts';
 
@@ -57,4 +58,40 @@ test('classifyTexts and tagTexts refuse blank texts in the library as well', () 
   assert.equal(classifyTexts(clf, tokenizer, ['snow'])[0]!.text, 'snow');
   const tagger = new TokenClassifier(loadBackbone(base), ['O', 'X'], { seed: 1 });
   assert.throws(() => tagTexts(tagger, tokenizer, ['']), { name: 'RangeError', message: 'tag: text 1 is empty' });
+});
+
+test('tag: Chinese is tagged per character (each Han character a word, as BERT splits it), not one tag per clause', async () => {
+  assert.deepEqual(splitWords('今天天气真好，我们去公园吧。'), ['今', '天', '天', '气', '真', '好', '，', '我', '们', '去', '公', '园', '吧', '。']);
+  assert.deepEqual(splitWords('我在New York工作'), ['我', '在', 'New', 'York', '工', '作']);
+  // Combining marks stay with their letters: Devanagari vowel signs and a decomposed accent.
+  assert.deepEqual(splitWords('नमस्ते दुनिया'), ['नमस्ते', 'दुनिया']);
+  assert.deepEqual(splitWords('cafe\u0301 au lait'), ['cafe\u0301', 'au', 'lait']);
+  const r = await primer(['tag', '--model', tagDir, '--json', '--text', '公园里有花。']);
+  assert.equal(r.error, null);
+  const tagged = JSON.parse(r.out[0]!) as Array<{ word: string; tag: string | null }>;
+  assert.deepEqual(tagged.map((t) => t.word), ['公', '园', '里', '有', '花', '。']);
+  assert.ok(tagged.every((t) => t.tag === 'O' || t.tag === 'X'));
+});
+
+test('answer: a window too small for the question names the numbers and the way out; --context and --context-file conflict', async () => {
+  const qaDir = join(root, 'qa');
+  saveTaskModelDir(qaDir, new QuestionAnswering(loadBackbone(base), { seed: 1 }), tokenizer);
+  const question = 'What color is the apple?';
+  const fixed = tokenizer.encode(question, 'x').sequenceIds.filter((s) => s !== 1).length;
+  let r = await primer(['answer', '--model', qaDir, '--question', question, '--context', 'The apple is red.', '--max-length', String(fixed + 2)]);
+  assert.equal(r.error, `primer: error: answer: the question and special tokens take ${fixed} of the ${fixed + 2} tokens per window, leaving 2 for the context, `
+    + `which must be more than the stride of ${Math.floor((fixed + 2) / 4)} tokens: shorten the question, use longer windows or a smaller stride`);
+  assert.equal(r.exitCode, 1);
+  r = await primer(['answer', '--model', qaDir, '--question', question, '--context', 'The apple is red.', '--stride', '500']);
+  assert.match(r.error!, /leaving \d+ for the context, which must be more than the stride of 500 tokens/);
+  const file = join(root, 'context.txt');
+  writeFileSync(file, 'The apple is red.\n');
+  r = await primer(['answer', '--model', qaDir, '--question', question, '--context', 'The sky is blue.', '--context-file', file]);
+  assert.equal(r.error, 'primer: error: give --context or --context-file, not both');
+  r = await primer(['answer', '--model', qaDir, '--question', question, '--context-file', join(root, 'missing.txt')]);
+  assert.equal(r.error, `primer: error: --context-file ${join(root, 'missing.txt')} is not a readable file`);
+  r = await primer(['answer', '--model', qaDir, '--question', question, '--context-file', file, '--json']);
+  assert.equal(r.error, null);
+  const span = JSON.parse(r.out[0]!) as { answer: string; start: number; end: number };
+  assert.equal('The apple is red.\n'.slice(span.start, span.end), span.answer);
 });
