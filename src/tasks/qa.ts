@@ -108,6 +108,7 @@ export interface Span {
   /** Character span [start, end) in the context. */
   start: number;
   end: number;
+  /** start + end logit (run_qa.py's postprocessing), or p_start·p_end with bestSpans' `probability` (the pipeline's). */
   score: number;
   /** Which feature (window) it came from. */
   featureIndex: number;
@@ -120,7 +121,7 @@ export interface Span {
 export function bestSpans(
   examples: readonly QAExample[], features: readonly QAFeature[],
   startLogits: ReadonlyArray<ArrayLike<number>>, endLogits: ReadonlyArray<ArrayLike<number>>,
-  options: { maxAnswerLength?: number } = {},
+  options: { maxAnswerLength?: number; probability?: { clsId: number | null } } = {},
 ): Array<Span | null> {
   const maxLen = options.maxAnswerLength ?? 30;
   if (startLogits.length !== features.length || endLogits.length !== features.length) {
@@ -128,9 +129,17 @@ export function bestSpans(
   }
   const best: Array<{ fi: number; s: number; e: number; score: number } | null> = examples.map(() => null);
   features.forEach((f, fi) => {
-    const sl = startLogits[fi]!;
-    const el = endLogits[fi]!;
+    let sl = startLogits[fi]!;
+    let el = endLogits[fi]!;
     const n = f.offsets.length;
+    if (options.probability) {
+      // The question-answering pipeline's score: softmax of the start and of the end logits over the
+      // window's context tokens and [CLS] (the other positions masked), so span scores are
+      // p_start·p_end — comparable across windows, and the sum of log-probabilities picks the same spans.
+      const allowed = (i: number) => f.offsets[i] !== null || f.ids[i] === options.probability!.clsId;
+      sl = logSoftmaxOver(sl, n, allowed);
+      el = logSoftmaxOver(el, n, allowed);
+    }
     for (let s = 0; s < n; s++) {
       if (!f.offsets[s]) continue;
       for (let e = s; e < Math.min(n, s + maxLen); e++) {
@@ -150,7 +159,7 @@ export function bestSpans(
     let end = f.offsets[b.e]![1];
     while (start < end && /\s/.test(ctx[start]!)) start++;
     while (end > start && /\s/.test(ctx[end - 1]!)) end--;
-    return { text: ctx.slice(start, end), start, end, score: b.score, featureIndex: b.fi };
+    return { text: ctx.slice(start, end), start, end, score: options.probability ? Math.exp(b.score) : b.score, featureIndex: b.fi };
   });
 }
 
@@ -162,4 +171,16 @@ export function predictAnswers(
 ): Map<string, string> {
   const spans = bestSpans(examples, features, startLogits, endLogits, options);
   return new Map(examples.map((ex, i) => [ex.id, spans[i]?.text ?? '']));
+}
+
+/** log-softmax of the first n logits over the positions `allowed` keeps (the others −∞). */
+function logSoftmaxOver(logits: ArrayLike<number>, n: number, allowed: (i: number) => boolean): Float64Array {
+  let max = -Infinity;
+  for (let i = 0; i < n; i++) if (allowed(i)) max = Math.max(max, logits[i]!);
+  let sum = 0;
+  for (let i = 0; i < n; i++) if (allowed(i)) sum += Math.exp(logits[i]! - max);
+  const logZ = max + Math.log(sum);
+  const out = new Float64Array(n);
+  for (let i = 0; i < n; i++) out[i] = allowed(i) ? logits[i]! - logZ : -Infinity;
+  return out;
 }

@@ -73,8 +73,9 @@ export function tagTexts(model: TokenClassifier, tokenizer: Tokenizer, texts: re
 }
 
 /**
- * The best answer span for `question` in `context`. Windows hold maxLength tokens (default 384, at
- * most the model's context) and overlap by `stride` tokens (default maxLength / 4), as in evaluation.
+ * The best answer span for `question` in `context`, scored as Hugging Face's question-answering
+ * pipeline does: p_start·p_end in [0, 1]. Windows hold maxLength tokens (default 384, at most the
+ * model's context) and overlap by `stride` tokens (default maxLength / 4), as in evaluation.
  */
 export function answerQuestion(model: QuestionAnswering, tokenizer: Tokenizer, question: string, context: string, o: { maxLength?: number; stride?: number } = {}): Span {
   if (!context.trim()) throw new RangeError('answer: the context is empty');
@@ -91,7 +92,8 @@ export function answerQuestion(model: QuestionAnswering, tokenizer: Tokenizer, q
   }
   const examples: QAExample[] = [{ id: 'q', question, context, answers: [] }];
   const { features, starts, ends } = qaWindowLogits(model, tokenizer, examples, { maxLength, stride });
-  const [span] = bestSpans(examples, features, starts, ends);
+  const cls = tokenizer.specialTokens.cls;
+  const [span] = bestSpans(examples, features, starts, ends, { probability: { clsId: cls !== undefined ? tokenizer.tokenToId(cls) ?? null : null } });
   if (!span) throw new RangeError('answer: the context has no tokens');
   return span;
 }

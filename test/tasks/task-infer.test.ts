@@ -13,6 +13,7 @@ import { QuestionAnswering, SequenceClassifier, TokenClassifier } from '../../sr
 import { loadBackbone, saveTaskModelDir } from '../../src/models/model-dir.ts';
 import { loadTokenizer } from '../../src/tokenizers/index.ts';
 import { classifyTexts, splitWords, tagTexts } from '../../src/tasks/task-infer.ts';
+import { bestSpans } from '../../src/tasks/qa.ts';
 import { makeTinyModelDir } from '../adapt/fixtures.ts';
 import { primerInProcess as primer } from '../helpers/cli.ts';
 
@@ -94,4 +95,35 @@ test('answer: a window too small for the question names the numbers and the way 
   assert.equal(r.error, null);
   const span = JSON.parse(r.out[0]!) as { answer: string; start: number; end: number };
   assert.equal('The apple is red.\n'.slice(span.start, span.end), span.answer);
+});
+
+test('answer scores a span as the question-answering pipeline does: p_start·p_end over the context tokens and [CLS]', async () => {
+  // Synthetic window: [CLS] q q [SEP] c c c [SEP], context tokens at 4–6.
+  const feature = {
+    exampleIndex: 0, ids: [101, 5, 6, 102, 7, 8, 9, 102], typeIds: [0, 0, 0, 0, 1, 1, 1, 1], startPosition: 0, endPosition: 0,
+    offsets: [null, null, null, null, [0, 3], [4, 7], [8, 11], null] as Array<[number, number] | null>,
+  };
+  const example = { id: 'x', question: 'q', context: 'red big box', answers: [] };
+  const starts = [[2, 9, 9, 9, 0.5, 1.5, -1, 9]];
+  const ends = [[1, 9, 9, 9, -2, 0.25, 1, 9]];
+  const softmax = (l: number[], keep: number[]) => {
+    const z = keep.reduce((s, i) => s + Math.exp(l[i]!), 0);
+    return (i: number) => Math.exp(l[i]!) / z;
+  };
+  const ps = softmax(starts[0]!, [0, 4, 5, 6]);
+  const pe = softmax(ends[0]!, [0, 4, 5, 6]);
+  const [span] = bestSpans([example], [feature], starts, ends, { probability: { clsId: 101 } });
+  assert.equal(span!.text, 'big box'); // start 5, end 6: the best p_start·p_end among spans inside the context
+  assert.ok(Math.abs(span!.score - ps(5) * pe(6)) < 1e-12, `${span!.score} vs ${ps(5) * pe(6)}`);
+  // Without [CLS] (a GPT-2 has none) the context alone is normalised; run_qa.py's logit sum is the default.
+  const [gptSpan] = bestSpans([example], [feature], starts, ends, { probability: { clsId: null } });
+  assert.ok(Math.abs(gptSpan!.score - softmax(starts[0]!, [4, 5, 6])(5) * softmax(ends[0]!, [4, 5, 6])(6)) < 1e-12);
+  assert.equal(bestSpans([example], [feature], starts, ends)[0]!.score, 1.5 + 1);
+
+  // The command: its score is that probability (it printed the logit sum, e.g. −2.61).
+  const qaDir = join(root, 'qa-score');
+  saveTaskModelDir(qaDir, new QuestionAnswering(loadBackbone(base), { seed: 3 }), tokenizer);
+  const r = await primer(['answer', '--model', qaDir, '--question', 'What color is the apple?', '--context', 'The apple on the table is red and the pear is green.', '--json']);
+  const out = JSON.parse(r.out[0]!) as { score: number };
+  assert.ok(out.score > 0 && out.score <= 1, `score ${out.score}`);
 });
