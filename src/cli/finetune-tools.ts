@@ -6,7 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
 import { InvalidArgumentError, type Command } from 'commander';
-import { loadModelDir } from '../models/load.ts';
+import { loadAnyModelDir } from '../models/load.ts';
 import { loadTokenizer } from '../tokenizers/index.ts';
 import { loadBuiltinTask, BUILTIN_TASKS } from '../tasks/builtin.ts';
 import { defaultTemplate, evaluateFewShot, fewShotTestSet, type PromptTemplate } from '../tasks/fewshot.ts';
@@ -44,8 +44,8 @@ interface FewShotFlags {
 }
 
 function fewShot(f: FewShotFlags): void {
-  const loaded = loadModelDir(f.model);
-  if (loaded.kind !== 'gpt2') throw new RangeError(`eval few-shot: ${f.model} is a ${loaded.kind} model; few-shot prompting needs a GPT (causal LM)`);
+  const loaded = loadAnyModelDir(f.model);
+  if (loaded.kind === 'bert') throw new RangeError(`eval few-shot: ${f.model} is a bert model; few-shot prompting needs a causal LM (GPT-2, Llama, Qwen2)`);
   const tokenizer = loadTokenizer(f.model);
   const task = loadBuiltinTask(f.task);
   if (task.kind !== 'classification') throw new RangeError(`eval few-shot: task "${f.task}" is token classification; few-shot needs a text classification task`);
@@ -176,8 +176,8 @@ async function experiment(f: ExperimentFlags): Promise<void> {
 
 export function registerFinetuneToolCommands(program: Command): void {
   const evalGroup = program.command('eval').description('evaluate models without fine-tuning');
-  evalGroup.command('few-shot').description('zero/few-shot classification by prompting a GPT: the verbalizer with the highest log-likelihood wins')
-    .requiredOption('--model <dir>', 'GPT model directory')
+  evalGroup.command('few-shot').description('zero/few-shot classification by prompting a causal LM (GPT-2, Llama, Qwen2): the verbalizer with the highest log-likelihood wins')
+    .requiredOption('--model <dir>', 'causal LM directory (GPT-2, Llama, Qwen2)')
     .option('--task <name>', `built-in classification task (${BUILTIN_TASKS.filter((t) => t !== 'pos').join(', ')})`, 'sentiment')
     .option('--shots <list>', 'numbers of demonstrations, e.g. 0,4,16', intListArg(0), [0, 4, 16])
     .option('--limit <n>', 'score a stratified subset of N test examples (default: all)', intArg(1))

@@ -16,7 +16,7 @@
  * are dropped from the front (the effective number of shots is reported).
  */
 import type { Tokenizer } from '../tokenizers/types.ts';
-import { GPT } from '../models/gpt.ts';
+import { decoderContext, type CausalDecoder } from '../infer/kv-cache.ts';
 import { noGrad, withScope } from '../tensor/tensor.ts';
 import { mix32 } from '../util/random.ts';
 import type { TextExample } from './data.ts';
@@ -53,7 +53,7 @@ export function renderPrompt(template: PromptTemplate, shots: readonly TextExamp
 }
 
 /** Context ids: the begin-of-text token the model was pre-trained with (documents start after it), then the prompt. */
-function contextIds(model: GPT, tokenizer: Tokenizer, prompt: string): number[] {
+function contextIds(model: CausalDecoder, tokenizer: Tokenizer, prompt: string): number[] {
   const ids = tokenizer.encode(prompt, null, { addSpecialTokens: false }).ids;
   const bos = model.config.bos_token_id;
   return typeof bos === 'number' ? [bos, ...ids] : ids;
@@ -72,12 +72,12 @@ function continuationIds(tokenizer: Tokenizer, continuations: readonly string[])
  * padded: the model is causal, so padding never influences a scored position). A context too long for
  * the model loses tokens at its left end.
  */
-export function continuationLogLikelihoods(model: GPT, tokenizer: Tokenizer, context: string | number[], continuations: readonly string[]): Float64Array {
+export function continuationLogLikelihoods(model: CausalDecoder, tokenizer: Tokenizer, context: string | number[], continuations: readonly string[]): Float64Array {
   const conts = continuationIds(tokenizer, continuations);
   let ctx = typeof context === 'string' ? contextIds(model, tokenizer, context) : context;
   const longest = Math.max(...conts.map((c) => c.length));
-  const room = model.config.n_positions - longest;
-  if (room < 1) throw new RangeError(`few-shot: a verbalizer of ${longest} tokens does not fit the model's context of ${model.config.n_positions}`);
+  const room = decoderContext(model) - longest;
+  if (room < 1) throw new RangeError(`few-shot: a verbalizer of ${longest} tokens does not fit the model's context of ${decoderContext(model)}`);
   if (ctx.length > room) ctx = ctx.slice(ctx.length - room);
   const b = conts.length;
   const t = ctx.length + longest;
@@ -113,7 +113,7 @@ export function continuationLogLikelihoods(model: GPT, tokenizer: Tokenizer, con
 }
 
 export interface FewShotOptions {
-  model: GPT;
+  model: CausalDecoder;
   tokenizer: Tokenizer;
   /** Demonstrations are drawn from here. */
   train: readonly TextExample[];
@@ -193,7 +193,7 @@ export function evaluateFewShot(o: FewShotOptions): FewShotReport {
     test.forEach((query, i) => {
       let shots = k > 0 ? stratifiedSample(o.train, k, labelOf, mix32(seed ^ mix32(i + 1)) ^ k) : [];
       let ctx = contextIds(o.model, o.tokenizer, renderPrompt(o.template, shots, query));
-      while (shots.length > 0 && ctx.length + longestContinuation > o.model.config.n_positions) {
+      while (shots.length > 0 && ctx.length + longestContinuation > decoderContext(o.model)) {
         shots = shots.slice(1);
         ctx = contextIds(o.model, o.tokenizer, renderPrompt(o.template, shots, query));
       }

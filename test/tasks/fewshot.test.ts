@@ -9,7 +9,8 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { loadModelDir } from '../../src/models/load.ts';
+import { loadModelDir, saveModelDir } from '../../src/models/load.ts';
+import { Llama, type LlamaConfig } from '../../src/models/llama.ts';
 import { loadTokenizer } from '../../src/tokenizers/index.ts';
 import type { GPT } from '../../src/models/gpt.ts';
 import { continuationLogLikelihoods, defaultTemplate, evaluateFewShot, renderPrompt, type PromptTemplate } from '../../src/tasks/fewshot.ts';
@@ -95,4 +96,38 @@ test('eval few-shot refuses templates whose scores would mean nothing, with one 
   r = await primer(['eval', 'few-shot', '--model', dir, '--limit', '2', '--shots', '0', '--template', 'Review:\\nSentiment:']);
   assert.match(r.error!, /^primer: error: few-shot: the template "Review:\\nSentiment:" has no \{text\}/);
   assert.deepEqual(r.out, []);
+});
+
+test('few-shot scores a Llama-family model too (it was refused as "not a causal LM"): hand log-likelihoods, then the command', async () => {
+  const { tokenizer } = await load();
+  const config: LlamaConfig = {
+    model_type: 'llama', vocab_size: tokenizer.vocabSize, hidden_size: 32, intermediate_size: 64, num_hidden_layers: 2,
+    num_attention_heads: 4, num_key_value_heads: 2, max_position_embeddings: 48, tie_word_embeddings: true, bos_token_id: 0, eos_token_id: 0,
+  };
+  const model = new Llama(config, 7);
+  model.eval();
+  const context = 'Review: the film was great\nSentiment:';
+  const conts = [' positive', ' negative'];
+  const lls = continuationLogLikelihoods(model, tokenizer, context, conts);
+  conts.forEach((c, i) => {
+    const ctx = [0, ...tokenizer.encode(context, null, { addSpecialTokens: false }).ids];
+    const cont = tokenizer.encode(c, null, { addSpecialTokens: false }).ids;
+    const ids = Int32Array.from([...ctx, ...cont]);
+    const logits = model.forward(ids, 1, ids.length).logits.data;
+    let expected = 0;
+    cont.forEach((tok, j) => {
+      const row = Array.from(logits.subarray((ctx.length + j - 1) * config.vocab_size, (ctx.length + j) * config.vocab_size));
+      expected += row[tok]! - Math.log(row.reduce((s, z) => s + Math.exp(z), 0));
+    });
+    assert.ok(Math.abs(lls[i]! - expected) < 1e-4, `${JSON.stringify(c)}: ${lls[i]} vs hand ${expected}`);
+  });
+  // A context longer than max_position_embeddings (48) keeps its last tokens instead of failing.
+  assert.ok(Number.isFinite(continuationLogLikelihoods(model, tokenizer, context.repeat(8), conts)[0]!));
+  const dir = join(root, 'llama');
+  saveModelDir(dir, model, config, tokenizer);
+  const r = await primer(['eval', 'few-shot', '--model', dir, '--limit', '4', '--shots', '0,1', '--json']);
+  assert.equal(r.error, null);
+  const report = JSON.parse(r.out.join('\n')) as { results: Array<{ shots: number; accuracy: number }> };
+  assert.deepEqual(report.results.map((x) => x.shots), [0, 1]);
+  for (const x of report.results) assert.ok(x.accuracy >= 0 && x.accuracy <= 1);
 });
