@@ -41,6 +41,8 @@ export function inputTexts(texts: string[] | undefined, o: { aligned?: string } 
   if (process.stdin.isTTY) throw new RangeError('--text is required (or pipe one text per line on stdin)');
   const lines = readFileSync(0, 'utf8').split('\n').map((l) => l.trim());
   if (lines.at(-1) === '') lines.pop(); // the newline that ends the last line
+  // An empty pipe (a file that did not exist, a filter that matched nothing) would print nothing and exit 0.
+  if (!lines.some(Boolean)) throw new RangeError('stdin holds no text (pipe one text per line, or give --text)');
   if (!o.aligned) return lines.filter(Boolean);
   const blank = lines.flatMap((l, i) => (l ? [] : [i + 1]));
   if (blank.length) throw new RangeError(`${o.aligned}: stdin line${blank.length > 1 ? 's' : ''} ${blank.slice(0, 10).join(', ')}${blank.length > 10 ? ', …' : ''} ${blank.length > 1 ? 'are' : 'is'} empty; it writes one line per input line, so each needs text`);

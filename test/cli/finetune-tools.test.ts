@@ -59,6 +59,12 @@ test('embed prints one unit-length vector per text', async () => {
   assert.equal(gap.code, 1);
   assert.equal(gap.stdout, '');
   assert.match(gap.stderr, /embed: stdin line 2 is empty; it writes one line per input line/);
+  // Nothing at all on stdin is an error too, not an empty answer with exit 0.
+  for (const input of ['', '\n \n']) {
+    const none = primer(['embed', '--model', await gpt], input);
+    assert.deepEqual([none.code, none.stdout], [1, '']);
+    assert.match(none.stderr, /stdin holds no text \(pipe one text per line, or give --text\)/);
+  }
 });
 
 test('index build over a directory, then search: each document is its own top hit', async () => {
