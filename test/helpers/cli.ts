@@ -1,5 +1,16 @@
 /** Runs `primer ARGS` in this process (a child process would cost seconds of tsx start-up) and reports what a user sees. */
+import type { Command } from 'commander';
 import { createProgram } from '../../src/cli/index.ts';
+
+/**
+ * exitOverride on every command: a subcommand inherits it only if set before it was added, and a
+ * usage error (an unknown option, too many arguments) would otherwise exit the test process.
+ */
+function exitOverrideAll(command: Command): Command {
+  command.exitOverride();
+  for (const sub of command.commands) exitOverrideAll(sub);
+  return command;
+}
 
 /**
  * Stdout lines, stderr lines (warnings, notices), the `primer: error` line (or null) and the exit code
@@ -14,7 +25,7 @@ export async function primerInProcess(args: string[]): Promise<{ out: string[]; 
   let exitCode = 0;
   process.exitCode = undefined; // the test runner sets 1 after a failed test
   try {
-    await createProgram().exitOverride().parseAsync(['node', 'primer', ...args]);
+    await exitOverrideAll(createProgram()).parseAsync(['node', 'primer', ...args]);
   } finally {
     [console.log, console.error] = [log, error];
     exitCode = Number(process.exitCode ?? 0);
