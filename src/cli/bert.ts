@@ -10,6 +10,7 @@ import { pretrainBert } from '../train/bert-pretrain.ts';
 import { TrainingDivergedError } from '../train/trainer.ts';
 import { recordedObjective } from '../train/checkpoint.ts';
 import { action, commonPretrainOptions, intArg, type CommonPretrainFlags } from './options.ts';
+import { padEndColumns } from '../util/text-width.ts';
 
 /** Flags of `primer pretrain` that apply to BERT, plus the BERT-only ones. */
 export interface BertPretrainFlags extends CommonPretrainFlags {
@@ -64,7 +65,7 @@ export function registerBertCommands(program: Command): void {
       }
       results.forEach((r, i) => {
         if (results.length > 1) console.log(`[MASK] ${i + 1} (position ${r.position}):`);
-        for (const p of r.predictions) console.log(`  ${p.token.padEnd(16)} ${(100 * p.probability).toFixed(2).padStart(6)}%`);
+        for (const p of r.predictions) console.log(`  ${padEndColumns(p.token, 16)} ${(100 * p.probability).toFixed(2).padStart(6)}%`);
       });
     }));
 

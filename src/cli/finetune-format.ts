@@ -1,6 +1,7 @@
 /** Plain-text rendering of evaluation reports, and text input, for the fine-tuning commands. */
 import { readFileSync } from 'node:fs';
 import type { ClassificationReport } from '../tasks/metrics.ts';
+import { displayWidth, padEndColumns } from '../util/text-width.ts';
 
 const pct = (x: number) => `${(100 * x).toFixed(1)}%`;
 
@@ -8,17 +9,17 @@ const pct = (x: number) => `${(100 * x).toFixed(1)}%`;
 export function formatClassificationReport(r: ClassificationReport, o: { tokens?: boolean; maxClasses?: number } = {}): string {
   const unit = o.tokens ? 'tokens' : 'examples';
   const lines = [`${o.tokens ? 'token accuracy' : 'accuracy'} ${pct(r.accuracy)}   macro-F1 ${pct(r.macroF1)}   weighted-F1 ${pct(r.weightedF1)}   (${r.count} ${unit})`];
-  const width = Math.max(5, ...r.perClass.map((c) => c.label.length));
+  const width = Math.max(5, ...r.perClass.map((c) => displayWidth(c.label)));
   lines.push('', `${'class'.padEnd(width)}  precision  recall     f1  support`);
   for (const c of r.perClass) {
-    lines.push(`${c.label.padEnd(width)}  ${pct(c.precision).padStart(9)}  ${pct(c.recall).padStart(6)}  ${pct(c.f1).padStart(6)}  ${String(c.support).padStart(7)}`);
+    lines.push(`${padEndColumns(c.label, width)}  ${pct(c.precision).padStart(9)}  ${pct(c.recall).padStart(6)}  ${pct(c.f1).padStart(6)}  ${String(c.support).padStart(7)}`);
   }
   // A confusion matrix wider than a terminal is not readable; the per-class table says the same then.
   if (r.perClass.length <= (o.maxClasses ?? 16)) {
     const cell = Math.max(4, ...r.confusion.flat().map((n) => String(n).length), ...r.perClass.map((c) => Math.min(c.label.length, 8)));
     lines.push('', 'confusion matrix (rows: true label, columns: predicted)');
     lines.push(`${''.padEnd(width)}  ${r.perClass.map((c) => c.label.slice(0, 8).padStart(cell)).join(' ')}`);
-    r.confusion.forEach((row, i) => lines.push(`${r.perClass[i]!.label.padEnd(width)}  ${row.map((n) => String(n).padStart(cell)).join(' ')}`));
+    r.confusion.forEach((row, i) => lines.push(`${padEndColumns(r.perClass[i]!.label, width)}  ${row.map((n) => String(n).padStart(cell)).join(' ')}`));
   }
   return lines.join('\n');
 }
