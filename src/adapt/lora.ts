@@ -284,6 +284,10 @@ export class LoraModel extends Module {
   }
 }
 
+function isNonEmptyObject(v: unknown): boolean {
+  return typeof v === 'object' && v !== null && Object.keys(v).length > 0;
+}
+
 export function readAdapterConfig(dir: string): AdapterConfig {
   const path = join(dir, 'adapter_config.json');
   if (!existsSync(path)) throw new LoraError(`${dir}: no adapter_config.json (expected a PEFT LoRA adapter directory)`);
@@ -293,6 +297,11 @@ export function readAdapterConfig(dir: string): AdapterConfig {
   if (typeof raw.lora_alpha !== 'number') throw new LoraError(`${path}: field "lora_alpha" must be a number`);
   const targets = typeof raw.target_modules === 'string' ? [raw.target_modules] : raw.target_modules;
   if (!Array.isArray(targets) || !targets.every((t) => typeof t === 'string')) throw new LoraError(`${path}: field "target_modules" must be a list of module names`);
+  // PEFT variants that change the update itself: loading them as plain LoRA would silently merge wrong weights.
+  const variant = raw.use_rslora === true ? 'use_rslora (scaling alpha/√r)' : raw.use_dora === true ? 'use_dora (weight-decomposed LoRA)'
+    : isNonEmptyObject(raw.rank_pattern) ? 'rank_pattern (per-layer ranks)' : isNonEmptyObject(raw.alpha_pattern) ? 'alpha_pattern (per-layer alphas)'
+      : raw.bias !== undefined && raw.bias !== 'none' ? `bias ${JSON.stringify(raw.bias)} (trained biases)` : null;
+  if (variant) throw new LoraError(`${path}: ${variant} is not supported; Primer applies plain LoRA (bias "none", one r and lora_alpha for every layer)`);
   const toSave = raw.modules_to_save ?? null;
   if (toSave !== null && !(Array.isArray(toSave) && toSave.every((t) => typeof t === 'string'))) throw new LoraError(`${path}: field "modules_to_save" must be null or a list of module names`);
   return {

@@ -2,13 +2,13 @@
  * Generative adaptation commands: `primer chat`, `primer lora merge`, and `runSftCommand`, the action
  * behind `primer finetune --objective sft --data FILE` (wired by the finetune command).
  */
-import { existsSync, statSync } from 'node:fs';
-import { join } from 'node:path';
+import { statSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import type { Command } from 'commander';
 import { loadAnyModelDir, saveModelDir } from '../models/load.ts';
 import type { GPT } from '../models/gpt.ts';
 import { loadTokenizerJson } from '../data/tokenizer.ts';
+import { hasTokenizerFiles } from '../tokenizers/index.ts';
 import { LORA_DEFAULTS, loadLoraAdapter, loraSettingsFromFlags, type LoraFlags } from '../adapt/lora.ts';
 import { readChatTemplate, writeChatTemplate } from '../adapt/chat-template.ts';
 import { ChatSession, loadChatModel } from '../adapt/chat.ts';
@@ -152,8 +152,9 @@ export function registerAdaptCommands(program: Command): void {
       const adapter = loadLoraAdapter(loaded.model, loaded.kind, o.adapter);
       const layers = adapter.layers.size;
       adapter.merge();
-      const tokDir = existsSync(join(o.adapter, 'tokenizer.json')) ? o.adapter : o.base;
-      const tokenizer = existsSync(join(tokDir, 'tokenizer.json')) || existsSync(join(tokDir, 'vocab.txt')) ? loadTokenizerJson(tokDir) : undefined;
+      // Any layout loadTokenizer reads: a Hub GPT-2 base has only vocab.json + merges.txt.
+      const tokDir = hasTokenizerFiles(o.adapter) ? o.adapter : o.base;
+      const tokenizer = hasTokenizerFiles(tokDir) ? loadTokenizerJson(tokDir) : undefined;
       saveModelDir(o.out, loaded.model, loaded.config, tokenizer);
       if (tokenizer && loaded.kind !== 'bert') writeChatTemplate(o.out, readChatTemplate(tokDir));
       console.log(`merged ${layers} LoRA layers into ${o.base} → ${o.out}`);

@@ -21,6 +21,13 @@ function lengthStats(split: ShardSplit, maxShards: number): string {
     + `${(segments / lengths.length).toFixed(1)} sentences per document${scope}`;
 }
 
+/** At most `chars` UTF-16 units and "…" when cut; never half of a surrogate pair (an emoji, a rare CJK character). */
+function clip(text: string, chars: number): string {
+  if (text.length <= chars) return text;
+  const end = /[\uD800-\uDBFF]/.test(text[chars - 1] ?? '') ? chars - 1 : chars;
+  return text.slice(0, end) + '…';
+}
+
 /** The report printed by `primer data inspect`. */
 export function inspectData(dir: string, options: { samples?: number; chars?: number } = {}): string {
   const manifest = readManifest(dir);
@@ -44,8 +51,9 @@ export function inspectData(dir: string, options: { samples?: number; chars?: nu
     const segs = data.train.segments(index);
     const text = tokenizer.decode(Array.from(data.train.document(index)));
     lines.push('', `sample ${i + 1}: train document ${index} (${data.train.document(index).length} tokens, ${segs.length} sentences)`);
-    lines.push(`  ${JSON.stringify(text.length > chars ? text.slice(0, chars) + '…' : text)}`);
-    lines.push(`  first sentence: ${JSON.stringify(tokenizer.decode(Array.from(segs[0] ?? [])))}`);
+    lines.push(`  ${JSON.stringify(clip(text, chars))}`);
+    // A document without sentence boundaries is one sentence: uncut, it would print the whole document.
+    lines.push(`  first sentence: ${JSON.stringify(clip(tokenizer.decode(Array.from(segs[0] ?? [])), chars))}`);
   }
   return lines.join('\n');
 }

@@ -18,7 +18,8 @@ export type InteropErrorCode =
   | 'UNEXPECTED_TENSORS'
   | 'SHAPE_MISMATCH'
   | 'TIED_MISMATCH' // a tied copy (lm_head, decoder) differs from the tensor it must equal
-  | 'BAD_TOKENIZER'; // tokenizer files unreadable or invalid
+  | 'BAD_TOKENIZER' // tokenizer files unreadable or invalid
+  | 'BAD_OUTPUT'; // the output path exists and is not a directory
 
 export class InteropError extends PrimerError {
   declare readonly code: InteropErrorCode;

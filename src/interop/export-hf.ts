@@ -16,7 +16,7 @@
  * model-0000i-of-0000n.safetensors filled in parameter order (a tensor larger than the limit gets a
  * shard of its own) plus model.safetensors.index.json ({metadata: {total_size}, weight_map}).
  */
-import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { writeSafetensors, type TensorToWrite } from '../io/safetensors.ts';
 import { SAFETENSORS_FILE, SAFETENSORS_INDEX } from './weights.ts';
@@ -27,6 +27,7 @@ import { taskConfigJson } from '../models/heads.ts';
 import { headDimOf } from '../models/llama.ts';
 import type { Tokenizer } from '../tokenizers/types.ts';
 import { loadPretrained, type Pretrained } from './import.ts';
+import { writeExportDir } from './export-dir.ts';
 
 /** The transformers release whose conventions the export follows (written into the JSON files). */
 export const TRANSFORMERS_VERSION = '4.46.0';
@@ -57,10 +58,21 @@ export function hfConfig(p: Pretrained): Record<string, unknown> {
   return out;
 }
 
-function writeTokenizer(dir: string, tokenizer: Tokenizer): void {
-  tokenizer.save(dir);
-  const map: Record<string, string> = {};
-  for (const [role, token] of Object.entries(tokenizer.specialTokens)) if (typeof token === 'string') map[`${role}_token`] = token;
+/**
+ * The tokenizer files. tokenizer.save regenerates tokenizer_config.json from the tokenizer alone, so the
+ * fields of the imported one it does not know (chat_template, model_max_length, padding_side, …) are
+ * merged back in, as save_pretrained keeps them; the regenerated keys win, since they describe the
+ * tokenizer actually written. special_tokens_map.json likewise keeps additional_special_tokens.
+ */
+function writeTokenizer(dir: string, p: Pretrained & { tokenizer: Tokenizer }): void {
+  p.tokenizer.save(dir);
+  const configPath = join(dir, 'tokenizer_config.json');
+  if (p.tokenizerConfig) {
+    const generated = JSON.parse(readFileSync(configPath, 'utf8')) as Record<string, unknown>;
+    writeFileSync(configPath, JSON.stringify({ ...p.tokenizerConfig, ...generated }, null, 2) + '\n');
+  }
+  const map: Record<string, unknown> = { ...p.specialTokensMap };
+  for (const [role, token] of Object.entries(p.tokenizer.specialTokens)) if (typeof token === 'string') map[`${role}_token`] = token;
   writeFileSync(join(dir, 'special_tokens_map.json'), JSON.stringify(map, null, 2) + '\n');
 }
 
@@ -81,13 +93,10 @@ const BYTES_PER_ELEMENT: Record<ExportDtype, number> = { F32: 4, BF16: 2, F16: 2
 function writeWeights(outDir: string, tensors: Array<TensorToWrite & { dtype: ExportDtype }>, maxShardBytes?: number): string[] {
   const size = (t: TensorToWrite & { dtype: ExportDtype }) => t.shape.reduce((a, d) => a * d, 1) * BYTES_PER_ELEMENT[t.dtype];
   const total = tensors.reduce((n, t) => n + size(t), 0);
-  // A file of the other layout left by an earlier export would be read instead of (or beside) the new one.
   if (maxShardBytes === undefined || total <= maxShardBytes) {
-    rmSync(join(outDir, SAFETENSORS_INDEX), { force: true });
     writeSafetensors(join(outDir, SAFETENSORS_FILE), tensors, { format: 'pt' });
     return [SAFETENSORS_FILE];
   }
-  rmSync(join(outDir, SAFETENSORS_FILE), { force: true });
   if (!(Number.isSafeInteger(maxShardBytes) && maxShardBytes > 0)) throw new RangeError(`exportHf: maxShardBytes must be a positive integer, got ${maxShardBytes}`);
   const shards: Array<typeof tensors> = [[]];
   let used = 0;
@@ -110,11 +119,18 @@ function writeWeights(outDir: string, tensors: Array<TensorToWrite & { dtype: Ex
   return [...shards.map((_, i) => name(i)), SAFETENSORS_INDEX];
 }
 
-/** Writes the HF directory for an imported/loaded model (see the module comment). */
+/**
+ * Writes the HF directory for an imported/loaded model (see the module comment), as one: a failure
+ * leaves `outDir` as it was, and files of an earlier export the new one lacks are removed (export-dir.ts).
+ */
 export function exportHf(p: Pretrained, outDir: string, o: ExportHfOptions = {}): string[] {
+  return writeExportDir(outDir, (dir) => writeHfFiles(p, dir, o));
+}
+
+/** The files of exportHf written into an empty directory `outDir`; returns their names. */
+export function writeHfFiles(p: Pretrained, outDir: string, o: ExportHfOptions = {}): string[] {
   const dtype = o.dtype ?? 'F32';
   if (!Object.hasOwn(EXPORT_DTYPES, dtype)) throw new RangeError(`exportHf: dtype ${JSON.stringify(dtype)} is not one of ${Object.keys(EXPORT_DTYPES).join(', ')}`);
-  mkdirSync(outDir, { recursive: true });
   const tensors = modelTensors(p.model).filter((t) => !droppedByHf(p, t.name)).map((t) => ({ ...t, dtype }));
   const weightFiles = writeWeights(outDir, tensors, o.maxShardBytes);
   writeJsonAtomic(join(outDir, 'config.json'), { ...hfConfig(p), torch_dtype: EXPORT_DTYPES[dtype] }, { indent: 2 });
@@ -128,8 +144,11 @@ export function exportHf(p: Pretrained, outDir: string, o: ExportHfOptions = {})
     written.push('generation_config.json');
   }
   if (p.tokenizer) {
-    writeTokenizer(outDir, p.tokenizer);
-    written.push('tokenizer.json', 'tokenizer_config.json', 'special_tokens_map.json', ...(p.tokenizer.type === 'bpe' ? ['vocab.json', 'merges.txt'] : ['vocab.txt']));
+    writeTokenizer(outDir, p as Pretrained & { tokenizer: Tokenizer });
+    // What save wrote, not what its type suggests: a SentencePiece-style BPE (Llama 2) has no vocab.json + merges.txt.
+    const order = ['tokenizer.json', 'tokenizer_config.json', 'special_tokens_map.json', 'vocab.json', 'merges.txt', 'vocab.txt'];
+    const rest = readdirSync(outDir).filter((f) => !written.includes(f) && !order.includes(f)).sort();
+    written.push(...order.filter((f) => existsSync(join(outDir, f))), ...rest);
   }
   return written;
 }

@@ -17,7 +17,8 @@ import type { BertConfig } from '../models/bert.ts';
 import { modelTensors } from '../models/load.ts';
 import { SequenceClassifier, TokenClassifier } from '../models/heads.ts';
 import { InteropError } from './errors.ts';
-import { exportHf } from './export-hf.ts';
+import { writeHfFiles } from './export-hf.ts';
+import { writeExportDir } from './export-dir.ts';
 import { loadPretrained, type Pretrained } from './import.ts';
 import { OnnxGraphBuilder, type NamedTensor } from './onnx-graph.ts';
 import { buildGptLm, buildGptSequenceClassifier } from './onnx-gpt.ts';
@@ -65,10 +66,12 @@ export function onnxModelBytes(p: Pretrained): Uint8Array {
 /** Writes the Transformers.js model directory (see the module comment); returns the files written. */
 export function exportOnnx(p: Pretrained, outDir: string): string[] {
   const model = onnxModelBytes(p); // before writing anything: unsupported models leave no half directory
-  const files = exportHf(p, outDir);
-  mkdirSync(join(outDir, 'onnx'), { recursive: true });
-  writeFileSync(join(outDir, 'onnx', 'model.onnx'), model);
-  return [...files, 'onnx/model.onnx'];
+  return writeExportDir(outDir, (dir) => {
+    const files = writeHfFiles(p, dir);
+    mkdirSync(join(dir, 'onnx'));
+    writeFileSync(join(dir, 'onnx', 'model.onnx'), model);
+    return [...files, 'onnx/model.onnx'];
+  });
 }
 
 /** `primer export --format onnx`: a Primer (or HF) model directory → a Transformers.js directory. */

@@ -68,6 +68,12 @@ function readLowercase(dir: string): boolean {
   return isObject(json) && typeof json.do_lower_case === 'boolean' ? json.do_lower_case : true;
 }
 
+/** Whether a directory holds tokenizer files loadTokenizer reads (tokenizer.json, vocab.json + merges.txt, or vocab.txt). */
+export function hasTokenizerFiles(dir: string): boolean {
+  return existsSync(join(dir, 'tokenizer.json')) || (existsSync(join(dir, 'vocab.json')) && existsSync(join(dir, 'merges.txt')))
+    || existsSync(join(dir, 'vocab.txt'));
+}
+
 /**
  * Loads a tokenizer from a tokenizer.json file or a directory holding tokenizer.json, or the legacy
  * files vocab.json + merges.txt (byte-level BPE) or vocab.txt (WordPiece).

@@ -12,6 +12,7 @@ import { readSafetensors } from '../io/safetensors.ts';
 import { canonicalTensorName, loadAnyModelDir, ModelLoadError, type ModelKind } from '../models/load.ts';
 import type { Tensor } from '../tensor/tensor.ts';
 import { readJsonFile } from '../io/json.ts';
+import { IGNORE_INDEX } from '../tensor/nn-ops.ts';
 
 export interface VerifyOptions {
   modelDir: string;
@@ -51,9 +52,29 @@ const bertInputs = z.object({
   next_sentence_label: z.array(z.number().int()).optional(),
 });
 
-function flat2d(rows: number[][], what: string, b: number, t: number): Int32Array {
-  if (rows.length !== b || rows.some((r) => r.length !== t)) throw new ModelLoadError(`inputs.json: ${what} must be ${b}×${t} like input_ids`);
+/** Rows as one B×T array; a ragged row is named (the file, the field, the row). */
+function flat2d(rows: number[][], what: string, b: number, t: number, file: string): Int32Array {
+  const bad = rows.length !== b ? -1 : rows.findIndex((r) => r.length !== t);
+  if (rows.length !== b || bad >= 0) {
+    throw new ModelLoadError(`${file}: field "${what}" must be ${b}×${t} like input_ids (${bad < 0 ? `it has ${rows.length} rows` : `row ${bad} has ${rows[bad]!.length} ids`})`);
+  }
   return Int32Array.from(rows.flat());
+}
+
+/**
+ * Values outside what the model can take, named by field and position before the forward pass: the
+ * kernels would only say "embedding: ids[2] = 5 is out of range", without the file or the field.
+ */
+function checkValues(file: string, field: string, values: number[][] | number[] | undefined, limit: number, what: string | null, ignore = false): void {
+  if (!values) return;
+  const nested = (values as unknown[]).every(Array.isArray);
+  const rows = nested ? values as number[][] : [values as number[]];
+  rows.forEach((row, r) => row.forEach((v, i) => {
+    if ((v >= 0 && v < limit) || (ignore && v === IGNORE_INDEX)) return;
+    const where = nested ? `[${r}][${i}]` : `[${i}]`;
+    const range = what === null ? 'is not 0 or 1' : `is not ${what} (0..${limit - 1})`;
+    throw new ModelLoadError(`${file}: field "${field}" ${where} = ${v} ${range}${ignore ? ` or ${IGNORE_INDEX} (ignored)` : ''}`);
+  }));
 }
 
 function compare(actual: ArrayLike<number>, expected: ArrayLike<number>): { rel: number; abs: number } {
@@ -84,8 +105,11 @@ export function verifyModel(o: VerifyOptions): VerifyReport {
     if (!parsed.success) throw new ModelLoadError(`${inputsPath}: ${parsed.error.issues.map((i) => `field "${i.path.join('.')}": ${i.message}`).join('; ')}`);
     const rows = parsed.data.input_ids;
     const [b, t] = [rows.length, rows[0]!.length];
-    const ids = flat2d(rows, 'input_ids', b, t);
-    const labels = parsed.data.labels ? flat2d(parsed.data.labels, 'labels', b, t) : ids;
+    const ids = flat2d(rows, 'input_ids', b, t, inputsPath);
+    const labels = parsed.data.labels ? flat2d(parsed.data.labels, 'labels', b, t, inputsPath) : ids;
+    const vocab = loaded.config.vocab_size;
+    checkValues(inputsPath, 'input_ids', rows, vocab, 'a token id of this model');
+    checkValues(inputsPath, 'labels', parsed.data.labels, vocab, 'a token id of this model', true);
     const { logits, loss } = loaded.model.forward(ids, b, t, labels);
     outputs.set('logits', logits);
     outputs.set('loss', loss!);
@@ -95,13 +119,20 @@ export function verifyModel(o: VerifyOptions): VerifyReport {
     if (!parsed.success) throw new ModelLoadError(`${inputsPath}: ${parsed.error.issues.map((i) => `field "${i.path.join('.')}": ${i.message}`).join('; ')}`);
     const d = parsed.data;
     const [b, t] = [d.input_ids.length, d.input_ids[0]!.length];
+    const flat = (rows: number[][], what: string) => flat2d(rows, what, b, t, inputsPath);
+    const vocab = loaded.config.vocab_size;
+    checkValues(inputsPath, 'input_ids', d.input_ids, vocab, 'a token id of this model');
+    checkValues(inputsPath, 'token_type_ids', d.token_type_ids, loaded.config.type_vocab_size ?? 2, 'a token type of this model');
+    checkValues(inputsPath, 'attention_mask', d.attention_mask, 2, null);
+    checkValues(inputsPath, 'labels', d.labels, vocab, 'a token id of this model', true);
+    checkValues(inputsPath, 'next_sentence_label', d.next_sentence_label, 2, null, true);
     const out = loaded.model.forward(
       {
-        inputIds: flat2d(d.input_ids, 'input_ids', b, t), batch: b, length: t,
-        tokenTypeIds: d.token_type_ids ? flat2d(d.token_type_ids, 'token_type_ids', b, t) : undefined,
-        attentionMask: d.attention_mask ? Uint8Array.from(flat2d(d.attention_mask, 'attention_mask', b, t)) : undefined,
+        inputIds: flat(d.input_ids, 'input_ids'), batch: b, length: t,
+        tokenTypeIds: d.token_type_ids ? flat(d.token_type_ids, 'token_type_ids') : undefined,
+        attentionMask: d.attention_mask ? Uint8Array.from(flat(d.attention_mask, 'attention_mask')) : undefined,
       },
-      d.labels ? flat2d(d.labels, 'labels', b, t) : undefined,
+      d.labels ? flat(d.labels, 'labels') : undefined,
       d.next_sentence_label ? Int32Array.from(d.next_sentence_label) : undefined,
     );
     outputs.set('prediction_logits', out.predictionLogits);
