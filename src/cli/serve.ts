@@ -1,5 +1,6 @@
 /** `primer serve` (HTTP API + web UI) and `primer dashboard` (follow a training run in the browser). */
 import { existsSync, statSync } from 'node:fs';
+import { join } from 'node:path';
 import { lookup } from 'node:dns/promises';
 import { isIP } from 'node:net';
 import type { Command } from 'commander';
@@ -83,6 +84,10 @@ async function start(o: CommonFlags, what: string, path: string): Promise<void> 
   const port = await checkAddress(o.port, o.host);
   if (o.run !== undefined && !(existsSync(o.run) && statSync(o.run).isDirectory())) {
     throw new PrimerError('RUN_DIR', `--run ${o.run}: no such directory`);
+  }
+  // Followed anyway (a run that has not logged yet creates it), but a mistyped path would show an empty chart forever.
+  if (o.run !== undefined && !existsSync(join(o.run, 'metrics.jsonl'))) {
+    process.stderr.write(`primer ${what}: note: ${o.run} has no metrics.jsonl yet; the charts fill in once a run writes it (is this the --out of a pretrain or finetune run?)\n`);
   }
   // An empty key would quietly serve an open API to someone who meant to lock it.
   if (o.apiKey !== undefined && o.apiKey.trim() === '') throw new PrimerError('API_KEY', '--api-key is empty: give the key clients must send, or leave the option out for an open server');

@@ -123,7 +123,7 @@ export function decodeCommand(tokenizer: Tokenizer, input: string, options: { sk
 }
 
 export function registerTokenizerCommands(program: Command): void {
-  const group = program.command('tokenizer').description('train, run and inspect tokenizers (byte-level BPE, WordPiece)');
+  const group = program.command('tokenizer').description('train tokenizers (byte-level BPE, WordPiece) and encode or decode with them');
 
   group.command('train')
     .description('train a tokenizer on text files and write tokenizer.json (+ legacy files) into --out')

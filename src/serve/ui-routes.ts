@@ -39,7 +39,11 @@ export function readJsonlFrom(path: string, offset: number, maxBytes = 4 << 20):
     closeSync(fd);
   }
   const end = buf.lastIndexOf(0x0a);
-  if (end < 0) return { records: [], offset, size };
+  if (end < 0) {
+    // A finished line longer than maxBytes would stop the dashboard at this offset forever: skip it.
+    if (length === maxBytes && offset + length < size) return { records: [], offset: nextLineStart(path, offset + length, size), size };
+    return { records: [], offset, size };
+  }
   const records: unknown[] = [];
   for (const line of buf.subarray(0, end).toString('utf8').split('\n')) {
     if (!line.trim()) continue;
@@ -50,6 +54,22 @@ export function readJsonlFrom(path: string, offset: number, maxBytes = 4 << 20):
     }
   }
   return { records, offset: offset + end + 1, size };
+}
+
+/** The offset after the first newline at or after `from` (size when none yet: the line is still being written). */
+function nextLineStart(path: string, from: number, size: number): number {
+  const chunk = Buffer.alloc(1 << 16);
+  const fd = openSync(path, 'r');
+  try {
+    for (let at = from; at < size; at += chunk.length) {
+      const n = readSync(fd, chunk, 0, Math.min(chunk.length, size - at), at);
+      const i = chunk.subarray(0, n).indexOf(0x0a);
+      if (i >= 0) return at + i + 1;
+    }
+  } finally {
+    closeSync(fd);
+  }
+  return from;
 }
 
 export function registerUiRoutes(app: FastifyInstance, o: { runDir?: string; models: ModelInfo[] }): void {

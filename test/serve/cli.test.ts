@@ -83,9 +83,21 @@ test('dashboard: serves the metrics of a run directory', async () => {
     assert.deepEqual(again.records, [], 'the partial last line waits');
     const bad = await fetch(`${base}/v1/run/metrics?offset=-3`);
     assert.equal(bad.status, 400);
+    assert.doesNotMatch(run.output().stderr, /no metrics\.jsonl/);
   } finally {
     run.child.kill('SIGTERM');
     assert.equal(await run.exited, 0);
+  }
+  // A directory without metrics.jsonl (a mistyped path, a run not started yet) is followed, with a note.
+  const empty = `${fx.root}/run-empty`;
+  mkdirSync(empty, { recursive: true });
+  const quiet = startCli(['dashboard', '--run', empty, '--port', '0']);
+  try {
+    await quiet.url;
+    assert.match(quiet.output().stderr, new RegExp(`primer dashboard: note: ${empty} has no metrics\\.jsonl yet; the charts fill in once a run writes it`));
+  } finally {
+    quiet.child.kill('SIGTERM');
+    assert.equal(await quiet.exited, 0);
   }
 });
 
