@@ -100,6 +100,7 @@ export {
   LoraModel, LoraLayer, LoraError, loadLoraAdapter, readAdapterConfig, LORA_DEFAULTS, type LoraSettings, type AdapterConfig,
 } from './adapt/lora.ts';
 export { addTaskLora, saveTaskAdapter, loadTaskAdapter, taskLoraAdapter, loadTaskModelForInference } from './adapt/lora-task.ts';
+export { mergeLoraDir, type LoraMergeResult } from './adapt/lora-merge.ts';
 export { runSft, SFT_DEFAULTS, type SftOptions, type SftResult } from './adapt/sft-run.ts';
 export { readSftJsonl, parseSftJsonl, SftDataError } from './adapt/sft.ts';
 export { ChatSession, loadChatModel, type ChatOptions } from './adapt/chat.ts';

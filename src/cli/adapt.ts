@@ -5,17 +5,13 @@
 import { statSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import type { Command } from 'commander';
-import { loadAnyModelDir, saveModelDir } from '../models/load.ts';
 import type { GPT } from '../models/gpt.ts';
-import { loadTokenizerJson } from '../data/tokenizer.ts';
-import { hasTokenizerFiles } from '../tokenizers/index.ts';
-import { LORA_DEFAULTS, loadLoraAdapter, loraSettingsFromFlags, type LoraFlags } from '../adapt/lora.ts';
-import { readChatTemplate, writeChatTemplate } from '../adapt/chat-template.ts';
+import { LORA_DEFAULTS, loraSettingsFromFlags, type LoraFlags } from '../adapt/lora.ts';
 import { ChatSession, loadChatModel } from '../adapt/chat.ts';
 import { decoderContext } from '../infer/kv-cache.ts';
+import { mergeLoraDir } from '../adapt/lora-merge.ts';
 import { runSft, SFT_DEFAULTS, type SftOptions, type SftResult } from '../adapt/sft-run.ts';
 import { action, choiceArg, floatArg, intArg, probabilityArg } from './options.ts';
-import { refuseOutputOverInput } from '../io/paths.ts';
 import { PrimerError } from '../io/errors.ts';
 
 /** Options of `primer finetune --objective sft`: the library's SFT options with LoRA as flat flags. */
@@ -147,16 +143,7 @@ export function registerAdaptCommands(program: Command): void {
     .requiredOption('--adapter <dir>', 'adapter directory (adapter_config.json, adapter_model.safetensors)')
     .requiredOption('--out <dir>', 'output model directory')
     .action(action((o: { base: string; adapter: string; out: string }) => {
-      refuseOutputOverInput(o.out, { '--base': o.base, '--adapter': o.adapter });
-      const loaded = loadAnyModelDir(o.base);
-      const adapter = loadLoraAdapter(loaded.model, loaded.kind, o.adapter);
-      const layers = adapter.layers.size;
-      adapter.merge();
-      // Any layout loadTokenizer reads: a Hub GPT-2 base has only vocab.json + merges.txt.
-      const tokDir = hasTokenizerFiles(o.adapter) ? o.adapter : o.base;
-      const tokenizer = hasTokenizerFiles(tokDir) ? loadTokenizerJson(tokDir) : undefined;
-      saveModelDir(o.out, loaded.model, loaded.config, tokenizer);
-      if (tokenizer && loaded.kind !== 'bert') writeChatTemplate(o.out, readChatTemplate(tokDir));
-      console.log(`merged ${layers} LoRA layers into ${o.base} → ${o.out}`);
+      const merged = mergeLoraDir(o);
+      console.log(`merged ${merged.layers} LoRA layers into ${o.base} → ${o.out}`);
     }));
 }

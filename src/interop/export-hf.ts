@@ -16,7 +16,7 @@
  * model-0000i-of-0000n.safetensors filled in parameter order (a tensor larger than the limit gets a
  * shard of its own) plus model.safetensors.index.json ({metadata: {total_size}, weight_map}).
  */
-import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { writeSafetensors, type TensorToWrite } from '../io/safetensors.ts';
 import { SAFETENSORS_FILE, SAFETENSORS_INDEX } from './weights.ts';
@@ -26,6 +26,7 @@ import type { SafetensorsDtype } from '../io/safetensors.ts';
 import { taskConfigJson } from '../models/heads.ts';
 import { headDimOf } from '../models/llama.ts';
 import type { Tokenizer } from '../tokenizers/types.ts';
+import { keepTokenizerConfigFields } from '../tokenizers/index.ts';
 import { loadPretrained, type Pretrained } from './import.ts';
 import { writeExportDir } from './export-dir.ts';
 
@@ -59,18 +60,12 @@ export function hfConfig(p: Pretrained): Record<string, unknown> {
 }
 
 /**
- * The tokenizer files. tokenizer.save regenerates tokenizer_config.json from the tokenizer alone, so the
- * fields of the imported one it does not know (chat_template, model_max_length, padding_side, …) are
- * merged back in, as save_pretrained keeps them; the regenerated keys win, since they describe the
- * tokenizer actually written. special_tokens_map.json likewise keeps additional_special_tokens.
+ * The tokenizer files, with the imported tokenizer_config.json's own fields kept (keepTokenizerConfigFields);
+ * special_tokens_map.json likewise keeps additional_special_tokens.
  */
 function writeTokenizer(dir: string, p: Pretrained & { tokenizer: Tokenizer }): void {
   p.tokenizer.save(dir);
-  const configPath = join(dir, 'tokenizer_config.json');
-  if (p.tokenizerConfig) {
-    const generated = JSON.parse(readFileSync(configPath, 'utf8')) as Record<string, unknown>;
-    writeFileSync(configPath, JSON.stringify({ ...p.tokenizerConfig, ...generated }, null, 2) + '\n');
-  }
+  if (p.tokenizerConfig) keepTokenizerConfigFields(dir, p.tokenizerConfig);
   const map: Record<string, unknown> = { ...p.specialTokensMap };
   for (const [role, token] of Object.entries(p.tokenizer.specialTokens)) if (typeof token === 'string') map[`${role}_token`] = token;
   writeFileSync(join(dir, 'special_tokens_map.json'), JSON.stringify(map, null, 2) + '\n');

@@ -13,6 +13,7 @@ import { isSentencePieceBpe, SentencePieceBpeTokenizer } from './sp-bpe.ts';
 import { WordPieceTrainer } from './wordpiece-train.ts';
 import { formatError, isObject, readObject, readString } from './json-fields.ts';
 import { describeJsonError } from '../io/json.ts';
+import { writeFileAtomic } from '../io/atomic.ts';
 
 export type { Tokenizer, Encoding, EncodeOptions } from './types.ts';
 export { BpeTokenizer } from './bpe.ts';
@@ -66,6 +67,17 @@ function readLowercase(dir: string): boolean {
   if (!existsSync(path)) return true;
   const json = readJsonFile(path);
   return isObject(json) && typeof json.do_lower_case === 'boolean' ? json.do_lower_case : true;
+}
+
+/**
+ * tokenizer.save regenerates tokenizer_config.json from the tokenizer alone; the fields of the original
+ * file it does not know (chat_template, model_max_length, padding_side, …) are merged back in, as
+ * save_pretrained keeps them. The regenerated keys win: they describe the tokenizer actually written.
+ */
+export function keepTokenizerConfigFields(dir: string, original: Record<string, unknown>): void {
+  const path = join(dir, 'tokenizer_config.json');
+  const generated = existsSync(path) ? JSON.parse(readFileSync(path, 'utf8')) as Record<string, unknown> : {};
+  writeFileAtomic(path, JSON.stringify({ ...original, ...generated }, null, 2) + '\n');
 }
 
 /** Whether a directory holds tokenizer files loadTokenizer reads (tokenizer.json, vocab.json + merges.txt, or vocab.txt). */

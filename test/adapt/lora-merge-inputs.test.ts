@@ -57,3 +57,20 @@ test('lora merge refuses rsLoRA, DoRA, rank/alpha patterns and trained biases, n
   const r = await primerInProcess(['lora', 'merge', '--base', base, '--adapter', adapter, '--out', join(root, 'merged-defaults')]);
   assert.equal(r.error, null);
 });
+
+test('lora merge keeps the base tokenizer_config.json fields tokenizer.save does not write (model_max_length, padding_side, chat_template)', async () => {
+  const base = makeTinyModelDir(join(root, 'config-fields'));
+  const configPath = join(base, 'tokenizer_config.json');
+  const template = "{% for m in messages %}[{{ m['role'] }}] {{ m['content'] }}\n{% endfor %}";
+  writeFileSync(configPath, JSON.stringify({ ...JSON.parse(readFileSync(configPath, 'utf8')), model_max_length: 48, padding_side: 'left', chat_template: template }));
+  const loaded = loadAnyModelDir(base);
+  const adapter = join(root, 'config-fields-adapter');
+  new LoraModel(loaded.model, loaded.kind, { r: 2, alpha: 4, targetModules: loraTargetModules(loaded.kind, 'attention') }).save(adapter);
+  const out = join(root, 'config-fields-merged');
+  const r = await primerInProcess(['lora', 'merge', '--base', base, '--adapter', adapter, '--out', out]);
+  assert.equal(r.error, null);
+  const merged = JSON.parse(readFileSync(join(out, 'tokenizer_config.json'), 'utf8'));
+  assert.equal(merged.model_max_length, 48);
+  assert.equal(merged.padding_side, 'left');
+  assert.equal(merged.chat_template, template);
+});
