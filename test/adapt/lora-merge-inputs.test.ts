@@ -17,12 +17,18 @@ import { makeTinyModelDir } from './fixtures.ts';
 const root = mkdtempSync(join(tmpdir(), 'primer-lora-merge-'));
 test.after(() => rmSync(root, { recursive: true, force: true }));
 
-test('lora merge keeps a vocab.json + merges.txt tokenizer of the base (no tokenizer.json)', async () => {
-  const base = makeTinyModelDir(root);
-  unlinkSync(join(base, 'tokenizer.json'));
+/** A tiny GPT base (prepared by `prepare`) and a fresh attention LoRA adapter for it. */
+function baseAndAdapter(name: string, prepare: (base: string) => void = () => {}): { base: string; adapter: string } {
+  const base = makeTinyModelDir(join(root, name));
+  prepare(base);
   const loaded = loadAnyModelDir(base);
-  const adapter = join(root, 'adapter');
+  const adapter = join(root, `${name}-adapter`);
   new LoraModel(loaded.model, loaded.kind, { r: 2, alpha: 4, targetModules: loraTargetModules(loaded.kind, 'attention') }).save(adapter);
+  return { base, adapter };
+}
+
+test('lora merge keeps a vocab.json + merges.txt tokenizer of the base (no tokenizer.json)', async () => {
+  const { base, adapter } = baseAndAdapter('legacy', (dir) => unlinkSync(join(dir, 'tokenizer.json')));
   const out = join(root, 'merged');
   const r = await primerInProcess(['lora', 'merge', '--base', base, '--adapter', adapter, '--out', out]);
   assert.equal(r.error, null);
@@ -31,10 +37,7 @@ test('lora merge keeps a vocab.json + merges.txt tokenizer of the base (no token
 });
 
 test('lora merge refuses rsLoRA, DoRA, rank/alpha patterns and trained biases, naming adapter_config.json', async () => {
-  const base = makeTinyModelDir(join(root, 'variants'));
-  const loaded = loadAnyModelDir(base);
-  const adapter = join(root, 'variant-adapter');
-  new LoraModel(loaded.model, loaded.kind, { r: 2, alpha: 4, targetModules: loraTargetModules(loaded.kind, 'attention') }).save(adapter);
+  const { base, adapter } = baseAndAdapter('variants');
   const configPath = join(adapter, 'adapter_config.json');
   const plain = JSON.parse(readFileSync(configPath, 'utf8'));
   const cases: Array<[Record<string, unknown>, string]> = [
@@ -59,13 +62,11 @@ test('lora merge refuses rsLoRA, DoRA, rank/alpha patterns and trained biases, n
 });
 
 test('lora merge keeps the base tokenizer_config.json fields tokenizer.save does not write (model_max_length, padding_side, chat_template)', async () => {
-  const base = makeTinyModelDir(join(root, 'config-fields'));
-  const configPath = join(base, 'tokenizer_config.json');
   const template = "{% for m in messages %}[{{ m['role'] }}] {{ m['content'] }}\n{% endfor %}";
-  writeFileSync(configPath, JSON.stringify({ ...JSON.parse(readFileSync(configPath, 'utf8')), model_max_length: 48, padding_side: 'left', chat_template: template }));
-  const loaded = loadAnyModelDir(base);
-  const adapter = join(root, 'config-fields-adapter');
-  new LoraModel(loaded.model, loaded.kind, { r: 2, alpha: 4, targetModules: loraTargetModules(loaded.kind, 'attention') }).save(adapter);
+  const { base, adapter } = baseAndAdapter('config-fields', (dir) => {
+    const configPath = join(dir, 'tokenizer_config.json');
+    writeFileSync(configPath, JSON.stringify({ ...JSON.parse(readFileSync(configPath, 'utf8')), model_max_length: 48, padding_side: 'left', chat_template: template }));
+  });
   const out = join(root, 'config-fields-merged');
   const r = await primerInProcess(['lora', 'merge', '--base', base, '--adapter', adapter, '--out', out]);
   assert.equal(r.error, null);
