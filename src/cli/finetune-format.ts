@@ -1,7 +1,7 @@
 /** Plain-text rendering of evaluation reports, and text input, for the fine-tuning commands. */
 import { readFileSync } from 'node:fs';
 import type { ClassificationReport } from '../tasks/metrics.ts';
-import { displayWidth, padEndColumns } from '../util/text-width.ts';
+import { clipColumns, displayWidth, padEndColumns, padStartColumns } from '../util/text-width.ts';
 
 const pct = (x: number) => `${(100 * x).toFixed(1)}%`;
 
@@ -16,9 +16,11 @@ export function formatClassificationReport(r: ClassificationReport, o: { tokens?
   }
   // A confusion matrix wider than a terminal is not readable; the per-class table says the same then.
   if (r.perClass.length <= (o.maxClasses ?? 16)) {
-    const cell = Math.max(4, ...r.confusion.flat().map((n) => String(n).length), ...r.perClass.map((c) => Math.min(c.label.length, 8)));
+    // Headers are cut and padded by terminal columns: a Chinese label is twice as wide as its length.
+    const header = r.perClass.map((c) => clipColumns(c.label, 8));
+    const cell = Math.max(4, ...r.confusion.flat().map((n) => String(n).length), ...header.map(displayWidth));
     lines.push('', 'confusion matrix (rows: true label, columns: predicted)');
-    lines.push(`${''.padEnd(width)}  ${r.perClass.map((c) => c.label.slice(0, 8).padStart(cell)).join(' ')}`);
+    lines.push(`${''.padEnd(width)}  ${header.map((h) => padStartColumns(h, cell)).join(' ')}`);
     r.confusion.forEach((row, i) => lines.push(`${padEndColumns(r.perClass[i]!.label, width)}  ${row.map((n) => String(n).padStart(cell)).join(' ')}`));
   }
   return lines.join('\n');

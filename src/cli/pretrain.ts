@@ -2,7 +2,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Command } from 'commander';
-import { CLM_RESUME_DEFAULTS, pretrain, PRETRAIN_DEFAULTS as D } from '../train/pretrain.ts';
+import { CLM_RESUME_DEFAULTS, DEFAULT_SAMPLE_PROMPTS_ZH, pretrain, PRETRAIN_DEFAULTS as D } from '../train/pretrain.ts';
 import { checkResumeSettings, nothingToTrain } from '../train/resume-settings.ts';
 import { TrainingDivergedError } from '../train/trainer.ts';
 import { recoverCheckpoints, resolveCheckpointDir, runDirOf, trainerStateSchema, type TrainerState } from '../train/checkpoint.ts';
@@ -149,7 +149,9 @@ export function registerPretrainCommand(program: Command): void {
         console.log('');
       }
       // Llama models cannot be sampled by `primer generate` yet (no KV-cache decoder for them).
-      const hint = result.config.arch === 'llama' ? '' : ` Try: primer generate --model ${result.runDir} --prompt "Once upon a time"`;
+      const chinese = f.corpus?.includes('builtin:zh') || result.samples.some((x) => x.prompt === DEFAULT_SAMPLE_PROMPTS_ZH[0]);
+      const example = chinese ? DEFAULT_SAMPLE_PROMPTS_ZH[0] : 'Once upon a time';
+      const hint = result.config.arch === 'llama' ? '' : ` Try: primer generate --model ${result.runDir} --prompt "${example}"`;
       console.log(`total time ${result.seconds.total.toFixed(0)}s.${hint}`);
       if (training.status === 'interrupted') {
         console.log(`interrupted: resume with primer pretrain --resume ${result.runDir}`);

@@ -39,8 +39,12 @@ function optionalPackage(name: string, spec = name): string {
 
 type Convert = (text: string) => string;
 
-/** U+FFFD or an unpaired surrogate: a character lost in the source data. */
-const DAMAGED = /\uFFFD|[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+/**
+ * A character lost in the source data: □ (U+25A1), chinese-poetry's mark for a character missing or
+ * illegible in the printed collection (thousands of them, often in runs such as "□□□□□"), U+FFFD, or
+ * an unpaired surrogate.
+ */
+const DAMAGED = /\u25A1|\uFFFD|[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
 
 /** opencc-js's Traditional (Hong Kong/Taiwan/OpenCC standard) → Mainland Simplified converter. */
 export function traditionalToSimplified(): Convert {
@@ -80,8 +84,8 @@ export function* builtinZhPoems(limitFiles = Infinity): Generator<string> {
       poemsIn(JSON.parse(readFileSync(join(dir, name), 'utf8')), poems);
       // One converter call per file: opencc-js's per-call overhead dominates on short strings.
       const converted = convert(poems.map((p) => p.join('\n')).join('\n\n')).split('\n\n');
-      // A few poems hold U+FFFD or a lone surrogate where a rare character was lost in the source: a model
-      // should not learn the hole, so those poems are left out.
+      // Poems with a character lost in the source (□, U+FFFD, a lone surrogate) are left out: a model
+      // should not learn the hole.
       for (const poem of converted) if (!DAMAGED.test(poem)) yield poem;
     }
   }
@@ -93,7 +97,8 @@ function cacheDir(): string {
 
 /** The corpus as one JSONL file (one poem per record, field "text"), converted on first use and cached. */
 export function builtinZhCorpusFiles(): string[] {
-  const path = join(cacheDir(), 'builtin-zh-chinese-poetry-2.0.1-opencc-1.4.2.jsonl');
+  // "-2": the second selection of poems (□ left out); a cache written by an older Primer is not reused.
+  const path = join(cacheDir(), 'builtin-zh-chinese-poetry-2.0.1-opencc-1.4.2-2.jsonl');
   if (existsSync(path)) return [path];
   const lines: string[] = [];
   for (const poem of builtinZhPoems()) lines.push(JSON.stringify({ text: poem }));

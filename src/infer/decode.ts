@@ -143,9 +143,31 @@ export function textStopIds(tokenizer: Tokenizer, o: { stopIds?: readonly number
 }
 
 /**
+ * U+FFFD units ending `text` that may be a UTF-8 sequence cut short (a byte-level token holding the
+ * first bytes of a CJK character or an emoji): TextDecoder gives one per cut sequence, SentencePiece
+ * byte fallback one per byte, so at most 3. A genuine trailing U+FFFD cannot be told apart from the
+ * decoded string; it is rare enough to be treated the same.
+ */
+function incompleteTailLength(text: string): number {
+  let k = 0;
+  while (k < 3 && k < text.length && text[text.length - 1 - k] === '\uFFFD') k++;
+  return k;
+}
+
+/**
+ * The text of a finished generation without a character it stopped in the middle of (max_tokens or an
+ * end-of-text id after half a character): those bytes will never be completed, and showing U+FFFD for
+ * them is what users read as broken Chinese output (vLLM drops them too).
+ */
+export function withoutIncompleteTail(text: string): string {
+  return text.slice(0, text.length - incompleteTailLength(text));
+}
+
+/**
  * Turns one sequence's ids into streamed text. Text is emitted only once it is stable: not ending in
  * an incomplete UTF-8 sequence (U+FFFD) and not a possible start of a stop string. A stop string
- * ends the text before it (finish 'stop'); the caller then takes the sequence out of its batch.
+ * ends the text before it (finish 'stop'); the caller then takes the sequence out of its batch. A
+ * character still incomplete when the sequence finishes is left out (withoutIncompleteTail).
  */
 export class TextStream {
   readonly result: Completion;
@@ -169,11 +191,13 @@ export class TextStream {
     if (hit.length) {
       full = full.slice(0, Math.min(...hit));
       finish = 'stop';
+    } else if (finish) {
+      full = withoutIncompleteTail(full);
     }
     let stable = full.length;
     if (!finish) {
       // An incomplete UTF-8 sequence at the end decodes to U+FFFD until its last byte arrives.
-      for (let k = 0; k < 3 && stable > 0 && full[stable - 1] === '\uFFFD'; k++) stable--;
+      stable -= incompleteTailLength(full);
       stable = Math.min(stable, full.length - heldBack(full, this.stops));
     }
     const piece = full.slice(this.emitted, Math.max(stable, this.emitted));

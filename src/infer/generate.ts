@@ -7,7 +7,7 @@
  * on the same tokens. Sampling (temperature, top-k, top-p, seed) is in sampling.ts.
  */
 import { DecodeBatch, type FinishReason, type Sequence } from './batch.ts';
-import { TextStream, pinnedDecoding, withEval } from './decode.ts';
+import { TextStream, pinnedDecoding, withEval, withoutIncompleteTail } from './decode.ts';
 import type { SamplingOptions } from './sampling.ts';
 import { decoderContext, type CausalDecoder } from './kv-cache.ts';
 import type { Tokenizer } from '../tokenizers/types.ts';
@@ -72,7 +72,7 @@ export function generateText(model: CausalDecoder, tokenizer: Tokenizer, prompt:
   }
   const stopId = o.stopId === undefined ? (eos ?? null) : o.stopId;
   // Without stop strings the text is decoded once at the end, not once per token as a TextStream does.
-  if (!o.stop?.some((s) => s.length > 0)) return tokenizer.decode(generateIds(model, ids, { ...o, stopId }), { skipSpecialTokens: true });
+  if (!o.stop?.some((s) => s.length > 0)) return withoutIncompleteTail(tokenizer.decode(generateIds(model, ids, { ...o, stopId }), { skipSpecialTokens: true }));
   const stream = new TextStream(tokenizer, o.stop, ids.length);
   decodeOne(model, ids, { ...o, stopId }, (id, finishReason) => {
     stream.push(id, finishReason);

@@ -22,6 +22,7 @@ import type { TextExample } from './data.ts';
 import { collate, padTokenId } from './encode.ts';
 import { pool, runBackbone, SequenceClassifier } from '../models/heads.ts';
 import type { LabelMap } from '../models/labels.ts';
+import { withoutIncompleteTail } from '../infer/decode.ts';
 
 export interface PromptSpec {
   /** Contains `{text}` once (and `{text_pair}` for pairs, else the pair follows the text). */
@@ -84,7 +85,8 @@ export function applyTemplate(tokenizer: Tokenizer, examples: readonly TextExamp
   const budget = Math.max(8, maxLength - fixed - 2);
   const cut = (s: string) => {
     const ids = tokenizer.encode(s, null, { addSpecialTokens: false }).ids;
-    return ids.length <= budget ? s : tokenizer.decode(ids.slice(0, budget));
+    // The cut can fall inside a character split over byte tokens (Chinese): drop its half, not U+FFFD.
+    return ids.length <= budget ? s : withoutIncompleteTail(tokenizer.decode(ids.slice(0, budget)));
   };
   return examples.map((x) => {
     const text = cut(x.textPair ? `${x.text}\n${x.textPair}` : x.text);

@@ -129,6 +129,18 @@ function tokenEmbeddingTable(model: GPT | Llama) {
 }
 
 export const DEFAULT_SAMPLE_PROMPTS = ['The', 'It was a dark and stormy night', 'Mr. President, the state of the Union'];
+export const DEFAULT_SAMPLE_PROMPTS_ZH = ['床前明月光，', '春眠不觉晓，', '今天天气真好，'];
+
+/**
+ * The default sample prompts in the language of the corpus, judged from a decoded piece of it: Chinese
+ * when Han characters are most of its letters (builtin:zh or any Chinese corpus). English prompts
+ * would only show a Chinese model failing at a language it never saw.
+ */
+export function defaultSamplePrompts(corpusSample: string): string[] {
+  const han = corpusSample.match(/\p{Script=Han}/gu)?.length ?? 0;
+  const letters = corpusSample.match(/\p{L}/gu)?.length ?? 0;
+  return han * 2 > letters ? DEFAULT_SAMPLE_PROMPTS_ZH : DEFAULT_SAMPLE_PROMPTS;
+}
 
 /**
  * With no --steps (the README's main job), training also stops after this many minutes, so the
@@ -321,7 +333,8 @@ export async function pretrain(opts: PretrainOptions = {}): Promise<PretrainResu
 
   const samples: PretrainResult['samples'] = [];
   if (training.status !== 'interrupted') {
-    for (const prompt of samplePrompts ?? DEFAULT_SAMPLE_PROMPTS) {
+    const prompts = samplePrompts ?? defaultSamplePrompts(tokenizer.decode(Array.from(streams.train.subarray(0, 1024)), { skipSpecialTokens: true }));
+    for (const prompt of prompts) {
       const text = generateText(model, tokenizer, prompt, { maxTokens: sampleTokens ?? 40, temperature: 0.8, topK: 40, seed: config.seed });
       samples.push({ prompt, text });
     }

@@ -17,3 +17,21 @@ export function displayWidth(text: string): number {
 export function padEndColumns(text: string, columns: number): string {
   return text + ' '.repeat(Math.max(0, columns - displayWidth(text)));
 }
+
+/** padStart by terminal columns. */
+export function padStartColumns(text: string, columns: number): string {
+  return ' '.repeat(Math.max(0, columns - displayWidth(text))) + text;
+}
+
+/** The longest prefix of `text` (whole code points) that fits in `columns` terminal columns. */
+export function clipColumns(text: string, columns: number): string {
+  let width = 0;
+  let out = '';
+  for (const ch of text) {
+    const w = displayWidth(ch);
+    if (width + w > columns) break;
+    width += w;
+    out += ch;
+  }
+  return out;
+}

@@ -20,6 +20,8 @@ test('builtin:zh yields the Tang poems converted from Traditional to Simplified'
   assert.ok(!poems.some((p) => /[壯舉頭鄉綺離]/.test(p)), 'no Traditional forms left');
   assert.ok(poems.every((p) => p.length > 0 && !p.includes('\n\n')), 'one poem per document, lines separated by single newlines');
   assert.ok(poems.every((p) => !p.includes('\uFFFD')), 'poems with characters lost in the source are left out');
+  // chinese-poetry marks a lost character with □: the first file has poems such as "杖策聊□□。\n□□□□□，…".
+  assert.deepEqual(poems.filter((p) => p.includes('□')), [], 'poems with □ (a character lost in the source) are left out');
 });
 
 test('resolveCorpus keeps paths and rejects unknown built-in names', () => {

@@ -24,3 +24,16 @@ test('a classification report with Chinese labels keeps its columns aligned', ()
   const end = (l: string) => displayWidth(l.slice(0, l.startsWith('class') ? l.indexOf('precision') + 9 : l.indexOf('%') + 1));
   assert.deepEqual(perClass.map(end), perClass.map(() => end(perClass[0]!)));
 });
+
+test('the confusion matrix puts each Chinese column label right above its counts', () => {
+  const labels = ['正面', '负面', '非常非常非常负面的'];
+  const report = classificationReport(Int32Array.from([0, 1, 2, 0]), Int32Array.from([0, 1, 2, 1]), labels);
+  const lines = formatClassificationReport(report).split('\n');
+  const at = lines.indexOf('confusion matrix (rows: true label, columns: predicted)');
+  const [header, ...rows] = lines.slice(at + 1, at + 1 + 1 + labels.length);
+  // The terminal column where each run of non-spaces ends.
+  const ends = (l: string) => [...l.matchAll(/\S+/g)].map((m) => displayWidth(l.slice(0, m.index! + m[0].length)));
+  for (const row of rows) assert.deepEqual(ends(row!).slice(1), ends(header!), `${header}\n${row}`);
+  // Labels longer than 8 columns are cut to 8 columns ("非常非常"), never to half a character.
+  assert.deepEqual(header!.trim().split(/ +/), ['正面', '负面', '非常非常']);
+});
