@@ -2,11 +2,12 @@
  * `primer lora merge`: a LoRA adapter folded into its base model, saved as a plain model directory
  * with the tokenizer (the adapter's, else the base's, in any layout loadTokenizer reads) and the
  * base's tokenizer_config.json fields that tokenizer.save does not generate (model_max_length,
- * padding_side, chat_template, …), as save_pretrained keeps them.
+ * padding_side, chat_template, …) and generation_config.json, as save_pretrained keeps them.
  */
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadAnyModelDir, saveModelDir } from '../models/load.ts';
+import { copyGenerationConfig } from '../models/model-files.ts';
 import { loadTokenizerJson } from '../data/tokenizer.ts';
 import { hasTokenizerFiles, keepTokenizerConfigFields } from '../tokenizers/index.ts';
 import { readJsonFile } from '../io/json.ts';
@@ -30,6 +31,7 @@ export function mergeLoraDir(o: { base: string; adapter: string; out: string }):
   const tokDir = hasTokenizerFiles(o.adapter) ? o.adapter : hasTokenizerFiles(o.base) ? o.base : null;
   const tokenizer = tokDir ? loadTokenizerJson(tokDir) : undefined;
   saveModelDir(o.out, loaded.model, loaded.config, tokenizer);
+  if (loaded.kind !== 'bert') copyGenerationConfig(o.base, o.out);
   if (tokDir) {
     const configPath = join(tokDir, 'tokenizer_config.json');
     if (existsSync(configPath)) keepTokenizerConfigFields(o.out, readJsonFile(configPath, (message, cause) => new Error(message, { cause })) as Record<string, unknown>);

@@ -17,6 +17,7 @@ import { join, resolve } from 'node:path';
 import { loadAnyModelDir, configJson, writeModelFiles } from '../models/load.ts';
 import { GPT } from '../models/gpt.ts';
 import { contextLength } from '../models/heads.ts';
+import { copyGenerationConfig } from '../models/model-files.ts';
 import { loadTokenizerJson, separatorId } from '../data/tokenizer.ts';
 import { writeJsonAtomic } from '../io/atomic.ts';
 import { Rng } from '../util/random.ts';
@@ -220,10 +221,12 @@ export async function runSft(o: SftOptions): Promise<SftResult> {
       mkdirSync(join(out, 'merged'), { recursive: true });
       writeModelFiles(join(out, 'merged'), gpt, config, tokenizer);
       writeChatTemplate(join(out, 'merged'), template);
+      copyGenerationConfig(modelDir, join(out, 'merged'));
     }
   } else {
     writeModelFiles(out, gpt, config, tokenizer);
     writeChatTemplate(out, template);
+    copyGenerationConfig(modelDir, out);
   }
   log(`${interrupted ? `interrupted at step ${training.step}: ` : ''}saved ${lora ? 'LoRA adapter' : 'model'} to ${out}`);
   return {

@@ -218,7 +218,7 @@ export function registerFinetuneToolCommands(program: Command): void {
     .option('--labels <list>', 'label budgets', intListArg(1), [16, 64, 256, 1024])
     .option('--seeds <n>', 'seeds per budget', intArg(1), 3)
     .option('--model <dir>', 'pre-trained model directory (default: pre-train a GPT on the built-in corpus first, see --pretrain-minutes)')
-    .option('--backbone <kind>', 'what to pre-train without --model: gpt (default)', choiceArg(['gpt', 'bert'] as const))
+    .option('--backbone <kind>', 'what to pre-train without --model: gpt (default) or bert (MLM)', choiceArg(['gpt', 'bert'] as const))
     .option('--methods <list>', `few-label methods tried on the pre-trained model (default all: ${FEW_LABEL_METHODS.join(',')})`)
     .option('--template <text>', 'prompt template with {text} (\\n for newlines); default per task, e.g. "{text} It was"')
     .option('--verbalizer <spec>', 'label words, e.g. "positive=great|good,negative=terrible|bad" (default per task, else the label names)')

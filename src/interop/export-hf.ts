@@ -8,7 +8,8 @@
  *                           tied Llama/Qwen2: no lm_head.weight; BERT: no cls.predictions.decoder.{weight,bias});
  *                           BertForTokenClassification and BertForQuestionAnswering are built without a
  *                           pooler, so none is written
- *   generation_config.json  GPT-2 and Llama-family LMs (bos/eos ids, as transformers derives it from the config)
+ *   generation_config.json  GPT-2 and Llama-family LMs: the imported one unchanged (eos ids, sampling defaults),
+ *                           else bos/eos ids as transformers derives them from the config
  *   tokenizer.json, tokenizer_config.json, special_tokens_map.json and the legacy vocab files
  *
  * Tensors are written in the safetensors library's canonical order, as save_pretrained does. With
@@ -135,7 +136,7 @@ export function writeHfFiles(p: Pretrained, outDir: string, o: ExportHfOptions =
     const generation: Record<string, unknown> = { _from_model_config: true, transformers_version: TRANSFORMERS_VERSION };
     if (c.bos_token_id != null) generation.bos_token_id = c.bos_token_id;
     if (c.eos_token_id != null) generation.eos_token_id = c.eos_token_id;
-    writeJsonAtomic(join(outDir, 'generation_config.json'), generation, { indent: 2 });
+    writeJsonAtomic(join(outDir, 'generation_config.json'), p.generationConfig ?? generation, { indent: 2 });
     written.push('generation_config.json');
   }
   if (p.tokenizer) {

@@ -60,6 +60,8 @@ export interface Pretrained {
   tokenizer?: Tokenizer;
   tokenizerConfig?: Record<string, unknown>;
   specialTokensMap?: Record<string, unknown>;
+  /** generation_config.json as read (causal LMs), which an export writes back unchanged. */
+  generationConfig?: Record<string, unknown>;
   /** Parameters the checkpoint did not hold (kept at their initialisation). */
   newlyInitialized: string[];
   /** Distinct dtypes of the loaded parameters, e.g. ['F16']. */
@@ -243,6 +245,11 @@ function checkTokenIds(dir: string): void {
   }
 }
 
+function loadGenerationConfig(dir: string): Pick<Pretrained, 'generationConfig'> {
+  const path = join(dir, 'generation_config.json');
+  return existsSync(path) ? { generationConfig: readJsonObject(path, 'BAD_CONFIG') } : {};
+}
+
 function loadTokenizerFiles(dir: string): Pick<Pretrained, 'tokenizer' | 'tokenizerConfig' | 'specialTokensMap'> {
   const out: Pick<Pretrained, 'tokenizer' | 'tokenizerConfig' | 'specialTokensMap'> = {};
   const configPath = join(dir, 'tokenizer_config.json');
@@ -287,6 +294,6 @@ export function loadPretrained(dir: string): Pretrained {
   const { newlyInitialized, dtypes } = loadParameters(architecture, kind, model, ckpt, task !== undefined);
   return {
     architecture, kind, model, lm, task, config, rawConfig, newlyInitialized, dtypes,
-    shards: ckpt.shardCount, ...loadTokenizerFiles(dir),
+    shards: ckpt.shardCount, ...loadTokenizerFiles(dir), ...loadGenerationConfig(dir),
   };
 }

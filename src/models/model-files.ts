@@ -9,6 +9,7 @@ import { basename, dirname, join } from 'node:path';
 import { PrimerError } from '../io/errors.ts';
 import { readJsonFile } from '../io/json.ts';
 import { completeStagedFiles } from '../io/dir-swap.ts';
+import { writeJsonAtomic } from '../io/atomic.ts';
 
 export class ModelLoadError extends PrimerError {
   constructor(message: string, options?: { cause?: unknown }) {
@@ -82,4 +83,23 @@ export function refuseArchitecture(dir: string, config: unknown, accepted: reado
   const architecture = declaredArchitecture(config);
   const role = architecture === undefined ? undefined : architectureRole(architecture);
   if (role && !accepted.includes(role)) throw new ModelLoadError(`${dir} holds a ${architecture} (a ${role}); ${needs}`);
+}
+
+/**
+ * A model directory's generation_config.json (eos ids — Qwen2.5-Instruct's list is longer than
+ * config.json's —, sampling defaults), parsed; undefined when the directory has none.
+ */
+export function readGenerationConfig(dir: string): Record<string, unknown> | undefined {
+  const path = join(dir, 'generation_config.json');
+  if (!existsSync(path)) return undefined;
+  const raw = readJsonFile(path, (message, cause) => new ModelLoadError(message, { cause }));
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw new ModelLoadError(`${path}: expected a JSON object`);
+  return raw as Record<string, unknown>;
+}
+
+/** Carries `from`'s generation_config.json into the model directory `to` (as save_pretrained keeps it); false when `from` has none. */
+export function copyGenerationConfig(from: string, to: string): boolean {
+  const generation = readGenerationConfig(from);
+  if (generation) writeJsonAtomic(join(to, 'generation_config.json'), generation, { indent: 2 });
+  return generation !== undefined;
 }

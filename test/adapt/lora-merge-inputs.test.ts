@@ -75,3 +75,12 @@ test('lora merge keeps the base tokenizer_config.json fields tokenizer.save does
   assert.equal(merged.padding_side, 'left');
   assert.equal(merged.chat_template, template);
 });
+
+test('lora merge keeps the base generation_config.json (its eos ids end generation in serve)', async () => {
+  const generation = { bos_token_id: 0, eos_token_id: [0, 3], temperature: 0.6 };
+  const { base, adapter } = baseAndAdapter('generation-config', (dir) => writeFileSync(join(dir, 'generation_config.json'), JSON.stringify(generation)));
+  const out = join(root, 'generation-config-merged');
+  const r = await primerInProcess(['lora', 'merge', '--base', base, '--adapter', adapter, '--out', out]);
+  assert.equal(r.error, null);
+  assert.deepEqual(JSON.parse(readFileSync(join(out, 'generation_config.json'), 'utf8')), generation);
+});

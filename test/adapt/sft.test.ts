@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadModelDir } from '../../src/models/load.ts';
@@ -129,6 +129,18 @@ test('SFT (full and LoRA) lowers held-out response loss and saves the chat templ
   assert.ok(existsSync(join(root, 'sft-lora', 'merged', 'model.safetensors')));
   // The base model directory is untouched by LoRA training.
   assert.equal(lora.before.loss, full.before.loss);
+});
+
+test('SFT outputs (full, and the LoRA run\'s merged model) keep the base generation_config.json', async () => {
+  const base = makeTinyModelDir(join(root, 'gen-base'));
+  const generation = { bos_token_id: 0, eos_token_id: [0, 5], temperature: 0.6 };
+  writeFileSync(join(base, 'generation_config.json'), JSON.stringify(generation));
+  const common = { model: base, data: writeJsonl(join(root, 'gen.jsonl'), colorQa(20, 2)), steps: 2, batchSize: 4, lr: 1e-3, log: () => {}, progress: false as const };
+  await runSft({ ...common, out: join(root, 'gen-full') });
+  await runSft({ ...common, out: join(root, 'gen-lora'), lora: { r: 2, alpha: 4, targets: 'attention' }, mergeLora: true });
+  for (const dir of [join(root, 'gen-full'), join(root, 'gen-lora', 'merged')]) {
+    assert.deepEqual(JSON.parse(readFileSync(join(dir, 'generation_config.json'), 'utf8')), generation, dir);
+  }
 });
 
 test('built-in instruction set: sentiment reviews as question → one-word answer', () => {

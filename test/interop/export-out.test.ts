@@ -50,6 +50,21 @@ test('import --out and export keep tokenizer_config.json fields (chat_template, 
   }
 });
 
+test('import --out and export keep the checkpoint\'s generation_config.json (an eos list longer than config.json\'s, sampling defaults)', async () => {
+  const src = gptWithTokenizer();
+  // Qwen2.5-Instruct's layout: config.json names one eos id, generation_config.json two (serve stops at both).
+  const generation = { bos_token_id: 0, eos_token_id: [0, 7], temperature: 0.7, top_p: 0.8, transformers_version: '4.45.0' };
+  writeFileSync(join(src, 'generation_config.json'), JSON.stringify(generation));
+  const imported = tempDir('imported-gen');
+  const r = await primerInProcess(['import', src, '--out', imported]);
+  assert.equal(r.error, null);
+  const exported = tempDir('exported-gen');
+  exportHf(loadPretrained(imported), exported);
+  for (const dir of [imported, exported]) {
+    assert.deepEqual(JSON.parse(readFileSync(join(dir, 'generation_config.json'), 'utf8')), generation, dir);
+  }
+});
+
 test('exporting into a directory that holds an earlier export leaves none of its files (onnx graph, shards, legacy vocab, generation config)', () => {
   const out = tempDir('reexport');
   const gpt = loadPretrained(gptWithTokenizer());
