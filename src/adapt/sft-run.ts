@@ -12,12 +12,14 @@
  * adapter trained so far is then saved (atomic file replacement) and the result says 'interrupted'.
  * `resume` continues such a run (or extends a finished one) exactly; see sft-resume.ts.
  */
-import { mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { loadAnyModelDir, configJson, writeModelFiles } from '../models/load.ts';
 import { GPT } from '../models/gpt.ts';
 import { contextLength } from '../models/heads.ts';
 import { copyGenerationConfig } from '../models/model-files.ts';
+import { keepTokenizerConfigFields } from '../tokenizers/index.ts';
+import { readJsonFile } from '../io/json.ts';
 import { loadTokenizerJson, separatorId } from '../data/tokenizer.ts';
 import { writeJsonAtomic } from '../io/atomic.ts';
 import { Rng } from '../util/random.ts';
@@ -212,21 +214,27 @@ export async function runSft(o: SftOptions): Promise<SftResult> {
   const after = interrupted ? null : responseLoss(gpt, evalData);
   if (after) log(`held-out response perplexity after ${training.step} steps: ${after.perplexity.toFixed(2)} (loss ${after.loss.toFixed(4)})`);
 
+  // What save_pretrained keeps of the base beside the weights: its tokenizer_config.json fields
+  // (model_max_length, padding_side, …; the run's chat template wins) and generation_config.json.
+  const baseTokenizerConfig = join(modelDir, 'tokenizer_config.json');
+  const keepBaseFiles = (dir: string, generation: boolean) => {
+    if (existsSync(baseTokenizerConfig)) keepTokenizerConfigFields(dir, readJsonFile(baseTokenizerConfig, (message, cause) => new Error(message, { cause })) as Record<string, unknown>);
+    writeChatTemplate(dir, template);
+    if (generation) copyGenerationConfig(modelDir, dir);
+  };
   if (lora) {
     lora.save(out);
     tokenizer.save(out);
-    writeChatTemplate(out, template);
+    keepBaseFiles(out, false);
     if (mergeLora) {
       lora.merge();
       mkdirSync(join(out, 'merged'), { recursive: true });
       writeModelFiles(join(out, 'merged'), gpt, config, tokenizer);
-      writeChatTemplate(join(out, 'merged'), template);
-      copyGenerationConfig(modelDir, join(out, 'merged'));
+      keepBaseFiles(join(out, 'merged'), true);
     }
   } else {
     writeModelFiles(out, gpt, config, tokenizer);
-    writeChatTemplate(out, template);
-    copyGenerationConfig(modelDir, out);
+    keepBaseFiles(out, true);
   }
   log(`${interrupted ? `interrupted at step ${training.step}: ` : ''}saved ${lora ? 'LoRA adapter' : 'model'} to ${out}`);
   return {

@@ -131,15 +131,22 @@ test('SFT (full and LoRA) lowers held-out response loss and saves the chat templ
   assert.equal(lora.before.loss, full.before.loss);
 });
 
-test('SFT outputs (full, and the LoRA run\'s merged model) keep the base generation_config.json', async () => {
+test('SFT outputs (full, and the LoRA run\'s merged model) keep the base generation_config.json and tokenizer_config.json fields', async () => {
   const base = makeTinyModelDir(join(root, 'gen-base'));
   const generation = { bos_token_id: 0, eos_token_id: [0, 5], temperature: 0.6 };
   writeFileSync(join(base, 'generation_config.json'), JSON.stringify(generation));
+  const tokenizerConfig = join(base, 'tokenizer_config.json');
+  writeFileSync(tokenizerConfig, JSON.stringify({ ...JSON.parse(readFileSync(tokenizerConfig, 'utf8')), model_max_length: 48, padding_side: 'left' }));
   const common = { model: base, data: writeJsonl(join(root, 'gen.jsonl'), colorQa(20, 2)), steps: 2, batchSize: 4, lr: 1e-3, log: () => {}, progress: false as const };
   await runSft({ ...common, out: join(root, 'gen-full') });
   await runSft({ ...common, out: join(root, 'gen-lora'), lora: { r: 2, alpha: 4, targets: 'attention' }, mergeLora: true });
   for (const dir of [join(root, 'gen-full'), join(root, 'gen-lora', 'merged')]) {
     assert.deepEqual(JSON.parse(readFileSync(join(dir, 'generation_config.json'), 'utf8')), generation, dir);
+  }
+  for (const dir of [join(root, 'gen-full'), join(root, 'gen-lora'), join(root, 'gen-lora', 'merged')]) {
+    const saved = JSON.parse(readFileSync(join(dir, 'tokenizer_config.json'), 'utf8'));
+    assert.deepEqual([saved.model_max_length, saved.padding_side], [48, 'left'], dir);
+    assert.equal(typeof saved.chat_template, 'string', dir); // the run's template on top
   }
 });
 
