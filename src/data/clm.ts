@@ -39,6 +39,13 @@ export interface TokenStreams {
   separatorId: number;
 }
 
+/** "N training tokens (D documents), M validation tokens (…)": a single document's held-out tail is named as such. */
+export function describeSplit(s: TokenStreams): string {
+  const n = (x: number) => x.toLocaleString('en-US');
+  const held = s.valDocuments === 0 && s.val.length > 0 ? 'the tail of the only document' : `${s.valDocuments} document${s.valDocuments === 1 ? '' : 's'}`;
+  return `${n(s.train.length)} training tokens (${s.trainDocuments} document${s.trainDocuments === 1 ? '' : 's'}), ${n(s.val.length)} validation tokens (${held})`;
+}
+
 export interface TokenizeCorpusOptions {
   /** Id appended after every document (GPT-2's <|endoftext|>). */
   separatorId: number;

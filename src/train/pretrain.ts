@@ -20,7 +20,7 @@ import { refuseOutputOverInput } from '../io/paths.ts';
 import { crossEntropy } from '../tensor/nn-ops.ts';
 import { BUILTIN_CORPORA, resolveCorpus } from '../data/builtin.ts';
 import { readCorpus } from '../data/corpus.ts';
-import { RandomBlocks, evalBatches, tokenizeCorpus, type ClmBatch } from '../data/clm.ts';
+import { RandomBlocks, describeSplit, evalBatches, tokenizeCorpus, type ClmBatch } from '../data/clm.ts';
 import { loadTokenizerJson, separatorId, trainBpeOnCorpus } from '../data/tokenizer.ts';
 import { generateText } from '../infer/generate.ts';
 import { readCheckpoint, recoverCheckpoints, resumedSettings, runDirOf, startFreshRun } from './checkpoint.ts';
@@ -267,8 +267,7 @@ export async function pretrain(opts: PretrainOptions = {}): Promise<PretrainResu
     separatorId: sep, valFraction: config.valFraction, seed: config.seed,
   });
   const dataSeconds = (performance.now() - t) / 1000;
-  log(`data: ${streams.train.length.toLocaleString('en-US')} training tokens (${streams.trainDocuments} documents), `
-    + `${streams.val.length.toLocaleString('en-US')} validation tokens (${streams.valDocuments} documents), ${dataSeconds.toFixed(1)}s`);
+  log(`data: ${describeSplit(streams)}, ${dataSeconds.toFixed(1)}s`);
 
   let parent: ReturnType<typeof loadModelDir> | null = null;
   if (config.initFrom && !resume) {

@@ -8,7 +8,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { readCorpus } from '../../src/data/corpus.ts';
-import { tokenizeCorpus, RandomBlocks, evalBatches } from '../../src/data/clm.ts';
+import { describeSplit, tokenizeCorpus, RandomBlocks, evalBatches } from '../../src/data/clm.ts';
 import { trainBpeOnCorpus, separatorId } from '../../src/data/tokenizer.ts';
 
 function corpusDir(docs: string[]): string {
@@ -52,6 +52,9 @@ test('a single document is split by its tail; two documents hold out the last on
   const s2 = await tokenizeCorpus(readCorpus([two]), tok, { separatorId: 0, valFraction: 0.01, seed: 1 });
   assert.deepEqual([s2.trainDocuments, s2.valDocuments], [1, 1]);
   assert.equal(tok.decode(Array.from(s2.val), { skipSpecialTokens: true }), docs[2]);
+  // pretrain's data line: the single document's tail is not "0 documents".
+  assert.equal(describeSplit(s), `${s.train.length.toLocaleString('en-US')} training tokens (1 document), ${s.val.length.toLocaleString('en-US')} validation tokens (the tail of the only document)`);
+  assert.match(describeSplit(s2), /training tokens \(1 document\), \d+ validation tokens \(1 document\)$/);
 });
 
 test('random blocks: targets are inputs shifted by one, reproducible from the saved state', () => {
