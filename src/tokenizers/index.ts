@@ -98,7 +98,14 @@ export function loadTokenizer(dirOrFile: string): Tokenizer {
   if (!isDir) {
     const name = basename(dirOrFile);
     if (name.endsWith('.txt')) {
-      return WordPieceTokenizer.fromVocabFile(dirOrFile, { lowercase: readLowercase(dir) });
+      try {
+        return WordPieceTokenizer.fromVocabFile(dirOrFile, { lowercase: readLowercase(dir) });
+      } catch (e) {
+        // Any .txt is taken for a WordPiece vocab.txt; a corpus file or merges.txt given by mistake
+        // should hear what was expected, not only which vocab check failed.
+        throw new Error(`loadTokenizer: ${dirOrFile} was read as a WordPiece vocab.txt (one token per line) and is not one: ${(e as Error).message}. `
+          + 'Give a tokenizer.json, a vocab.txt, or the directory that holds the tokenizer files', { cause: e });
+      }
     }
     const json = readJsonFile(dirOrFile);
     if (isObject(json) && isObject(json.model)) return tokenizerFromJSON(json, roles);

@@ -164,3 +164,18 @@ test('malformed tokenizer.json: the error names the field', () => {
   }
   assert.throws(() => WordPieceTokenizer.fromJSON('{}'), /\(root\)/);
 });
+
+test('loadTokenizer on a .txt that is not a vocab says it was read as one and what to give instead', async () => {
+  const { loadTokenizer } = await import('../../src/tokenizers/index.ts');
+  const dir = mkdtempSync(join(tmpdir(), 'primer-notvocab-'));
+  try {
+    const corpus = join(dir, 'corpus.txt');
+    writeFileSync(corpus, 'It was a bright cold day in April,\nand the clocks were striking thirteen.\n');
+    assert.throws(() => loadTokenizer(corpus), {
+      message: `loadTokenizer: ${corpus} was read as a WordPiece vocab.txt (one token per line) and is not one: ${corpus}: the unk token "[UNK]" is not one of its lines. `
+        + 'Give a tokenizer.json, a vocab.txt, or the directory that holds the tokenizer files',
+    });
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
