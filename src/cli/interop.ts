@@ -7,7 +7,7 @@
  * also onnx/model.onnx, so the directory is a complete Transformers.js model.
  */
 import { InvalidArgumentError, type Command } from 'commander';
-import { loadPretrained, type Pretrained } from '../interop/import.ts';
+import { loadPretrained, tokenizerMismatches, type Pretrained } from '../interop/import.ts';
 import { EXPORT_DTYPES, exportHf, type ExportDtype } from '../interop/export-hf.ts';
 import { exportOnnx } from '../interop/onnx.ts';
 import { action, choiceArg } from './options.ts';
@@ -30,9 +30,10 @@ function summary(p: Pretrained, dir: string): Record<string, unknown> {
   };
 }
 
-/** Said on stderr when a converted model has no tokenizer: the conversion works, its use does not. */
+/** Said on stderr when a converted model has no tokenizer, or one that disagrees with it: the conversion works, its use does not. */
 function warnNoTokenizer(p: Pretrained, dir: string, consequence: string): void {
   if (!p.tokenizer) console.error(`warning: ${dir} has no tokenizer (tokenizer.json, vocab.json + merges.txt or vocab.txt): ${consequence}`);
+  for (const m of tokenizerMismatches(p)) console.error(`warning: ${dir}: ${m}`);
 }
 
 export function registerInteropCommands(program: Command): void {

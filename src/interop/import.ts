@@ -297,3 +297,29 @@ export function loadPretrained(dir: string): Pretrained {
     shards: ckpt.shardCount, ...loadTokenizerFiles(dir), ...loadGenerationConfig(dir),
   };
 }
+
+/**
+ * Where the tokenizer and the model disagree: token ids past the embedding table (the model would fail
+ * on them), and bos/eos ids in config.json or generation_config.json that are not the tokenizer's
+ * (generation would stop on the wrong token, or never). Empty when they agree or there is no tokenizer.
+ */
+export function tokenizerMismatches(p: Pretrained): string[] {
+  const t = p.tokenizer;
+  if (!t) return [];
+  const out: string[] = [];
+  const vocab = p.config.vocab_size;
+  if (t.vocabSize > vocab) out.push(`the tokenizer has ${t.vocabSize} tokens but the model's vocab_size is ${vocab}: ids ${vocab}… have no embedding`);
+  const idOf = (token: string | undefined) => (token === undefined ? undefined : t.tokenToId(token));
+  for (const role of ['bos', 'eos'] as const) {
+    const tokenId = idOf(t.specialTokens[role]);
+    if (tokenId === undefined) continue;
+    for (const [file, source] of [['config.json', p.rawConfig], ['generation_config.json', p.generationConfig]] as const) {
+      const value = source?.[`${role}_token_id`];
+      const ids = typeof value === 'number' ? [value] : Array.isArray(value) ? value.filter((v): v is number => typeof v === 'number') : [];
+      if (ids.length > 0 && !ids.includes(tokenId)) {
+        out.push(`${file} has ${role}_token_id ${JSON.stringify(value)} but the tokenizer's ${role} token ${JSON.stringify(t.specialTokens[role])} is id ${tokenId}`);
+      }
+    }
+  }
+  return out;
+}
