@@ -21,7 +21,7 @@ import type { Tokenizer } from '../tokenizers/types.ts';
 import { TaskDataError, readTextExamples } from './data.ts';
 import { contextLength, type Backbone } from '../models/heads.ts';
 import { defaultMaxLength, embedTexts, loadEmbedder, type EmbeddingPooling } from './embed.ts';
-import { readJsonFile } from '../io/json.ts';
+import { jsonErrorLocation, readJsonFile } from '../io/json.ts';
 
 export interface IndexedDocument {
   id: string;
@@ -62,17 +62,26 @@ export function readDocuments(path: string, o: { textColumn?: string } = {}): In
       try {
         row = JSON.parse(line);
       } catch (e) {
-        throw new TaskDataError(basename(path), i + 1, 1, `invalid JSON (${(e as Error).message})`);
+        const at = jsonErrorLocation(line, e);
+        throw new TaskDataError(basename(path), i + 1, at?.column ?? 1, `invalid JSON: ${at?.reason ?? (e as Error).message}`);
       }
       if (typeof row !== 'object' || row === null || Array.isArray(row)) throw new TaskDataError(basename(path), i + 1, 1, `expected a JSON object per line, got ${JSON.stringify(row)}`);
       const r = row as { text?: unknown; id?: unknown };
       const field = o.textColumn ?? 'text';
       const text = (r as Record<string, unknown>)[field];
       if (typeof text !== 'string' || !text.trim()) throw new TaskDataError(basename(path), i + 1, 1, `no non-empty string field "${field}"`);
-      return [{ id: r.id === undefined ? `line ${i + 1}` : String(r.id), text }];
+      return [{ id: r.id === undefined ? `line ${i + 1}` : String(r.id), text, line: i + 1 }];
     });
     if (docs.length === 0) throw new RangeError(`--docs: ${path} has no non-empty lines`);
-    return docs;
+    // Search results name documents by id: two documents under one id could not be told apart.
+    const seen = new Map<string, number>();
+    for (const d of docs) {
+      const line = d.line;
+      const first = seen.get(d.id);
+      if (first !== undefined) throw new TaskDataError(basename(path), line, 1, `id ${JSON.stringify(d.id)} is already used on line ${first}`);
+      seen.set(d.id, line);
+    }
+    return docs.map(({ id, text }) => ({ id, text }));
   }
   if (ext === '.csv' || ext === '.tsv' || ext === '.tab') {
     return readTextExamples(path, { textColumn: o.textColumn, labelColumn: null }).map((x, i) => ({ id: x.id ?? `row ${i + 1}`, text: x.text }));

@@ -103,6 +103,11 @@ test('JSONL documents: a byte-order mark and CRLF are read; a line that is not a
   assert.throws(() => readDocuments(jsonl), /^\w*Error: bom\.jsonl:2:1: expected a JSON object per line, got null$/);
   writeFileSync(jsonl, '["a"]\n');
   assert.throws(() => readDocuments(jsonl), /bom\.jsonl:1:1: expected a JSON object per line, got \["a"\]/);
+  // Broken JSON is placed by column; an id used twice would make two search results indistinguishable.
+  writeFileSync(jsonl, '{"text": "ok"}\n{"text": "a" "id": 2}\n');
+  assert.throws(() => readDocuments(jsonl), { message: 'bom.jsonl:2:14: invalid JSON: Expected \',\' or \'}\' after property value' });
+  writeFileSync(jsonl, '{"id": "a", "text": "one"}\n\n{"id": "b", "text": "two"}\n{"id": "a", "text": "three"}\n');
+  assert.throws(() => readDocuments(jsonl), { message: 'bom.jsonl:4:1: id "a" is already used on line 1' });
 });
 
 test('index build: a --max-length past the model context is cut to it, so long queries and documents still embed', async () => {
