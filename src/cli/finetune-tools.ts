@@ -171,7 +171,7 @@ async function experiment(f: ExperimentFlags): Promise<void> {
     pretrain: f.model || f.pretrainSteps === undefined ? undefined : { steps: f.pretrainSteps },
   });
   console.log(`\n${readFileSync(r.files.table, 'utf8')}`);
-  console.log(`total ${(r.seconds / 60).toFixed(1)} minutes; wrote ${r.files.results}, ${r.files.table}, ${r.files.plot}`);
+  console.log(`total ${(r.seconds / 60).toFixed(1)} minutes; wrote ${r.files.results}, ${r.files.table}, ${r.files.plot}, ${r.files.probabilities}`);
 }
 
 export function registerFinetuneToolCommands(program: Command): void {

@@ -101,4 +101,7 @@ test('experiment label-efficiency with --model at toy scale writes results.json,
   assert.equal(results.pretrainSeconds, null, 'the given model is used, nothing is pre-trained');
   assert.ok(readFileSync(join(out, 'label-efficiency.svg'), 'utf8').includes('</svg>'));
   assert.ok(existsSync(join(out, 'results.md')));
+  // The closing line names every file written, probabilities.json included.
+  assert.match(r.stdout, new RegExp(`wrote ${join(out, 'results.json')}, ${join(out, 'results.md')}, ${join(out, 'label-efficiency.svg')}, ${join(out, 'probabilities.json')}\n?$`));
+  assert.ok(existsSync(join(out, 'probabilities.json')));
 });
