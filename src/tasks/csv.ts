@@ -34,7 +34,7 @@ export function parseDelimited(content: string, delimiter: string, file: string)
   const records: CsvRecord[] = [];
   let i = content.charCodeAt(0) === 0xfeff ? 1 : 0; // a UTF-8 BOM is not part of the first header
   let line = 1;
-  let lineStart = 0;
+  let lineStart = i; // editors do not show a BOM, so it takes no column
   let fields: CsvField[] = [];
   const n = content.length;
   const col = (at: number) => at - lineStart + 1;

@@ -149,9 +149,13 @@ export function parseJsonlExamples(content: string, file: string, options: Colum
     }
     if (typeof obj !== 'object' || obj === null || Array.isArray(obj)) throw new TaskDataError(file, line, 1, 'expected a JSON object per line');
     const rec = obj as Record<string, unknown>;
+    // The key, not an equal string value earlier on the line ({"text": "label", "label": …}): a key is followed by a colon.
     const keyColumn = (key: string) => {
-      const at = lineText.indexOf(JSON.stringify(key));
-      return at < 0 ? 1 : at + 1;
+      const quoted = JSON.stringify(key);
+      for (let at = lineText.indexOf(quoted); at >= 0; at = lineText.indexOf(quoted, at + 1)) {
+        if (/^\s*:/.test(lineText.slice(at + quoted.length))) return at + 1;
+      }
+      return 1;
     };
     const str = (key: string, role: string): string => {
       if (!(key in rec)) {
@@ -187,12 +191,20 @@ export function parseJsonlExamples(content: string, file: string, options: Colum
 // ---- token-tagged (CoNLL-style) ------------------------------------------------------------------
 
 export interface TokenFileOptions {
-  /** Which whitespace/tab-separated field is the tag: default the last (CoNLL-2003: token POS chunk NER). */
+  /** Which whitespace/tab-separated field is the tag: default the last (CoNLL-2003: token POS chunk NER), CoNLL-U's UPOS (3). */
   tagField?: number;
+  /**
+   * CoNLL-U (Universal Dependencies: ID FORM LEMMA UPOS … MISC, tab-separated): the token is FORM, not
+   * the first field, "#" lines are comments, and multiword ranges ("3-4") and empty nodes ("8.1") are
+   * not words of the sentence. Default: files named .conllu.
+   */
+  conllu?: boolean;
 }
 
 /** "token<TAB or spaces>tag" per line, a blank line between sentences; -DOCSTART- lines are skipped. */
 export function parseTokenTagged(content: string, file: string, options: TokenFileOptions = {}): TokenExample[] {
+  const conllu = options.conllu ?? false;
+  const tokenField = conllu ? 1 : 0;
   const out: TokenExample[] = [];
   let current: TokenExample = { tokens: [], tags: [], where: [] };
   const flush = () => {
@@ -202,17 +214,20 @@ export function parseTokenTagged(content: string, file: string, options: TokenFi
   content.replace(/^\uFEFF/, '').split('\n').forEach((raw, i) => {
     const text = raw.replace(/\r$/, '');
     if (text.trim() === '') return flush();
+    if (conllu && text.startsWith('#')) return;
     const line = i + 1;
     // Tab-separated when the line has tabs (tokens may then contain spaces), else whitespace runs.
     const fields: Array<{ value: string; column: number }> = [];
-    const re = text.includes('\t') ? /[^\t]+/g : /\S+/g;
-    for (let m = re.exec(text); m; m = re.exec(text)) fields.push({ value: m[0].trim(), column: m.index + 1 });
+    const re = text.includes('\t') || conllu ? /[^\t]+/g : /\S+/g;
+    for (let m = re.exec(text); m; m = re.exec(text)) fields.push({ value: m[0].trim(), column: m.index + 1 + m[0].search(/\S|$/) });
     if (fields[0]?.value === '-DOCSTART-') return flush();
+    if (conllu && /^\d+[-.]\d+$/.test(fields[0]?.value ?? '')) return;
+    if (conllu && fields.length < 4) throw new TaskDataError(file, line, text.length + 1, `expected the tab-separated CoNLL-U fields ID FORM LEMMA UPOS … (${fields.length} on this line)`);
     if (fields.length < 2) throw new TaskDataError(file, line, text.length + 1, 'expected "token<TAB>tag" (a tag is missing)');
-    const k = options.tagField === undefined ? fields.length - 1 : options.tagField;
+    const k = options.tagField ?? (conllu ? 3 : fields.length - 1);
     const tag = fields[k];
-    if (!tag || k === 0) throw new TaskDataError(file, line, text.length + 1, `no tag field ${k} on this line (${fields.length} fields)`);
-    current.tokens.push(fields[0]!.value);
+    if (!tag || k === tokenField) throw new TaskDataError(file, line, text.length + 1, `no tag field ${k} on this line (${fields.length} fields)`);
+    current.tokens.push(fields[tokenField]!.value);
     current.tags.push(tag.value);
     current.where!.push({ file, line, column: tag.column });
   });
@@ -223,7 +238,7 @@ export function parseTokenTagged(content: string, file: string, options: TokenFi
 
 export function readTokenTagged(path: string, options: TokenFileOptions = {}): TokenExample[] {
   refuseDirectory(path, 'CoNLL (token<TAB>tag)');
-  return parseTokenTagged(readFileSync(path, 'utf8'), basename(path), options);
+  return parseTokenTagged(readFileSync(path, 'utf8'), basename(path), { ...options, conllu: options.conllu ?? extname(path).toLowerCase() === '.conllu' });
 }
 
 // ---- SQuAD ------------------------------------------------------------------------------------

@@ -70,7 +70,9 @@ export function encodeWords(tokenizer: Tokenizer, words: readonly string[], maxL
   const starts: number[] = [];
   let text = '';
   words.forEach((w, i) => {
-    if (w.length === 0 || /\s/.test(w)) throw new RangeError(`encodeWords: word ${i} (${JSON.stringify(w)}) is empty or contains whitespace`);
+    // A word may hold spaces ("New York" from a tab-separated CoNLL line): its tokens all fall inside
+    // its character span, so they map to it, as HF's word_ids() does for is_split_into_words.
+    if (w.trim() === '') throw new RangeError(`encodeWords: word ${i} (${JSON.stringify(w)}) is empty or only whitespace`);
     if (i) text += ' ';
     starts.push(text.length);
     text += w;

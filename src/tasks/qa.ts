@@ -163,14 +163,24 @@ export function bestSpans(
   });
 }
 
-/** Question id → predicted answer text ('' when no window had a context token). */
+/**
+ * Question id → predicted answer text ('' when no window had a context token). With `nullAnswer`
+ * (SQuAD 2.0, run_qa.py's --version_2_with_negative), '' also when the "no answer" score — token 0's
+ * start + end logit, the position unanswerable windows are trained to, at its lowest over the windows —
+ * beats the best span: otherwise an unanswerable question could never be scored right.
+ */
 export function predictAnswers(
   examples: readonly QAExample[], features: readonly QAFeature[],
   startLogits: ReadonlyArray<ArrayLike<number>>, endLogits: ReadonlyArray<ArrayLike<number>>,
-  options: { maxAnswerLength?: number } = {},
+  options: { maxAnswerLength?: number; nullAnswer?: boolean } = {},
 ): Map<string, string> {
   const spans = bestSpans(examples, features, startLogits, endLogits, options);
-  return new Map(examples.map((ex, i) => [ex.id, spans[i]?.text ?? '']));
+  const nullScore = examples.map(() => Infinity);
+  if (options.nullAnswer) features.forEach((f, fi) => (nullScore[f.exampleIndex] = Math.min(nullScore[f.exampleIndex]!, startLogits[fi]![0]! + endLogits[fi]![0]!)));
+  return new Map(examples.map((ex, i) => {
+    const span = spans[i];
+    return [ex.id, span && !(options.nullAnswer && nullScore[i]! > span.score) ? span.text : ''];
+  }));
 }
 
 /** log-softmax of the first n logits over the positions `allowed` keeps (the others −∞). */

@@ -143,7 +143,9 @@ export function qaWindowLogits(model: QuestionAnswering, tokenizer: Tokenizer, e
 /** SQuAD exact match and F1 of the best spans over all windows of each question. */
 export function evaluateQA(model: QuestionAnswering, tokenizer: Tokenizer, examples: readonly QAExample[], o: QAEvalOptions = {}): QAReport {
   const { features, starts, ends } = qaWindowLogits(model, tokenizer, examples, o);
-  const predictions = predictAnswers(examples, features, starts, ends, { maxAnswerLength: o.maxAnswerLength });
+  // Questions without an answer make it SQuAD 2.0 data, where "no answer" is a prediction too.
+  const nullAnswer = examples.some((ex) => ex.answers.length === 0);
+  const predictions = predictAnswers(examples, features, starts, ends, { maxAnswerLength: o.maxAnswerLength, nullAnswer });
   return { ...squadMetrics(predictions, examples), predictions };
 }
 
