@@ -95,6 +95,12 @@ export function parseDelimitedExamples(content: string, file: string, delimiter:
     if (k < 0) {
       throw new TaskDataError(file, header.line, header.endColumn, `no ${role} column "${column}" in the header (columns: ${names.map((n) => JSON.stringify(n)).join(', ')})`);
     }
+    // Which of two same-named columns is meant is a guess (Python's csv.DictReader takes the last).
+    const again = names.indexOf(column, k + 1);
+    if (again >= 0) {
+      const f = header.fields[again]!;
+      throw new TaskDataError(file, f.line, f.column, `the header names the ${role} column "${column}" twice (fields ${k + 1} and ${again + 1}); rename one`);
+    }
     return k;
   };
   const textIdx = index(options.textColumn ?? 'text', 'text');

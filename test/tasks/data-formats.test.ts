@@ -87,3 +87,11 @@ test('SQuAD 2.0: "no answer" wins when token 0 scores above the best span, and i
   assert.deepEqual([...v1], [['a', 'Paris'], ['u', 'Paris']]);
   assert.deepEqual(squadMetrics(v1, examples), { exactMatch: 0.5, f1: 0.5, count: 2 });
 });
+
+test('a CSV header naming the text or label column twice is refused at the second one', () => {
+  assert.throws(() => parseDelimitedExamples('text,label,text\nhello,pos,other\n', 'dup.csv', ','), {
+    message: 'dup.csv:1:12: the header names the text column "text" twice (fields 1 and 3); rename one',
+  });
+  // Another repeated column that is not used stays allowed.
+  assert.equal(parseDelimitedExamples('text,note,label,note\nhello,a,pos,b\n', 'ok.csv', ',')[0]!.text, 'hello');
+});
