@@ -14,6 +14,7 @@ import { join } from 'node:path';
 import { writeFileAtomic } from '../io/atomic.ts';
 import { renderJinjaSegments } from '../tokenizers/jinja-template.ts';
 import { readJsonFile } from '../io/json.ts';
+import { PrimerError } from '../io/errors.ts';
 
 export type Role = 'system' | 'user' | 'assistant';
 export const ROLES: readonly Role[] = ['system', 'user', 'assistant'];
@@ -51,10 +52,10 @@ type Node =
   | { kind: 'if'; branches: Array<{ cond: string | null; body: Node[] }> }
   | { kind: 'generation'; body: Node[] };
 
-export class ChatTemplateError extends Error {
+/** A template the renderer cannot parse or run: bad input, so a PrimerError (code 'CHAT_TEMPLATE'). */
+export class ChatTemplateError extends PrimerError {
   constructor(message: string) {
-    super(`chat template: ${message}`);
-    this.name = 'ChatTemplateError';
+    super('CHAT_TEMPLATE', `chat template: ${message}`);
   }
 }
 

@@ -7,7 +7,7 @@ import { extname } from 'node:path';
 import type { Command } from 'commander';
 import { BUILTIN_TASKS } from '../tasks/builtin.ts';
 import { QuestionAnswering, SequenceClassifier, TokenClassifier, type Pooling } from '../models/heads.ts';
-import { DATA_EXTENSIONS, finetuneTask, testSplitName, type TaskType } from '../tasks/task-run.ts';
+import { DATA_EXTENSIONS, TASK_FINETUNE_KEYS, finetuneTask, testSplitName, type TaskType } from '../tasks/task-run.ts';
 import { answerQuestion, classifyTexts, tagTexts } from '../tasks/task-infer.ts';
 import type { ClassificationReport } from '../tasks/metrics.ts';
 import { action, choiceArg, floatArg, intArg } from './options.ts';
@@ -69,8 +69,10 @@ export function checkDataFlags(f: Pick<FinetuneFlags, 'task' | 'data' | 'valData
 async function runFinetune(f: FinetuneFlags & LoraFlags): Promise<void> {
   checkDataFlags(f);
   const lora = loraSettingsFromFlags(f);
+  // Only finetuneTask's own options: the command's SFT and LoRA flags are not options of it (it refuses unknown ones).
+  const task = Object.fromEntries(Object.entries(f).filter(([k]) => Object.hasOwn(TASK_FINETUNE_KEYS, k))) as unknown as FinetuneFlags;
   const r = await finetuneTask({
-    ...f, adapter: lora ? taskLoraAdapter(lora, { seed: f.seed, baseModel: f.model }) : undefined,
+    ...task, adapter: lora ? taskLoraAdapter(lora, { seed: f.seed, baseModel: f.model }) : undefined,
     onEpoch: (e) => {
       const v = e.val as (ClassificationReport & { exactMatch?: number; f1?: number }) | null;
       const score = !v ? '' : 'exactMatch' in v && v.exactMatch !== undefined ? `, val EM ${(100 * v.exactMatch).toFixed(1)}% F1 ${(100 * v.f1!).toFixed(1)}%` : `, val accuracy ${(100 * v.accuracy).toFixed(1)}% macro-F1 ${(100 * v.macroF1).toFixed(1)}%`;

@@ -63,6 +63,8 @@ function decodeOne(model: CausalDecoder, prompt: readonly number[], o: GenerateO
 
 /** Text in, continuation out. An empty prompt starts from the end-of-text token. */
 export function generateText(model: CausalDecoder, tokenizer: Tokenizer, prompt: string, o: GenerateTextOptions = {}): string {
+  // A single string (the OpenAI API's form) would fail inside the loop as "o.stop.some is not a function".
+  if (o.stop !== undefined && !(Array.isArray(o.stop) && o.stop.every((s) => typeof s === 'string'))) throw new TypeError(`generate: stop must be an array of strings, got ${JSON.stringify(o.stop)}`);
   const eosToken = tokenizer.specialTokens.eos ?? tokenizer.specialTokens.bos;
   const eos = eosToken !== undefined ? tokenizer.tokenToId(eosToken) : undefined;
   let ids = tokenizer.encode(prompt, null, { addSpecialTokens: false }).ids;

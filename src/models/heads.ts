@@ -110,6 +110,8 @@ export function pool(hidden: Tensor, pooled: Tensor | null, x: ModelInputs, pool
   }
   if (pooling === 'cls') return reshape(slice(hidden, 1, 0, 1), [b, c]);
   if (pooling === 'last') return gatherPositions(hidden, lastTokenIndices(x));
+  // Any other name would otherwise pool 'mean' silently (a misspelt embedTexts or head option).
+  if (pooling !== 'mean') throw new RangeError(`pooling must be 'mean', 'last', 'cls' or 'pooler', got ${JSON.stringify(pooling)}`);
   const weights = new Float64Array(b * t);
   for (let r = 0; r < b; r++) {
     let n = 0;

@@ -147,8 +147,10 @@ async function pretrainForExperiment(o: LabelEfficiencyOptions, task: Experiment
   log(`  → ${backbone === 'bert' ? 'BERT (MLM)' : 'GPT'} ${recipe.preset}, ${recipe.steps} steps of ${recipe.batchSize}×${recipe.blockSize} tokens${backbone === 'gpt' ? `, lr ${recipe.lr}` : ''}`);
   const { objective: _clm, ...rest } = given;
   const common = { preset: recipe.preset, steps: recipe.steps, batchSize: recipe.batchSize, maxMinutes: minutes * 1.1, progress: false as const, log, ...rest, corpus: files, out: given.out ?? join(out, 'pretrain') };
+  // The recipe's block size is BERT's maxSeqLength; GPT-only options are not pretrainBert's (it refuses unknown ones).
+  const gptOnlyRemoved = ({ blockSize: _b, arch: _a, initFrom: _i, freezeEmbeddings: _f, samplePrompts: _p, sampleTokens: _t, parentFingerprint: _fp, ...o }: typeof common) => o;
   const r = backbone === 'bert'
-    ? await pretrainBert({ objective: 'mlm', maxSeqLength: recipe.blockSize, ...common })
+    ? await pretrainBert({ objective: 'mlm', maxSeqLength: recipe.blockSize, ...gptOnlyRemoved(common) })
     // Token embeddings from the corpus's co-occurrence counts, kept fixed (the LM head is untied): the
     // label-word anchors need that geometry, and LM training from it is no slower (BENCHMARKS.md).
     : await pretrain({ blockSize: recipe.blockSize, lr: recipe.lr, warmupSteps: recipe.warmupSteps, minLr: recipe.lr / 20, samplePrompts: [], embeddingInit: 'ppmi', freezeEmbeddings: true, ...common });

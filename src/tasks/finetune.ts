@@ -20,6 +20,7 @@ import type { QAExample, TextExample, TokenExample } from './data.ts';
 import { prepareQAFeatures } from './qa.ts';
 import { mix32 } from '../util/random.ts';
 import { defaultStride, evaluateQA, evaluateTask, type QAReport } from './task-eval.ts';
+import { checkOptionValues } from '../train/option-checks.ts';
 
 /** One pre-tokenized example: ids and token types, labels (one per example, per token, or a QA [start, end]). */
 interface Encoded {
@@ -191,7 +192,17 @@ export interface FinetuneResult {
   interrupted: boolean;
 }
 
+/** The bounds of the settings finetune and finetuneTask share (as `primer finetune` parses them). */
+export const FINETUNE_SETTING_SPECS = {
+  epochs: { int: 1 }, batchSize: { int: 1 }, lr: { min: 0 }, warmupRatio: { min: 0 }, weightDecay: { min: 0 }, maxLength: { int: 1 },
+  stride: { int: 1 }, seed: { int: 0 }, patience: { int: 1 },
+} as const;
+
 export async function finetune(o: FinetuneOptions): Promise<FinetuneResult> {
+  checkOptionValues('finetune', o as unknown as Record<string, unknown>, {
+    ...FINETUNE_SETTING_SPECS, metric: { oneOf: ['accuracy', 'macroF1', 'exactMatch', 'f1'] }, runDir: { type: 'string' },
+  });
+  if (o.freeze?.layers !== undefined) checkOptionValues('finetune', o.freeze as Record<string, unknown>, { layers: { int: 0 } });
   const body = o.model.backbone;
   const maxLength = o.maxLength ?? Math.min(o.model instanceof QuestionAnswering ? 384 : 128, contextLength(body));
   const stride = o.stride ?? defaultStride(maxLength);

@@ -19,6 +19,8 @@ import { evaluateQA, evaluateTask, finetune, type EpochRecord, type FinetuneResu
 import { padTokenId } from './encode.ts';
 import type { ClassificationReport } from './metrics.ts';
 import { catchStopSignals, type StopSignal } from '../train/signals.ts';
+import { checkOptionValues, refuseUnknownOptions, type OptionKeys } from '../train/option-checks.ts';
+import { FINETUNE_SETTING_SPECS } from './finetune.ts';
 
 export type TaskType = 'classify' | 'tag' | 'qa';
 export type TaskExamples = TextExample[] | TokenExample[] | QAExample[];
@@ -239,7 +241,27 @@ async function withStopSignals<T>(listen: boolean, stop: AbortController, log: (
  * Fine-tunes, saves the best epoch's model (or adapter) into `out` with eval_results.json, and scores
  * the test split. Interrupted (see `stop`), it saves the best finished epoch and skips the test split.
  */
+export const TASK_FINETUNE_KEYS: OptionKeys<TaskFinetuneOptions> = {
+  task: true, data: true, valData: true, testData: true, type: true, textColumn: true, pairColumn: true, labelColumn: true,
+  model: true, out: true, epochs: true, lr: true, batchSize: true, maxLength: true, stride: true, labels: true, freezeLayers: true,
+  freezeEmbeddings: true, patience: true, pooling: true, seed: true, adapter: true, log: true, onEpoch: true, stop: true, handleSignals: true,
+};
+
+/** finetuneTask's options checked before the data or the model is read (see train/option-checks.ts). */
+function checkTaskFinetuneOptions(o: TaskFinetuneOptions): void {
+  refuseUnknownOptions('finetuneTask', o, TASK_FINETUNE_KEYS);
+  for (const key of ['model', 'out'] as const) {
+    if (typeof o[key] !== 'string' || o[key] === '') throw new TypeError(`finetuneTask: ${key} (a directory path) is required, got ${JSON.stringify(o[key])}`);
+  }
+  checkOptionValues('finetuneTask', o as unknown as Record<string, unknown>, {
+    ...FINETUNE_SETTING_SPECS, labels: { int: 1 }, freezeLayers: { int: 0 }, freezeEmbeddings: { type: 'boolean' },
+    pooling: { oneOf: ['pooler', 'cls', 'last', 'mean'] }, type: { oneOf: ['classify', 'tag', 'qa'] }, task: { type: 'string' },
+    data: { type: 'string' }, valData: { type: 'string' }, testData: { type: 'string' }, log: { type: 'function' }, handleSignals: { type: 'boolean' },
+  });
+}
+
 export async function finetuneTask(o: TaskFinetuneOptions): Promise<TaskFinetuneResult> {
+  checkTaskFinetuneOptions(o);
   const log = o.log ?? ((m: string) => console.log(m));
   const seed = o.seed ?? 0;
   const splits = loadTaskSplits(o);

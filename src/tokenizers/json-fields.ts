@@ -3,9 +3,13 @@
  * field, e.g. `tokenizer.json: model.merges[12] must be "a b" or ["a","b"]`, so a user with a broken or
  * unsupported file knows exactly what to fix instead of getting a TypeError from deep inside a model.
  */
+import { PrimerError } from '../io/errors.ts';
 
-export class TokenizerFormatError extends Error {
-  override name = 'TokenizerFormatError';
+/** A broken or unsupported tokenizer file: bad input, so a PrimerError (code 'TOKENIZER_FORMAT') like the other file errors. */
+export class TokenizerFormatError extends PrimerError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('TOKENIZER_FORMAT', message, options);
+  }
 }
 
 /** Throws TokenizerFormatError `<file>: <field> <problem>`. */

@@ -29,6 +29,7 @@ import {
 } from '../data/bert-batches.ts';
 import { readCheckpoint, recoverCheckpoints, resumedSettings, runDirOf, startFreshRun } from './checkpoint.ts';
 import { checkResumeSettings, nothingToTrain } from './resume-settings.ts';
+import { checkBetas, checkOptionValues, defaultKeys, refuseUnknownOptions, RUN_SETTING_SPECS, type OptionKeys } from './option-checks.ts';
 import { PrimerError } from '../io/errors.ts';
 import { train, type TrainResult } from './trainer.ts';
 import type { ProgressReporter } from './progress.ts';
@@ -113,7 +114,7 @@ export interface BertPretrainOptions extends Partial<BertPretrainConfig> {
   out?: string;
   resume?: string;
   maxMinutes?: number;
-  /** Threads for `data prepare` (default: all cores). */
+  /** Threads for `data prepare` (default: all cores; 0 = on the main thread). */
   workers?: number;
   log?: (message: string) => void;
   progress?: ProgressReporter | false;
@@ -151,7 +152,30 @@ function evalSplit(train: ShardSplit, val: ShardSplit, c: BertPretrainConfig, lo
   return enough ? val : train;
 }
 
+const BERT_OPTION_KEYS: OptionKeys<BertPretrainOptions> = {
+  ...defaultKeys(BERT_PRETRAIN_DEFAULTS),
+  data: true, tokenizer: true, layers: true, dims: true, heads: true, intermediate: true,
+  out: true, resume: true, maxMinutes: true, workers: true, log: true, progress: true, initialize: true,
+};
+
+/** pretrainBert's options checked before anything is read or written (see option-checks.ts). */
+function checkBertPretrainOptions(opts: BertPretrainOptions): void {
+  // GPT's name for the sequence length is the likeliest slip: say which one BERT takes.
+  if ((opts as { blockSize?: unknown }).blockSize !== undefined) throw new TypeError('pretrainBert: unknown option "blockSize" (BERT\'s sequence length is maxSeqLength)');
+  refuseUnknownOptions('pretrainBert', opts, BERT_OPTION_KEYS);
+  checkOptionValues('pretrainBert', opts as Record<string, unknown>, {
+    ...RUN_SETTING_SPECS, objective: { oneOf: ['mlm', 'mlm+nsp'] }, preset: { type: 'string' }, data: { type: 'string' },
+    documents: { oneOf: ['file', 'blank-line'] }, lowercase: { type: 'boolean' }, intermediate: { int: 1 }, maxSeqLength: { int: 5 },
+    eps: { min: 0, exclusive: true }, maskProbability: { min: 0, exclusive: true }, wholeWordMask: { type: 'boolean' }, shortSeqProb: { min: 0 },
+    embeddingInit: { oneOf: ['random', 'ppmi'] }, positionEmbedding: { oneOf: ['absolute', 'relative_key'] },
+    attentionInit: { oneOf: ['local', 'random'] }, poolerInit: { oneOf: ['identity', 'random'] }, finalEvalBatches: { int: 1 },
+    maxDocumentChars: { int: 1 }, workers: { int: 0 }, initialize: { type: 'function' },
+  });
+  checkBetas('pretrainBert', opts.betas);
+}
+
 export async function pretrainBert(opts: BertPretrainOptions = {}): Promise<BertPretrainResult> {
+  checkBertPretrainOptions(opts);
   const log = opts.log ?? ((m: string) => console.log(m));
   const tStart = performance.now();
   const { out, resume, maxMinutes, workers, log: _l, progress, initialize: _i, ...given } = opts;

@@ -28,6 +28,7 @@ import { checkTrainingMemory, train, type TrainResult } from './trainer.ts';
 import type { ProgressReporter } from './progress.ts';
 import { initEmbeddingsFromStream } from './distributional.ts';
 import { checkResumeSettings, nothingToTrain } from './resume-settings.ts';
+import { checkBetas, checkOptionValues, defaultKeys, refuseUnknownOptions, RUN_SETTING_SPECS, type OptionKeys } from './option-checks.ts';
 
 /** Optimisation, schedule and bookkeeping settings shared by every pre-training objective. */
 export interface RunSettings {
@@ -196,9 +197,27 @@ function pick<T extends object>(o: T): Partial<T> {
 /** What a GPT or Llama run kept before its checkpoints stored these settings: the defaults a resume compares with. */
 export const CLM_RESUME_DEFAULTS: Record<string, unknown> = { ...PRETRAIN_DEFAULTS, arch: 'gpt', embeddingInit: 'random', freezeEmbeddings: false };
 
+const PRETRAIN_OPTION_KEYS: OptionKeys<PretrainOptions> = {
+  ...defaultKeys(PRETRAIN_DEFAULTS),
+  arch: true, layers: true, dims: true, heads: true, tokenizer: true, initFrom: true, parentFingerprint: true, embeddingInit: true,
+  freezeEmbeddings: true, out: true, resume: true, maxMinutes: true, samplePrompts: true, sampleTokens: true, log: true, progress: true,
+};
+
+/** pretrain's options checked before anything is read or written (see option-checks.ts). */
+export function checkPretrainOptions(opts: PretrainOptions): void {
+  refuseUnknownOptions('pretrain', opts, PRETRAIN_OPTION_KEYS);
+  checkOptionValues('pretrain', opts as Record<string, unknown>, {
+    ...RUN_SETTING_SPECS, objective: { oneOf: ['clm'] }, preset: { type: 'string' }, arch: { oneOf: ['gpt', 'llama'] },
+    embeddingInit: { oneOf: ['random', 'ppmi'] }, blockSize: { int: 2 }, initFrom: { type: 'string' }, freezeEmbeddings: { type: 'boolean' },
+    samplePrompts: 'strings', sampleTokens: { int: 1 },
+  });
+  checkBetas('pretrain', opts.betas);
+}
+
 export async function pretrain(opts: PretrainOptions & { arch: 'llama' }): Promise<PretrainResult<LlamaConfig>>;
 export async function pretrain(opts?: PretrainOptions): Promise<PretrainResult>;
 export async function pretrain(opts: PretrainOptions = {}): Promise<PretrainResult<GPTConfig | LlamaConfig>> {
+  checkPretrainOptions(opts);
   const log = opts.log ?? ((m: string) => console.log(m));
   const tStart = performance.now();
   const { out, resume, maxMinutes, samplePrompts, sampleTokens, log: _log, progress, ...given } = opts;
