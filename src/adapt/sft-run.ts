@@ -197,6 +197,7 @@ export async function runSft(o: SftOptions): Promise<SftResult> {
     else writeJsonAtomic(join(dir, 'config.json'), configJson(config), { durable: false });
     tokenizer.save(dir);
     writeChatTemplate(dir, template);
+    if (!lora) copyGenerationConfig(modelDir, dir); // a full checkpoint is a model directory: served, it stops at the base's eos ids
   };
   // Llama-family models have no dropout, so no dropout stream to checkpoint.
   const rngs: Record<string, Rng> = gpt instanceof GPT ? { dropout: gpt.transformer.rng } : {};

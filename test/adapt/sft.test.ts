@@ -140,7 +140,7 @@ test('SFT outputs (full, and the LoRA run\'s merged model) keep the base generat
   const common = { model: base, data: writeJsonl(join(root, 'gen.jsonl'), colorQa(20, 2)), steps: 2, batchSize: 4, lr: 1e-3, log: () => {}, progress: false as const };
   await runSft({ ...common, out: join(root, 'gen-full') });
   await runSft({ ...common, out: join(root, 'gen-lora'), lora: { r: 2, alpha: 4, targets: 'attention' }, mergeLora: true });
-  for (const dir of [join(root, 'gen-full'), join(root, 'gen-lora', 'merged')]) {
+  for (const dir of [join(root, 'gen-full'), join(root, 'gen-full', 'checkpoints', 'step-0000002'), join(root, 'gen-lora', 'merged')]) {
     assert.deepEqual(JSON.parse(readFileSync(join(dir, 'generation_config.json'), 'utf8')), generation, dir);
   }
   for (const dir of [join(root, 'gen-full'), join(root, 'gen-lora'), join(root, 'gen-lora', 'merged')]) {
