@@ -15,7 +15,8 @@ import type { Tokenizer } from '../tokenizers/types.ts';
 import { loadTokenizer } from '../tokenizers/index.ts';
 import { streamCompletions } from '../infer/decode.ts';
 import { decoderContext, type CausalDecoder } from '../infer/kv-cache.ts';
-import { DEFAULT_CHAT_TEMPLATE, readChatTemplate, renderChatText, type ChatMessage } from './chat-template.ts';
+import { DEFAULT_CHAT_TEMPLATE, renderChatText, type ChatMessage } from './chat-template.ts';
+import { readChatConfig } from '../tokenizers/jinja-template.ts';
 import { loadLoraAdapter } from './lora.ts';
 
 export interface ChatOptions {
@@ -144,5 +145,7 @@ export function loadChatModel(modelDir: string, adapterDir?: string): { model: C
   // The KV-cache decoder reads the weights directly, so an adapter is merged rather than wrapped.
   if (adapterDir) loadLoraAdapter(loaded.model, loaded.kind, adapterDir).merge();
   const tokDir = adapterDir && existsSync(join(adapterDir, 'tokenizer.json')) ? adapterDir : modelDir;
-  return { model: loaded.model, tokenizer: loadTokenizer(tokDir), template: readChatTemplate(tokDir) };
+  // The template `primer serve` renders for this directory (chat_template.jinja, a named template list),
+  // so a model chats the same way in both.
+  return { model: loaded.model, tokenizer: loadTokenizer(tokDir), template: readChatConfig(tokDir).chatTemplate ?? DEFAULT_CHAT_TEMPLATE };
 }

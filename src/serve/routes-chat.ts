@@ -11,9 +11,16 @@ import { DEFAULT_CHAT_TEMPLATE, ChatTemplateError, renderChatText, type ChatMess
 import { CAUSAL_KINDS, type CompletionJob } from './engine.ts';
 import { ApiError, pickModel, refuseUnsupported, runGeneration, streamOptionsSchema, usageOf, type ApiContext } from './routes.ts';
 
+/** OpenAI content parts: only text parts are something a text model can read. */
+type ContentPart = { type: string; text?: string };
+interface RequestMessage {
+  role: ChatMessage['role'] | 'developer';
+  content: string | ContentPart[];
+}
+
 interface ChatBody {
   model?: string;
-  messages: ChatMessage[];
+  messages: RequestMessage[];
   max_tokens?: number;
   max_completion_tokens?: number;
   temperature?: number;
@@ -37,7 +44,19 @@ function chatSchema(ctx: ApiContext) {
       model: { type: 'string' },
       messages: {
         type: 'array', minItems: 1, maxItems: 256,
-        items: { type: 'object', required: ['role', 'content'], properties: { role: { enum: ['system', 'user', 'assistant'] }, content: { type: 'string', maxLength: 100_000 }, name: { type: 'string' } } },
+        items: {
+          type: 'object', required: ['role', 'content'],
+          properties: {
+            role: { enum: ['system', 'developer', 'user', 'assistant'] },
+            content: {
+              anyOf: [
+                { type: 'string', maxLength: 100_000 },
+                { type: 'array', maxItems: 64, items: { type: 'object', required: ['type'], properties: { type: { type: 'string' }, text: { type: 'string', maxLength: 100_000 } } } },
+              ],
+            },
+            name: { type: 'string' },
+          },
+        },
       },
       max_tokens: maxTokens,
       max_completion_tokens: maxTokens,
@@ -53,6 +72,20 @@ function chatSchema(ctx: ApiContext) {
   } as const;
 }
 
+/**
+ * A request message as the template sees it. OpenAI's "developer" role is its newer name for the
+ * system role (templates know only "system"); text parts are joined with newlines, as vLLM does, and
+ * any other part (image_url, input_audio, …) is refused by name rather than silently dropped.
+ */
+function templateMessage({ role, content }: RequestMessage, i: number): ChatMessage {
+  const text = typeof content === 'string' ? content : content.map((part, j) => {
+    if (part.type !== 'text') throw new ApiError(400, `messages[${i}].content[${j}] is a "${part.type}" part; this server reads only "text" parts`, 'invalid_request_error', `messages[${i}].content[${j}].type`);
+    if (typeof part.text !== 'string') throw new ApiError(400, `messages[${i}].content[${j}] is a "text" part without a "text" string`, 'invalid_request_error', `messages[${i}].content[${j}].text`);
+    return part.text;
+  }).join('\n');
+  return { role: role === 'developer' ? 'system' : role, content: text };
+}
+
 export function registerChatRoutes(app: FastifyInstance, ctx: ApiContext): void {
   app.post('/v1/chat/completions', { schema: { body: chatSchema(ctx) } }, async (request: FastifyRequest<{ Body: ChatBody }>, reply: FastifyReply) => {
     const body = request.body;
@@ -63,7 +96,7 @@ export function registerChatRoutes(app: FastifyInstance, ctx: ApiContext): void 
     let prompt: string;
     try {
       prompt = renderChatText(template, {
-        messages: body.messages.map(({ role, content }) => ({ role, content })), addGenerationPrompt: true,
+        messages: body.messages.map(templateMessage), addGenerationPrompt: true,
         eosToken: m.eosToken ?? '<|endoftext|>', bosToken: m.bosToken ?? '',
       });
     } catch (e) {

@@ -86,21 +86,34 @@ interface CompletionBody {
 }
 
 export class ApiError extends Error {
-  constructor(readonly status: number, message: string, readonly type = 'invalid_request_error') {
+  constructor(readonly status: number, message: string, readonly type = 'invalid_request_error', readonly param: string | null = null, readonly code: string | null = null) {
     super(message);
   }
+}
+
+/**
+ * OpenAI's error body: clients (the openai package's APIError.param / .code) read all four fields,
+ * so `param` and `code` are always present, null when they do not apply.
+ */
+export function errorBody(message: string, type = 'invalid_request_error', param: string | null = null, code: string | null = null) {
+  return { error: { message, type, param, code } };
 }
 
 /** The served model a request names, or the first of the needed kind. */
 export function pickModel(models: ModelInfo[], name: string | undefined, kinds: readonly ModelKind[], what: string): ModelInfo {
   if (name !== undefined) {
     const m = models.find((x) => x.id === name);
-    if (!m) throw new ApiError(404, `model "${name}" is not served here (available: ${models.map((x) => x.id).join(', ') || 'none'})`, 'model_not_found');
+    if (!m) throw modelNotFound(models, name);
     return m;
   }
   const m = models.find((x) => kinds.includes(x.kind));
   if (!m) throw new ApiError(400, `no served model can do ${what}`);
   return m;
+}
+
+/** OpenAI's answer for an unknown model: an invalid request whose code, not type, says model_not_found. */
+function modelNotFound(models: ModelInfo[], name: string): ApiError {
+  return new ApiError(404, `model "${name}" is not served here (available: ${models.map((x) => x.id).join(', ') || 'none'})`, 'invalid_request_error', 'model', 'model_not_found');
 }
 
 /** What the routes share: the pool (null while the models load), the served models, limits, metrics. */
@@ -214,7 +227,7 @@ export async function runGeneration(ctx: ApiContext, request: FastifyRequest, re
     send('[DONE]');
   } catch (e) {
     if (!open) throw e;
-    send({ error: { message: (e as Error).message, type: e instanceof JobError && e.status < 500 ? 'invalid_request_error' : 'server_error' } });
+    send(errorBody((e as Error).message, e instanceof JobError && e.status < 500 ? 'invalid_request_error' : 'server_error'));
   }
   reply.raw.end();
   return reply;
@@ -234,13 +247,17 @@ export function registerApiRoutes(app: FastifyInstance, ctx: ApiContext): void {
   const { models, limits } = ctx;
   const run = (request: FastifyRequest, reply: FastifyReply, job: JobRequest) => runJob(needPool(ctx), request, reply, job, limits.timeoutMs);
 
-  app.get('/v1/models', async () => ({
-    object: 'list',
-    data: models.map((m) => ({
-      id: m.id, object: 'model', created: 0, owned_by: 'primer', kind: m.kind, architecture: m.architecture, context_length: m.context, labels: m.labels,
-      chat_template: m.chatTemplate !== undefined,
-    })),
-  }));
+  const modelObject = (m: ModelInfo) => ({
+    id: m.id, object: 'model', created: 0, owned_by: 'primer', kind: m.kind, architecture: m.architecture, context_length: m.context, labels: m.labels,
+    chat_template: m.chatTemplate !== undefined,
+  });
+  app.get('/v1/models', async () => ({ object: 'list', data: models.map(modelObject) }));
+  // OpenAI's "retrieve model" (the openai client's models.retrieve(id)).
+  app.get('/v1/models/:model', async (request: FastifyRequest<{ Params: { model: string } }>) => {
+    const m = models.find((x) => x.id === request.params.model);
+    if (!m) throw modelNotFound(models, request.params.model);
+    return modelObject(m);
+  });
 
   app.post('/v1/completions', { schema: { body: completionSchema(limits) } }, async (request: FastifyRequest<{ Body: CompletionBody }>, reply: FastifyReply) => {
     const body = request.body;

@@ -11,6 +11,7 @@
 import { timingSafeEqual, createHash } from 'node:crypto';
 import { isIP } from 'node:net';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { errorBody } from './routes.ts';
 
 export interface SecurityOptions {
   /** Bearer token required on /v1 and /metrics (undefined = open). */
@@ -53,6 +54,17 @@ export function decodedPath(target: string): string {
   }
 }
 
+/**
+ * The headers a preflight may allow. The origin is the operator's choice (--cors), so the headers its
+ * pages send are granted as asked: the openai package alone sends x-stainless-* and openai-* headers,
+ * and a fixed list would fail its preflight. Only header-name characters are echoed.
+ */
+function allowHeaders(requested: string | string[] | undefined): string {
+  const asked = (Array.isArray(requested) ? requested.join(',') : requested ?? '').split(',').map((h) => h.trim().toLowerCase())
+    .filter((h) => /^[!#$%&'*+.^_`|~0-9a-z-]+$/.test(h));
+  return [...new Set(['authorization', 'content-type', ...asked])].join(', ');
+}
+
 export function installSecurity(app: FastifyInstance, o: SecurityOptions): void {
   const key = o.apiKey ? digest(o.apiKey) : null;
   const allowed = new Set([...LOOPBACK, ...(o.allowedHosts ?? []).map((h) => h.toLowerCase())]);
@@ -72,18 +84,18 @@ export function installSecurity(app: FastifyInstance, o: SecurityOptions): void 
       if (request.method === 'OPTIONS') {
         return reply.status(204).headers({
           'access-control-allow-methods': 'GET, POST, OPTIONS',
-          'access-control-allow-headers': 'authorization, content-type',
+          'access-control-allow-headers': allowHeaders(request.headers['access-control-request-headers']),
           'access-control-max-age': '600',
         }).send();
       }
     }
     if (isUi(url) && !wildcard && !allowed.has(hostName(request.headers.host))) {
-      return reply.status(403).send({ error: { message: `host "${request.headers.host ?? ''}" is not allowed for the UI (add it with --allow-host)`, type: 'forbidden' } });
+      return reply.status(403).send(errorBody(`host "${request.headers.host ?? ''}" is not allowed for the UI (add it with --allow-host)`, 'forbidden'));
     }
     if (key && needsKey(url)) {
       const m = /^Bearer\s+(.+)$/i.exec(request.headers.authorization ?? '');
       if (!m || !timingSafeEqual(digest(m[1]!.trim()), key)) {
-        return reply.status(401).header('www-authenticate', 'Bearer').send({ error: { message: 'missing or wrong API key: send "Authorization: Bearer <key>"', type: 'authentication_error' } });
+        return reply.status(401).header('www-authenticate', 'Bearer').send(errorBody('missing or wrong API key: send "Authorization: Bearer <key>"', 'authentication_error', null, 'invalid_api_key'));
       }
     }
   });

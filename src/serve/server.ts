@@ -2,7 +2,7 @@
  * `primer serve`: a Fastify HTTP server for one or more model directories, with inference in worker
  * threads (continuous batching inside each), and the web UI (playground + training dashboard).
  *
- * Every error is JSON, OpenAI style: {"error": {"message", "type"}} with a 4xx for anything the client
+ * Every error is JSON, OpenAI style: {"error": {"message", "type", "param", "code"}} with a 4xx for anything the client
  * can fix (malformed JSON, schema violations, unknown route or model, prompt over the context, 401
  * without the API key, 413 for an oversized body, 429 when the queue is full) and 5xx only for server
  * faults, timeouts and loading (503, as llama.cpp's /health).
@@ -17,7 +17,7 @@ import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { describeModelDir, type ModelInfo } from './engine.ts';
 import { WorkerPool, QueueFullError, JobError } from './pool.ts';
-import { ApiError, registerApiRoutes, type ApiContext, type ApiLimits } from './routes.ts';
+import { ApiError, errorBody, registerApiRoutes, type ApiContext, type ApiLimits } from './routes.ts';
 import { registerChatRoutes } from './routes-chat.ts';
 import { registerUiRoutes } from './ui-routes.ts';
 import { createMetrics } from './metrics.ts';
@@ -92,12 +92,12 @@ export async function createServer(o: ServeOptions): Promise<PrimerServer> {
 
   app.removeContentTypeParser('text/plain'); // the API speaks JSON only: anything else is a 415
   app.setErrorHandler((error: FastifyError | Error, request, reply) => {
-    const send = (status: number, message: string, type = 'invalid_request_error') => reply.status(status).send({ error: { message, type } });
-    if (error instanceof ApiError) return send(error.status, error.message, error.type);
+    const send = (status: number, message: string, type = 'invalid_request_error', param: string | null = null, code: string | null = null) => reply.status(status).send(errorBody(message, type, param, code));
+    if (error instanceof ApiError) return send(error.status, error.message, error.type, error.param, error.code);
     if (error instanceof QueueFullError) return send(429, error.message, 'rate_limit_exceeded');
     if (error instanceof JobError) return send(error.status, error.message, error.status < 500 ? 'invalid_request_error' : 'server_error');
     const fe = error as FastifyError;
-    if (fe.validation) return send(400, `invalid request: ${fe.message}`);
+    if (fe.validation) return validationError(fe, send);
     if (fe.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') return send(415, `unsupported content-type ${JSON.stringify(request.headers['content-type'] ?? '')}; send application/json`);
     if (fe.statusCode && fe.statusCode >= 400 && fe.statusCode < 500) return send(fe.statusCode, fe.message);
     reply.log.error(error);
@@ -108,9 +108,9 @@ export async function createServer(o: ServeOptions): Promise<PrimerServer> {
     const url = decodedPath(request.url);
     const allowed = ['GET', 'POST'].filter((method) => method !== request.method && app.hasRoute({ method: method as 'GET' | 'POST', url }));
     if (allowed.length) {
-      return reply.status(405).header('allow', allowed.join(', ')).send({ error: { message: `${request.method} is not allowed on ${url}; use ${allowed.join(' or ')}`, type: 'method_not_allowed' } });
+      return reply.status(405).header('allow', allowed.join(', ')).send(errorBody(`${request.method} is not allowed on ${url}; use ${allowed.join(' or ')}`, 'method_not_allowed'));
     }
-    return reply.status(404).send({ error: { message: `no route ${request.method} ${request.url}`, type: 'not_found' } });
+    return reply.status(404).send(errorBody(`no route ${request.method} ${request.url}`, 'not_found'));
   });
   app.addHook('onResponse', async (request, reply) => {
     const route = request.routeOptions.url ?? 'unmatched';
@@ -123,7 +123,7 @@ export async function createServer(o: ServeOptions): Promise<PrimerServer> {
   // llama.cpp semantics: 503 while the models load, 200 once requests can be served.
   app.get('/health', async (_request, reply) => {
     const state = { models: models.map((m) => m.id), workers: pool?.size ?? 0, busy: pool?.busyWorkers ?? 0, sequences: pool?.sequences ?? 0, queued: pool?.queued ?? 0, restarts: pool?.restarts ?? 0 };
-    if (loading) return reply.status(503).send({ status: 'loading', error: { message: 'Loading model', type: 'unavailable_error' }, ...state });
+    if (loading) return reply.status(503).send({ status: 'loading', ...errorBody('Loading model', 'unavailable_error'), ...state });
     return { status: 'ok', ...state };
   });
   app.get('/metrics', async (_request, reply) => reply.type(metrics.registry.contentType).send(await metrics.registry.metrics()));
@@ -153,6 +153,23 @@ export async function createServer(o: ServeOptions): Promise<PrimerServer> {
     await Promise.all([app_, pool?.close(graceMs)]).finally(() => clearTimeout(cut));
   })());
   return { app, models, get pool() { return pool; }, load, close };
+}
+
+interface SchemaError { instancePath: string; keyword: string; message?: string; params: { allowedValues?: unknown[]; missingProperty?: string } }
+
+/**
+ * A schema violation as OpenAI reports one: `param` names the field (messages[0].role), and the message
+ * lists the accepted values of an enum rather than ajv's bare "one of the allowed values".
+ */
+function validationError(fe: FastifyError, send: (status: number, message: string, type?: string, param?: string | null) => unknown): unknown {
+  const errors = (fe.validation ?? []) as SchemaError[];
+  const context = fe.validationContext ?? 'body';
+  const describe = (e: SchemaError) => `${context}${e.instancePath} ${e.keyword === 'enum' && e.params.allowedValues
+    ? `must be one of ${e.params.allowedValues.map((v) => JSON.stringify(v)).join(', ')}` : e.message}`;
+  const first = errors[0];
+  const segments = first ? [...first.instancePath.split('/').slice(1), ...(first.params.missingProperty ? [first.params.missingProperty] : [])] : [];
+  const param = segments.reduce((p, seg) => (/^\d+$/.test(seg) ? `${p}[${seg}]` : p ? `${p}.${seg}` : seg), '') || null;
+  return send(400, `invalid request: ${errors.length ? errors.map(describe).join(', ') : fe.message}`, 'invalid_request_error', param);
 }
 
 /** Starts listening; resolves with the base URL. SIGTERM / SIGINT close gracefully once (exit 0). */

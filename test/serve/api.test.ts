@@ -114,7 +114,7 @@ test('embeddings: an input longer than the model\'s context is a 400 naming it, 
     const r = await postJson(base, '/v1/embeddings', { model, input: ['the cat', over] });
     assert.equal(r.status, 400, `${model}: ${r.text.slice(0, 200)}`);
     assert.match(r.type, /application\/json/);
-    assert.deepEqual(r.json, { error: { message: `input 1 has ${long} tokens, more than the model's context of ${n} tokens`, type: 'invalid_request_error' } });
+    assert.deepEqual(r.json, { error: { message: `input 1 has ${long} tokens, more than the model's context of ${n} tokens`, type: 'invalid_request_error', param: null, code: null } });
     const single = await postJson(base, '/v1/embeddings', { model, input: over });
     assert.equal(single.status, 400);
     assert.equal(single.json.error.message, `input 0 has ${long} tokens, more than the model's context of ${n} tokens`);
