@@ -4,13 +4,10 @@
  * base's tokenizer_config.json fields that tokenizer.save does not generate (model_max_length,
  * padding_side, chat_template, …) and generation_config.json, as save_pretrained keeps them.
  */
-import { existsSync } from 'node:fs';
-import { join } from 'node:path';
 import { loadAnyModelDir, saveModelDir } from '../models/load.ts';
 import { copyGenerationConfig } from '../models/model-files.ts';
 import { loadTokenizerJson } from '../data/tokenizer.ts';
-import { hasTokenizerFiles, keepTokenizerConfigFields } from '../tokenizers/index.ts';
-import { readJsonFile } from '../io/json.ts';
+import { carryTokenizerConfig, hasTokenizerFiles } from '../tokenizers/index.ts';
 import { refuseOutputOverInput } from '../io/paths.ts';
 import { loadLoraAdapter } from './lora.ts';
 import { readChatTemplate, writeChatTemplate } from './chat-template.ts';
@@ -33,8 +30,7 @@ export function mergeLoraDir(o: { base: string; adapter: string; out: string }):
   saveModelDir(o.out, loaded.model, loaded.config, tokenizer);
   if (loaded.kind !== 'bert') copyGenerationConfig(o.base, o.out);
   if (tokDir) {
-    const configPath = join(tokDir, 'tokenizer_config.json');
-    if (existsSync(configPath)) keepTokenizerConfigFields(o.out, readJsonFile(configPath, (message, cause) => new Error(message, { cause })) as Record<string, unknown>);
+    carryTokenizerConfig(tokDir, o.out);
     if (loaded.kind !== 'bert') writeChatTemplate(o.out, readChatTemplate(tokDir));
   }
   return { layers, tokenizerFrom: tokDir };

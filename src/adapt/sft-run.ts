@@ -12,14 +12,13 @@
  * adapter trained so far is then saved (atomic file replacement) and the result says 'interrupted'.
  * `resume` continues such a run (or extends a finished one) exactly; see sft-resume.ts.
  */
-import { existsSync, mkdirSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { loadAnyModelDir, configJson, writeModelFiles } from '../models/load.ts';
 import { GPT } from '../models/gpt.ts';
 import { contextLength } from '../models/heads.ts';
 import { copyGenerationConfig } from '../models/model-files.ts';
-import { keepTokenizerConfigFields } from '../tokenizers/index.ts';
-import { readJsonFile } from '../io/json.ts';
+import { carryTokenizerConfig } from '../tokenizers/index.ts';
 import { loadTokenizerJson, separatorId } from '../data/tokenizer.ts';
 import { writeJsonAtomic } from '../io/atomic.ts';
 import { Rng } from '../util/random.ts';
@@ -217,9 +216,8 @@ export async function runSft(o: SftOptions): Promise<SftResult> {
 
   // What save_pretrained keeps of the base beside the weights: its tokenizer_config.json fields
   // (model_max_length, padding_side, …; the run's chat template wins) and generation_config.json.
-  const baseTokenizerConfig = join(modelDir, 'tokenizer_config.json');
   const keepBaseFiles = (dir: string, generation: boolean) => {
-    if (existsSync(baseTokenizerConfig)) keepTokenizerConfigFields(dir, readJsonFile(baseTokenizerConfig, (message, cause) => new Error(message, { cause })) as Record<string, unknown>);
+    carryTokenizerConfig(modelDir, dir);
     writeChatTemplate(dir, template);
     if (generation) copyGenerationConfig(modelDir, dir);
   };

@@ -84,8 +84,9 @@ export function answerQuestion(model: QuestionAnswering, tokenizer: Tokenizer, q
   const stride = o.stride ?? defaultStride(maxLength);
   // Checked here so the message speaks of this question and these settings, not of a training
   // example id that the caller never gave.
-  const enc = tokenizer.encode(question, context);
-  const fixed = enc.sequenceIds.filter((s) => s !== 1).length;
+  // The question and specials take the same tokens in every window: a one-character context stands in
+  // for the real one (tokenized again, window by window, just below).
+  const fixed = tokenizer.encode(question, 'x').sequenceIds.filter((s) => s !== 1).length;
   if (maxLength - fixed <= stride) {
     throw new RangeError(`answer: the question and special tokens take ${fixed} of the ${maxLength} tokens per window, leaving ${Math.max(0, maxLength - fixed)} for the context, `
       + `which must be more than the stride of ${stride} tokens: shorten the question, use longer windows or a smaller stride`);

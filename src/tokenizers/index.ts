@@ -12,7 +12,7 @@ import { WordPieceTokenizer } from './wordpiece.ts';
 import { isSentencePieceBpe, SentencePieceBpeTokenizer } from './sp-bpe.ts';
 import { WordPieceTrainer } from './wordpiece-train.ts';
 import { formatError, isObject, readObject, readString } from './json-fields.ts';
-import { describeJsonError } from '../io/json.ts';
+import { describeJsonError, readJsonFile as readJsonFileAt } from '../io/json.ts';
 import { writeFileAtomic } from '../io/atomic.ts';
 
 export type { Tokenizer, Encoding, EncodeOptions } from './types.ts';
@@ -78,6 +78,12 @@ export function keepTokenizerConfigFields(dir: string, original: Record<string, 
   const path = join(dir, 'tokenizer_config.json');
   const generated = existsSync(path) ? JSON.parse(readFileSync(path, 'utf8')) as Record<string, unknown> : {};
   writeFileAtomic(path, JSON.stringify({ ...original, ...generated }, null, 2) + '\n');
+}
+
+/** keepTokenizerConfigFields with the fields of `from`'s tokenizer_config.json (none when it has none). */
+export function carryTokenizerConfig(from: string, to: string): void {
+  const path = join(from, 'tokenizer_config.json');
+  if (existsSync(path)) keepTokenizerConfigFields(to, readJsonFileAt(path, (message, cause) => new Error(message, { cause })) as Record<string, unknown>);
 }
 
 /** Whether a directory holds tokenizer files loadTokenizer reads (tokenizer.json, vocab.json + merges.txt, or vocab.txt). */
